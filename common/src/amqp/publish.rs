@@ -1,0 +1,132 @@
+//! Confirmed, persistent publishing: a publish counts only once the broker has taken
+//! responsibility for the message (publisher confirm ack, and routed when mandatory).
+
+use super::CORRELATION_HEADER;
+use crate::messages::Envelope;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable, LongString},
+};
+
+/// Why a message was not accepted by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("broker unavailable: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("broker refused the message (nack)")]
+    Nacked,
+    #[error("no queue is bound to receive the message")]
+    Unroutable,
+}
+
+/// Optional AMQP properties of a publish.
+#[derive(Clone, Debug, Default)]
+pub struct PublishOptions<'a> {
+    pub reply_to: Option<&'a str>,
+    /// The AMQP `correlation_id` property (request/reply matching).
+    pub correlation_id: Option<&'a str>,
+    /// Return the message to us instead of dropping it when nothing is bound.
+    pub mandatory: bool,
+    /// Extra headers, e.g. the reason a message was dead-lettered.
+    pub headers: Vec<(&'a str, String)>,
+}
+
+/// A channel in confirm mode. Cheap to clone; safe to share between tasks.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub async fn open(conn: &Connection) -> lapin::Result<Self> {
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes an envelope persistently and waits for the broker's confirm.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &Envelope,
+        opts: PublishOptions<'_>,
+    ) -> Result<(), PublishError> {
+        let mut props = envelope_properties(envelope);
+        if let Some(reply_to) = opts.reply_to {
+            props = props.with_reply_to(reply_to.into());
+        }
+        if let Some(cid) = opts.correlation_id {
+            props = props.with_correlation_id(cid.into());
+        }
+        if !opts.headers.is_empty() {
+            let mut headers = props.headers().clone().unwrap_or_default();
+            for (k, v) in opts.headers {
+                headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+            }
+            props = props.with_headers(headers);
+        }
+        self.publish_raw(
+            exchange,
+            routing_key,
+            &envelope.to_bytes(),
+            props,
+            opts.mandatory,
+        )
+        .await
+    }
+
+    /// Publishes bytes with the given properties and waits for the confirm.
+    pub async fn publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..Default::default()
+                },
+                body,
+                props,
+            )
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable),
+            Confirmation::Nack(_) => Err(PublishError::Nacked),
+        }
+    }
+}
+
+/// Persistent JSON with the envelope's id, type, time and correlation id.
+pub fn envelope_properties(envelope: &Envelope) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        CORRELATION_HEADER.into(),
+        AMQPValue::LongString(LongString::from(envelope.correlation_id.as_str())),
+    );
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(envelope.id.to_string().as_str().into())
+        .with_type(envelope.kind.as_str().into())
+        .with_app_id("roster".into())
+        .with_timestamp(u64::try_from(envelope.occurred_at.timestamp()).unwrap_or(0))
+        .with_headers(headers)
+}

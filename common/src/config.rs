@@ -1,0 +1,204 @@
+//! `Settings`: one struct built from defaults and the environment (CONTRACT.md), with
+//! secrets wrapped so they never print.
+
+use crate::secret::Secret;
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting of every service. Unknown variables are ignored; bad values are errors.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: Secret<String>,
+    pub amqp_url: Secret<String>,
+    pub smtp_url: Secret<String>,
+    pub mail_from: String,
+    pub ingress_addr: SocketAddr,
+    /// `HEALTH_ADDR`; `None` means the service's own default (worker 9090, mailer 9091).
+    pub health_addr: Option<SocketAddr>,
+    pub public_url: String,
+    pub operator_token: Option<Secret<String>>,
+    pub rust_log: String,
+    pub log_format: LogFormat,
+    /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default `roster`).
+    pub amqp_prefix: String,
+    /// How long the ingress waits for the worker's reply before answering 503.
+    pub command_timeout: Duration,
+    /// Unacknowledged commands a worker holds at once (`WORKER_PREFETCH`).
+    pub worker_prefetch: u16,
+    /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).
+    pub delivery_limit: u32,
+    /// Largest request body the ingress reads (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Queue expiry for per-test topologies; `None` (the default) in production.
+    pub queue_expires: Option<Duration>,
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Settings {
+    /// Reads the process environment, after loading a `.env` file if one exists
+    /// (variables already set win over the file).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut vars: HashMap<String, String> = read_dotenv(".env");
+        vars.extend(std::env::vars());
+        Self::from_vars(&vars)
+    }
+
+    /// Builds settings from a map of variables; anything missing takes its default.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let string = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None => {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "LOG_FORMAT",
+                    reason: format!("{other:?} is neither \"pretty\" nor \"json\""),
+                });
+            }
+        };
+        let health_addr = match get("HEALTH_ADDR") {
+            Some(v) => Some(parse("HEALTH_ADDR", &v)?),
+            None => None,
+        };
+        Ok(Self {
+            database_url: Secret::new(string(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/roster",
+            )),
+            amqp_url: Secret::new(string("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")),
+            smtp_url: Secret::new(string("SMTP_URL", "smtp://127.0.0.1:1025")),
+            mail_from: string("MAIL_FROM", "Roster <no-reply@roster.localhost>"),
+            ingress_addr: parse("INGRESS_ADDR", &string("INGRESS_ADDR", "0.0.0.0:8080"))?,
+            health_addr,
+            public_url: string("PUBLIC_URL", "http://localhost:8080")
+                .trim_end_matches('/')
+                .to_owned(),
+            operator_token: get("ROSTER_OPERATOR_TOKEN").map(Secret::new),
+            rust_log: string("RUST_LOG", "info"),
+            log_format,
+            amqp_prefix: string("AMQP_PREFIX", "roster"),
+            command_timeout: Duration::from_millis(parse(
+                "COMMAND_TIMEOUT_MS",
+                &string("COMMAND_TIMEOUT_MS", "25000"),
+            )?),
+            worker_prefetch: parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
+            delivery_limit: parse(
+                "COMMAND_DELIVERY_LIMIT",
+                &string("COMMAND_DELIVERY_LIMIT", "20"),
+            )?,
+            max_body_bytes: parse("MAX_BODY_BYTES", &string("MAX_BODY_BYTES", "1048576"))?,
+            queue_expires: None,
+        })
+    }
+
+    /// The settings every default gives: what tests start from.
+    pub fn defaults() -> Self {
+        let mut vars = HashMap::new();
+        vars.insert("LOG_FORMAT".to_owned(), "pretty".to_owned());
+        // Defaults always parse; a failure here is a bug caught by the unit test below.
+        Self::from_vars(&vars).unwrap_or_else(|e| panic!("default settings are invalid: {e}"))
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| ConfigError {
+        name,
+        reason: e.to_string(),
+    })
+}
+
+/// `KEY=VALUE` lines; `#` comments, blank lines and optional quotes. A missing file is empty.
+fn read_dotenv(path: &str) -> HashMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.starts_with('#') {
+                return None;
+            }
+            let (k, v) = line
+                .strip_prefix("export ")
+                .unwrap_or(line)
+                .split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(
+            s.database_url.expose(),
+            "postgres://postgres@127.0.0.1:5432/roster"
+        );
+        assert_eq!(s.amqp_url.expose(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.smtp_url.expose(), "smtp://127.0.0.1:1025");
+        assert_eq!(s.ingress_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.public_url, "http://localhost:8080");
+        assert!(s.operator_token.is_none());
+        assert!(s.command_timeout < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let mut vars = HashMap::new();
+        vars.insert("WORKER_PREFETCH".to_owned(), "lots".to_owned());
+        let err = Settings::from_vars(&vars).expect_err("must fail");
+        assert_eq!(err.name, "WORKER_PREFETCH");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let mut vars = HashMap::new();
+        vars.insert(
+            "ROSTER_OPERATOR_TOKEN".to_owned(),
+            "hunter2-operator".to_owned(),
+        );
+        vars.insert("SMTP_URL".to_owned(), "smtps://me:pa55word@mail".to_owned());
+        let s = Settings::from_vars(&vars).expect("valid");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("pa55word"), "{printed}");
+    }
+}

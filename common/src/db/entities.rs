@@ -1,0 +1,160 @@
+//! sea-orm entities, one module per table (see `m0001_initial.sql`).
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod org {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "orgs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub name: String,
+        pub admin_key_hash: String,
+        pub provisioning_enabled: bool,
+        pub send_invites: bool,
+        pub lock_synced_fields: bool,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod scim_token {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scim_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub org_id: Uuid,
+        pub token_hash: String,
+        pub hint: String,
+        pub created_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub org_id: Uuid,
+        pub user_name: String,
+        pub external_id: Option<String>,
+        pub active: bool,
+        pub display_name: Option<String>,
+        pub given_name: Option<String>,
+        pub family_name: Option<String>,
+        pub email: Option<String>,
+        pub resource: Json,
+        pub version: i64,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+
+    impl Model {
+        /// The row as `scim::model::render_user` takes it.
+        pub fn as_stored(&self) -> crate::scim::model::StoredUser<'_> {
+            crate::scim::model::StoredUser {
+                id: self.id,
+                user_name: &self.user_name,
+                external_id: self.external_id.as_deref(),
+                active: self.active,
+                resource: &self.resource,
+                version: self.version,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+            }
+        }
+    }
+}
+
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub event_id: Uuid,
+        pub org_id: Uuid,
+        pub routing_key: String,
+        pub envelope: Json,
+        pub created_at: DateTimeUtc,
+        pub published_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod processed_command {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "processed_commands")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub command_id: Uuid,
+        pub org_id: Option<Uuid>,
+        pub command_type: String,
+        pub reply: Option<Json>,
+        pub processed_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod invite {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "invites")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub org_id: Uuid,
+        pub user_id: Uuid,
+        pub email: String,
+        pub token_hash: String,
+        pub event_id: Uuid,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub sent_at: Option<DateTimeUtc>,
+        pub accepted_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod audit {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub org_id: Option<Uuid>,
+        pub command_id: Uuid,
+        pub correlation_id: String,
+        pub actor: String,
+        pub action: String,
+        pub resource_type: String,
+        pub resource_id: Option<String>,
+        pub detail: Json,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}

@@ -1,0 +1,42 @@
+//! Schema migrations (sea-orm-migration). The worker applies them at start; concurrent
+//! starters serialise on an advisory lock so only one migrates.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Initial)]
+    }
+}
+
+/// Applies pending migrations, holding an advisory lock for the duration.
+pub async fn migrate(url: &str) -> Result<(), DbErr> {
+    // One dedicated connection, so the session-level lock and the migration share it.
+    let db: DatabaseConnection = super::connect(url, 1).await;
+    db.execute_unprepared("SELECT pg_advisory_lock(7262810513)")
+        .await?;
+    let result = Migrator::up(&db, None).await;
+    let unlock = db
+        .execute_unprepared("SELECT pg_advisory_unlock(7262810513)")
+        .await;
+    let _ = db.close().await;
+    result?;
+    unlock.map(|_| ())
+}
+
+#[derive(DeriveMigrationName)]
+struct M0001Initial;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0001Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0001_initial.sql"))
+            .await?;
+        Ok(())
+    }
+}

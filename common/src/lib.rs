@@ -1,0 +1,14 @@
+//! What Roster's services share: settings, telemetry, secrets, the AMQP topology and
+//! message contracts, the SCIM model, and the database schema. Nothing here knows about
+//! HTTP routing or SMTP.
+
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod messages;
+pub mod scim;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Settings;

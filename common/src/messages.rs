@@ -1,0 +1,253 @@
+//! Message contracts: the envelope every command and event travels in, the commands the
+//! worker applies, its replies, and the events it publishes. Plain serde data.
+
+use crate::secret::TokenHash;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// The version of the message schemas in this file.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What every message on Roster's exchanges looks like.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique per message; for a command it is the idempotency key.
+    pub id: Uuid,
+    /// `user.create`, `user.created`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub schema_version: u32,
+    /// The tenant; absent only for `org.create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<Uuid>,
+    /// Travels from the HTTP request through the command, the reply and the events.
+    pub correlation_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+impl Envelope {
+    pub fn new(
+        kind: &str,
+        org_id: Option<Uuid>,
+        correlation_id: &str,
+        payload: impl Serialize,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind: kind.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            org_id,
+            correlation_id: correlation_id.to_owned(),
+            occurred_at: Utc::now(),
+            payload: serde_json::to_value(payload).unwrap_or(Value::Null),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a struct of strings, numbers and JSON values cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError(format!("envelope: {e}")))
+    }
+
+    fn payload_as<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| DecodeError(format!("{} payload: {e}", self.kind)))
+    }
+}
+
+/// A message that cannot be understood; it is dead-lettered with this text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("undecodable message: {0}")]
+pub struct DecodeError(pub String);
+
+/// A new token's stored form: its digest and last four characters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub hash: TokenHash,
+    pub hint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateOrg {
+    pub org_id: Uuid,
+    pub name: String,
+    pub admin_key_hash: TokenHash,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetProvisioning {
+    pub enabled: bool,
+    /// The token to issue when provisioning is switched on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<NewToken>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RotateScimToken {
+    pub token: NewToken,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateUser {
+    /// The SCIM User as validated by the sender: no `id`, `meta` or password.
+    pub resource: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcceptInvite {
+    pub token_hash: TokenHash,
+}
+
+/// Every command the worker applies.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    CreateOrg(CreateOrg),
+    SetProvisioning(SetProvisioning),
+    RotateScimToken(RotateScimToken),
+    CreateUser(CreateUser),
+    AcceptInvite(AcceptInvite),
+}
+
+impl Command {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateOrg(_) => "org.create",
+            Command::SetProvisioning(_) => "provisioning.set",
+            Command::RotateScimToken(_) => "provisioning.rotate_token",
+            Command::CreateUser(_) => "user.create",
+            Command::AcceptInvite(_) => "invite.accept",
+        }
+    }
+
+    /// Wraps the command for the given org.
+    pub fn into_envelope(self, org_id: Option<Uuid>, correlation_id: &str) -> Envelope {
+        let kind = self.kind();
+        let payload = match self {
+            Command::CreateOrg(p) => serde_json::to_value(p),
+            Command::SetProvisioning(p) => serde_json::to_value(p),
+            Command::RotateScimToken(p) => serde_json::to_value(p),
+            Command::CreateUser(p) => serde_json::to_value(p),
+            Command::AcceptInvite(p) => serde_json::to_value(p),
+        };
+        Envelope::new(kind, org_id, correlation_id, payload.unwrap_or(Value::Null))
+    }
+
+    pub fn from_envelope(env: &Envelope) -> Result<Self, DecodeError> {
+        if env.schema_version != SCHEMA_VERSION {
+            return Err(DecodeError(format!(
+                "schema_version {} is not supported (expected {SCHEMA_VERSION})",
+                env.schema_version
+            )));
+        }
+        let needs_org = env.kind != "org.create";
+        if needs_org && env.org_id.is_none() {
+            return Err(DecodeError(format!("{} needs an org_id", env.kind)));
+        }
+        Ok(match env.kind.as_str() {
+            "org.create" => Command::CreateOrg(env.payload_as()?),
+            "provisioning.set" => Command::SetProvisioning(env.payload_as()?),
+            "provisioning.rotate_token" => Command::RotateScimToken(env.payload_as()?),
+            "user.create" => Command::CreateUser(env.payload_as()?),
+            "invite.accept" => Command::AcceptInvite(env.payload_as()?),
+            other => return Err(DecodeError(format!("unknown command type {other:?}"))),
+        })
+    }
+}
+
+/// The worker's answer to a command, sent after commit and stored for redeliveries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Reply {
+    Ok {
+        status: u16,
+        #[serde(default)]
+        body: Value,
+    },
+    Error {
+        status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scim_type: Option<String>,
+        detail: String,
+    },
+}
+
+impl Reply {
+    pub fn ok(status: u16, body: Value) -> Self {
+        Reply::Ok { status, body }
+    }
+    pub fn error(status: u16, scim_type: Option<&str>, detail: impl Into<String>) -> Self {
+        Reply::Error {
+            status,
+            scim_type: scim_type.map(str::to_owned),
+            detail: detail.into(),
+        }
+    }
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Ok { status, .. } | Reply::Error { status, .. } => *status,
+        }
+    }
+}
+
+/// Payload of the `user.*` events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserEvent {
+    pub user_id: Uuid,
+    /// Per-user, strictly increasing: the SCIM `meta.version`.
+    pub version: i64,
+    pub user_name: String,
+    /// The fields this change set, with their new values (all of them on create).
+    pub changes: Map<String, Value>,
+}
+
+/// Event routing keys.
+pub mod events {
+    pub const USER_CREATED: &str = "user.created";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_through_the_envelope() {
+        let cmd = Command::CreateUser(CreateUser {
+            resource: serde_json::json!({"userName": "a@b.c"}),
+        });
+        let org = Uuid::new_v4();
+        let env = cmd.clone().into_envelope(Some(org), "req-1");
+        assert_eq!(env.kind, "user.create");
+        let back = Envelope::from_bytes(&env.to_bytes()).expect("decodes");
+        assert_eq!(Command::from_envelope(&back).expect("a command"), cmd);
+        assert_eq!(back.org_id, Some(org));
+        assert_eq!(back.correlation_id, "req-1");
+    }
+
+    #[test]
+    fn unknown_or_orgless_commands_are_refused() {
+        let mut env = Command::AcceptInvite(AcceptInvite {
+            token_hash: TokenHash("x".into()),
+        })
+        .into_envelope(None, "c");
+        assert!(Command::from_envelope(&env).is_err());
+        env.org_id = Some(Uuid::new_v4());
+        env.kind = "user.explode".into();
+        assert!(Command::from_envelope(&env).is_err());
+        assert!(Envelope::from_bytes(b"not json").is_err());
+    }
+
+    #[test]
+    fn replies_serialise_with_an_outcome_tag() {
+        let r = Reply::error(409, Some("uniqueness"), "taken");
+        let v = serde_json::to_value(&r).expect("json");
+        assert_eq!(v["outcome"], "error");
+        assert_eq!(v["scim_type"], "uniqueness");
+        assert_eq!(serde_json::from_value::<Reply>(v).expect("back"), r);
+    }
+}

@@ -1,0 +1,401 @@
+//! The SCIM filter grammar (RFC 7644 §3.4.2.2) parsed into an AST: comparisons, `pr`,
+//! `and`/`or`/`not`, parentheses and value paths, with case-insensitive keywords and
+//! attribute names. Translating the AST to SQL is `db::query`'s job; anything it cannot
+//! translate is `400 invalidFilter`, never an empty list.
+
+use super::ScimError;
+use serde_json::Number;
+
+/// Longest filter accepted, in bytes.
+pub const MAX_FILTER_LEN: usize = 4096;
+/// Deepest nesting of parentheses, `not` and value paths accepted.
+pub const MAX_FILTER_DEPTH: usize = 16;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    Compare {
+        path: AttrPath,
+        op: CompareOp,
+        value: CompValue,
+    },
+    Present(AttrPath),
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    /// `emails[type eq "work"]`: some element of the multi-valued `path` matches `filter`.
+    ValuePath {
+        path: AttrPath,
+        filter: Box<Filter>,
+    },
+}
+
+/// `[urn:…:]name[.sub]`, stored lower-cased (attribute names are case-insensitive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttrPath {
+    pub uri: Option<String>,
+    pub name: String,
+    pub sub: Option<String>,
+}
+
+impl AttrPath {
+    pub fn parse(text: &str) -> Result<Self, ScimError> {
+        let lower = text.to_ascii_lowercase();
+        let (uri, rest) = match lower.rfind(':') {
+            Some(i) => (Some(lower[..i].to_owned()), &lower[i + 1..]),
+            None => (None, lower.as_str()),
+        };
+        let (name, sub) = match rest.split_once('.') {
+            Some((n, s)) => (n.to_owned(), Some(s.to_owned())),
+            None => (rest.to_owned(), None),
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
+        };
+        if !valid(&name) || sub.as_deref().is_some_and(|s| !valid(s)) {
+            return Err(ScimError::invalid_filter(format!(
+                "{text:?} is not an attribute path"
+            )));
+        }
+        Ok(Self { uri, name, sub })
+    }
+
+    /// `name` or `name.sub`, without the schema URI.
+    pub fn dotted(&self) -> String {
+        match &self.sub {
+            Some(s) => format!("{}.{s}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl CompareOp {
+    fn parse(word: &str) -> Option<Self> {
+        Some(match word.to_ascii_lowercase().as_str() {
+            "eq" => Self::Eq,
+            "ne" => Self::Ne,
+            "co" => Self::Co,
+            "sw" => Self::Sw,
+            "ew" => Self::Ew,
+            "gt" => Self::Gt,
+            "ge" => Self::Ge,
+            "lt" => Self::Lt,
+            "le" => Self::Le,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompValue {
+    Str(String),
+    Num(Number),
+    Bool(bool),
+    Null,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Open,
+    Close,
+    OpenBracket,
+    CloseBracket,
+    Str(String),
+    Word(String),
+}
+
+fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = input.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            c if c.is_whitespace() => i += 1,
+            '(' => {
+                out.push(Token::Open);
+                i += 1;
+            }
+            ')' => {
+                out.push(Token::Close);
+                i += 1;
+            }
+            '[' => {
+                out.push(Token::OpenBracket);
+                i += 1;
+            }
+            ']' => {
+                out.push(Token::CloseBracket);
+                i += 1;
+            }
+            '"' => {
+                let start = i;
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if i >= chars.len() {
+                    return Err(ScimError::invalid_filter("unterminated string"));
+                }
+                i += 1;
+                let raw: String = chars[start..i].iter().collect();
+                let s: String = serde_json::from_str(&raw)
+                    .map_err(|_| ScimError::invalid_filter(format!("bad string {raw}")))?;
+                out.push(Token::Str(s));
+            }
+            _ => {
+                let start = i;
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && !matches!(chars[i], '(' | ')' | '[' | ']' | '"')
+                {
+                    i += 1;
+                }
+                out.push(Token::Word(chars[start..i].iter().collect()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a filter expression.
+pub fn parse(input: &str) -> Result<Filter, ScimError> {
+    if input.len() > MAX_FILTER_LEN {
+        return Err(ScimError::invalid_filter(format!(
+            "filter longer than {MAX_FILTER_LEN} bytes"
+        )));
+    }
+    let tokens = tokenize(input)?;
+    if tokens.is_empty() {
+        return Err(ScimError::invalid_filter("empty filter"));
+    }
+    let mut p = Parser { tokens, pos: 0 };
+    let f = p.or(0)?;
+    if p.pos != p.tokens.len() {
+        return Err(ScimError::invalid_filter(format!(
+            "unexpected {:?} in filter",
+            p.tokens[p.pos]
+        )));
+    }
+    Ok(f)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek_word(&self, kw: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some(Token::Word(w)) if w.eq_ignore_ascii_case(kw))
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn expect(&mut self, t: Token, what: &str) -> Result<(), ScimError> {
+        match self.next() {
+            Some(got) if got == t => Ok(()),
+            _ => Err(ScimError::invalid_filter(format!("expected {what}"))),
+        }
+    }
+
+    fn or(&mut self, depth: usize) -> Result<Filter, ScimError> {
+        let mut left = self.and(depth)?;
+        while self.peek_word("or") {
+            self.pos += 1;
+            let right = self.and(depth)?;
+            left = Filter::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self, depth: usize) -> Result<Filter, ScimError> {
+        let mut left = self.unary(depth)?;
+        while self.peek_word("and") {
+            self.pos += 1;
+            let right = self.unary(depth)?;
+            left = Filter::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self, depth: usize) -> Result<Filter, ScimError> {
+        if depth > MAX_FILTER_DEPTH {
+            return Err(ScimError::invalid_filter("filter nested too deeply"));
+        }
+        if self.peek_word("not") && matches!(self.tokens.get(self.pos + 1), Some(Token::Open)) {
+            self.pos += 2;
+            let inner = self.or(depth + 1)?;
+            self.expect(Token::Close, "')'")?;
+            return Ok(Filter::Not(Box::new(inner)));
+        }
+        match self.next() {
+            Some(Token::Open) => {
+                let inner = self.or(depth + 1)?;
+                self.expect(Token::Close, "')'")?;
+                Ok(inner)
+            }
+            Some(Token::Word(w)) => self.attr_expr(&w, depth),
+            other => Err(ScimError::invalid_filter(format!(
+                "expected an attribute, got {other:?}"
+            ))),
+        }
+    }
+
+    fn attr_expr(&mut self, word: &str, depth: usize) -> Result<Filter, ScimError> {
+        let path = AttrPath::parse(word)?;
+        if matches!(self.tokens.get(self.pos), Some(Token::OpenBracket)) {
+            self.pos += 1;
+            let inner = self.or(depth + 1)?;
+            self.expect(Token::CloseBracket, "']'")?;
+            let mut filter = inner;
+            // `emails[type eq "work"].value eq "x"` (Entra's shape): the sub-attribute
+            // condition joins the bracketed one on the same element.
+            if let Some(Token::Word(w)) = self.tokens.get(self.pos).cloned()
+                && let Some(sub) = w.strip_prefix('.')
+            {
+                self.pos += 1;
+                let sub_path = AttrPath::parse(sub)?;
+                let cond = self.comparison(sub_path)?;
+                filter = Filter::And(Box::new(filter), Box::new(cond));
+            }
+            return Ok(Filter::ValuePath {
+                path,
+                filter: Box::new(filter),
+            });
+        }
+        self.comparison(path)
+    }
+
+    fn comparison(&mut self, path: AttrPath) -> Result<Filter, ScimError> {
+        let op_word = match self.next() {
+            Some(Token::Word(w)) => w,
+            _ => return Err(ScimError::invalid_filter("expected an operator")),
+        };
+        if op_word.eq_ignore_ascii_case("pr") {
+            return Ok(Filter::Present(path));
+        }
+        let op = CompareOp::parse(&op_word)
+            .ok_or_else(|| ScimError::invalid_filter(format!("unknown operator {op_word:?}")))?;
+        let value = match self.next() {
+            Some(Token::Str(s)) => CompValue::Str(s),
+            Some(Token::Word(w)) => match w.to_ascii_lowercase().as_str() {
+                "true" => CompValue::Bool(true),
+                "false" => CompValue::Bool(false),
+                "null" => CompValue::Null,
+                _ => CompValue::Num(
+                    w.parse::<Number>()
+                        .map_err(|_| ScimError::invalid_filter(format!("bad value {w:?}")))?,
+                ),
+            },
+            _ => return Err(ScimError::invalid_filter("expected a value")),
+        };
+        Ok(Filter::Compare { path, op, value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmp(name: &str, op: CompareOp, v: &str) -> Filter {
+        Filter::Compare {
+            path: AttrPath::parse(name).expect("path"),
+            op,
+            value: CompValue::Str(v.into()),
+        }
+    }
+
+    #[test]
+    fn okta_username_lookup() {
+        assert_eq!(
+            parse(r#"userName eq "jane@example.com""#).expect("parses"),
+            cmp("username", CompareOp::Eq, "jane@example.com")
+        );
+        assert_eq!(
+            parse(r#"USERNAME EQ "a\"b""#).expect("parses"),
+            cmp("username", CompareOp::Eq, "a\"b")
+        );
+    }
+
+    #[test]
+    fn precedence_and_grouping() {
+        let f = parse(r#"a eq "1" or b eq "2" and not (c pr)"#).expect("parses");
+        let expected = Filter::Or(
+            Box::new(cmp("a", CompareOp::Eq, "1")),
+            Box::new(Filter::And(
+                Box::new(cmp("b", CompareOp::Eq, "2")),
+                Box::new(Filter::Not(Box::new(Filter::Present(
+                    AttrPath::parse("c").expect("path"),
+                )))),
+            )),
+        );
+        assert_eq!(f, expected);
+    }
+
+    #[test]
+    fn value_paths_and_urns() {
+        let f = parse(r#"emails[type eq "work"].value eq "x@y""#).expect("parses");
+        match f {
+            Filter::ValuePath { path, .. } => assert_eq!(path.name, "emails"),
+            other => panic!("{other:?}"),
+        }
+        let f = parse(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#,
+        )
+        .expect("parses");
+        match f {
+            Filter::Compare { path, .. } => {
+                assert_eq!(
+                    path.uri.as_deref(),
+                    Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:user")
+                );
+                assert_eq!(path.name, "employeenumber");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_invalid_filter() {
+        for bad in [
+            "",
+            "userName",
+            "userName eq",
+            r#"userName xx "a""#,
+            r#"userName eq "a"#,
+            r#"(userName eq "a""#,
+            r#"userName eq "a" junk"#,
+            "1abc eq 2",
+            &"(".repeat(40),
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert_eq!(err.scim_type.as_deref(), Some("invalidFilter"), "{bad}");
+        }
+        assert!(parse(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! SCIM User resources: validating what an identity provider sends (RFC 7643 §4.1) into
+//! what Roster stores, and rendering a stored user back.
+
+use super::{ScimError, USER_SCHEMA};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// Longest `userName` accepted.
+pub const MAX_USER_NAME_LEN: usize = 256;
+
+/// Attributes a client may send but never sets: read-only or write-only (RFC 7643 §4.1).
+const NOT_STORED: [&str; 4] = ["id", "meta", "password", "groups"];
+
+/// A validated SCIM User: the columns Roster indexes, plus every attribute that was sent
+/// (so `GET` returns what Okta `PUT`, including attributes Roster does not map).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserInput {
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// The primary email, or the first one.
+    pub email: Option<String>,
+    /// The resource as sent, without `id`, `meta`, `password` and `groups`.
+    pub resource: Map<String, Value>,
+}
+
+impl UserInput {
+    /// Validates a request body. Attribute names are matched case-insensitively.
+    pub fn from_json(body: Value) -> Result<Self, ScimError> {
+        let Value::Object(mut obj) = body else {
+            return Err(ScimError::invalid_syntax("a User must be a JSON object"));
+        };
+        obj.retain(|k, _| !NOT_STORED.iter().any(|n| n.eq_ignore_ascii_case(k)));
+        let user_name = match take_ci(&obj, "userName") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(ScimError::invalid_value("userName is required"));
+            }
+            Some(_) => return Err(ScimError::invalid_value("userName must be a string")),
+        };
+        if user_name.chars().count() > MAX_USER_NAME_LEN {
+            return Err(ScimError::invalid_value(format!(
+                "userName is longer than {MAX_USER_NAME_LEN} characters"
+            )));
+        }
+        if user_name.chars().any(char::is_control) {
+            return Err(ScimError::invalid_value(
+                "userName contains control characters",
+            ));
+        }
+        let active = match take_ci(&obj, "active") {
+            None | Some(Value::Null) => true,
+            Some(v) => {
+                parse_bool(v).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?
+            }
+        };
+        let external_id = optional_string(&obj, "externalId")?;
+        let display_name = optional_string(&obj, "displayName")?;
+        let (given_name, family_name) = match take_ci(&obj, "name") {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Object(name)) => (
+                optional_string(name, "givenName")?,
+                optional_string(name, "familyName")?,
+            ),
+            Some(_) => return Err(ScimError::invalid_value("name must be an object")),
+        };
+        let email = primary_email(take_ci(&obj, "emails"))?;
+        // Normalise the stored `active` to a real boolean ("False" from Entra included).
+        if let Some(key) = key_ci(&obj, "active") {
+            obj.insert(key, Value::Bool(active));
+        }
+        Ok(Self {
+            user_name,
+            external_id,
+            active,
+            display_name,
+            given_name,
+            family_name,
+            email,
+            resource: obj,
+        })
+    }
+}
+
+/// Accepts booleans and the strings `"true"`/`"false"` in any case (Entra sends `"False"`).
+pub fn parse_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn key_ci(obj: &Map<String, Value>, name: &str) -> Option<String> {
+    obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+fn take_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn optional_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, ScimError> {
+    match take_ci(obj, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string"))),
+    }
+}
+
+fn primary_email(emails: Option<&Value>) -> Result<Option<String>, ScimError> {
+    let list = match emails {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(ScimError::invalid_value("emails must be an array")),
+    };
+    let mut first = None;
+    for item in list {
+        let Value::Object(e) = item else {
+            return Err(ScimError::invalid_value("each email must be an object"));
+        };
+        let value = optional_string(e, "value")?;
+        let primary = take_ci(e, "primary").and_then(parse_bool).unwrap_or(false);
+        if primary && value.is_some() {
+            return Ok(value);
+        }
+        if first.is_none() {
+            first = value;
+        }
+    }
+    Ok(first)
+}
+
+/// What `render_user` needs of a stored user.
+pub struct StoredUser<'a> {
+    pub id: Uuid,
+    pub user_name: &'a str,
+    pub external_id: Option<&'a str>,
+    pub active: bool,
+    pub resource: &'a Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The weak ETag of a version, as in `meta.version` and the `ETag` header.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Renders a stored user as a SCIM User; `base_url` is the SCIM base (`…/scim/v2`).
+pub fn render_user(u: &StoredUser<'_>, base_url: &str) -> Value {
+    let mut obj = match u.resource {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    obj.retain(|k, _| {
+        ![
+            "id",
+            "username",
+            "active",
+            "externalid",
+            "meta",
+            "schemas",
+            "password",
+        ]
+        .contains(&k.to_ascii_lowercase().as_str())
+    });
+    let schemas = match u.resource.get("schemas") {
+        Some(Value::Array(s)) if !s.is_empty() => Value::Array(s.clone()),
+        _ => json!([USER_SCHEMA]),
+    };
+    obj.insert("schemas".into(), schemas);
+    obj.insert("id".into(), json!(u.id.to_string()));
+    obj.insert("userName".into(), json!(u.user_name));
+    if let Some(x) = u.external_id {
+        obj.insert("externalId".into(), json!(x));
+    }
+    obj.insert("active".into(), json!(u.active));
+    obj.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "User",
+            "created": u.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "lastModified": u.updated_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "location": format!("{base_url}/Users/{}", u.id),
+            "version": etag(u.version),
+        }),
+    );
+    Value::Object(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn okta_body() -> Value {
+        json!({
+            "schemas": [USER_SCHEMA],
+            "userName": "jane.doe@example.com",
+            "name": {"givenName": "Jane", "familyName": "Doe"},
+            "emails": [{"primary": true, "value": "jane.doe@example.com", "type": "work"}],
+            "displayName": "Jane Doe",
+            "locale": "en-US",
+            "externalId": "00u1abcd",
+            "groups": [],
+            "password": "xK3!placeholder",
+            "active": true
+        })
+    }
+
+    #[test]
+    fn okta_create_body_is_accepted_without_its_password() {
+        let u = UserInput::from_json(okta_body()).expect("valid");
+        assert_eq!(u.user_name, "jane.doe@example.com");
+        assert_eq!(u.email.as_deref(), Some("jane.doe@example.com"));
+        assert_eq!(u.given_name.as_deref(), Some("Jane"));
+        assert_eq!(u.external_id.as_deref(), Some("00u1abcd"));
+        assert!(u.active);
+        assert!(!u.resource.contains_key("password"));
+        assert!(!u.resource.contains_key("groups"));
+        assert_eq!(u.resource["locale"], "en-US");
+    }
+
+    #[test]
+    fn strings_for_active_are_accepted() {
+        let mut b = okta_body();
+        b["active"] = json!("False");
+        let u = UserInput::from_json(b).expect("valid");
+        assert!(!u.active);
+        assert_eq!(u.resource["active"], json!(false));
+    }
+
+    #[test]
+    fn bad_users_are_refused_with_invalid_value() {
+        for (body, why) in [
+            (json!({}), "no userName"),
+            (json!({"userName": ""}), "empty userName"),
+            (json!({"userName": 7}), "number userName"),
+            (json!({"userName": "a\r\nb"}), "CRLF"),
+            (json!({"userName": "a", "active": "maybe"}), "bad active"),
+            (json!({"userName": "a", "emails": "x"}), "bad emails"),
+            (json!({"userName": "a", "name": []}), "bad name"),
+            (json!({"userName": "x".repeat(300)}), "long"),
+        ] {
+            let err = UserInput::from_json(body).expect_err(why);
+            assert_eq!(err.status, 400, "{why}");
+        }
+        assert!(UserInput::from_json(json!([1])).is_err());
+    }
+
+    #[test]
+    fn rendering_adds_id_meta_and_never_a_password() {
+        let input = UserInput::from_json(okta_body()).expect("valid");
+        let resource = Value::Object(input.resource);
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        let v = render_user(
+            &StoredUser {
+                id,
+                user_name: "jane.doe@example.com",
+                external_id: Some("00u1abcd"),
+                active: true,
+                resource: &resource,
+                version: 3,
+                created_at: now,
+                updated_at: now,
+            },
+            "http://x/scim/v2",
+        );
+        assert_eq!(v["id"], id.to_string());
+        assert_eq!(v["meta"]["version"], "W/\"3\"");
+        assert_eq!(
+            v["meta"]["location"],
+            format!("http://x/scim/v2/Users/{id}")
+        );
+        assert!(v.get("password").is_none());
+        assert_eq!(v["name"]["familyName"], "Doe");
+    }
+}

@@ -1,0 +1,104 @@
+//! Secrets: a wrapper that never prints, random tokens with a recognisable prefix, and
+//! their SHA-256 digests (the only form that is stored or sent on the queue).
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A value that is never shown by `Debug` or `Display`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    /// The value itself, for the one place that must use it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The kinds of token Roster issues; the prefix makes a leaked one recognisable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    AdminKey,
+    Scim,
+    Invite,
+}
+
+impl TokenKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::AdminKey => "rst_admin_",
+            TokenKind::Scim => "rst_scim_",
+            TokenKind::Invite => "rst_inv_",
+        }
+    }
+}
+
+/// A freshly issued token: the plain value (shown once) and what is stored.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub plain: Secret<String>,
+    pub hash: TokenHash,
+    /// The last four characters, to help an admin tell tokens apart.
+    pub hint: String,
+}
+
+/// The SHA-256 digest of a token, as lowercase hex.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TokenHash(pub String);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(hex::encode(Sha256::digest(token.as_bytes())))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Constant-time equality, for comparing a presented token with a stored digest.
+    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+/// Issues a 256-bit random token of the given kind.
+pub fn issue(kind: TokenKind) -> IssuedToken {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let plain = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes));
+    let hint = plain[plain.len() - 4..].to_owned();
+    IssuedToken {
+        hash: TokenHash::of(&plain),
+        plain: Secret::new(plain),
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_random_and_hashed() {
+        let a = issue(TokenKind::Scim);
+        let b = issue(TokenKind::Scim);
+        assert!(a.plain.expose().starts_with("rst_scim_"));
+        assert_ne!(a.plain.expose(), b.plain.expose());
+        assert_eq!(a.hash, TokenHash::of(a.plain.expose()));
+        assert_eq!(a.hash.as_str().len(), 64);
+        assert!(a.plain.expose().ends_with(&a.hint));
+        assert!(a.hash.ct_eq(&TokenHash::of(a.plain.expose())));
+        assert!(!a.hash.ct_eq(&b.hash));
+        assert!(!format!("{a:?}").contains(a.plain.expose().as_str()));
+    }
+}

@@ -1,0 +1,23 @@
+//! Telemetry: one `tracing` subscriber, pretty on a terminal and JSON in production.
+
+use crate::config::LogFormat;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
+pub fn init(rust_log: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Pretty => registry.with(fmt::layer().with_target(true)).try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+    };
+    let _ = result;
+}
