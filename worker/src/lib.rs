@@ -1,1 +1,9 @@
-pub fn x() {}
+//! Roster's worker: consumes commands, applies them in one transaction each, replies after
+//! commit, acks after the reply, and relays the outbox to the events exchange.
+
+pub mod apply;
+pub mod health;
+pub mod outbox;
+pub mod run;
+
+pub use run::{Worker, migrate};

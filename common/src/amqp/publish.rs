@@ -4,7 +4,7 @@
 use super::CORRELATION_HEADER;
 use crate::messages::Envelope;
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection,
+    BasicProperties, Channel, Confirmation, Connection, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
@@ -92,7 +92,23 @@ impl Publisher {
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let confirm = self
+        let pending = self
+            .send_raw(exchange, routing_key, body, props, mandatory)
+            .await?;
+        confirmed(pending).await
+    }
+
+    /// Sends without waiting for the confirm, so a batch can be sent in order and then
+    /// confirmed together with [`confirmed`].
+    pub async fn send_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<PublisherConfirm, PublishError> {
+        Ok(self
             .channel
             .basic_publish(
                 exchange.into(),
@@ -104,13 +120,16 @@ impl Publisher {
                 body,
                 props,
             )
-            .await?
-            .await?;
-        match confirm {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable),
-            Confirmation::Nack(_) => Err(PublishError::Nacked),
-        }
+            .await?)
+    }
+}
+
+/// Waits for a sent message's confirm.
+pub async fn confirmed(pending: PublisherConfirm) -> Result<(), PublishError> {
+    match pending.await? {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable),
+        Confirmation::Nack(_) => Err(PublishError::Nacked),
     }
 }
 

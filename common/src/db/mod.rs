@@ -6,8 +6,16 @@ pub mod migration;
 pub mod query;
 
 use backon::{ExponentialBuilder, Retryable};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr, Statement,
+    Value,
+};
 use std::time::Duration;
+
+/// A PostgreSQL statement with bound `$n` parameters.
+pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
 
 /// Connects a pool, retrying until PostgreSQL answers.
 pub async fn connect(url: &str, max_connections: u32) -> DatabaseConnection {

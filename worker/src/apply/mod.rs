@@ -1,0 +1,138 @@
+//! Applying one command: one transaction holding the effect, its outbox event, an audit
+//! entry and the command's id with its reply (DESIGN invariant 3). A redelivered command
+//! finds its id and gets the stored reply, with no second effect.
+
+mod admin;
+mod users;
+
+use common::{
+    db::stmt,
+    messages::{Command, Envelope, Reply},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+/// What the worker needs to render replies.
+#[derive(Clone, Debug)]
+pub struct ApplyContext {
+    /// `PUBLIC_URL/scim/v2`, for `meta.location`.
+    pub scim_base: String,
+}
+
+/// Applies a command exactly once and returns its reply (the stored one on redelivery).
+/// Only transient database errors escape; permanent failures are replies.
+pub async fn apply(
+    db: &DatabaseConnection,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    cmd: &Command,
+) -> Result<Reply, DbErr> {
+    let tx = db.begin().await?;
+    let claimed = tx
+        .query_one_raw(stmt(
+            "INSERT INTO processed_commands (command_id, org_id, command_type) VALUES ($1, $2, $3) \
+             ON CONFLICT (command_id) DO NOTHING RETURNING command_id",
+            [env.id.into(), env.org_id.into(), env.kind.clone().into()],
+        ))
+        .await?;
+    if claimed.is_none() {
+        tx.rollback().await?;
+        return stored_reply(db, env.id).await;
+    }
+    let reply = match cmd {
+        Command::CreateOrg(p) => admin::create_org(&tx, env, p).await?,
+        Command::SetProvisioning(p) => admin::set_provisioning(&tx, env, org(env), p).await?,
+        Command::RotateScimToken(p) => admin::rotate_token(&tx, env, org(env), p).await?,
+        Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
+        Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
+    };
+    tx.execute_raw(stmt(
+        "UPDATE processed_commands SET reply = $2 WHERE command_id = $1",
+        [env.id.into(), to_json(&reply).into()],
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(reply)
+}
+
+/// `Command::from_envelope` guarantees every command but `org.create` names its org.
+fn org(env: &Envelope) -> Uuid {
+    env.org_id.unwrap_or_default()
+}
+
+async fn stored_reply(db: &DatabaseConnection, command_id: Uuid) -> Result<Reply, DbErr> {
+    let row = db
+        .query_one_raw(stmt(
+            "SELECT reply FROM processed_commands WHERE command_id = $1",
+            [command_id.into()],
+        ))
+        .await?;
+    let stored: Option<Json> = match row {
+        Some(r) => r.try_get("", "reply")?,
+        None => None,
+    };
+    Ok(stored
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_else(|| Reply::error(500, None, "the stored result of this command is unreadable")))
+}
+
+fn to_json(v: &impl serde::Serialize) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// Writes an event to the outbox, in the command's transaction.
+async fn enqueue_event(tx: &DatabaseTransaction, event: &Envelope) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "INSERT INTO outbox (event_id, org_id, routing_key, envelope) VALUES ($1, $2, $3, $4)",
+        [
+            event.id.into(),
+            event.org_id.into(),
+            event.kind.clone().into(),
+            to_json(event).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// One audit entry for the command.
+struct Audit<'a> {
+    action: &'a str,
+    resource_type: &'a str,
+    resource_id: Option<String>,
+    detail: Json,
+}
+
+async fn audit(tx: &DatabaseTransaction, env: &Envelope, org_id: Option<Uuid>, a: Audit<'_>) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, resource_type, resource_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            org_id.into(),
+            env.id.into(),
+            env.correlation_id.clone().into(),
+            actor(env).into(),
+            a.action.into(),
+            a.resource_type.into(),
+            a.resource_id.into(),
+            a.detail.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Who sent the command, as the audit log shows it.
+fn actor(env: &Envelope) -> String {
+    match env.kind.split('.').next() {
+        Some("user" | "group") => "scim".to_owned(),
+        Some("invite") => "invitee".to_owned(),
+        Some("org") => "operator".to_owned(),
+        _ => "admin".to_owned(),
+    }
+}
+
+fn none_string() -> Value {
+    Value::String(None)
+}

@@ -1,0 +1,283 @@
+//! The consume loop: next delivery → decode → apply (with in-process retries of transient
+//! failures) → reply → ack; undecodable commands go to the dead-letter queue with the
+//! reason; SIGTERM stops consuming and lets in-flight commands finish.
+
+use crate::{
+    apply::{ApplyContext, apply},
+    health, outbox,
+};
+use backon::{ExponentialBuilder, Retryable};
+use common::{
+    Settings,
+    amqp::{CORRELATION_HEADER, Publisher, Topology},
+    db::{is_transient, redact},
+    messages::{Command, Envelope},
+};
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Connection,
+    message::Delivery,
+    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+    types::{AMQPValue, FieldTable, LongString},
+};
+use sea_orm::DatabaseConnection;
+use std::{
+    future::Future,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
+
+/// How long in-flight commands get to finish after SIGTERM before being requeued.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Applies pending migrations (`worker migrate`).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    common::db::migration::migrate(settings.database_url.expose())
+        .await
+        .map_err(|e| anyhow::anyhow!("migration failed: {}", redact(&e)))
+}
+
+pub struct Worker {
+    db: DatabaseConnection,
+    conn: Arc<Connection>,
+    topology: Topology,
+    prefetch: u16,
+    ctx: ApplyContext,
+}
+
+struct Shared {
+    db: DatabaseConnection,
+    publisher: Publisher,
+    topology: Topology,
+    ctx: ApplyContext,
+    committed: Arc<Notify>,
+}
+
+impl Worker {
+    /// Connects to PostgreSQL and RabbitMQ, retrying until both answer.
+    pub async fn connect(settings: &Settings) -> Self {
+        let db = common::db::connect(
+            settings.database_url.expose(),
+            u32::from(settings.worker_prefetch).clamp(4, 64) + 2,
+        )
+        .await;
+        let conn = Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-worker").await);
+        Self {
+            db,
+            conn,
+            topology: Topology::from_settings(settings),
+            prefetch: settings.worker_prefetch.max(1),
+            ctx: ApplyContext {
+                scim_base: format!("{}/scim/v2", settings.public_url),
+            },
+        }
+    }
+
+    /// Consumes until `shutdown` resolves, serving health on `health`.
+    pub async fn run(self, health: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let channel = self.conn.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        let shared = Arc::new(Shared {
+            db: self.db.clone(),
+            publisher: Publisher::open(&self.conn).await?,
+            topology: self.topology.clone(),
+            ctx: self.ctx.clone(),
+            committed: Arc::new(Notify::new()),
+        });
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let relay = tokio::spawn(outbox::relay(
+            self.db.clone(),
+            Publisher::open(&self.conn).await?,
+            self.topology.clone(),
+            shared.committed.clone(),
+            stop_rx.clone(),
+        ));
+        let consuming = Arc::new(AtomicBool::new(false));
+        let probes = health::Probes {
+            db: self.db.clone(),
+            amqp: self.conn.clone(),
+            consuming: consuming.clone(),
+        };
+        let mut health_stop = stop_rx.clone();
+        let health_server = tokio::spawn(async move {
+            let _ = axum::serve(health, health::router(probes))
+                .with_graceful_shutdown(async move {
+                    let _ = health_stop.changed().await;
+                })
+                .await;
+        });
+
+        let tag = format!("worker-{}", uuid::Uuid::new_v4());
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.commands_queue().as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        consuming.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(queue = %self.topology.commands_queue(), prefetch = self.prefetch, "worker consuming");
+
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while tasks.try_join_next().is_some() {}
+            tokio::select! {
+                () = &mut shutdown => break,
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        tasks.spawn(handle(shared.clone(), delivery));
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "command consumer interrupted; waiting for recovery");
+                        if let Err(err) = channel.wait_for_recovery(err).await {
+                            consuming.store(false, std::sync::atomic::Ordering::Relaxed);
+                            anyhow::bail!("command consumer cannot recover: {err}");
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+
+        tracing::info!(in_flight = tasks.len(), "stopping: no new commands; finishing in-flight ones");
+        consuming.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("in-flight commands did not finish in time; the broker will redeliver them");
+            tasks.abort_all();
+        }
+        let _ = stop_tx.send(true);
+        let _ = relay.await;
+        let _ = health_server.await;
+        // Closing the connection returns any unacknowledged deliveries to the queue.
+        let _ = self.conn.close(200, "worker shutting down".into()).await;
+        let _ = self.db.close().await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+#[tracing::instrument(skip_all, fields(command_id, command_type, correlation_id))]
+async fn handle(shared: Arc<Shared>, delivery: Delivery) {
+    let decoded = Envelope::from_bytes(&delivery.data)
+        .and_then(|env| Command::from_envelope(&env).map(|cmd| (env, cmd)));
+    let (env, cmd) = match decoded {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable command dead-lettered");
+            dead_letter(&shared, &delivery, &e.to_string()).await;
+            return;
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("command_id", tracing::field::display(env.id));
+    span.record("command_type", env.kind.as_str());
+    span.record("correlation_id", env.correlation_id.as_str());
+
+    let attempt = || apply(&shared.db, &shared.ctx, &env, &cmd);
+    let result = attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(2))
+                .with_max_times(5)
+                .with_jitter(),
+        )
+        .when(is_transient)
+        .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
+        .await;
+    match result {
+        Ok(reply) => {
+            shared.committed.notify_one();
+            tracing::info!(status = reply.status(), "command applied");
+            if let Some(reply_to) = delivery.properties.reply_to().as_ref() {
+                let mut props = BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_headers(correlation_headers(&env.correlation_id));
+                if let Some(cid) = delivery.properties.correlation_id().as_ref() {
+                    props = props.with_correlation_id(cid.clone());
+                }
+                let body = serde_json::to_vec(&reply).unwrap_or_default();
+                // A lost reply only costs the caller a 503; the effect is committed.
+                if let Err(e) = shared
+                    .publisher
+                    .publish_raw("", reply_to.as_str(), &body, props, false)
+                    .await
+                {
+                    tracing::warn!(error = %e, "reply not delivered");
+                }
+            }
+            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered from its stored result");
+            }
+        }
+        Err(e) if is_transient(&e) => {
+            tracing::warn!(error = %redact(&e), "command still failing; returning it to the queue");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+        }
+        Err(e) => {
+            let reason = redact(&e);
+            tracing::error!(error = %reason, "command failed permanently; dead-lettered");
+            dead_letter(&shared, &delivery, &reason).await;
+        }
+    }
+}
+
+fn correlation_headers(correlation_id: &str) -> FieldTable {
+    let mut h = FieldTable::default();
+    h.insert(
+        CORRELATION_HEADER.into(),
+        AMQPValue::LongString(LongString::from(correlation_id)),
+    );
+    h
+}
+
+/// Publishes the message unchanged to the dead-letter exchange with the reason in its
+/// headers, then acks it. If that publish fails the message is returned to the queue.
+async fn dead_letter(shared: &Shared, delivery: &Delivery, reason: &str) {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    for (k, v) in [
+        ("x-roster-error", reason.to_owned()),
+        ("x-roster-original-exchange", delivery.exchange.to_string()),
+        ("x-roster-original-routing-key", delivery.routing_key.to_string()),
+        ("x-roster-failed-at", chrono::Utc::now().to_rfc3339()),
+    ] {
+        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+    }
+    let props = delivery.properties.clone().with_headers(headers);
+    let published = shared
+        .publisher
+        .publish_raw(&shared.topology.dead_letter_exchange(), delivery.routing_key.as_str(), &delivery.data, props, true)
+        .await;
+    match published {
+        Ok(()) => {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not dead-letter; requeueing");
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+        }
+    }
+}
