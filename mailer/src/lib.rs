@@ -1,1 +1,7 @@
-pub fn x() {}
+//! Roster's mailer: one invite email per person created, when the org has invites on.
+
+pub mod health;
+pub mod invite;
+pub mod run;
+
+pub use run::Mailer;

@@ -9,15 +9,18 @@ use crate::{
 use backon::{ExponentialBuilder, Retryable};
 use common::{
     Settings,
-    amqp::{CORRELATION_HEADER, Publisher, Topology},
+    amqp::{
+        CORRELATION_HEADER, Publisher, Topology,
+        consume::{ConsumeOptions, consume_until},
+        dead_letter::{dead_letter, requeue},
+    },
     db::{is_transient, redact},
     messages::{Command, Envelope},
 };
-use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Connection,
     message::Delivery,
-    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+    options::BasicAckOptions,
     types::{AMQPValue, FieldTable, LongString},
 };
 use sea_orm::DatabaseConnection;
@@ -26,10 +29,7 @@ use std::{
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
-use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
-
-/// How long in-flight commands get to finish after SIGTERM before being requeued.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+use tokio::{net::TcpListener, sync::Notify};
 
 /// Applies pending migrations (`worker migrate`).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -76,9 +76,6 @@ impl Worker {
 
     /// Consumes until `shutdown` resolves, serving health on `health`.
     pub async fn run(self, health: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let channel = self.conn.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
         let shared = Arc::new(Shared {
             db: self.db.clone(),
             publisher: Publisher::open(&self.conn).await?,
@@ -86,7 +83,6 @@ impl Worker {
             ctx: self.ctx.clone(),
             committed: Arc::new(Notify::new()),
         });
-
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let relay = tokio::spawn(outbox::relay(
             self.db.clone(),
@@ -96,7 +92,7 @@ impl Worker {
             stop_rx.clone(),
         ));
         let consuming = Arc::new(AtomicBool::new(false));
-        let probes = health::Probes {
+        let probes = common::health::Probes {
             db: self.db.clone(),
             amqp: self.conn.clone(),
             consuming: consuming.clone(),
@@ -110,53 +106,20 @@ impl Worker {
                 .await;
         });
 
-        let tag = format!("worker-{}", uuid::Uuid::new_v4());
-        let mut consumer = channel
-            .basic_consume(
-                self.topology.commands_queue().as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        consuming.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(queue = %self.topology.commands_queue(), prefetch = self.prefetch, "worker consuming");
-
-        let mut tasks = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            while tasks.try_join_next().is_some() {}
-            tokio::select! {
-                () = &mut shutdown => break,
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        tasks.spawn(handle(shared.clone(), delivery));
-                    }
-                    Some(Err(err)) => {
-                        tracing::warn!(error = %err, "command consumer interrupted; waiting for recovery");
-                        if let Err(err) = channel.wait_for_recovery(err).await {
-                            consuming.store(false, std::sync::atomic::Ordering::Relaxed);
-                            anyhow::bail!("command consumer cannot recover: {err}");
-                        }
-                    }
-                    None => break,
-                },
-            }
-        }
-
-        tracing::info!(in_flight = tasks.len(), "stopping: no new commands; finishing in-flight ones");
-        consuming.store(false, std::sync::atomic::Ordering::Relaxed);
-        let _ = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
-        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-            while tasks.join_next().await.is_some() {}
-        })
+        let result = consume_until(
+            &self.conn,
+            &self.topology,
+            ConsumeOptions {
+                queue: &self.topology.commands_queue(),
+                tag_prefix: "worker",
+                prefetch: self.prefetch,
+                consuming,
+            },
+            shutdown,
+            |delivery| handle(shared.clone(), delivery),
+        )
         .await;
-        if drained.is_err() {
-            tracing::warn!("in-flight commands did not finish in time; the broker will redeliver them");
-            tasks.abort_all();
-        }
+
         let _ = stop_tx.send(true);
         let _ = relay.await;
         let _ = health_server.await;
@@ -164,7 +127,7 @@ impl Worker {
         let _ = self.conn.close(200, "worker shutting down".into()).await;
         let _ = self.db.close().await;
         tracing::info!("worker stopped");
-        Ok(())
+        Ok(result?)
     }
 }
 
@@ -176,7 +139,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable command dead-lettered");
-            dead_letter(&shared, &delivery, &e.to_string()).await;
+            dead_letter(&shared.publisher, &shared.topology, &delivery, &e.to_string()).await;
             return;
         }
     };
@@ -225,17 +188,12 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         Err(e) if is_transient(&e) => {
             tracing::warn!(error = %redact(&e), "command still failing; returning it to the queue");
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            requeue(&delivery).await;
         }
         Err(e) => {
             let reason = redact(&e);
             tracing::error!(error = %reason, "command failed permanently; dead-lettered");
-            dead_letter(&shared, &delivery, &reason).await;
+            dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await;
         }
     }
 }
@@ -247,37 +205,4 @@ fn correlation_headers(correlation_id: &str) -> FieldTable {
         AMQPValue::LongString(LongString::from(correlation_id)),
     );
     h
-}
-
-/// Publishes the message unchanged to the dead-letter exchange with the reason in its
-/// headers, then acks it. If that publish fails the message is returned to the queue.
-async fn dead_letter(shared: &Shared, delivery: &Delivery, reason: &str) {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    for (k, v) in [
-        ("x-roster-error", reason.to_owned()),
-        ("x-roster-original-exchange", delivery.exchange.to_string()),
-        ("x-roster-original-routing-key", delivery.routing_key.to_string()),
-        ("x-roster-failed-at", chrono::Utc::now().to_rfc3339()),
-    ] {
-        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
-    }
-    let props = delivery.properties.clone().with_headers(headers);
-    let published = shared
-        .publisher
-        .publish_raw(&shared.topology.dead_letter_exchange(), delivery.routing_key.as_str(), &delivery.data, props, true)
-        .await;
-    match published {
-        Ok(()) => {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not dead-letter; requeueing");
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-        }
-    }
 }

@@ -1,0 +1,51 @@
+//! Dead-lettering with a reason: the message goes unchanged to the dead-letter exchange
+//! with headers naming the error and its original route, then is acked. If that publish
+//! fails the message is returned to its queue instead, so nothing is lost.
+
+use super::{Publisher, Topology};
+use lapin::{
+    message::Delivery,
+    options::{BasicAckOptions, BasicNackOptions},
+    types::{AMQPValue, LongString},
+};
+
+pub async fn dead_letter(publisher: &Publisher, topology: &Topology, delivery: &Delivery, reason: &str) {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    for (k, v) in [
+        ("x-roster-error", reason.to_owned()),
+        ("x-roster-original-exchange", delivery.exchange.to_string()),
+        ("x-roster-original-routing-key", delivery.routing_key.to_string()),
+        ("x-roster-failed-at", chrono::Utc::now().to_rfc3339()),
+    ] {
+        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+    }
+    let props = delivery.properties.clone().with_headers(headers);
+    let published = publisher
+        .publish_raw(
+            &topology.dead_letter_exchange(),
+            delivery.routing_key.as_str(),
+            &delivery.data,
+            props,
+            true,
+        )
+        .await;
+    match published {
+        Ok(()) => {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not dead-letter; requeueing");
+            requeue(delivery).await;
+        }
+    }
+}
+
+/// Returns the message to its queue (the delivery limit bounds how often).
+pub async fn requeue(delivery: &Delivery) {
+    let _ = delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
+}
