@@ -1,1 +1,15 @@
-pub fn x() {}
+//! Roster's ingress: SCIM 2.0 for identity providers, the admin API, invite links and
+//! health. It reads PostgreSQL; every write is a command answered by a worker's reply.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod commands;
+pub mod error;
+pub mod health;
+pub mod invite;
+pub mod request_id;
+pub mod scim;
+
+pub use app::{AppState, Application};

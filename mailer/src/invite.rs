@@ -31,16 +31,27 @@ pub struct Invite {
 /// The address to invite: the primary email, else the first, else a `userName` that is
 /// an address.
 pub fn recipient(event: &UserEvent) -> Option<(String, Option<String>)> {
-    let emails = event.changes.iter().find(|(k, _)| k.eq_ignore_ascii_case("emails")).map(|(_, v)| v);
+    let emails = event
+        .changes
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("emails"))
+        .map(|(_, v)| v);
     let mut address = None;
     if let Some(Value::Array(list)) = emails {
         let value = |e: &Value| e.get("value").and_then(Value::as_str).map(str::to_owned);
         let primary = list
             .iter()
             .find(|e| e.get("primary").and_then(common::scim::model::parse_bool) == Some(true));
-        address = primary.and_then(value).or_else(|| list.iter().find_map(value));
+        address = primary
+            .and_then(value)
+            .or_else(|| list.iter().find_map(value));
     }
-    let address = address.or_else(|| event.user_name.contains('@').then(|| event.user_name.clone()))?;
+    let address = address.or_else(|| {
+        event
+            .user_name
+            .contains('@')
+            .then(|| event.user_name.clone())
+    })?;
     let address = address.parse::<Mailbox>().ok()?.email.to_string();
     let name = event
         .changes
@@ -50,8 +61,14 @@ pub fn recipient(event: &UserEvent) -> Option<(String, Option<String>)> {
         .map(str::to_owned)
         .or_else(|| {
             let name = event.changes.get("name")?;
-            let given = name.get("givenName").and_then(Value::as_str).unwrap_or_default();
-            let family = name.get("familyName").and_then(Value::as_str).unwrap_or_default();
+            let given = name
+                .get("givenName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let family = name
+                .get("familyName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let full = format!("{given} {family}").trim().to_owned();
             (!full.is_empty()).then_some(full)
         });
@@ -60,7 +77,11 @@ pub fn recipient(event: &UserEvent) -> Option<(String, Option<String>)> {
 
 /// Replaces control characters (CR, LF, …) so no value can break a header line.
 fn single_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_owned()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 fn escape_html(s: &str) -> String {
@@ -80,11 +101,17 @@ fn escape_html(s: &str) -> String {
 
 impl Invite {
     pub fn subject(&self) -> String {
-        format!("You're invited to join {} on Roster", single_line(&self.org_name))
+        format!(
+            "You're invited to join {} on Roster",
+            single_line(&self.org_name)
+        )
     }
 
     pub fn text(&self) -> String {
-        let hello = self.to_name.as_deref().map_or("Hello,".to_owned(), |n| format!("Hello {n},"));
+        let hello = self
+            .to_name
+            .as_deref()
+            .map_or("Hello,".to_owned(), |n| format!("Hello {n},"));
         format!(
             "{hello}\n\n{} uses Roster as its people directory, and your profile is ready.\n\n\
              Accept your invite: {}\n\nThe link works once and expires in 14 days.\n",
@@ -94,10 +121,9 @@ impl Invite {
     }
 
     pub fn html(&self) -> String {
-        let hello = self
-            .to_name
-            .as_deref()
-            .map_or("Hello,".to_owned(), |n| format!("Hello {},", escape_html(n)));
+        let hello = self.to_name.as_deref().map_or("Hello,".to_owned(), |n| {
+            format!("Hello {},", escape_html(n))
+        });
         format!(
             "<!doctype html><html><body style=\"font-family:sans-serif\">\
              <p>{hello}</p><p>{} uses Roster as its people directory, and your profile is ready.</p>\
@@ -126,7 +152,10 @@ impl Invite {
 }
 
 /// Sends one message, classifying the failure.
-pub async fn send(transport: &AsyncSmtpTransport<Tokio1Executor>, message: Message) -> Result<(), SendError> {
+pub async fn send(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    message: Message,
+) -> Result<(), SendError> {
     match transport.send(message).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
@@ -158,14 +187,23 @@ mod tests {
         assert_eq!(recipient(&e), Some(("a@x.io".into(), Some("Ann".into()))));
         let e = event(json!({"emails": [{"value": "b@x.io"}]}), "u");
         assert_eq!(recipient(&e).map(|r| r.0), Some("b@x.io".into()));
-        let e = event(json!({"name": {"givenName": "Jo", "familyName": "Li"}}), "jo@x.io");
-        assert_eq!(recipient(&e), Some(("jo@x.io".into(), Some("Jo Li".into()))));
+        let e = event(
+            json!({"name": {"givenName": "Jo", "familyName": "Li"}}),
+            "jo@x.io",
+        );
+        assert_eq!(
+            recipient(&e),
+            Some(("jo@x.io".into(), Some("Jo Li".into())))
+        );
         assert_eq!(recipient(&event(json!({}), "not-an-address")), None);
     }
 
     #[test]
     fn names_cannot_inject_headers_or_markup() {
-        let e = event(json!({"displayName": "Eve\r\nBcc: all@x.io <script>"}), "eve@x.io");
+        let e = event(
+            json!({"displayName": "Eve\r\nBcc: all@x.io <script>"}),
+            "eve@x.io",
+        );
         let (addr, name) = recipient(&e).expect("recipient");
         let invite = Invite {
             to_address: addr,
@@ -176,7 +214,8 @@ mod tests {
         assert!(!invite.subject().contains('\n'));
         assert!(!invite.html().contains("<script>"));
         let from: Mailbox = "Roster <no-reply@roster.localhost>".parse().expect("from");
-        let formatted = String::from_utf8(invite.message(&from).expect("builds").formatted()).expect("utf8");
+        let formatted =
+            String::from_utf8(invite.message(&from).expect("builds").formatted()).expect("utf8");
         assert!(!formatted.contains("\r\nBcc:"), "{formatted}");
         assert!(!formatted.contains("\r\nX-Evil:"), "{formatted}");
     }

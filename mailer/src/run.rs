@@ -85,9 +85,17 @@ impl Mailer {
             .context("SMTP_URL is not a valid SMTP URL")?
             .timeout(Some(Duration::from_secs(15)))
             .build();
-        let from: Mailbox = settings.mail_from.parse().context("MAIL_FROM is not a valid mailbox")?;
-        let db = common::db::connect(settings.database_url.expose(), u32::from(settings.worker_prefetch).clamp(2, 32) + 2).await;
-        let conn = Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-mailer").await);
+        let from: Mailbox = settings
+            .mail_from
+            .parse()
+            .context("MAIL_FROM is not a valid mailbox")?;
+        let db = common::db::connect(
+            settings.database_url.expose(),
+            u32::from(settings.worker_prefetch).clamp(2, 32) + 2,
+        )
+        .await;
+        let conn =
+            Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-mailer").await);
         Ok(Self {
             db,
             conn,
@@ -100,7 +108,11 @@ impl Mailer {
     }
 
     /// Consumes `user.created` events until `shutdown` resolves.
-    pub async fn run(self, health: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        health: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let shared = Arc::new(Shared {
             db: self.db.clone(),
             publisher: Publisher::open(&self.conn).await?,
@@ -156,7 +168,13 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable event dead-lettered");
-            dead_letter(&shared.publisher, &shared.topology, &delivery, &e.to_string()).await;
+            dead_letter(
+                &shared.publisher,
+                &shared.topology,
+                &delivery,
+                &e.to_string(),
+            )
+            .await;
             return;
         }
     };
@@ -205,13 +223,20 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     }
 }
 
-async fn process(shared: &Shared, env: &Envelope, event: &UserEvent) -> Result<Outcome, HandleError> {
+async fn process(
+    shared: &Shared,
+    env: &Envelope,
+    event: &UserEvent,
+) -> Result<Outcome, HandleError> {
     let Some(org_id) = env.org_id else {
         return Ok(Outcome::Skipped("event has no org"));
     };
     let Some(org) = shared
         .db
-        .query_one_raw(stmt("SELECT name, send_invites FROM orgs WHERE id = $1", [org_id.into()]))
+        .query_one_raw(stmt(
+            "SELECT name, send_invites FROM orgs WHERE id = $1",
+            [org_id.into()],
+        ))
         .await?
     else {
         return Ok(Outcome::Skipped("org not found"));
@@ -260,8 +285,11 @@ async fn process(shared: &Shared, env: &Envelope, event: &UserEvent) -> Result<O
     }
     .message(&shared.from)?;
     invite::send(&shared.smtp, message).await?;
-    tx.execute_raw(stmt("UPDATE invites SET sent_at = now() WHERE id = $1", [invite_id.into()]))
-        .await?;
+    tx.execute_raw(stmt(
+        "UPDATE invites SET sent_at = now() WHERE id = $1",
+        [invite_id.into()],
+    ))
+    .await?;
     tx.commit().await?;
     Ok(Outcome::Sent)
 }

@@ -14,6 +14,10 @@ pub fn router(probes: Probes) -> Router {
 
 async fn readyz(State(p): State<Probes>) -> (StatusCode, Json<Value>) {
     let (ready, report) = p.check().await;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(report))
 }

@@ -4,7 +4,10 @@
 //! events in version order; a crash between publish and mark re-publishes (at least once).
 
 use common::{
-    amqp::{Publisher, Topology, publish::{confirmed, envelope_properties}},
+    amqp::{
+        Publisher, Topology,
+        publish::{confirmed, envelope_properties},
+    },
     db::{is_transient, redact, stmt},
     messages::Envelope,
 };
@@ -78,7 +81,10 @@ pub async fn drain_once(
     };
     let tx = db.begin().await.map_err(db_err)?;
     let locked: bool = tx
-        .query_one_raw(stmt("SELECT pg_try_advisory_xact_lock($1) AS locked", [RELAY_LOCK.into()]))
+        .query_one_raw(stmt(
+            "SELECT pg_try_advisory_xact_lock($1) AS locked",
+            [RELAY_LOCK.into()],
+        ))
         .await
         .map_err(db_err)?
         .map(|r| r.try_get("", "locked"))
@@ -112,7 +118,13 @@ pub async fn drain_once(
         };
         pending.push(
             publisher
-                .send_raw(&exchange, &key, &envelope.to_bytes(), envelope_properties(&envelope), false)
+                .send_raw(
+                    &exchange,
+                    &key,
+                    &envelope.to_bytes(),
+                    envelope_properties(&envelope),
+                    false,
+                )
                 .await?,
         );
     }
@@ -123,7 +135,11 @@ pub async fn drain_once(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
         [sea_orm::Value::Array(
             sea_orm::sea_query::ArrayType::BigInt,
-            Some(Box::new(ids.iter().map(|i| sea_orm::Value::BigInt(Some(*i))).collect())),
+            Some(Box::new(
+                ids.iter()
+                    .map(|i| sea_orm::Value::BigInt(Some(*i)))
+                    .collect(),
+            )),
         )],
     ))
     .await

@@ -62,7 +62,8 @@ impl Worker {
             u32::from(settings.worker_prefetch).clamp(4, 64) + 2,
         )
         .await;
-        let conn = Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-worker").await);
+        let conn =
+            Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-worker").await);
         Self {
             db,
             conn,
@@ -75,7 +76,11 @@ impl Worker {
     }
 
     /// Consumes until `shutdown` resolves, serving health on `health`.
-    pub async fn run(self, health: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        health: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let shared = Arc::new(Shared {
             db: self.db.clone(),
             publisher: Publisher::open(&self.conn).await?,
@@ -139,7 +144,13 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable command dead-lettered");
-            dead_letter(&shared.publisher, &shared.topology, &delivery, &e.to_string()).await;
+            dead_letter(
+                &shared.publisher,
+                &shared.topology,
+                &delivery,
+                &e.to_string(),
+            )
+            .await;
             return;
         }
     };

@@ -85,7 +85,11 @@ where
         }
     }
     opts.consuming.store(false, Ordering::Relaxed);
-    tracing::info!(in_flight = tasks.len(), queue = opts.queue, "no new deliveries; finishing in-flight ones");
+    tracing::info!(
+        in_flight = tasks.len(),
+        queue = opts.queue,
+        "no new deliveries; finishing in-flight ones"
+    );
     let _ = channel
         .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
         .await;
@@ -94,7 +98,9 @@ where
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("in-flight deliveries did not finish in time; the broker will redeliver them");
+        tracing::warn!(
+            "in-flight deliveries did not finish in time; the broker will redeliver them"
+        );
         tasks.abort_all();
     }
     let _ = channel.close(200, "consumer stopped".into()).await;

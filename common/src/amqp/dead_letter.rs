@@ -9,12 +9,20 @@ use lapin::{
     types::{AMQPValue, LongString},
 };
 
-pub async fn dead_letter(publisher: &Publisher, topology: &Topology, delivery: &Delivery, reason: &str) {
+pub async fn dead_letter(
+    publisher: &Publisher,
+    topology: &Topology,
+    delivery: &Delivery,
+    reason: &str,
+) {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     for (k, v) in [
         ("x-roster-error", reason.to_owned()),
         ("x-roster-original-exchange", delivery.exchange.to_string()),
-        ("x-roster-original-routing-key", delivery.routing_key.to_string()),
+        (
+            "x-roster-original-routing-key",
+            delivery.routing_key.to_string(),
+        ),
         ("x-roster-failed-at", chrono::Utc::now().to_rfc3339()),
     ] {
         headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));

@@ -4,13 +4,19 @@
 use super::{Audit, audit};
 use common::{
     db::stmt,
-    messages::{AcceptInvite, CreateOrg, Envelope, NewToken, Reply, RotateScimToken, SetProvisioning},
+    messages::{
+        AcceptInvite, CreateOrg, Envelope, NewToken, Reply, RotateScimToken, SetProvisioning,
+    },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
 use uuid::Uuid;
 
-pub(super) async fn create_org(tx: &DatabaseTransaction, env: &Envelope, cmd: &CreateOrg) -> Result<Reply, DbErr> {
+pub(super) async fn create_org(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    cmd: &CreateOrg,
+) -> Result<Reply, DbErr> {
     let name = cmd.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Ok(Reply::error(400, None, "name must be 1 to 200 characters"));
@@ -19,11 +25,19 @@ pub(super) async fn create_org(tx: &DatabaseTransaction, env: &Envelope, cmd: &C
         .query_one_raw(stmt(
             "INSERT INTO orgs (id, name, admin_key_hash) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING RETURNING id",
-            [cmd.org_id.into(), name.into(), cmd.admin_key_hash.as_str().into()],
+            [
+                cmd.org_id.into(),
+                name.into(),
+                cmd.admin_key_hash.as_str().into(),
+            ],
         ))
         .await?;
     if inserted.is_none() {
-        return Ok(Reply::error(409, None, "an organisation with this id or key already exists"));
+        return Ok(Reply::error(
+            409,
+            None,
+            "an organisation with this id or key already exists",
+        ));
     }
     audit(
         tx,
@@ -48,7 +62,8 @@ async fn lock_org(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Option<bool>
             [org_id.into()],
         ))
         .await?;
-    row.map(|r| r.try_get::<bool>("", "provisioning_enabled")).transpose()
+    row.map(|r| r.try_get::<bool>("", "provisioning_enabled"))
+        .transpose()
 }
 
 async fn revoke_tokens(tx: &DatabaseTransaction, org_id: Uuid) -> Result<(), DbErr> {
@@ -60,7 +75,11 @@ async fn revoke_tokens(tx: &DatabaseTransaction, org_id: Uuid) -> Result<(), DbE
     Ok(())
 }
 
-async fn insert_token(tx: &DatabaseTransaction, org_id: Uuid, token: &NewToken) -> Result<(), DbErr> {
+async fn insert_token(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    token: &NewToken,
+) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "INSERT INTO scim_tokens (id, org_id, token_hash, hint) VALUES ($1, $2, $3, $4)",
         [
@@ -89,7 +108,13 @@ pub(super) async fn set_provisioning(
             insert_token(tx, org_id, token).await?;
             true
         }
-        (true, false, None) => return Ok(Reply::error(400, None, "enabling provisioning needs a token")),
+        (true, false, None) => {
+            return Ok(Reply::error(
+                400,
+                None,
+                "enabling provisioning needs a token",
+            ));
+        }
         (true, true, _) => false,
         (false, _, _) => {
             revoke_tokens(tx, org_id).await?;
@@ -107,7 +132,11 @@ pub(super) async fn set_provisioning(
             env,
             Some(org_id),
             Audit {
-                action: if cmd.enabled { "provisioning.enabled" } else { "provisioning.disabled" },
+                action: if cmd.enabled {
+                    "provisioning.enabled"
+                } else {
+                    "provisioning.disabled"
+                },
                 resource_type: "Provisioning",
                 resource_id: None,
                 detail: json!({}),
@@ -115,7 +144,10 @@ pub(super) async fn set_provisioning(
         )
         .await?;
     }
-    Ok(Reply::ok(200, json!({"enabled": cmd.enabled, "token_issued": token_issued})))
+    Ok(Reply::ok(
+        200,
+        json!({"enabled": cmd.enabled, "token_issued": token_issued}),
+    ))
 }
 
 pub(super) async fn rotate_token(
@@ -126,7 +158,13 @@ pub(super) async fn rotate_token(
 ) -> Result<Reply, DbErr> {
     match lock_org(tx, org_id).await? {
         None => return Ok(Reply::error(404, None, "organisation not found")),
-        Some(false) => return Ok(Reply::error(409, None, "provisioning is not enabled; enable it to get a token")),
+        Some(false) => {
+            return Ok(Reply::error(
+                409,
+                None,
+                "provisioning is not enabled; enable it to get a token",
+            ));
+        }
         Some(true) => {}
     }
     revoke_tokens(tx, org_id).await?;
@@ -161,7 +199,11 @@ pub(super) async fn accept_invite(
         ))
         .await?;
     let Some(row) = row else {
-        return Ok(Reply::error(404, None, "this invite does not exist or has expired"));
+        return Ok(Reply::error(
+            404,
+            None,
+            "this invite does not exist or has expired",
+        ));
     };
     let user_id: Uuid = row.try_get("", "user_id")?;
     audit(
@@ -176,5 +218,8 @@ pub(super) async fn accept_invite(
         },
     )
     .await?;
-    Ok(Reply::ok(200, json!({"accepted": true, "user_id": user_id})))
+    Ok(Reply::ok(
+        200,
+        json!({"accepted": true, "user_id": user_id}),
+    ))
 }

@@ -9,7 +9,9 @@ use common::{
     db::stmt,
     messages::{Command, Envelope, Reply},
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value,
+};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -74,7 +76,9 @@ async fn stored_reply(db: &DatabaseConnection, command_id: Uuid) -> Result<Reply
     };
     Ok(stored
         .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_else(|| Reply::error(500, None, "the stored result of this command is unreadable")))
+        .unwrap_or_else(|| {
+            Reply::error(500, None, "the stored result of this command is unreadable")
+        }))
 }
 
 fn to_json(v: &impl serde::Serialize) -> Json {
@@ -104,7 +108,12 @@ struct Audit<'a> {
     detail: Json,
 }
 
-async fn audit(tx: &DatabaseTransaction, env: &Envelope, org_id: Option<Uuid>, a: Audit<'_>) -> Result<(), DbErr> {
+async fn audit(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Option<Uuid>,
+    a: Audit<'_>,
+) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, resource_type, resource_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

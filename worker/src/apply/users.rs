@@ -23,7 +23,10 @@ pub(super) async fn create(
         Err(e) => return Ok(Reply::error(e.status, e.scim_type.as_deref(), e.detail)),
     };
     let org_exists = tx
-        .query_one_raw(stmt("SELECT 1 AS one FROM orgs WHERE id = $1", [org_id.into()]))
+        .query_one_raw(stmt(
+            "SELECT 1 AS one FROM orgs WHERE id = $1",
+            [org_id.into()],
+        ))
         .await?
         .is_some();
     if !org_exists {

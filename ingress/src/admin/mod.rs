@@ -1,0 +1,10 @@
+//! The admin side: the operator's org creation and an org admin's provisioning settings.
+
+pub mod api;
+
+use crate::app::AppState;
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    api::router()
+}

@@ -1,0 +1,103 @@
+//! The `Application`: shared state, the router (SCIM, admin, invites, health merged in one
+//! place), and serving with graceful shutdown. Tests build it on port 0.
+
+use crate::{admin, health, invite, request_id, scim};
+use anyhow::Context;
+use axum::{Router, extract::DefaultBodyLimit};
+use common::{
+    Settings,
+    amqp::{Topology, rpc::RpcClient},
+};
+use lapin::Connection;
+use sea_orm::DatabaseConnection;
+use std::{future::Future, net::SocketAddr, sync::Arc};
+use tokio::net::TcpListener;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub rpc: RpcClient,
+    pub amqp: Arc<Connection>,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// The SCIM base URL as clients see it, for `meta.location`.
+    pub fn scim_base(&self) -> String {
+        format!("{}/scim/v2", self.settings.public_url)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .nest("/scim/v2", scim::router())
+        .merge(admin::router())
+        .merge(invite::router())
+        .merge(health::router())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(request_id::layer))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `INGRESS_ADDR` and connects to PostgreSQL and RabbitMQ (retrying until both answer).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.ingress_addr)
+            .await
+            .with_context(|| format!("binding {}", settings.ingress_addr))?;
+        let db = common::db::connect(settings.database_url.expose(), 16).await;
+        let amqp =
+            Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-ingress").await);
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let rpc = RpcClient::start(
+            &amqp,
+            &Topology::from_settings(&settings),
+            &instance,
+            settings.command_timeout,
+        )
+        .await
+        .context("declaring the AMQP topology and reply queue")?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                db,
+                rpc,
+                amqp,
+                settings: Arc::new(settings),
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        let _ = self
+            .state
+            .amqp
+            .close(200, "ingress shutting down".into())
+            .await;
+        let _ = self.state.db.close().await;
+        tracing::info!("ingress stopped");
+        Ok(())
+    }
+}

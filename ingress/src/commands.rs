@@ -1,0 +1,50 @@
+//! Sending a command and awaiting the worker's reply (DESIGN invariant 1). Not accepted by
+//! the broker, or no reply in time: `503` with `Retry-After` — in the second case the
+//! command still completes, and the client's retry finds its effect.
+
+use crate::{app::AppState, error::ScimApiError, request_id::RequestId};
+use common::{
+    amqp::rpc::RpcError,
+    messages::{Command, Reply},
+};
+use uuid::Uuid;
+
+pub async fn execute(
+    state: &AppState,
+    org_id: Option<Uuid>,
+    request: &RequestId,
+    cmd: Command,
+) -> Result<Reply, ScimApiError> {
+    let envelope = cmd.into_envelope(org_id, &request.0);
+    match state.rpc.call(&envelope).await {
+        Ok(reply) => Ok(reply),
+        Err(RpcError::NotAccepted(e)) => {
+            tracing::warn!(error = %e, command_id = %envelope.id, "command not accepted by the broker");
+            Err(ScimApiError::unavailable(
+                "the request could not be queued; nothing was changed; retry later",
+            ))
+        }
+        Err(RpcError::Timeout(t)) => {
+            tracing::warn!(timeout_ms = t.as_millis() as u64, command_id = %envelope.id, "no reply in time");
+            Err(ScimApiError::unavailable(
+                "the request was accepted but is still being processed; retry later",
+            ))
+        }
+    }
+}
+
+/// A reply as a SCIM error, if it is one.
+pub fn reply_error(reply: &Reply) -> Option<ScimApiError> {
+    match reply {
+        Reply::Ok { .. } => None,
+        Reply::Error {
+            status,
+            scim_type,
+            detail,
+        } => Some(ScimApiError::new(
+            *status,
+            scim_type.as_deref(),
+            detail.clone(),
+        )),
+    }
+}

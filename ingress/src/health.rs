@@ -1,0 +1,27 @@
+//! `/healthz` (alive) and `/readyz` (PostgreSQL and RabbitMQ reachable) for the ingress.
+
+use crate::app::AppState;
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use serde_json::{Value, json};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let db = state.db.ping().await.is_ok();
+    let broker = common::amqp::is_connected(&state.amqp);
+    let ready = db && broker;
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(
+            json!({"status": if ready {"ready"} else {"not ready"}, "database": db, "broker": broker}),
+        ),
+    )
+}

@@ -1,0 +1,48 @@
+//! The SCIM 2.0 API (RFC 7644) under `/scim/v2`. Every error it answers, including the
+//! framework's own (404, 405, 413, …), is SCIM error JSON: a plain-text body breaks Okta.
+
+pub mod users;
+
+use crate::{app::AppState, error::scim_error_response};
+use axum::{
+    Router,
+    extract::Request,
+    http::header,
+    middleware::{self, Next},
+    response::Response,
+};
+use common::scim::{SCIM_CONTENT_TYPE, ScimError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(users::router())
+        .fallback(|| async { scim_error_response(&ScimError::not_found("no such SCIM endpoint")) })
+        .layer(middleware::from_fn(scim_errors))
+}
+
+/// Rewrites any error response that is not SCIM JSON into one, keeping status and headers.
+async fn scim_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_scim = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(SCIM_CONTENT_TYPE));
+    if status.as_u16() < 400 || is_scim {
+        return res;
+    }
+    let detail = match status.as_u16() {
+        404 => "not found",
+        405 => "method not allowed on this endpoint",
+        413 => "the request body is too large",
+        415 => "send the body as application/scim+json or application/json",
+        s if s >= 500 => "internal error",
+        _ => status.canonical_reason().unwrap_or("request refused"),
+    };
+    let mut fixed = scim_error_response(&ScimError::new(status.as_u16(), None, detail));
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        fixed.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    fixed
+}
