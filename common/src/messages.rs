@@ -93,6 +93,16 @@ pub struct RotateScimToken {
     pub token: NewToken,
 }
 
+/// Org settings to change; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_invites: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_synced_fields: Option<bool>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CreateUser {
     /// The SCIM User as validated by the sender: no `id`, `meta` or password.
@@ -110,6 +120,7 @@ pub enum Command {
     CreateOrg(CreateOrg),
     SetProvisioning(SetProvisioning),
     RotateScimToken(RotateScimToken),
+    UpdateSettings(UpdateSettings),
     CreateUser(CreateUser),
     AcceptInvite(AcceptInvite),
 }
@@ -120,6 +131,7 @@ impl Command {
             Command::CreateOrg(_) => "org.create",
             Command::SetProvisioning(_) => "provisioning.set",
             Command::RotateScimToken(_) => "provisioning.rotate_token",
+            Command::UpdateSettings(_) => "settings.update",
             Command::CreateUser(_) => "user.create",
             Command::AcceptInvite(_) => "invite.accept",
         }
@@ -132,6 +144,7 @@ impl Command {
             Command::CreateOrg(p) => serde_json::to_value(p),
             Command::SetProvisioning(p) => serde_json::to_value(p),
             Command::RotateScimToken(p) => serde_json::to_value(p),
+            Command::UpdateSettings(p) => serde_json::to_value(p),
             Command::CreateUser(p) => serde_json::to_value(p),
             Command::AcceptInvite(p) => serde_json::to_value(p),
         };
@@ -153,6 +166,7 @@ impl Command {
             "org.create" => Command::CreateOrg(env.payload_as()?),
             "provisioning.set" => Command::SetProvisioning(env.payload_as()?),
             "provisioning.rotate_token" => Command::RotateScimToken(env.payload_as()?),
+            "settings.update" => Command::UpdateSettings(env.payload_as()?),
             "user.create" => Command::CreateUser(env.payload_as()?),
             "invite.accept" => Command::AcceptInvite(env.payload_as()?),
             other => return Err(DecodeError(format!("unknown command type {other:?}"))),

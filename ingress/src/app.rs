@@ -52,6 +52,11 @@ impl Application {
         let listener = TcpListener::bind(settings.ingress_addr)
             .await
             .with_context(|| format!("binding {}", settings.ingress_addr))?;
+        Self::with_listener(settings, listener).await
+    }
+
+    /// Like `build`, on a listener the caller bound (tests bind port 0).
+    pub async fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let db = common::db::connect(settings.database_url.expose(), 16).await;
         let amqp =
             Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-ingress").await);

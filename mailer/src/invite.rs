@@ -28,39 +28,20 @@ pub struct Invite {
     pub link: String,
 }
 
-/// The address to invite: the primary email, else the first, else a `userName` that is
-/// an address.
-pub fn recipient(event: &UserEvent) -> Option<(String, Option<String>)> {
-    let emails = event
-        .changes
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("emails"))
-        .map(|(_, v)| v);
-    let mut address = None;
-    if let Some(Value::Array(list)) = emails {
-        let value = |e: &Value| e.get("value").and_then(Value::as_str).map(str::to_owned);
-        let primary = list
-            .iter()
-            .find(|e| e.get("primary").and_then(common::scim::model::parse_bool) == Some(true));
-        address = primary
-            .and_then(value)
-            .or_else(|| list.iter().find_map(value));
-    }
-    let address = address.or_else(|| {
+/// The name to greet: `displayName`, else given and family name.
+pub fn display_name(event: &UserEvent) -> Option<String> {
+    let field = |name: &str| {
         event
-            .user_name
-            .contains('@')
-            .then(|| event.user_name.clone())
-    })?;
-    let address = address.parse::<Mailbox>().ok()?.email.to_string();
-    let name = event
-        .changes
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("displayName"))
-        .and_then(|(_, v)| v.as_str())
+            .changes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let name = field("displayName")
+        .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| {
-            let name = event.changes.get("name")?;
+            let name = field("name")?;
             let given = name
                 .get("givenName")
                 .and_then(Value::as_str)
@@ -71,8 +52,9 @@ pub fn recipient(event: &UserEvent) -> Option<(String, Option<String>)> {
                 .unwrap_or_default();
             let full = format!("{given} {family}").trim().to_owned();
             (!full.is_empty()).then_some(full)
-        });
-    Some((address, name.map(|n| single_line(&n))))
+        })?;
+    let name = single_line(&name);
+    (!name.is_empty()).then_some(name)
 }
 
 /// Replaces control characters (CR, LF, …) so no value can break a header line.
@@ -179,23 +161,18 @@ mod tests {
     }
 
     #[test]
-    fn primary_email_wins_then_first_then_user_name() {
+    fn greets_by_display_name_then_full_name() {
         let e = event(
-            json!({"emails": [{"value": "b@x.io"}, {"value": "a@x.io", "primary": true}], "displayName": "Ann"}),
+            json!({"displayName": "Ann", "name": {"givenName": "A"}}),
             "u",
         );
-        assert_eq!(recipient(&e), Some(("a@x.io".into(), Some("Ann".into()))));
-        let e = event(json!({"emails": [{"value": "b@x.io"}]}), "u");
-        assert_eq!(recipient(&e).map(|r| r.0), Some("b@x.io".into()));
+        assert_eq!(display_name(&e).as_deref(), Some("Ann"));
         let e = event(
             json!({"name": {"givenName": "Jo", "familyName": "Li"}}),
             "jo@x.io",
         );
-        assert_eq!(
-            recipient(&e),
-            Some(("jo@x.io".into(), Some("Jo Li".into())))
-        );
-        assert_eq!(recipient(&event(json!({}), "not-an-address")), None);
+        assert_eq!(display_name(&e).as_deref(), Some("Jo Li"));
+        assert_eq!(display_name(&event(json!({}), "u")), None);
     }
 
     #[test]
@@ -204,10 +181,9 @@ mod tests {
             json!({"displayName": "Eve\r\nBcc: all@x.io <script>"}),
             "eve@x.io",
         );
-        let (addr, name) = recipient(&e).expect("recipient");
         let invite = Invite {
-            to_address: addr,
-            to_name: name,
+            to_address: "eve@x.io".into(),
+            to_name: display_name(&e),
             org_name: "Acme\r\nX-Evil: 1".into(),
             link: "http://h/invite/t".into(),
         };

@@ -1,6 +1,6 @@
-//! The mailer's consume loop: for each `user.created` event of an org with invites on,
-//! reserve the person's invite row, send the email, and mark it sent — all while holding
-//! the row lock, so a redelivered or concurrent copy of the event sends nothing.
+//! The mailer's consume loop: for each `user.created` event whose invite is pending (the
+//! worker decided it at creation), send the email and mark it sent while holding the
+//! invite row's lock, so a redelivered or concurrent copy of the event sends nothing.
 
 use crate::{
     health,
@@ -233,61 +233,46 @@ async fn process(
     };
     let Some(org) = shared
         .db
-        .query_one_raw(stmt(
-            "SELECT name, send_invites FROM orgs WHERE id = $1",
-            [org_id.into()],
-        ))
+        .query_one_raw(stmt("SELECT name FROM orgs WHERE id = $1", [org_id.into()]))
         .await?
     else {
         return Ok(Outcome::Skipped("org not found"));
     };
-    if !org.try_get::<bool>("", "send_invites")? {
-        return Ok(Outcome::Skipped("invites are off for this org"));
-    }
     let org_name: String = org.try_get("", "name")?;
-    let Some((address, name)) = invite::recipient(event) else {
-        return Ok(Outcome::Skipped("no email address"));
-    };
-
-    let token = secret::issue(TokenKind::Invite);
     let tx = shared.db.begin().await?;
-    // Locks the user's invite row; a concurrent copy of the event waits here, then finds
-    // it sent and skips.
-    let reserved = tx
+    // The worker wrote this row when the user was created and the org had invites on.
+    // Holding its lock while sending makes a concurrent copy of the event wait, then find
+    // it sent.
+    let pending = tx
         .query_one_raw(stmt(
-            "INSERT INTO invites (id, org_id, user_id, email, token_hash, event_id, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (user_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, \
-                 expires_at = EXCLUDED.expires_at, email = EXCLUDED.email \
-             WHERE invites.sent_at IS NULL \
-             RETURNING id",
-            [
-                Uuid::now_v7().into(),
-                org_id.into(),
-                event.user_id.into(),
-                address.clone().into(),
-                token.hash.as_str().into(),
-                env.id.into(),
-                (Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS)).into(),
-            ],
+            "SELECT id, email FROM invites WHERE user_id = $1 AND org_id = $2 AND sent_at IS NULL FOR UPDATE",
+            [event.user_id.into(), org_id.into()],
         ))
         .await?;
-    let Some(row) = reserved else {
+    let Some(row) = pending else {
         tx.rollback().await?;
-        return Ok(Outcome::Skipped("already invited"));
+        return Ok(Outcome::Skipped(
+            "no invite pending (invites off, or already sent)",
+        ));
     };
     let invite_id: Uuid = row.try_get("", "id")?;
+    let address: String = row.try_get("", "email")?;
+    let token = secret::issue(TokenKind::Invite);
     let message = Invite {
         to_address: address,
-        to_name: name,
+        to_name: invite::display_name(event),
         org_name,
         link: format!("{}/invite/{}", shared.public_url, token.plain.expose()),
     }
     .message(&shared.from)?;
     invite::send(&shared.smtp, message).await?;
     tx.execute_raw(stmt(
-        "UPDATE invites SET sent_at = now() WHERE id = $1",
-        [invite_id.into()],
+        "UPDATE invites SET token_hash = $2, expires_at = $3, sent_at = now() WHERE id = $1",
+        [
+            invite_id.into(),
+            token.hash.as_str().into(),
+            (Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS)).into(),
+        ],
     ))
     .await?;
     tx.commit().await?;

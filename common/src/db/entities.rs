@@ -128,10 +128,9 @@ pub mod invite {
         pub org_id: Uuid,
         pub user_id: Uuid,
         pub email: String,
-        pub token_hash: String,
-        pub event_id: Uuid,
+        pub token_hash: Option<String>,
         pub created_at: DateTimeUtc,
-        pub expires_at: DateTimeUtc,
+        pub expires_at: Option<DateTimeUtc>,
         pub sent_at: Option<DateTimeUtc>,
         pub accepted_at: Option<DateTimeUtc>,
     }

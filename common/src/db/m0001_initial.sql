@@ -62,16 +62,16 @@ CREATE TABLE processed_commands (
     processed_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Invites: written by the mailer (one per user), accepted through a worker command.
+-- Invites: one per user, decided by the worker in the create's transaction (when the org
+-- has invites on); the mailer sends it and sets the token; accepting is a worker command.
 CREATE TABLE invites (
     id          uuid PRIMARY KEY,
     org_id      uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     user_id     uuid NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
     email       text NOT NULL,
-    token_hash  text NOT NULL UNIQUE,
-    event_id    uuid NOT NULL,
+    token_hash  text UNIQUE,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    expires_at  timestamptz NOT NULL,
+    expires_at  timestamptz,
     sent_at     timestamptz,
     accepted_at timestamptz
 );

@@ -19,7 +19,9 @@ use axum::{
 };
 use common::{
     db::stmt,
-    messages::{Command, CreateOrg, NewToken, Reply, RotateScimToken, SetProvisioning},
+    messages::{
+        Command, CreateOrg, NewToken, Reply, RotateScimToken, SetProvisioning, UpdateSettings,
+    },
     secret::{self, TokenKind},
 };
 use sea_orm::ConnectionTrait;
@@ -35,6 +37,7 @@ pub fn router() -> Router<AppState> {
             get(get_provisioning).put(put_provisioning),
         )
         .route("/admin/v1/provisioning/token", post(rotate_token))
+        .route("/admin/v1/settings", get(get_settings).put(put_settings))
 }
 
 /// Parses an admin JSON body into `T`, with a 400 naming what is wrong.
@@ -160,4 +163,34 @@ async fn rotate_token(
     });
     reply_body(execute(&state, Some(org.0), &request, cmd).await?)?;
     Ok(Json(json!({"token": token.plain.expose()})))
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    org: AdminOrg,
+) -> Result<Json<Value>, ApiError> {
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT send_invites, lock_synced_fields FROM orgs WHERE id = $1",
+            [org.0.into()],
+        ))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
+    Ok(Json(json!({
+        "send_invites": row.try_get::<bool>("", "send_invites")?,
+        "lock_synced_fields": row.try_get::<bool>("", "lock_synced_fields")?,
+    })))
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    body: Result<JsonBody, crate::error::ScimApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let change: UpdateSettings = parse(body_of(body)?)?;
+    let cmd = Command::UpdateSettings(change);
+    let (_, body) = reply_body(execute(&state, Some(org.0), &request, cmd).await?)?;
+    Ok(Json(body))
 }

@@ -1,11 +1,12 @@
 //! Admin commands: creating an org, switching provisioning on and off, rotating the SCIM
-//! token, and accepting an invite. Tokens arrive as digests only.
+//! token, changing org settings, and accepting an invite. Tokens arrive as digests only.
 
 use super::{Audit, audit};
 use common::{
     db::stmt,
     messages::{
         AcceptInvite, CreateOrg, Envelope, NewToken, Reply, RotateScimToken, SetProvisioning,
+        UpdateSettings,
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -222,4 +223,44 @@ pub(super) async fn accept_invite(
         200,
         json!({"accepted": true, "user_id": user_id}),
     ))
+}
+
+pub(super) async fn update_settings(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &UpdateSettings,
+) -> Result<Reply, DbErr> {
+    let row = tx
+        .query_one_raw(stmt(
+            "UPDATE orgs SET send_invites = COALESCE($2, send_invites), \
+                 lock_synced_fields = COALESCE($3, lock_synced_fields) \
+             WHERE id = $1 RETURNING send_invites, lock_synced_fields",
+            [
+                org_id.into(),
+                cmd.send_invites.into(),
+                cmd.lock_synced_fields.into(),
+            ],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(Reply::error(404, None, "organisation not found"));
+    };
+    let settings = json!({
+        "send_invites": row.try_get::<bool>("", "send_invites")?,
+        "lock_synced_fields": row.try_get::<bool>("", "lock_synced_fields")?,
+    });
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: "settings.updated",
+            resource_type: "Settings",
+            resource_id: None,
+            detail: serde_json::to_value(cmd).unwrap_or_default(),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(200, settings))
 }

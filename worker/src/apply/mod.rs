@@ -46,6 +46,7 @@ pub async fn apply(
         Command::CreateOrg(p) => admin::create_org(&tx, env, p).await?,
         Command::SetProvisioning(p) => admin::set_provisioning(&tx, env, org(env), p).await?,
         Command::RotateScimToken(p) => admin::rotate_token(&tx, env, org(env), p).await?,
+        Command::UpdateSettings(p) => admin::update_settings(&tx, env, org(env), p).await?,
         Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
     };

@@ -79,6 +79,27 @@ pub(super) async fn create(
         },
     );
     enqueue_event(tx, &event).await?;
+    // The invite is decided now, with the org's setting as it is at creation; the mailer
+    // sends what this row asks for, once.
+    let address = stored.email.clone().or_else(|| {
+        stored
+            .user_name
+            .contains('@')
+            .then(|| stored.user_name.clone())
+    });
+    if let Some(email) = address {
+        tx.execute_raw(stmt(
+            "INSERT INTO invites (id, org_id, user_id, email) \
+             SELECT $1, id, $3, $4 FROM orgs WHERE id = $2 AND send_invites",
+            [
+                Uuid::now_v7().into(),
+                org_id.into(),
+                stored.id.into(),
+                email.into(),
+            ],
+        ))
+        .await?;
+    }
     audit(
         tx,
         env,

@@ -1,0 +1,8 @@
+//! Roster end to end: real RabbitMQ, PostgreSQL and SMTP; one binary, one stack per test.
+
+mod admin;
+mod auth;
+mod invites;
+mod okta_assign;
+mod queued_commands;
+mod tenants;

@@ -1,0 +1,399 @@
+//! `TestApp`: the whole stack for one test — its own PostgreSQL database, its own AMQP
+//! names (prefix `test-<id>`, queues expiring when unused), a unique email domain — and
+//! helpers to act as the operator, an org admin and Okta.
+
+use crate::{maildev::MailDev, okta::ScimClient};
+use common::Settings;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use std::{
+    sync::Once,
+    time::{Duration, Instant},
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+/// How a test wants its stack.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Start a worker with the stack (a test may start it later).
+    pub worker: bool,
+    pub command_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            command_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One org as its admin and its Okta see it.
+pub struct Tenant {
+    pub org_id: String,
+    pub admin_key: String,
+    pub scim: ScimClient,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub operator_token: String,
+    pub settings: Settings,
+    /// A direct connection to this test's database, for assertions.
+    pub db: DatabaseConnection,
+    pub maildev: MailDev,
+    /// A domain no other test uses, for email addresses.
+    pub domain: String,
+    tasks: Vec<Service>,
+    db_name: String,
+    server_url: String,
+}
+
+/// One running service and the switch that stops it.
+struct Service {
+    name: &'static str,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    fn spawn<F>(
+        name: &'static str,
+        run: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> F,
+    ) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, mut rx) = watch::channel(false);
+        let signal = Box::pin(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        });
+        Self {
+            name,
+            stop,
+            task: tokio::spawn(run(signal)),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let name = self.name;
+        let result = tokio::time::timeout(Duration::from_secs(40), self.task)
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not stop within 40 s"));
+        result
+            .unwrap_or_else(|e| panic!("{name} panicked: {e}"))
+            .unwrap_or_else(|e| panic!("{name} failed: {e:#}"));
+    }
+}
+
+static LOGGING: Once = Once::new();
+
+fn init_logging() {
+    LOGGING.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0") {
+            common::telemetry::init(
+                &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                common::config::LogFormat::Pretty,
+            );
+        }
+    });
+}
+
+/// `scheme://user@host:port` of a URL (without the database path).
+fn server_of(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => url[..after_scheme + i].to_owned(),
+        None => url.to_owned(),
+    }
+}
+
+/// `host:port` of a URL.
+fn host_port(url: &str, default_port: u16) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let hp = rest.split(['/', '?']).next().unwrap_or(rest);
+    if hp.contains(':') {
+        hp.to_owned()
+    } else {
+        format!("{hp}:{default_port}")
+    }
+}
+
+async fn require(what: &str, addr: &str, how: &str) {
+    let ok = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    assert!(ok, "{what} is not reachable at {addr}: {how}");
+}
+
+/// Fails the test, saying what to start, when a service it needs is not running.
+async fn require_services(s: &Settings, maildev: &MailDev) {
+    let how = "run `bash .ci/test` (it starts what is missing) or `docker compose up -d postgres rabbitmq maildev`";
+    require("PostgreSQL", &host_port(s.database_url.expose(), 5432), how).await;
+    require("RabbitMQ", &host_port(s.amqp_url.expose(), 5672), how).await;
+    require(
+        "The SMTP server (MailDev)",
+        &host_port(s.smtp_url.expose(), 25),
+        how,
+    )
+    .await;
+    require("MailDev's web API", &host_port(maildev.base(), 80), how).await;
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> Self {
+        init_logging();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut settings = Settings::from_env().expect("settings from the environment");
+        let maildev = MailDev::from_env();
+        require_services(&settings, &maildev).await;
+
+        let server_url = server_of(settings.database_url.expose());
+        let db_name = format!("roster_test_{id}");
+        let admin = Database::connect(format!("{server_url}/postgres"))
+            .await
+            .expect("connecting to PostgreSQL's `postgres` database");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
+            .await
+            .expect("creating the test database");
+        let _ = admin.close().await;
+
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let base = format!("http://{addr}");
+        let operator_token = format!("op-{id}");
+        settings.database_url = common::secret::Secret::new(format!("{server_url}/{db_name}"));
+        settings.amqp_prefix = format!("test-{}", &id[..12]);
+        settings.queue_expires = Some(Duration::from_secs(300));
+        settings.public_url = base.clone();
+        settings.operator_token = Some(common::secret::Secret::new(operator_token.clone()));
+        settings.command_timeout = opts.command_timeout;
+        settings.worker_prefetch = 16;
+
+        worker::migrate(&settings).await.expect("migrations");
+        let db = Database::connect(settings.database_url.expose().as_str())
+            .await
+            .expect("connecting to the test database");
+
+        let mut app = TestApp {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("HTTP client"),
+            operator_token,
+            settings,
+            db,
+            maildev,
+            domain: format!("t{}.example.com", &id[..12]),
+            tasks: Vec::new(),
+            db_name,
+            server_url,
+        };
+        let ingress = ingress::Application::with_listener(app.settings.clone(), listener)
+            .await
+            .expect("ingress");
+        app.tasks
+            .push(Service::spawn("ingress", |stop| ingress.run(stop)));
+        app.start_mailer().await;
+        if opts.worker {
+            app.start_worker().await;
+        }
+        app.wait_ready().await;
+        app
+    }
+
+    pub async fn start_worker(&mut self) {
+        let w = worker::Worker::connect(&self.settings).await;
+        let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
+        self.tasks
+            .push(Service::spawn("worker", |stop| w.run(health, stop)));
+    }
+
+    /// Stops the running workers (as SIGTERM would) and checks they exited cleanly.
+    pub async fn stop_worker(&mut self) {
+        let (workers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|s| s.name == "worker");
+        self.tasks = rest;
+        for w in workers {
+            w.stop().await;
+        }
+    }
+
+    async fn start_mailer(&mut self) {
+        let m = mailer::Mailer::connect(&self.settings)
+            .await
+            .expect("mailer");
+        let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
+        self.tasks
+            .push(Service::spawn("mailer", |stop| m.run(health, stop)));
+    }
+
+    async fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            let ok = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "ingress never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A unique email address for this test.
+    pub fn email(&self, local: &str) -> String {
+        format!("{local}@{}", self.domain)
+    }
+
+    /// `POST /admin/v1/orgs` as the operator; returns (id, admin key).
+    pub async fn create_org(&self, name: &str) -> (String, String) {
+        let res = self
+            .http
+            .post(format!("{}/admin/v1/orgs", self.base))
+            .bearer_auth(&self.operator_token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .expect("POST /admin/v1/orgs");
+        assert_eq!(res.status(), 201, "creating an org");
+        let body: Value = res.json().await.expect("JSON");
+        (
+            body["id"].as_str().expect("id").to_owned(),
+            body["admin_key"].as_str().expect("admin_key").to_owned(),
+        )
+    }
+
+    /// An admin API call with the given key.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("admin API call")
+    }
+
+    /// `PUT /admin/v1/provisioning {"enabled": true}`; returns the SCIM token.
+    pub async fn enable_provisioning(&self, admin_key: &str) -> String {
+        let res = self
+            .admin(
+                reqwest::Method::PUT,
+                "/admin/v1/provisioning",
+                admin_key,
+                Some(json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "enabling provisioning");
+        let body: Value = res.json().await.expect("JSON");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A new org with provisioning on, and an Okta client holding its token.
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let (org_id, admin_key) = self.create_org(name).await;
+        let token = self.enable_provisioning(&admin_key).await;
+        Tenant {
+            org_id,
+            admin_key,
+            scim: self.scim(&token),
+        }
+    }
+
+    pub fn scim(&self, token: &str) -> ScimClient {
+        ScimClient {
+            base: self.base.clone(),
+            token: token.to_owned(),
+            http: self.http.clone(),
+        }
+    }
+
+    /// Runs a `SELECT count(*) …` (or any single bigint) against this test's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(common::db::stmt(sql, []))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a bigint")
+    }
+
+    /// Waits until `sql` counts `n`, or the timeout passes; returns the last count.
+    pub async fn wait_count(&self, sql: &str, n: i64, timeout: Duration) -> i64 {
+        let start = Instant::now();
+        loop {
+            let c = self.count(sql).await;
+            if c == n || start.elapsed() > timeout {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every service as SIGTERM would and checks each exited cleanly.
+    pub async fn stop(mut self) {
+        for service in std::mem::take(&mut self.tasks) {
+            service.stop().await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for s in &self.tasks {
+            let _ = s.stop.send(true);
+            s.task.abort();
+        }
+        // Drop the database from a thread of its own: Drop cannot await.
+        let url = format!("{}/postgres", self.server_url);
+        let name = self.db_name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = Database::connect(url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}

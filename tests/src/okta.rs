@@ -1,0 +1,75 @@
+//! Okta as a SCIM client: its headers and the exact bodies it sends (../shared/OKTA.md).
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+pub const USER_AGENT: &str = "Okta SCIM Client 1.0.0";
+
+/// A SCIM client holding a bearer token, sending Okta's headers.
+#[derive(Clone)]
+pub struct ScimClient {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl ScimClient {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}/scim/v2{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("User-Agent", USER_AGENT)
+            .header("Accept", "application/scim+json")
+    }
+
+    pub async fn post_user(&self, body: &Value) -> Response {
+        self.request(Method::POST, "/Users")
+            .header("Content-Type", "application/scim+json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST /Users")
+    }
+
+    pub async fn get_user(&self, id: &str) -> Response {
+        self.request(Method::GET, &format!("/Users/{id}"))
+            .send()
+            .await
+            .expect("GET /Users/{id}")
+    }
+
+    /// `GET /Users?filter=userName eq "…"&startIndex=1&count=100`, as Okta looks a user up.
+    pub async fn find_by_user_name(&self, user_name: &str) -> Value {
+        let res = self
+            .request(Method::GET, "/Users")
+            .query(&[
+                ("filter", format!("userName eq \"{user_name}\"")),
+                ("startIndex", "1".to_owned()),
+                ("count", "100".to_owned()),
+            ])
+            .send()
+            .await
+            .expect("GET /Users?filter");
+        assert_eq!(res.status(), 200, "filter lookup failed");
+        res.json().await.expect("ListResponse JSON")
+    }
+}
+
+/// The body Okta sends to create a user, password placeholder included.
+pub fn create_user_body(user_name: &str, given: &str, family: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+        "displayName": format!("{given} {family}"),
+        "locale": "en-US",
+        "externalId": format!("00u{}", &uuid::Uuid::new_v4().simple().to_string()[..17]),
+        "groups": [],
+        "password": PASSWORD_PLACEHOLDER,
+        "active": true
+    })
+}
+
+/// What Okta puts in `password`; it must never be stored or returned.
+pub const PASSWORD_PLACEHOLDER: &str = "P4ssw0rd-placeholder-9f8e7d";
