@@ -63,8 +63,11 @@ impl Topology {
 
     /// Declares every exchange, queue and binding. Idempotent.
     pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+        // Per-test topologies (with queue expiry) clean up after themselves: their
+        // exchanges go when the expired queues' bindings do.
         let durable = ExchangeDeclareOptions {
             durable: true,
+            auto_delete: self.queue_expires.is_some(),
             ..Default::default()
         };
         ch.exchange_declare(
