@@ -27,8 +27,13 @@ pub async fn migrate(url: &str) -> Result<(), DbErr> {
     unlock.map(|_| ())
 }
 
-#[derive(DeriveMigrationName)]
 struct M0001Initial;
+
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
 
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0001Initial {
