@@ -11,7 +11,8 @@ pub fn init(rust_log: &str, format: LogFormat) {
     } else {
         format!("{rust_log},sqlx=warn")
     };
-    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Pretty => registry.with(fmt::layer().with_target(true)).try_init(),
