@@ -111,7 +111,7 @@ impl Invite {
              <p>{hello}</p><p>{} uses Roster as its people directory, and your profile is ready.</p>\
              <p><a href=\"{link}\">Accept your invite</a></p>\
              <p style=\"color:#666\">The link works once and expires in 14 days.</p></body></html>",
-            escape_html(&self.org_name),
+            escape_html(&single_line(&self.org_name)),
             link = escape_html(&self.link),
         )
     }
@@ -192,7 +192,12 @@ mod tests {
         let from: Mailbox = "Roster <no-reply@roster.localhost>".parse().expect("from");
         let formatted =
             String::from_utf8(invite.message(&from).expect("builds").formatted()).expect("utf8");
-        assert!(!formatted.contains("\r\nBcc:"), "{formatted}");
-        assert!(!formatted.contains("\r\nX-Evil:"), "{formatted}");
+        let headers = formatted.split("\r\n\r\n").next().expect("a header block");
+        assert!(!headers.contains("\r\nBcc:"), "{headers}");
+        assert!(!headers.contains("\r\nX-Evil:"), "{headers}");
+        assert!(
+            !formatted.contains("\nX-Evil"),
+            "the body keeps names on one line"
+        );
     }
 }
