@@ -1,6 +1,8 @@
-//! Readiness probes shared by the consumers: PostgreSQL answers, the broker connection is
-//! up, and the consumer is running. Each service serves them on its own `/readyz`.
+//! Health of the consumers (worker, mailer): `/healthz` (alive) and `/readyz` (PostgreSQL
+//! answers, the broker connection is up, the consumer runs) on `HEALTH_ADDR`. This is the
+//! only HTTP in `common`: two fixed routes, so the consumers need no web layer of their own.
 
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
@@ -33,4 +35,36 @@ impl Probes {
             }),
         )
     }
+}
+
+/// Serves `/healthz` and `/readyz` until `stop` turns true.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    probes: Probes,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .with_state(probes);
+    tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "health server failed");
+        }
+    })
+}
+
+async fn readyz(State(p): State<Probes>) -> (StatusCode, Json<Value>) {
+    let (ready, report) = p.check().await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
 }

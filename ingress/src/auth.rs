@@ -24,7 +24,29 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The org a valid SCIM token belongs to.
+/// Looks a presented secret up by its digest with `sql` (one `$1` parameter, selecting
+/// `org_id` and `hash`), and confirms the match in constant time. `None`: not valid.
+async fn org_for_secret(
+    state: &AppState,
+    sql: &str,
+    presented: &str,
+) -> Result<Option<Uuid>, sea_orm::DbErr> {
+    let presented = TokenHash::of(presented);
+    let Some(row) = state
+        .db
+        .query_one_raw(stmt(sql, [presented.as_str().into()]))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let stored = TokenHash(row.try_get("", "hash")?);
+    stored
+        .ct_eq(&presented)
+        .then(|| row.try_get("", "org_id"))
+        .transpose()
+}
+
+/// The org a valid SCIM token belongs to: a live token, while provisioning is on.
 #[derive(Clone, Copy, Debug)]
 pub struct ScimOrg(pub Uuid);
 
@@ -37,21 +59,12 @@ impl FromRequestParts<AppState> for ScimOrg {
     ) -> Result<Self, Self::Rejection> {
         let unauthorized = || ScimApiError::new(401, None, "a valid SCIM bearer token is required");
         let token = bearer(parts).ok_or_else(unauthorized)?;
-        let presented = TokenHash::of(token);
-        let row = state
-            .db
-            .query_one_raw(stmt(
-                "SELECT t.org_id, t.token_hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
-                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled",
-                [presented.as_str().into()],
-            ))
+        let sql = "SELECT t.org_id, t.token_hash AS hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
+                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled";
+        org_for_secret(state, sql, token)
             .await?
-            .ok_or_else(unauthorized)?;
-        let stored = TokenHash(row.try_get("", "token_hash")?);
-        if !stored.ct_eq(&presented) {
-            return Err(unauthorized());
-        }
-        Ok(Self(row.try_get("", "org_id")?))
+            .map(Self)
+            .ok_or_else(unauthorized)
     }
 }
 
@@ -69,20 +82,11 @@ impl FromRequestParts<AppState> for AdminOrg {
         let unauthorized =
             || ApiError::new(StatusCode::UNAUTHORIZED, "a valid admin key is required");
         let token = bearer(parts).ok_or_else(unauthorized)?;
-        let presented = TokenHash::of(token);
-        let row = state
-            .db
-            .query_one_raw(stmt(
-                "SELECT id, admin_key_hash FROM orgs WHERE admin_key_hash = $1",
-                [presented.as_str().into()],
-            ))
+        let sql = "SELECT id AS org_id, admin_key_hash AS hash FROM orgs WHERE admin_key_hash = $1";
+        org_for_secret(state, sql, token)
             .await?
-            .ok_or_else(unauthorized)?;
-        let stored = TokenHash(row.try_get("", "admin_key_hash")?);
-        if !stored.ct_eq(&presented) {
-            return Err(unauthorized());
-        }
-        Ok(Self(row.try_get("", "id")?))
+            .map(Self)
+            .ok_or_else(unauthorized)
     }
 }
 

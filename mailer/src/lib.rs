@@ -1,6 +1,5 @@
 //! Roster's mailer: one invite email per person created, when the org has invites on.
 
-pub mod health;
 pub mod invite;
 pub mod run;
 

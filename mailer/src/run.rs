@@ -2,10 +2,7 @@
 //! worker decided it at creation), send the email and mark it sent while holding the
 //! invite row's lock, so a redelivered or concurrent copy of the event sends nothing.
 
-use crate::{
-    health,
-    invite::{self, Invite, SendError},
-};
+use crate::invite::{self, Invite, SendError};
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
@@ -127,14 +124,8 @@ impl Mailer {
             amqp: self.conn.clone(),
             consuming: consuming.clone(),
         };
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let health_server = tokio::spawn(async move {
-            let _ = axum::serve(health, health::router(probes))
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.changed().await;
-                })
-                .await;
-        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let health_server = common::health::serve(health, probes, stop_rx);
         let result = consume_until(
             &self.conn,
             &self.topology,

@@ -99,12 +99,8 @@ async fn unknown_ids_and_bad_bodies_are_scim_errors_that_store_nothing() {
     .await;
 
     let malformed = okta
-        .request(Method::POST, "/Users")
-        .header("Content-Type", "application/scim+json")
-        .body("{\"userName\": ")
-        .send()
-        .await
-        .expect("POST");
+        .post_raw("/Users", "application/scim+json", "{\"userName\": ")
+        .await;
     let err = assert_scim_error(malformed, 400).await;
     assert_eq!(err["scimType"], "invalidSyntax");
 
@@ -114,23 +110,11 @@ async fn unknown_ids_and_bad_bodies_are_scim_errors_that_store_nothing() {
     let err = assert_scim_error(no_user_name, 400).await;
     assert_eq!(err["scimType"], "invalidValue");
 
-    let wrong_type = okta
-        .request(Method::POST, "/Users")
-        .header("Content-Type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .expect("POST");
+    let wrong_type = okta.post_raw("/Users", "text/plain", "hello").await;
     assert_scim_error(wrong_type, 415).await;
 
     let big = format!("{{\"userName\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let too_big = okta
-        .request(Method::POST, "/Users")
-        .header("Content-Type", "application/scim+json")
-        .body(big)
-        .send()
-        .await
-        .expect("POST");
+    let too_big = okta.post_raw("/Users", "application/scim+json", big).await;
     assert_scim_error(too_big, 413).await;
 
     let bad_filter = okta
@@ -143,13 +127,8 @@ async fn unknown_ids_and_bad_bodies_are_scim_errors_that_store_nothing() {
     assert_eq!(err["scimType"], "invalidFilter");
 
     // Okta's own test tools send application/json; that works.
-    let res = okta
-        .request(Method::POST, "/Users")
-        .header("Content-Type", "application/json")
-        .body(create_user_body(&app.email("json"), "J", "S").to_string())
-        .send()
-        .await
-        .expect("POST");
+    let body = create_user_body(&app.email("json"), "J", "S").to_string();
+    let res = okta.post_raw("/Users", "application/json", body).await;
     assert_eq!(res.status(), 201);
 
     assert_eq!(

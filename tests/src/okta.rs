@@ -31,6 +31,21 @@ impl ScimClient {
             .expect("POST /Users")
     }
 
+    /// `POST path` with a raw body and the given content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.request(Method::POST, path)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
     pub async fn get_user(&self, id: &str) -> Response {
         self.request(Method::GET, &format!("/Users/{id}"))
             .send()

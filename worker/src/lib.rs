@@ -2,7 +2,6 @@
 //! commit, acks after the reply, and relays the outbox to the events exchange.
 
 pub mod apply;
-pub mod health;
 pub mod outbox;
 pub mod run;
 

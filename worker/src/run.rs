@@ -4,7 +4,7 @@
 
 use crate::{
     apply::{ApplyContext, apply},
-    health, outbox,
+    outbox,
 };
 use backon::{ExponentialBuilder, Retryable};
 use common::{
@@ -102,14 +102,7 @@ impl Worker {
             amqp: self.conn.clone(),
             consuming: consuming.clone(),
         };
-        let mut health_stop = stop_rx.clone();
-        let health_server = tokio::spawn(async move {
-            let _ = axum::serve(health, health::router(probes))
-                .with_graceful_shutdown(async move {
-                    let _ = health_stop.changed().await;
-                })
-                .await;
-        });
+        let health_server = common::health::serve(health, probes, stop_rx.clone());
 
         let result = consume_until(
             &self.conn,
