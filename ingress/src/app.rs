@@ -13,6 +13,10 @@ use sea_orm::DatabaseConnection;
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
 
+/// How long in-flight requests get after SIGTERM (commands wait at most
+/// `COMMAND_TIMEOUT_MS` for their reply, and this is longer than the default of that).
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

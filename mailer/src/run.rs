@@ -141,8 +141,7 @@ impl Mailer {
         .await;
         let _ = stop_tx.send(true);
         let _ = health_server.await;
-        let _ = self.conn.close(200, "mailer shutting down".into()).await;
-        let _ = self.db.close().await;
+        common::shutdown::close_connections(&self.conn, &self.db, "mailer").await;
         tracing::info!("mailer stopped");
         Ok(result?)
     }

@@ -80,9 +80,9 @@ impl Service {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let name = self.name;
-        let result = tokio::time::timeout(Duration::from_secs(40), self.task)
+        let result = tokio::time::timeout(Duration::from_secs(60), self.task)
             .await
-            .unwrap_or_else(|_| panic!("{name} did not stop within 40 s"));
+            .unwrap_or_else(|_| panic!("{name} did not stop within 60 s"));
         result
             .unwrap_or_else(|e| panic!("{name} panicked: {e}"))
             .unwrap_or_else(|e| panic!("{name} failed: {e:#}"));

@@ -122,8 +122,7 @@ impl Worker {
         let _ = relay.await;
         let _ = health_server.await;
         // Closing the connection returns any unacknowledged deliveries to the queue.
-        let _ = self.conn.close(200, "worker shutting down".into()).await;
-        let _ = self.db.close().await;
+        common::shutdown::close_connections(&self.conn, &self.db, "worker").await;
         tracing::info!("worker stopped");
         Ok(result?)
     }
