@@ -109,6 +109,32 @@ pub struct CreateUser {
     pub resource: Value,
 }
 
+/// `PUT /Users/{id}`: replace the user with `resource`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplaceUser {
+    pub user_id: Uuid,
+    pub resource: Value,
+    /// The version the client saw (`If-Match`); a mismatch is `412`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
+/// `PATCH /Users/{id}`: the RFC 7644 PatchOp body, applied by the worker to the current user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatchUser {
+    pub user_id: Uuid,
+    pub patch: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteUser {
+    pub user_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AcceptInvite {
     pub token_hash: TokenHash,
@@ -122,6 +148,9 @@ pub enum Command {
     RotateScimToken(RotateScimToken),
     UpdateSettings(UpdateSettings),
     CreateUser(CreateUser),
+    ReplaceUser(ReplaceUser),
+    PatchUser(PatchUser),
+    DeleteUser(DeleteUser),
     AcceptInvite(AcceptInvite),
 }
 
@@ -133,6 +162,9 @@ impl Command {
             Command::RotateScimToken(_) => "provisioning.rotate_token",
             Command::UpdateSettings(_) => "settings.update",
             Command::CreateUser(_) => "user.create",
+            Command::ReplaceUser(_) => "user.replace",
+            Command::PatchUser(_) => "user.patch",
+            Command::DeleteUser(_) => "user.delete",
             Command::AcceptInvite(_) => "invite.accept",
         }
     }
@@ -146,6 +178,9 @@ impl Command {
             Command::RotateScimToken(p) => serde_json::to_value(p),
             Command::UpdateSettings(p) => serde_json::to_value(p),
             Command::CreateUser(p) => serde_json::to_value(p),
+            Command::ReplaceUser(p) => serde_json::to_value(p),
+            Command::PatchUser(p) => serde_json::to_value(p),
+            Command::DeleteUser(p) => serde_json::to_value(p),
             Command::AcceptInvite(p) => serde_json::to_value(p),
         };
         Envelope::new(kind, org_id, correlation_id, payload.unwrap_or(Value::Null))
@@ -168,6 +203,9 @@ impl Command {
             "provisioning.rotate_token" => Command::RotateScimToken(env.payload_as()?),
             "settings.update" => Command::UpdateSettings(env.payload_as()?),
             "user.create" => Command::CreateUser(env.payload_as()?),
+            "user.replace" => Command::ReplaceUser(env.payload_as()?),
+            "user.patch" => Command::PatchUser(env.payload_as()?),
+            "user.delete" => Command::DeleteUser(env.payload_as()?),
             "invite.accept" => Command::AcceptInvite(env.payload_as()?),
             other => return Err(DecodeError(format!("unknown command type {other:?}"))),
         })
@@ -216,13 +254,18 @@ pub struct UserEvent {
     /// Per-user, strictly increasing: the SCIM `meta.version`.
     pub version: i64,
     pub user_name: String,
-    /// The fields this change set, with their new values (all of them on create).
+    /// The fields this change set, with their new values (all of them on create; a removed
+    /// field is `null`; empty on delete).
     pub changes: Map<String, Value>,
 }
 
 /// Event routing keys.
 pub mod events {
     pub const USER_CREATED: &str = "user.created";
+    pub const USER_UPDATED: &str = "user.updated";
+    pub const USER_DEACTIVATED: &str = "user.deactivated";
+    pub const USER_REACTIVATED: &str = "user.reactivated";
+    pub const USER_DELETED: &str = "user.deleted";
 }
 
 #[cfg(test)]

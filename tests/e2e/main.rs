@@ -2,7 +2,10 @@
 
 mod admin;
 mod auth;
+mod discovery;
 mod invites;
 mod okta_assign;
 mod queued_commands;
+mod queries;
 mod tenants;
+mod user_lifecycle;

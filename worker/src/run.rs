@@ -14,7 +14,7 @@ use common::{
         consume::{ConsumeOptions, consume_until},
         dead_letter::{dead_letter, requeue},
     },
-    db::{is_transient, redact},
+    db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope},
 };
 use lapin::{
@@ -160,7 +160,9 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 .with_max_times(5)
                 .with_jitter(),
         )
-        .when(is_transient)
+        // A unique violation means a concurrent command won a race the pre-checks could
+        // not see; running again answers it properly (a 409).
+        .when(|e| is_transient(e) || is_unique_violation(e))
         .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
         .await;
     match result {

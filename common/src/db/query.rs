@@ -5,6 +5,7 @@
 use crate::scim::{
     ScimError, USER_SCHEMA,
     filter::{AttrPath, CompValue, CompareOp, Filter},
+    schema::{self, Attr},
 };
 use sea_orm::Value;
 
@@ -33,12 +34,24 @@ struct Builder {
     offset: usize,
 }
 
-/// How a column compares: case-insensitively (lower both sides) or exactly.
-#[derive(Clone, Copy)]
-enum Col {
-    Text(&'static str, bool),
+/// What an attribute path refers to in the `users` table.
+#[derive(Clone, Debug)]
+enum Target {
+    /// A text column; `true` when it compares case-insensitively.
+    Text(String, bool),
     Bool(&'static str),
     IdText,
+    /// A multi-valued complex attribute (JSON array expression) and the sub-attribute
+    /// compared on each element.
+    Multi {
+        array: String,
+        sub: &'static str,
+        ci: bool,
+    },
+    /// `meta.created`, `meta.lastModified`.
+    Time(&'static str),
+    /// `meta.resourceType`.
+    ResourceType,
 }
 
 impl Builder {
@@ -52,41 +65,77 @@ impl Builder {
             Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
             Filter::Not(a) => format!("(NOT COALESCE({}, false))", self.filter(a)?),
-            Filter::Present(path) => match column(path)? {
-                Col::Text(c, _) => format!("({c} IS NOT NULL AND {c} <> '')"),
-                Col::Bool(c) => format!("({c} IS NOT NULL)"),
-                Col::IdText => "true".to_owned(),
+            Filter::Present(path) => match target(path)? {
+                Target::Text(c, _) => format!("({c} IS NOT NULL AND {c} <> '')"),
+                Target::Bool(c) => format!("({c} IS NOT NULL)"),
+                Target::IdText | Target::ResourceType | Target::Time(_) => "true".to_owned(),
+                Target::Multi { array, sub, .. } => exists(&array, &format!("(e->>'{sub}') <> ''")),
             },
-            Filter::Compare { path, op, value } => self.compare(column(path)?, *op, value, path)?,
+            Filter::Compare { path, op, value } => self.compare(target(path)?, *op, value, path)?,
             Filter::ValuePath { path, filter } => self.value_path(path, filter)?,
         })
     }
 
     fn compare(
         &mut self,
-        col: Col,
+        t: Target,
         op: CompareOp,
         value: &CompValue,
         path: &AttrPath,
     ) -> Result<String, ScimError> {
-        match (col, value) {
-            (Col::Bool(c), CompValue::Bool(b)) if matches!(op, CompareOp::Eq | CompareOp::Ne) => {
+        let bad = || {
+            ScimError::invalid_filter(format!(
+                "cannot compare {} with {value:?} using {op:?}",
+                path.dotted()
+            ))
+        };
+        match (t, value) {
+            (Target::Bool(c), CompValue::Bool(b))
+                if matches!(op, CompareOp::Eq | CompareOp::Ne) =>
+            {
                 let p = self.bind(Value::from(*b));
                 let sql_op = if op == CompareOp::Eq { "=" } else { "<>" };
                 Ok(format!("({c} {sql_op} {p})"))
             }
-            (Col::Text(c, ci), CompValue::Str(s)) => Ok(self.text_compare(c, ci, op, s)),
-            (Col::IdText, CompValue::Str(s)) => Ok(self.text_compare("id::text", true, op, s)),
-            (Col::Text(c, _), CompValue::Null) if op == CompareOp::Eq => {
+            (Target::Text(c, ci), CompValue::Str(s)) => Ok(self.text_compare(&c, ci, op, s)),
+            (Target::IdText, CompValue::Str(s)) => Ok(self.text_compare("id::text", true, op, s)),
+            (Target::Multi { array, sub, ci }, CompValue::Str(s)) => {
+                let cond = self.text_compare(&format!("(e->>'{sub}')"), ci, op, s);
+                Ok(exists(&array, &cond))
+            }
+            (Target::Text(c, _), CompValue::Null) if op == CompareOp::Eq => {
                 Ok(format!("({c} IS NULL)"))
             }
-            (Col::Text(c, _), CompValue::Null) if op == CompareOp::Ne => {
+            (Target::Text(c, _), CompValue::Null) if op == CompareOp::Ne => {
                 Ok(format!("({c} IS NOT NULL)"))
             }
-            _ => Err(ScimError::invalid_filter(format!(
-                "cannot compare {} with {value:?} using {op:?}",
-                path.dotted()
-            ))),
+            (Target::Time(c), CompValue::Str(s)) => {
+                let at = chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| {
+                        ScimError::invalid_filter(format!("{s:?} is not an RFC 3339 date-time"))
+                    })?
+                    .with_timezone(&chrono::Utc);
+                let sql_op = match op {
+                    CompareOp::Eq => "=",
+                    CompareOp::Ne => "<>",
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    CompareOp::Le => "<=",
+                    _ => return Err(bad()),
+                };
+                let p = self.bind(Value::from(at));
+                Ok(format!("({c} {sql_op} {p})"))
+            }
+            (Target::ResourceType, CompValue::Str(s)) if op == CompareOp::Eq => {
+                Ok(if s.eq_ignore_ascii_case("User") {
+                    "true"
+                } else {
+                    "false"
+                }
+                .to_owned())
+            }
+            _ => Err(bad()),
         }
     }
 
@@ -124,41 +173,50 @@ impl Builder {
 
     /// `emails[type eq "work" and value eq "x"]`: some element of the stored array matches.
     fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
-        if path.name != "emails" || path.sub.is_some() || !core_uri(path) {
+        let def = match (core_uri(path), path.sub.is_none()) {
+            (true, true) => schema::USER
+                .attr(&path.name)
+                .filter(|d| d.multi && !d.sub.is_empty()),
+            _ => None,
+        };
+        let Some(def) = def.filter(|d| d.name != "groups") else {
             return Err(ScimError::invalid_filter(format!(
-                "value filters are supported on emails, not {}",
+                "value filters are supported on multi-valued attributes such as emails, not {}",
                 path.dotted()
             )));
-        }
-        let cond = self.element(inner)?;
-        Ok(format!(
-            "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(resource->'emails') = 'array' THEN resource->'emails' ELSE '[]'::jsonb END) AS e WHERE {cond})"
-        ))
+        };
+        let cond = self.element(inner, def)?;
+        Ok(exists(&format!("resource->'{}'", def.name), &cond))
     }
 
-    fn element(&mut self, f: &Filter) -> Result<String, ScimError> {
+    fn element(&mut self, f: &Filter, def: &'static Attr) -> Result<String, ScimError> {
         Ok(match f {
-            Filter::And(a, b) => format!("({} AND {})", self.element(a)?, self.element(b)?),
-            Filter::Or(a, b) => format!("({} OR {})", self.element(a)?, self.element(b)?),
-            Filter::Not(a) => format!("(NOT COALESCE({}, false))", self.element(a)?),
+            Filter::And(a, b) => {
+                format!("({} AND {})", self.element(a, def)?, self.element(b, def)?)
+            }
+            Filter::Or(a, b) => format!("({} OR {})", self.element(a, def)?, self.element(b, def)?),
+            Filter::Not(a) => format!("(NOT COALESCE({}, false))", self.element(a, def)?),
             Filter::Present(p) => {
-                let k = sub_key(p)?;
-                format!("(e ? '{k}')")
+                let k = sub_key(p, def)?;
+                format!("((e->>'{k}') <> '')")
             }
             Filter::Compare { path, op, value } => {
-                let k = sub_key(path)?;
-                match (k, value) {
-                    ("primary", CompValue::Bool(b)) if *op == CompareOp::Eq => {
+                let k = sub_key(path, def)?;
+                match value {
+                    CompValue::Bool(b) if matches!(op, CompareOp::Eq | CompareOp::Ne) => {
                         let p = self.bind(Value::from(b.to_string()));
-                        format!("(lower(e->>'primary') = {p})")
+                        let sql_op = if *op == CompareOp::Eq {
+                            "="
+                        } else {
+                            "IS DISTINCT FROM"
+                        };
+                        format!("(lower(e->>'{k}') {sql_op} {p})")
                     }
-                    ("value" | "type" | "display", CompValue::Str(s)) => {
-                        let col = format!("e->>'{k}'");
-                        self.text_compare(&col, true, *op, s)
-                    }
+                    CompValue::Str(s) => self.text_compare(&format!("(e->>'{k}')"), true, *op, s),
                     _ => {
                         return Err(ScimError::invalid_filter(format!(
-                            "cannot compare emails.{k} with {value:?}"
+                            "cannot compare {}.{k} with {value:?}",
+                            def.name
                         )));
                     }
                 }
@@ -172,17 +230,21 @@ impl Builder {
     }
 }
 
-fn sub_key(p: &AttrPath) -> Result<&'static str, ScimError> {
-    match (p.name.as_str(), &p.sub) {
-        ("value", None) => Ok("value"),
-        ("type", None) => Ok("type"),
-        ("primary", None) => Ok("primary"),
-        ("display", None) => Ok("display"),
-        _ => Err(ScimError::invalid_filter(format!(
-            "emails has no sub-attribute {}",
-            p.dotted()
-        ))),
-    }
+fn exists(array: &str, cond: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' THEN {array} ELSE '[]'::jsonb END) AS e WHERE {cond})"
+    )
+}
+
+/// A sub-attribute of a multi-valued attribute, by its canonical (schema) name.
+fn sub_key(p: &AttrPath, def: &'static Attr) -> Result<&'static str, ScimError> {
+    let sub = def
+        .sub_attr(&p.name)
+        .filter(|_| p.sub.is_none())
+        .ok_or_else(|| {
+            ScimError::invalid_filter(format!("{} has no sub-attribute {}", def.name, p.dotted()))
+        })?;
+    Ok(sub.name)
 }
 
 fn core_uri(p: &AttrPath) -> bool {
@@ -191,30 +253,100 @@ fn core_uri(p: &AttrPath) -> bool {
         .is_none_or(|u| u == USER_SCHEMA.to_ascii_lowercase())
 }
 
-fn column(p: &AttrPath) -> Result<Col, ScimError> {
-    if !core_uri(p) {
-        return Err(ScimError::invalid_filter(format!(
-            "filtering on {}:{} is not supported",
-            p.uri.as_deref().unwrap_or_default(),
-            p.dotted()
-        )));
+/// Resolves an attribute path to where it is stored. Names come from the static schemas,
+/// never from the request, so they are safe to splice into SQL.
+fn target(p: &AttrPath) -> Result<Target, ScimError> {
+    let unsupported =
+        || ScimError::invalid_filter(format!("filtering on {} is not supported", p.dotted()));
+    if let Some(uri) = p.uri.as_deref().filter(|_| !core_uri(p)) {
+        let ext = schema::user_extension(uri)
+            .ok_or_else(|| ScimError::invalid_filter(format!("unknown schema {uri:?}")))?;
+        let def = ext.attr(&p.name).ok_or_else(unsupported)?;
+        return Ok(match (&p.sub, def.sub.is_empty()) {
+            (None, true) => Target::Text(
+                format!("(resource->'{}'->>'{}')", ext.id, def.name),
+                !def.case_exact,
+            ),
+            (Some(s), false) => {
+                let sub = def.sub_attr(s).ok_or_else(unsupported)?;
+                Target::Text(
+                    format!("(resource->'{}'->'{}'->>'{}')", ext.id, def.name, sub.name),
+                    !sub.case_exact,
+                )
+            }
+            // `manager eq "id"` means its value.
+            (None, false) => Target::Text(
+                format!("(resource->'{}'->'{}'->>'value')", ext.id, def.name),
+                false,
+            ),
+            _ => return Err(unsupported()),
+        });
     }
+    // Indexed columns first: where Okta and Entra look users up.
     Ok(match p.dotted().as_str() {
-        // caseExact=false attributes compare case-insensitively (RFC 7643 §4.1.1).
-        "username" => Col::Text("user_name", true),
-        "externalid" => Col::Text("external_id", false),
-        "id" => Col::IdText,
-        "displayname" => Col::Text("display_name", true),
-        "name.givenname" => Col::Text("given_name", true),
-        "name.familyname" => Col::Text("family_name", true),
-        "emails" | "emails.value" => Col::Text("email", true),
-        "active" => Col::Bool("active"),
-        other => {
-            return Err(ScimError::invalid_filter(format!(
-                "filtering on {other} is not supported"
-            )));
+        "username" => Target::Text("user_name".into(), true),
+        "externalid" => Target::Text("external_id".into(), false),
+        "id" => Target::IdText,
+        "displayname" => Target::Text("display_name".into(), true),
+        "name.givenname" => Target::Text("given_name".into(), true),
+        "name.familyname" => Target::Text("family_name".into(), true),
+        "emails" | "emails.value" => Target::Multi {
+            array: "resource->'emails'".into(),
+            sub: "value",
+            ci: true,
+        },
+        "active" => Target::Bool("active"),
+        "meta.created" => Target::Time("created_at"),
+        "meta.lastmodified" => Target::Time("updated_at"),
+        "meta.resourcetype" => Target::ResourceType,
+        _ => {
+            let def = schema::USER
+                .attr(&p.name)
+                .filter(|d| d.name != "groups" && d.name != "password")
+                .ok_or_else(unsupported)?;
+            match (def.multi, &p.sub, def.sub.is_empty()) {
+                (false, None, true) if def.ty != schema::Type::Boolean => {
+                    Target::Text(format!("(resource->>'{}')", def.name), !def.case_exact)
+                }
+                (false, Some(s), false) => {
+                    let sub = def.sub_attr(s).ok_or_else(unsupported)?;
+                    Target::Text(
+                        format!("(resource->'{}'->>'{}')", def.name, sub.name),
+                        !sub.case_exact,
+                    )
+                }
+                (true, sub, false) => {
+                    let sub = match sub {
+                        Some(s) => def.sub_attr(s).ok_or_else(unsupported)?,
+                        None => def.sub_attr("value").ok_or_else(unsupported)?,
+                    };
+                    Target::Multi {
+                        array: format!("resource->'{}'", def.name),
+                        sub: sub.name,
+                        ci: !sub.case_exact,
+                    }
+                }
+                _ => return Err(unsupported()),
+            }
         }
     })
+}
+
+/// The SQL to sort users by `sortBy` (RFC 7644 §3.4.2.3), ties broken by id.
+pub fn users_order(sort_by: Option<&str>, descending: bool) -> Result<String, ScimError> {
+    let dir = if descending { "DESC" } else { "ASC" };
+    let Some(sort_by) = sort_by.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(format!("id {dir}"));
+    };
+    let path = AttrPath::parse(sort_by).map_err(|e| ScimError::invalid_value(e.detail))?;
+    let expr = match target(&path).map_err(|e| ScimError::invalid_value(e.detail))? {
+        Target::Text(c, true) => format!("lower({c})"),
+        Target::Text(c, false) => c,
+        Target::Bool(c) | Target::Time(c) => c.to_owned(),
+        Target::IdText | Target::ResourceType => "id".to_owned(),
+        Target::Multi { array, sub, .. } => format!("lower(({array})->0->>'{sub}')"),
+    };
+    Ok(format!("{expr} {dir} NULLS LAST, id {dir}"))
 }
 
 fn escape_like(s: &str) -> String {
@@ -253,6 +385,44 @@ mod tests {
     }
 
     #[test]
+    fn other_attributes_are_found_in_the_stored_resource() {
+        let w = sql(r#"title co "eng" and nickName pr"#);
+        assert!(
+            w.sql.contains("lower((resource->>'title')) LIKE $2"),
+            "{}",
+            w.sql
+        );
+        assert!(
+            w.sql.contains("(resource->>'nickName') IS NOT NULL"),
+            "{}",
+            w.sql
+        );
+        let w = sql(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#,
+        );
+        assert!(w.sql.contains("resource->'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User'->>'employeeNumber'"));
+        let w = sql(r#"phoneNumbers.value sw "+1""#);
+        assert!(w.sql.contains("jsonb_array_elements"), "{}", w.sql);
+        let w = sql(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#);
+        assert_eq!(w.sql, "(updated_at > $2)");
+    }
+
+    #[test]
+    fn sorting_by_attributes() {
+        assert_eq!(users_order(None, false).expect("ok"), "id ASC");
+        assert_eq!(
+            users_order(Some("userName"), true).expect("ok"),
+            "lower(user_name) DESC NULLS LAST, id DESC"
+        );
+        assert!(
+            users_order(Some("title"), false)
+                .expect("ok")
+                .starts_with("lower((resource->>'title'))")
+        );
+        assert!(users_order(Some("bogus"), false).is_err());
+    }
+
+    #[test]
     fn logic_and_value_paths_compose() {
         let w = sql(
             r#"(userName eq "a" or emails[type eq "work" and value co "x"]) and active eq true"#,
@@ -269,10 +439,14 @@ mod tests {
     #[test]
     fn unsupported_attributes_are_invalid_filter_not_empty() {
         for f in [
-            r#"nickName eq "x""#,
+            r#"foo eq "x""#,
+            r#"name.nope eq "x""#,
+            r#"password eq "x""#,
             r#"urn:x:y:foo eq "1""#,
             r#"groups[value eq "1"]"#,
             "active gt 3",
+            r#"meta.created gt "yesterday""#,
+            r#"emails[nope eq "x"]"#,
         ] {
             let err = users_where(&parse(f).expect("parses"), 0).expect_err(f);
             assert_eq!(err.scim_type.as_deref(), Some("invalidFilter"), "{f}");

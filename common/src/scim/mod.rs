@@ -4,6 +4,8 @@
 pub mod error;
 pub mod filter;
 pub mod model;
+pub mod patch;
+pub mod projection;
 pub mod schema;
 
 pub use error::ScimError;

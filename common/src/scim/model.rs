@@ -1,7 +1,10 @@
 //! SCIM User resources: validating what an identity provider sends (RFC 7643 §4.1) into
 //! what Roster stores, and rendering a stored user back.
 
-use super::{ScimError, USER_SCHEMA};
+use super::{
+    ScimError, USER_SCHEMA,
+    schema::{self, Attr, Schema},
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -31,10 +34,10 @@ pub struct UserInput {
 impl UserInput {
     /// Validates a request body. Attribute names are matched case-insensitively.
     pub fn from_json(body: Value) -> Result<Self, ScimError> {
-        let Value::Object(mut obj) = body else {
+        let Value::Object(obj) = body else {
             return Err(ScimError::invalid_syntax("a User must be a JSON object"));
         };
-        obj.retain(|k, _| !NOT_STORED.iter().any(|n| n.eq_ignore_ascii_case(k)));
+        let mut obj = canonical_user(obj)?;
         let user_name = match take_ci(&obj, "userName") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -84,6 +87,116 @@ impl UserInput {
             resource: obj,
         })
     }
+}
+
+/// A User object with read-only and write-only attributes dropped, known attribute names
+/// in their canonical spelling (`USERNAME` → `userName`, extension URNs included), the
+/// enterprise `manager` as `{"value": …}` (Entra sends a bare id; `""` clears it), and
+/// `schemas` listing the core schema and every extension present.
+pub fn canonical_user(obj: Map<String, Value>) -> Result<Map<String, Value>, ScimError> {
+    let mut out = Map::new();
+    for (k, v) in obj {
+        if NOT_STORED.iter().any(|n| n.eq_ignore_ascii_case(&k))
+            || k.eq_ignore_ascii_case("schemas")
+        {
+            continue;
+        }
+        if let Some(ext) = schema::user_extension(&k) {
+            let Value::Object(inner) = v else {
+                return Err(ScimError::invalid_value(format!(
+                    "{} must be an object",
+                    ext.id
+                )));
+            };
+            let mut inner = canonical_attrs(inner, ext);
+            normalise_manager(&mut inner)?;
+            if !inner.is_empty() {
+                out.insert(ext.id.to_owned(), Value::Object(inner));
+            }
+            continue;
+        }
+        let (k, v) = canonical_attr(k, v, &schema::USER);
+        out.insert(k, v);
+    }
+    let mut schemas = vec![Value::String(USER_SCHEMA.to_owned())];
+    schemas.extend(
+        out.iter()
+            .filter(|(k, v)| k.to_ascii_lowercase().starts_with("urn:") && v.is_object())
+            .map(|(k, _)| Value::String(k.clone())),
+    );
+    out.insert("schemas".to_owned(), Value::Array(schemas));
+    Ok(out)
+}
+
+/// Canonical names for the attributes of `schema` in `obj` (unknown ones kept as sent).
+pub fn canonical_attrs(obj: Map<String, Value>, schema: &'static Schema) -> Map<String, Value> {
+    obj.into_iter()
+        .map(|(k, v)| canonical_attr(k, v, schema))
+        .collect()
+}
+
+fn canonical_attr(k: String, v: Value, schema: &'static Schema) -> (String, Value) {
+    match schema.attr(&k) {
+        Some(def) => (def.name.to_owned(), canonical_sub(v, def)),
+        None => (k, v),
+    }
+}
+
+fn canonical_sub(v: Value, def: &'static Attr) -> Value {
+    let rename = |m: Map<String, Value>| -> Value {
+        Value::Object(
+            m.into_iter()
+                .map(|(k, v)| match def.sub_attr(&k) {
+                    Some(s) => (s.name.to_owned(), v),
+                    None => (k, v),
+                })
+                .collect(),
+        )
+    };
+    match v {
+        Value::Object(m) if !def.sub.is_empty() => rename(m),
+        Value::Array(items) if !def.sub.is_empty() => Value::Array(
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Value::Object(m) => rename(m),
+                    other => other,
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn normalise_manager(ext: &mut Map<String, Value>) -> Result<(), ScimError> {
+    match ext.get("manager").cloned() {
+        None => {}
+        Some(Value::Null) => {
+            ext.remove("manager");
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            ext.remove("manager");
+        }
+        Some(Value::String(s)) => {
+            ext.insert("manager".into(), json!({ "value": s.trim() }));
+        }
+        Some(Value::Object(m)) => {
+            let value = m
+                .get("value")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .unwrap_or_default();
+            if value.is_empty() {
+                ext.remove("manager");
+            }
+        }
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "manager must be an id or {\"value\": id}",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Accepts booleans and the strings `"true"`/`"false"` in any case (Entra sends `"False"`).
@@ -226,6 +339,47 @@ mod tests {
         assert!(!u.resource.contains_key("password"));
         assert!(!u.resource.contains_key("groups"));
         assert_eq!(u.resource["locale"], "en-US");
+    }
+
+    #[test]
+    fn names_are_canonical_and_manager_an_object() {
+        let u = UserInput::from_json(json!({
+            "USERNAME": "a@x.io",
+            "Name": {"GIVENNAME": "A"},
+            "emails": [{"VALUE": "a@x.io", "Primary": true}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": {"EmployeeNumber": "7", "manager": "m-1"},
+            "urn:ietf:params:scim:schemas:extension:roster:2.0:User": {"shirtSize": "M"},
+            "schemas": ["whatever"],
+            "nickName": "Al"
+        }))
+        .expect("valid");
+        assert_eq!(u.user_name, "a@x.io");
+        assert_eq!(u.given_name.as_deref(), Some("A"));
+        assert_eq!(u.email.as_deref(), Some("a@x.io"));
+        let ent = &u.resource["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+        assert_eq!(ent["employeeNumber"], "7");
+        assert_eq!(ent["manager"], json!({"value": "m-1"}));
+        assert_eq!(
+            u.resource["urn:ietf:params:scim:schemas:extension:roster:2.0:User"]["shirtSize"],
+            "M"
+        );
+        assert_eq!(
+            u.resource["schemas"],
+            json!([
+                USER_SCHEMA,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:roster:2.0:User"
+            ])
+        );
+        let cleared = UserInput::from_json(json!({"userName": "a",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": ""}}))
+        .expect("valid");
+        assert!(
+            cleared
+                .resource
+                .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+                .is_none()
+        );
     }
 
     #[test]

@@ -285,7 +285,9 @@ const USER_ATTRS: &[Attr] = &[
 
 const MANAGER_SUB: &[Attr] = &[
     string("value", "The id of the user's manager."),
-    attr("$ref", Type::Reference, "The URI of the manager.").refs(&["User"]),
+    attr("$ref", Type::Reference, "The URI of the manager.")
+        .case_exact()
+        .refs(&["User"]),
     string("displayName", "The manager's displayName.").read_only(),
 ];
 
@@ -371,6 +373,13 @@ pub static ALL: [&Schema; 4] = [&USER, &ENTERPRISE_USER, &ROSTER_USER, &GROUP];
 
 /// The User extension schemas.
 pub static USER_EXTENSIONS: [&Schema; 2] = [&ENTERPRISE_USER, &ROSTER_USER];
+
+/// Schemas are identified by their id.
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
 
 impl Schema {
     /// An attribute by name, case-insensitively.

@@ -1,23 +1,55 @@
 //! The SCIM 2.0 API (RFC 7644) under `/scim/v2`. Every error it answers, including the
 //! framework's own (404, 405, 413, …), is SCIM error JSON: a plain-text body breaks Okta.
 
+pub mod discovery;
+pub mod list;
 pub mod users;
 
 use crate::{app::AppState, error::scim_error_response};
 use axum::{
-    Router,
+    Json, Router,
     extract::Request,
-    http::header,
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use common::scim::{SCIM_CONTENT_TYPE, ScimError};
+use serde_json::Value;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(users::router())
+        .merge(discovery::router())
         .fallback(|| async { scim_error_response(&ScimError::not_found("no such SCIM endpoint")) })
         .layer(middleware::from_fn(scim_errors))
+}
+
+/// A SCIM response: the body as `application/scim+json`, plus `ETag` when the body has a
+/// `meta.version` and, on `201`, `Location` from `meta.location`.
+pub(crate) fn scim_json(status: StatusCode, body: Value) -> Response {
+    let version = body
+        .pointer("/meta/version")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let location = body
+        .pointer("/meta/location")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut res = (status, Json(body)).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Some(v) = location.and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        h.insert(header::LOCATION, v);
+    }
+    res
 }
 
 /// Rewrites any error response that is not SCIM JSON into one, keeping status and headers.

@@ -8,61 +8,47 @@ use crate::{
     commands::{execute, reply_error},
     error::ScimApiError,
     request_id::RequestId,
+    scim::{
+        list::{ListParams, list_response},
+        scim_json,
+    },
 };
 use axum::{
-    Extension, Json, Router,
+    Extension, Router,
     extract::{Path, RawQuery, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use common::{
-    db::{entities::user, query::users_where, stmt},
-    messages::{Command, CreateUser, Reply},
+    db::{
+        entities::user,
+        query::{users_order, users_where},
+        stmt,
+    },
+    messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser, Reply},
     scim::{
-        LIST_RESPONSE_SCHEMA, SCIM_CONTENT_TYPE, ScimError, filter,
+        ScimError, USER_SCHEMA, filter,
         model::{UserInput, render_user},
+        patch,
+        projection::project,
+        schema,
     },
 };
 use sea_orm::{ConnectionTrait, FromQueryResult, Value as SqlValue};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-/// Largest page a list returns (advertised in ServiceProviderConfig).
-pub const MAX_PAGE: u64 = 200;
-const DEFAULT_PAGE: u64 = 100;
+pub use super::list::MAX_PAGE;
 
 pub fn router() -> axum::Router<AppState> {
     Router::new()
         .route("/Users", get(list).post(create))
-        .route("/Users/{id}", get(retrieve))
-}
-
-/// A SCIM response: the body as `application/scim+json`, plus `ETag`/`Location` when given.
-fn scim_json(status: StatusCode, body: Value) -> Response {
-    let version = body
-        .pointer("/meta/version")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let location = body
-        .pointer("/meta/location")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let mut res = (status, Json(body)).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(SCIM_CONTENT_TYPE),
-    );
-    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        h.insert(header::ETAG, v);
-    }
-    if status == StatusCode::CREATED
-        && let Some(v) = location.and_then(|v| HeaderValue::from_str(&v).ok())
-    {
-        h.insert(header::LOCATION, v);
-    }
-    res
+        .route("/Users/.search", post(search))
+        .route(
+            "/Users/{id}",
+            get(retrieve).put(replace).patch(patch).delete(delete),
+        )
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -76,17 +62,98 @@ async fn create(
     let cmd = Command::CreateUser(CreateUser {
         resource: Value::Object(input.resource),
     });
-    let reply = execute(&state, Some(org.0), &request, cmd).await?;
+    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+}
+
+/// A worker's reply as the HTTP answer: its status and body, `204` with no body.
+fn reply_response(reply: Reply) -> Result<Response, ScimApiError> {
     if let Some(e) = reply_error(&reply) {
         return Err(e);
     }
     let Reply::Ok { status, body } = reply else {
         return Err(ScimApiError::internal());
     };
-    Ok(scim_json(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
-        body,
-    ))
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if status == StatusCode::NO_CONTENT {
+        return Ok(status.into_response());
+    }
+    Ok(scim_json(status, body))
+}
+
+/// A user id from the path; anything that is not one of ours is simply not found.
+fn user_id(id: &str) -> Result<Uuid, ScimApiError> {
+    Uuid::parse_str(id).map_err(|_| ScimError::not_found(format!("User {id} not found")).into())
+}
+
+/// The version an ETag names: `W/"3"`, `"3"` or `3`. `None` for `*` or no header.
+pub fn etag_version(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+) -> Result<Option<i64>, ScimApiError> {
+    let Some(v) = headers.get(name) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or_default().trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let digits = v.trim_start_matches("W/").trim_matches('"');
+    // An ETag we never issued can never match the current version.
+    Ok(Some(digits.parse::<i64>().unwrap_or(-1)))
+}
+
+#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+async fn replace(
+    State(state): State<AppState>,
+    org: ScimOrg,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimApiError> {
+    let user_id = user_id(&id)?;
+    let input = UserInput::from_json(body)?;
+    let cmd = Command::ReplaceUser(ReplaceUser {
+        user_id,
+        resource: Value::Object(input.resource),
+        if_match: etag_version(&headers, header::IF_MATCH)?,
+    });
+    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+}
+
+#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+async fn patch(
+    State(state): State<AppState>,
+    org: ScimOrg,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimApiError> {
+    let user_id = user_id(&id)?;
+    patch::parse_request(&body, &schema::USER)?;
+    let cmd = Command::PatchUser(PatchUser {
+        user_id,
+        patch: body,
+        if_match: etag_version(&headers, header::IF_MATCH)?,
+    });
+    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+}
+
+#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+async fn delete(
+    State(state): State<AppState>,
+    org: ScimOrg,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimApiError> {
+    let user_id = user_id(&id)?;
+    let cmd = Command::DeleteUser(DeleteUser {
+        user_id,
+        if_match: etag_version(&headers, header::IF_MATCH)?,
+    });
+    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -94,9 +161,12 @@ async fn retrieve(
     State(state): State<AppState>,
     org: ScimOrg,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ScimApiError> {
+    let params = ListParams::from_query(query.as_deref())?;
     let not_found = || ScimApiError::from(ScimError::not_found(format!("User {id} not found")));
-    let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let uuid = user_id(&id)?;
     let row = state
         .db
         .query_one_raw(stmt(
@@ -106,43 +176,16 @@ async fn retrieve(
         .await?
         .ok_or_else(not_found)?;
     let u = user::Model::from_query_result(&row, "")?;
-    Ok(scim_json(
-        StatusCode::OK,
-        render_user(&u.as_stored(), &state.scim_base()),
-    ))
-}
-
-/// `filter`, `startIndex` and `count` (names case-insensitive) from a query string.
-#[derive(Debug, PartialEq)]
-pub struct ListParams {
-    pub filter: Option<String>,
-    pub start_index: u64,
-    pub count: u64,
-}
-
-impl ListParams {
-    pub fn parse(query: Option<&str>) -> Result<Self, ScimError> {
-        let mut p = ListParams {
-            filter: None,
-            start_index: 1,
-            count: DEFAULT_PAGE,
-        };
-        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            let number = |v: &str| -> Result<i64, ScimError> {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ScimError::invalid_value(format!("{k} must be an integer")))
-            };
-            match k.to_ascii_lowercase().as_str() {
-                "filter" => p.filter = Some(v.into_owned()),
-                // RFC 7644 §3.4.2.4: below 1 is read as 1; negative counts as 0.
-                "startindex" => p.start_index = number(&v)?.max(1).unsigned_abs(),
-                "count" => p.count = number(&v)?.max(0).unsigned_abs().min(MAX_PAGE),
-                _ => {}
-            }
+    if etag_version(&headers, header::IF_NONE_MATCH)? == Some(u.version) {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&common::scim::model::etag(u.version)) {
+            res.headers_mut().insert(header::ETAG, v);
         }
-        Ok(p)
+        return Ok(res);
     }
+    let mut body = render_user(&u.as_stored(), &state.scim_base());
+    project(&mut body, USER_SCHEMA, &params.attributes, &params.excluded);
+    Ok(scim_json(StatusCode::OK, body))
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -151,15 +194,33 @@ async fn list(
     org: ScimOrg,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ScimApiError> {
-    let params = ListParams::parse(query.as_deref())?;
+    query_users(&state, org, ListParams::from_query(query.as_deref())?).await
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): the query in the body.
+#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+async fn search(
+    State(state): State<AppState>,
+    org: ScimOrg,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimApiError> {
+    query_users(&state, org, ListParams::from_search(&body)?).await
+}
+
+/// Filters, sorts and pages in PostgreSQL; the count is exact.
+async fn query_users(
+    state: &AppState,
+    org: ScimOrg,
+    params: ListParams,
+) -> Result<Response, ScimApiError> {
     let mut values: Vec<SqlValue> = vec![org.0.into()];
     let mut where_sql = "org_id = $1".to_owned();
-    if let Some(f) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-        let ast = filter::parse(f)?;
-        let w = users_where(&ast, values.len())?;
+    if let Some(f) = params.filter.as_deref() {
+        let w = users_where(&filter::parse(f)?, values.len())?;
         where_sql = format!("{where_sql} AND {}", w.sql);
         values.extend(w.params);
     }
+    let order = users_order(params.sort_by.as_deref(), params.descending)?;
     let total: i64 = state
         .db
         .query_one_raw(stmt(
@@ -171,65 +232,23 @@ async fn list(
         .transpose()?
         .unwrap_or(0);
     let mut resources = Vec::new();
-    if params.count > 0 {
+    if params.count > 0 && params.offset() < total {
         let n = values.len();
-        values.push((params.count as i64).into());
-        values.push(((params.start_index - 1) as i64).into());
-        let rows = state
-            .db
-            .query_all_raw(stmt(
-                &format!(
-                    "SELECT * FROM users WHERE {where_sql} ORDER BY id LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                ),
-                values,
-            ))
-            .await?;
+        values.push(i64::try_from(params.count).unwrap_or(i64::MAX).into());
+        values.push(params.offset().into());
+        let sql = format!(
+            "SELECT * FROM users WHERE {where_sql} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let rows = state.db.query_all_raw(stmt(&sql, values)).await?;
         let base = state.scim_base();
         for row in rows {
             let u = user::Model::from_query_result(&row, "")?;
-            resources.push(render_user(&u.as_stored(), &base));
+            let mut r = render_user(&u.as_stored(), &base);
+            project(&mut r, USER_SCHEMA, &params.attributes, &params.excluded);
+            resources.push(r);
         }
     }
-    let body = json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": params.start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
-    let mut res = (StatusCode::OK, Json(body)).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(SCIM_CONTENT_TYPE),
-    );
-    Ok(res)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn okta_paging_parameters() {
-        let p = ListParams::parse(Some(
-            "filter=userName%20eq%20%22a%40b.c%22&startIndex=1&count=100",
-        ))
-        .expect("ok");
-        assert_eq!(p.filter.as_deref(), Some("userName eq \"a@b.c\""));
-        assert_eq!((p.start_index, p.count), (1, 100));
-    }
-
-    #[test]
-    fn entra_plus_encoding_and_clamping() {
-        let p = ListParams::parse(Some("filter=userName+eq+%22x%22&StartIndex=0&Count=100000"))
-            .expect("ok");
-        assert_eq!(p.filter.as_deref(), Some("userName eq \"x\""));
-        assert_eq!((p.start_index, p.count), (1, MAX_PAGE));
-        let p = ListParams::parse(Some("count=-5")).expect("ok");
-        assert_eq!(p.count, 0);
-        assert!(ListParams::parse(Some("count=ten")).is_err());
-        assert_eq!(ListParams::parse(None).expect("ok").count, DEFAULT_PAGE);
-    }
+    Ok(list_response(total, params.start_index, resources))
 }

@@ -49,6 +49,9 @@ pub async fn apply(
         Command::UpdateSettings(p) => admin::update_settings(&tx, env, org(env), p).await?,
         Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
+        Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
+        Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
+        Command::DeleteUser(p) => users::delete(&tx, env, org(env), p).await?,
     };
     tx.execute_raw(stmt(
         "UPDATE processed_commands SET reply = $2 WHERE command_id = $1",

@@ -1,11 +1,18 @@
-//! User commands: create (RFC 7644 §3.3), with the per-org case-insensitive `userName`
-//! uniqueness answered as `409 uniqueness`.
+//! User commands: create (RFC 7644 §3.3), replace (§3.5.1), patch (§3.5.2) and delete
+//! (§3.6), with per-org case-insensitive `userName` uniqueness answered as
+//! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::{ApplyContext, Audit, audit, enqueue_event, none_string};
 use common::{
     db::{entities::user, stmt},
-    messages::{CreateUser, Envelope, Reply, UserEvent, events},
-    scim::model::{UserInput, render_user},
+    messages::{
+        CreateUser, DeleteUser, Envelope, PatchUser, ReplaceUser, Reply, UserEvent, events,
+    },
+    scim::{
+        ScimError,
+        model::{UserInput, etag, render_user},
+        patch, schema,
+    },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 use serde_json::{Map, Value, json};
@@ -113,4 +120,256 @@ pub(super) async fn create(
     )
     .await?;
     Ok(Reply::ok(201, rendered))
+}
+
+/// Locks the org's user for the rest of the transaction; `None` if there is no such user.
+async fn lock_user(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<user::Model>, DbErr> {
+    let row = tx
+        .query_one_raw(stmt(
+            "SELECT * FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE",
+            [org_id.into(), user_id.into()],
+        ))
+        .await?;
+    row.map(|r| user::Model::from_query_result(&r, ""))
+        .transpose()
+}
+
+fn not_found(user_id: Uuid) -> Reply {
+    Reply::error(404, None, format!("User {user_id} not found"))
+}
+
+fn precondition_failed(current: i64) -> Reply {
+    Reply::error(
+        412,
+        None,
+        format!(
+            "the user has changed (its version is now {}); GET it and try again",
+            etag(current)
+        ),
+    )
+}
+
+fn scim_error(e: ScimError) -> Reply {
+    Reply::error(e.status, e.scim_type.as_deref(), e.detail)
+}
+
+/// The stored resource with the indexed columns folded back in, as PATCH starts from it.
+fn current_resource(u: &user::Model) -> Map<String, Value> {
+    let mut m = match &u.resource {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    m.insert("userName".into(), json!(u.user_name));
+    m.insert("active".into(), json!(u.active));
+    match &u.external_id {
+        Some(x) => m.insert("externalId".into(), json!(x)),
+        None => m.remove("externalId"),
+    };
+    m
+}
+
+/// Top-level fields that differ; a removed field maps to `null`.
+fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in new {
+        if k != "schemas" && old.get(k) != Some(v) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for k in old.keys() {
+        if k != "schemas" && !new.contains_key(k) {
+            out.insert(k.clone(), Value::Null);
+        }
+    }
+    out
+}
+
+pub(super) async fn replace(
+    tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &ReplaceUser,
+) -> Result<Reply, DbErr> {
+    update(tx, ctx, env, org_id, cmd.user_id, cmd.if_match, |old| {
+        let Value::Object(mut new) = cmd.resource.clone() else {
+            return Err(ScimError::invalid_syntax("a User must be a JSON object"));
+        };
+        // A PUT without `active` keeps the current status rather than reactivating.
+        if !new.keys().any(|k| k.eq_ignore_ascii_case("active")) {
+            new.insert("active".into(), json!(old.active));
+        }
+        Ok(new)
+    })
+    .await
+}
+
+pub(super) async fn patch(
+    tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &PatchUser,
+) -> Result<Reply, DbErr> {
+    let ops = match patch::parse_request(&cmd.patch, &schema::USER) {
+        Ok(ops) => ops,
+        Err(e) => return Ok(scim_error(e)),
+    };
+    update(tx, ctx, env, org_id, cmd.user_id, cmd.if_match, |old| {
+        let mut resource = current_resource(old);
+        patch::apply(&mut resource, &schema::USER, &ops)?;
+        Ok(resource)
+    })
+    .await
+}
+
+/// Replaces a user with what `change` makes of it, under the row lock: validation, the
+/// `If-Match` check, case-insensitive `userName` uniqueness, a version bump and one event
+/// (`user.deactivated`/`user.reactivated` when `active` flips, else `user.updated`). A
+/// change that changes nothing bumps nothing.
+async fn update(
+    tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    org_id: Uuid,
+    user_id: Uuid,
+    if_match: Option<i64>,
+    change: impl FnOnce(&user::Model) -> Result<Map<String, Value>, ScimError>,
+) -> Result<Reply, DbErr> {
+    let Some(old) = lock_user(tx, org_id, user_id).await? else {
+        return Ok(not_found(user_id));
+    };
+    if if_match.is_some_and(|v| v != old.version) {
+        return Ok(precondition_failed(old.version));
+    }
+    let input = match change(&old).and_then(|m| UserInput::from_json(Value::Object(m))) {
+        Ok(i) => i,
+        Err(e) => return Ok(scim_error(e)),
+    };
+    if !input.user_name.eq_ignore_ascii_case(&old.user_name) {
+        let taken = tx
+            .query_one_raw(stmt(
+                "SELECT 1 AS one FROM users WHERE org_id = $1 AND lower(user_name) = lower($2) AND id <> $3",
+                [org_id.into(), input.user_name.clone().into(), user_id.into()],
+            ))
+            .await?
+            .is_some();
+        if taken {
+            return Ok(Reply::error(
+                409,
+                Some("uniqueness"),
+                format!("a user with userName {:?} already exists", input.user_name),
+            ));
+        }
+    }
+    let before = current_resource(&old);
+    let mut after = input.resource.clone();
+    after.insert("userName".into(), json!(input.user_name));
+    after.insert("active".into(), json!(input.active));
+    if let Some(x) = &input.external_id {
+        after.insert("externalId".into(), json!(x));
+    }
+    let changes = diff(&before, &after);
+    if changes.is_empty() {
+        return Ok(Reply::ok(
+            200,
+            render_user(&old.as_stored(), &ctx.scim_base),
+        ));
+    }
+    let row = tx
+        .query_one_raw(stmt(
+            "UPDATE users SET user_name = $3, external_id = $4, active = $5, display_name = $6, given_name = $7, \
+                 family_name = $8, email = $9, resource = $10, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING *",
+            [
+                org_id.into(),
+                user_id.into(),
+                input.user_name.clone().into(),
+                input.external_id.clone().map_or_else(none_string, Into::into),
+                input.active.into(),
+                input.display_name.clone().map_or_else(none_string, Into::into),
+                input.given_name.clone().map_or_else(none_string, Into::into),
+                input.family_name.clone().map_or_else(none_string, Into::into),
+                input.email.clone().map_or_else(none_string, Into::into),
+                Value::Object(input.resource.clone()).into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
+    let stored = user::Model::from_query_result(&row, "")?;
+    let kind = match (old.active, stored.active) {
+        (true, false) => events::USER_DEACTIVATED,
+        (false, true) => events::USER_REACTIVATED,
+        _ => events::USER_UPDATED,
+    };
+    emit(tx, env, org_id, &stored, kind, changes).await?;
+    Ok(Reply::ok(
+        200,
+        render_user(&stored.as_stored(), &ctx.scim_base),
+    ))
+}
+
+/// Writes the user event to the outbox and the audit log.
+async fn emit(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    u: &user::Model,
+    kind: &str,
+    changes: Map<String, Value>,
+) -> Result<(), DbErr> {
+    let fields: Vec<String> = changes.keys().cloned().collect();
+    let event = Envelope::new(
+        kind,
+        Some(org_id),
+        &env.correlation_id,
+        UserEvent {
+            user_id: u.id,
+            version: u.version,
+            user_name: u.user_name.clone(),
+            changes,
+        },
+    );
+    enqueue_event(tx, &event).await?;
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: kind,
+            resource_type: "User",
+            resource_id: Some(u.id.to_string()),
+            detail: json!({"userName": u.user_name, "version": u.version, "fields": fields}),
+        },
+    )
+    .await
+}
+
+pub(super) async fn delete(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &DeleteUser,
+) -> Result<Reply, DbErr> {
+    let Some(old) = lock_user(tx, org_id, cmd.user_id).await? else {
+        return Ok(not_found(cmd.user_id));
+    };
+    if cmd.if_match.is_some_and(|v| v != old.version) {
+        return Ok(precondition_failed(old.version));
+    }
+    tx.execute_raw(stmt(
+        "DELETE FROM users WHERE org_id = $1 AND id = $2",
+        [org_id.into(), cmd.user_id.into()],
+    ))
+    .await?;
+    let gone = user::Model {
+        version: old.version + 1,
+        ..old
+    };
+    emit(tx, env, org_id, &gone, events::USER_DELETED, Map::new()).await?;
+    Ok(Reply::ok(204, Value::Null))
 }
