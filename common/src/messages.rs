@@ -135,6 +135,38 @@ pub struct DeleteUser {
     pub if_match: Option<i64>,
 }
 
+/// `POST /Groups`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateGroup {
+    pub resource: Value,
+}
+
+/// `PUT /Groups/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplaceGroup {
+    pub group_id: Uuid,
+    pub resource: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
+/// `PATCH /Groups/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatchGroup {
+    pub group_id: Uuid,
+    pub patch: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
+/// `DELETE /Groups/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteGroup {
+    pub group_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AcceptInvite {
     pub token_hash: TokenHash,
@@ -151,6 +183,10 @@ pub enum Command {
     ReplaceUser(ReplaceUser),
     PatchUser(PatchUser),
     DeleteUser(DeleteUser),
+    CreateGroup(CreateGroup),
+    ReplaceGroup(ReplaceGroup),
+    PatchGroup(PatchGroup),
+    DeleteGroup(DeleteGroup),
     AcceptInvite(AcceptInvite),
 }
 
@@ -165,6 +201,10 @@ impl Command {
             Command::ReplaceUser(_) => "user.replace",
             Command::PatchUser(_) => "user.patch",
             Command::DeleteUser(_) => "user.delete",
+            Command::CreateGroup(_) => "group.create",
+            Command::ReplaceGroup(_) => "group.replace",
+            Command::PatchGroup(_) => "group.patch",
+            Command::DeleteGroup(_) => "group.delete",
             Command::AcceptInvite(_) => "invite.accept",
         }
     }
@@ -181,6 +221,10 @@ impl Command {
             Command::ReplaceUser(p) => serde_json::to_value(p),
             Command::PatchUser(p) => serde_json::to_value(p),
             Command::DeleteUser(p) => serde_json::to_value(p),
+            Command::CreateGroup(p) => serde_json::to_value(p),
+            Command::ReplaceGroup(p) => serde_json::to_value(p),
+            Command::PatchGroup(p) => serde_json::to_value(p),
+            Command::DeleteGroup(p) => serde_json::to_value(p),
             Command::AcceptInvite(p) => serde_json::to_value(p),
         };
         Envelope::new(kind, org_id, correlation_id, payload.unwrap_or(Value::Null))
@@ -206,6 +250,10 @@ impl Command {
             "user.replace" => Command::ReplaceUser(env.payload_as()?),
             "user.patch" => Command::PatchUser(env.payload_as()?),
             "user.delete" => Command::DeleteUser(env.payload_as()?),
+            "group.create" => Command::CreateGroup(env.payload_as()?),
+            "group.replace" => Command::ReplaceGroup(env.payload_as()?),
+            "group.patch" => Command::PatchGroup(env.payload_as()?),
+            "group.delete" => Command::DeleteGroup(env.payload_as()?),
             "invite.accept" => Command::AcceptInvite(env.payload_as()?),
             other => return Err(DecodeError(format!("unknown command type {other:?}"))),
         })
@@ -259,6 +307,18 @@ pub struct UserEvent {
     pub changes: Map<String, Value>,
 }
 
+/// Payload of the `group.*` events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupEvent {
+    pub group_id: Uuid,
+    /// Per-group, strictly increasing.
+    pub version: i64,
+    pub display_name: String,
+    /// What changed: `displayName`, `externalId`, `members_added` and `members_removed`
+    /// (user ids); everything on create; empty on delete.
+    pub changes: Map<String, Value>,
+}
+
 /// Event routing keys.
 pub mod events {
     pub const USER_CREATED: &str = "user.created";
@@ -266,6 +326,9 @@ pub mod events {
     pub const USER_DEACTIVATED: &str = "user.deactivated";
     pub const USER_REACTIVATED: &str = "user.reactivated";
     pub const USER_DELETED: &str = "user.deleted";
+    pub const GROUP_CREATED: &str = "group.created";
+    pub const GROUP_UPDATED: &str = "group.updated";
+    pub const GROUP_DELETED: &str = "group.deleted";
 }
 
 #[cfg(test)]

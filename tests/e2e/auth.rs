@@ -126,7 +126,7 @@ async fn unknown_ids_and_bad_bodies_are_scim_errors_that_store_nothing() {
 
     let bad_filter = okta
         .request(Method::GET, "/Users")
-        .query(&[("filter", "nickName eq \"x\"")])
+        .query(&[("filter", "noSuchAttribute eq \"x\"")])
         .send()
         .await
         .expect("GET");

@@ -3,9 +3,10 @@
 mod admin;
 mod auth;
 mod discovery;
+mod groups;
 mod invites;
 mod okta_assign;
-mod queued_commands;
 mod queries;
+mod queued_commands;
 mod tenants;
 mod user_lifecycle;

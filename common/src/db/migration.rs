@@ -8,7 +8,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002Groups)]
     }
 }
 
@@ -41,6 +41,25 @@ impl MigrationTrait for M0001Initial {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0001_initial.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0002Groups;
+
+impl MigrationName for M0002Groups {
+    fn name(&self) -> &str {
+        "m0002_groups"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002Groups {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0002_groups.sql"))
             .await?;
         Ok(())
     }

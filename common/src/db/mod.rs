@@ -4,6 +4,7 @@
 pub mod entities;
 pub mod migration;
 pub mod query;
+pub mod reads;
 
 use backon::{ExponentialBuilder, Retryable};
 use sea_orm::{

@@ -18,9 +18,25 @@ pub struct SqlWhere {
 
 /// Translates a filter on Users; parameters are numbered after `params_before`.
 pub fn users_where(filter: &Filter, params_before: usize) -> Result<SqlWhere, ScimError> {
+    build(filter, params_before, user_target, true)
+}
+
+/// Translates a filter on Groups (`displayName`, `externalId`, `id`, `members.value`, `meta.*`).
+pub fn groups_where(filter: &Filter, params_before: usize) -> Result<SqlWhere, ScimError> {
+    build(filter, params_before, group_target, false)
+}
+
+fn build(
+    filter: &Filter,
+    params_before: usize,
+    resolve: Resolver,
+    value_paths: bool,
+) -> Result<SqlWhere, ScimError> {
     let mut b = Builder {
         params: Vec::new(),
         offset: params_before,
+        resolve,
+        value_paths,
     };
     let sql = b.filter(filter)?;
     Ok(SqlWhere {
@@ -29,9 +45,14 @@ pub fn users_where(filter: &Filter, params_before: usize) -> Result<SqlWhere, Sc
     })
 }
 
+type Resolver = fn(&AttrPath) -> Result<Target, ScimError>;
+
 struct Builder {
     params: Vec<Value>,
     offset: usize,
+    resolve: Resolver,
+    /// Whether `attr[filter]` over the stored JSON applies (Users).
+    value_paths: bool,
 }
 
 /// What an attribute path refers to in the `users` table.
@@ -50,8 +71,10 @@ enum Target {
     },
     /// `meta.created`, `meta.lastModified`.
     Time(&'static str),
-    /// `meta.resourceType`.
-    ResourceType,
+    /// `meta.resourceType`, and the resource's type name.
+    ResourceType(&'static str),
+    /// A group's `members` (`members.value`): the membership table.
+    Members,
 }
 
 impl Builder {
@@ -65,13 +88,19 @@ impl Builder {
             Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
             Filter::Not(a) => format!("(NOT COALESCE({}, false))", self.filter(a)?),
-            Filter::Present(path) => match target(path)? {
+            Filter::Present(path) => match (self.resolve)(path)? {
                 Target::Text(c, _) => format!("({c} IS NOT NULL AND {c} <> '')"),
                 Target::Bool(c) => format!("({c} IS NOT NULL)"),
-                Target::IdText | Target::ResourceType | Target::Time(_) => "true".to_owned(),
+                Target::IdText | Target::ResourceType(_) | Target::Time(_) => "true".to_owned(),
                 Target::Multi { array, sub, .. } => exists(&array, &format!("(e->>'{sub}') <> ''")),
+                Target::Members => {
+                    "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = groups.id)".to_owned()
+                }
             },
-            Filter::Compare { path, op, value } => self.compare(target(path)?, *op, value, path)?,
+            Filter::Compare { path, op, value } => {
+                let t = (self.resolve)(path)?;
+                self.compare(t, *op, value, path)?
+            }
             Filter::ValuePath { path, filter } => self.value_path(path, filter)?,
         })
     }
@@ -127,13 +156,19 @@ impl Builder {
                 let p = self.bind(Value::from(at));
                 Ok(format!("({c} {sql_op} {p})"))
             }
-            (Target::ResourceType, CompValue::Str(s)) if op == CompareOp::Eq => {
-                Ok(if s.eq_ignore_ascii_case("User") {
+            (Target::ResourceType(name), CompValue::Str(s)) if op == CompareOp::Eq => {
+                Ok(if s.eq_ignore_ascii_case(name) {
                     "true"
                 } else {
                     "false"
                 }
                 .to_owned())
+            }
+            (Target::Members, CompValue::Str(s)) if op == CompareOp::Eq => {
+                let p = self.bind(Value::from(s.to_lowercase()));
+                Ok(format!(
+                    "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = groups.id AND m.user_id::text = {p})"
+                ))
             }
             _ => Err(bad()),
         }
@@ -173,7 +208,7 @@ impl Builder {
 
     /// `emails[type eq "work" and value eq "x"]`: some element of the stored array matches.
     fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
-        let def = match (core_uri(path), path.sub.is_none()) {
+        let def = match (self.value_paths && core_uri(path), path.sub.is_none()) {
             (true, true) => schema::USER
                 .attr(&path.name)
                 .filter(|d| d.multi && !d.sub.is_empty()),
@@ -253,9 +288,32 @@ fn core_uri(p: &AttrPath) -> bool {
         .is_none_or(|u| u == USER_SCHEMA.to_ascii_lowercase())
 }
 
-/// Resolves an attribute path to where it is stored. Names come from the static schemas,
-/// never from the request, so they are safe to splice into SQL.
-fn target(p: &AttrPath) -> Result<Target, ScimError> {
+/// Where a Group attribute is stored.
+fn group_target(p: &AttrPath) -> Result<Target, ScimError> {
+    let core = p
+        .uri
+        .as_deref()
+        .is_none_or(|u| u == crate::scim::GROUP_SCHEMA.to_ascii_lowercase());
+    Ok(match (core, p.dotted().as_str()) {
+        (true, "displayname") => Target::Text("display_name".into(), true),
+        (true, "externalid") => Target::Text("external_id".into(), false),
+        (true, "id") => Target::IdText,
+        (true, "members" | "members.value") => Target::Members,
+        (true, "meta.created") => Target::Time("created_at"),
+        (true, "meta.lastmodified") => Target::Time("updated_at"),
+        (true, "meta.resourcetype") => Target::ResourceType("Group"),
+        _ => {
+            return Err(ScimError::invalid_filter(format!(
+                "filtering groups on {} is not supported",
+                p.dotted()
+            )));
+        }
+    })
+}
+
+/// Resolves a User attribute path to where it is stored. Names come from the static
+/// schemas, never from the request, so they are safe to splice into SQL.
+fn user_target(p: &AttrPath) -> Result<Target, ScimError> {
     let unsupported =
         || ScimError::invalid_filter(format!("filtering on {} is not supported", p.dotted()));
     if let Some(uri) = p.uri.as_deref().filter(|_| !core_uri(p)) {
@@ -298,7 +356,7 @@ fn target(p: &AttrPath) -> Result<Target, ScimError> {
         "active" => Target::Bool("active"),
         "meta.created" => Target::Time("created_at"),
         "meta.lastmodified" => Target::Time("updated_at"),
-        "meta.resourcetype" => Target::ResourceType,
+        "meta.resourcetype" => Target::ResourceType("User"),
         _ => {
             let def = schema::USER
                 .attr(&p.name)
@@ -334,16 +392,25 @@ fn target(p: &AttrPath) -> Result<Target, ScimError> {
 
 /// The SQL to sort users by `sortBy` (RFC 7644 §3.4.2.3), ties broken by id.
 pub fn users_order(sort_by: Option<&str>, descending: bool) -> Result<String, ScimError> {
+    order(sort_by, descending, user_target)
+}
+
+/// The SQL to sort groups by `sortBy`, ties broken by id.
+pub fn groups_order(sort_by: Option<&str>, descending: bool) -> Result<String, ScimError> {
+    order(sort_by, descending, group_target)
+}
+
+fn order(sort_by: Option<&str>, descending: bool, resolve: Resolver) -> Result<String, ScimError> {
     let dir = if descending { "DESC" } else { "ASC" };
     let Some(sort_by) = sort_by.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(format!("id {dir}"));
     };
     let path = AttrPath::parse(sort_by).map_err(|e| ScimError::invalid_value(e.detail))?;
-    let expr = match target(&path).map_err(|e| ScimError::invalid_value(e.detail))? {
+    let expr = match resolve(&path).map_err(|e| ScimError::invalid_value(e.detail))? {
         Target::Text(c, true) => format!("lower({c})"),
         Target::Text(c, false) => c,
         Target::Bool(c) | Target::Time(c) => c.to_owned(),
-        Target::IdText | Target::ResourceType => "id".to_owned(),
+        Target::IdText | Target::ResourceType(_) | Target::Members => "id".to_owned(),
         Target::Multi { array, sub, .. } => format!("lower(({array})->0->>'{sub}')"),
     };
     Ok(format!("{expr} {dir} NULLS LAST, id {dir}"))
@@ -405,6 +472,16 @@ mod tests {
         assert!(w.sql.contains("jsonb_array_elements"), "{}", w.sql);
         let w = sql(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#);
         assert_eq!(w.sql, "(updated_at > $2)");
+    }
+
+    #[test]
+    fn group_filters() {
+        let w = groups_where(&parse(r#"displayName eq "Eng""#).expect("parses"), 0).expect("ok");
+        assert_eq!(w.sql, "(lower(display_name) = $1)");
+        let w = groups_where(&parse(r#"members.value eq "ABC""#).expect("parses"), 0).expect("ok");
+        assert!(w.sql.contains("group_members"));
+        assert!(groups_where(&parse(r#"title eq "x""#).expect("parses"), 0).is_err());
+        assert!(groups_where(&parse(r#"members[value eq "x"]"#).expect("parses"), 0).is_err());
     }
 
     #[test]

@@ -2,23 +2,33 @@
 //! framework's own (404, 405, 413, …), is SCIM error JSON: a plain-text body breaks Okta.
 
 pub mod discovery;
+pub mod groups;
 pub mod list;
 pub mod users;
 
-use crate::{app::AppState, error::scim_error_response};
+use crate::{
+    app::AppState,
+    commands::reply_error,
+    error::{ScimApiError, scim_error_response},
+};
 use axum::{
     Json, Router,
     extract::Request,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use common::scim::{SCIM_CONTENT_TYPE, ScimError};
+use common::{
+    messages::Reply,
+    scim::{SCIM_CONTENT_TYPE, ScimError},
+};
 use serde_json::Value;
+use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(users::router())
+        .merge(groups::router())
         .merge(discovery::router())
         .fallback(|| async { scim_error_response(&ScimError::not_found("no such SCIM endpoint")) })
         .layer(middleware::from_fn(scim_errors))
@@ -77,4 +87,41 @@ async fn scim_errors(req: Request, next: Next) -> Response {
         fixed.headers_mut().insert(header::ALLOW, allow.clone());
     }
     fixed
+}
+
+/// A worker's reply as the HTTP answer: its status and body, `204` with no body.
+pub(crate) fn reply_response(reply: Reply) -> Result<Response, ScimApiError> {
+    if let Some(e) = reply_error(&reply) {
+        return Err(e);
+    }
+    let Reply::Ok { status, body } = reply else {
+        return Err(ScimApiError::internal());
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if status == StatusCode::NO_CONTENT {
+        return Ok(status.into_response());
+    }
+    Ok(scim_json(status, body))
+}
+
+/// The version an ETag names: `W/"3"`, `"3"` or `3`. `None` for `*` or no header.
+pub(crate) fn etag_version(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+) -> Result<Option<i64>, ScimApiError> {
+    let Some(v) = headers.get(name) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or_default().trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    let digits = v.trim_start_matches("W/").trim_matches('"');
+    // An ETag we never issued can never match the current version.
+    Ok(Some(digits.parse::<i64>().unwrap_or(-1)))
+}
+
+/// A resource id from the path; anything that is not one of ours is simply not found.
+pub(crate) fn resource_id(kind: &str, id: &str) -> Result<Uuid, ScimApiError> {
+    Uuid::parse_str(id).map_err(|_| ScimError::not_found(format!("{kind} {id} not found")).into())
 }

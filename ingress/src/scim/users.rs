@@ -5,12 +5,13 @@ use crate::{
     app::AppState,
     auth::ScimOrg,
     body::JsonBody,
-    commands::{execute, reply_error},
+    commands::execute,
     error::ScimApiError,
     request_id::RequestId,
     scim::{
+        etag_version,
         list::{ListParams, list_response},
-        scim_json,
+        reply_response, resource_id, scim_json,
     },
 };
 use axum::{
@@ -24,12 +25,13 @@ use common::{
     db::{
         entities::user,
         query::{users_order, users_where},
+        reads::user_groups,
         stmt,
     },
-    messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser, Reply},
+    messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser},
     scim::{
         ScimError, USER_SCHEMA, filter,
-        model::{UserInput, render_user},
+        model::{UserInput, render_user, set_user_groups},
         patch,
         projection::project,
         schema,
@@ -65,41 +67,8 @@ async fn create(
     reply_response(execute(&state, Some(org.0), &request, cmd).await?)
 }
 
-/// A worker's reply as the HTTP answer: its status and body, `204` with no body.
-fn reply_response(reply: Reply) -> Result<Response, ScimApiError> {
-    if let Some(e) = reply_error(&reply) {
-        return Err(e);
-    }
-    let Reply::Ok { status, body } = reply else {
-        return Err(ScimApiError::internal());
-    };
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    if status == StatusCode::NO_CONTENT {
-        return Ok(status.into_response());
-    }
-    Ok(scim_json(status, body))
-}
-
-/// A user id from the path; anything that is not one of ours is simply not found.
 fn user_id(id: &str) -> Result<Uuid, ScimApiError> {
-    Uuid::parse_str(id).map_err(|_| ScimError::not_found(format!("User {id} not found")).into())
-}
-
-/// The version an ETag names: `W/"3"`, `"3"` or `3`. `None` for `*` or no header.
-pub fn etag_version(
-    headers: &HeaderMap,
-    name: header::HeaderName,
-) -> Result<Option<i64>, ScimApiError> {
-    let Some(v) = headers.get(name) else {
-        return Ok(None);
-    };
-    let v = v.to_str().unwrap_or_default().trim();
-    if v == "*" {
-        return Ok(None);
-    }
-    let digits = v.trim_start_matches("W/").trim_matches('"');
-    // An ETag we never issued can never match the current version.
-    Ok(Some(digits.parse::<i64>().unwrap_or(-1)))
+    resource_id("User", id)
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -183,7 +152,13 @@ async fn retrieve(
         }
         return Ok(res);
     }
+    let groups = user_groups(&state.db, &[u.id]).await?;
     let mut body = render_user(&u.as_stored(), &state.scim_base());
+    set_user_groups(
+        &mut body,
+        groups.get(&u.id).map_or(&[][..], Vec::as_slice),
+        &state.scim_base(),
+    );
     project(&mut body, USER_SCHEMA, &params.attributes, &params.excluded);
     Ok(scim_json(StatusCode::OK, body))
 }
@@ -242,10 +217,20 @@ async fn query_users(
             n + 2
         );
         let rows = state.db.query_all_raw(stmt(&sql, values)).await?;
+        let users = rows
+            .iter()
+            .map(|row| user::Model::from_query_result(row, ""))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<_> = users.iter().map(|u| u.id).collect();
+        let groups = user_groups(&state.db, &ids).await?;
         let base = state.scim_base();
-        for row in rows {
-            let u = user::Model::from_query_result(&row, "")?;
+        for u in &users {
             let mut r = render_user(&u.as_stored(), &base);
+            set_user_groups(
+                &mut r,
+                groups.get(&u.id).map_or(&[][..], Vec::as_slice),
+                &base,
+            );
             project(&mut r, USER_SCHEMA, &params.attributes, &params.excluded);
             resources.push(r);
         }

@@ -3,6 +3,7 @@
 //! finds its id and gets the stored reply, with no second effect.
 
 mod admin;
+mod groups;
 mod users;
 
 use common::{
@@ -52,6 +53,10 @@ pub async fn apply(
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
         Command::DeleteUser(p) => users::delete(&tx, env, org(env), p).await?,
+        Command::CreateGroup(p) => groups::create(&tx, ctx, env, org(env), p).await?,
+        Command::ReplaceGroup(p) => groups::replace(&tx, ctx, env, org(env), p).await?,
+        Command::PatchGroup(p) => groups::patch(&tx, ctx, env, org(env), p).await?,
+        Command::DeleteGroup(p) => groups::delete(&tx, env, org(env), p).await?,
     };
     tx.execute_raw(stmt(
         "UPDATE processed_commands SET reply = $2 WHERE command_id = $1",

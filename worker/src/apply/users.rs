@@ -4,13 +4,13 @@
 
 use super::{ApplyContext, Audit, audit, enqueue_event, none_string};
 use common::{
-    db::{entities::user, stmt},
+    db::{entities::user, reads::user_groups, stmt},
     messages::{
         CreateUser, DeleteUser, Envelope, PatchUser, ReplaceUser, Reply, UserEvent, events,
     },
     scim::{
         ScimError,
-        model::{UserInput, etag, render_user},
+        model::{UserInput, etag, render_user, set_user_groups},
         patch, schema,
     },
 };
@@ -275,10 +275,7 @@ async fn update(
     }
     let changes = diff(&before, &after);
     if changes.is_empty() {
-        return Ok(Reply::ok(
-            200,
-            render_user(&old.as_stored(), &ctx.scim_base),
-        ));
+        return rendered(tx, ctx, &old).await;
     }
     let row = tx
         .query_one_raw(stmt(
@@ -307,10 +304,23 @@ async fn update(
         _ => events::USER_UPDATED,
     };
     emit(tx, env, org_id, &stored, kind, changes).await?;
-    Ok(Reply::ok(
-        200,
-        render_user(&stored.as_stored(), &ctx.scim_base),
-    ))
+    rendered(tx, ctx, &stored).await
+}
+
+/// The `200` reply: the user with its groups.
+async fn rendered(
+    tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
+    u: &user::Model,
+) -> Result<Reply, DbErr> {
+    let mut body = render_user(&u.as_stored(), &ctx.scim_base);
+    let groups = user_groups(tx, &[u.id]).await?;
+    set_user_groups(
+        &mut body,
+        groups.get(&u.id).map_or(&[][..], Vec::as_slice),
+        &ctx.scim_base,
+    );
+    Ok(Reply::ok(200, body))
 }
 
 /// Writes the user event to the outbox and the audit log.
