@@ -191,6 +191,23 @@ async fn entra_patch_shapes() {
     let res = json(send(okta, Method::PATCH, &path, &clear).await, 200).await;
     assert!(res[ENTERPRISE].get("manager").is_none(), "{res}");
 
+    // Removing `active` is not a way to reactivate anyone.
+    let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
+    assert_eq!(
+        json(send(okta, Method::PATCH, &path, &off).await, 200).await["active"],
+        false
+    );
+    let remove = patch(json!([{"op": "remove", "path": "active"}]));
+    assert_eq!(
+        json(send(okta, Method::PATCH, &path, &remove).await, 200).await["active"],
+        false
+    );
+    let on = patch(json!([{"op": "replace", "path": "active", "value": true}]));
+    assert_eq!(
+        json(send(okta, Method::PATCH, &path, &on).await, 200).await["active"],
+        true
+    );
+
     // Entra disables with a string.
     let off = patch(json!([{"op": "Replace", "path": "active", "value": "False"}]));
     assert_eq!(

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(users::router())
         .merge(groups::router())
+        .route("/.search", axum::routing::post(root_search))
         .merge(discovery::router())
         .fallback(|| async { scim_error_response(&ScimError::not_found("no such SCIM endpoint")) })
         .layer(middleware::from_fn(scim_errors))
@@ -124,4 +125,14 @@ pub(crate) fn etag_version(
 /// A resource id from the path; anything that is not one of ours is simply not found.
 pub(crate) fn resource_id(kind: &str, id: &str) -> Result<Uuid, ScimApiError> {
     Uuid::parse_str(id).map_err(|_| ScimError::not_found(format!("{kind} {id} not found")).into())
+}
+
+/// `POST /.search` across every resource type (RFC 7644 §3.4.3, optional): not offered;
+/// search `/Users/.search` or `/Groups/.search`.
+async fn root_search() -> Response {
+    scim_error_response(&ScimError::new(
+        501,
+        None,
+        "searching every resource type at once is not supported; use /Users/.search or /Groups/.search",
+    ))
 }

@@ -222,6 +222,11 @@ pub(super) async fn patch(
     update(tx, ctx, env, org_id, cmd.user_id, cmd.if_match, |old| {
         let mut resource = current_resource(old);
         patch::apply(&mut resource, &schema::USER, &ops)?;
+        // `remove` of `active` leaves the status as it is: an absent `active` would
+        // otherwise read as true and silently reactivate a deactivated person.
+        if !resource.contains_key("active") {
+            resource.insert("active".into(), json!(old.active));
+        }
         Ok(resource)
     })
     .await
