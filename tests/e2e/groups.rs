@@ -5,17 +5,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tests::{
     harness::TestApp,
-    okta::{ScimClient, create_user_body},
+    okta::{ScimClient, create_user_body, urlencode},
 };
-
-async fn send(okta: &ScimClient, method: Method, path: &str, body: &Value) -> reqwest::Response {
-    okta.request(method, path)
-        .header("Content-Type", "application/scim+json; charset=utf-8")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("request")
-}
 
 fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
@@ -80,7 +71,7 @@ async fn okta_push_groups_with_every_membership_shape() {
         .expect("JSON");
     assert_eq!(found["totalResults"], 0);
 
-    let res = send(okta, Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "members": []})).await;
+    let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "members": []})).await;
     assert_eq!(res.status(), 201);
     assert!(res.headers().contains_key("location"));
     let group: Value = res.json().await.expect("JSON");
@@ -93,7 +84,10 @@ async fn okta_push_groups_with_every_membership_shape() {
     let add = patch(
         json!([{"op": "add", "path": "members", "value": [{"value": u1, "display": "u1"}, {"value": u2, "display": "u2"}, {"value": u3}]}]),
     );
-    assert_eq!(send(okta, Method::PATCH, &path, &add).await.status(), 204);
+    assert_eq!(
+        okta.send_json(Method::PATCH, &path, &add).await.status(),
+        204
+    );
     assert_eq!(
         member_ids(okta, &gid).await,
         sorted(vec![u1.clone(), u2.clone(), u3.clone()])
@@ -107,7 +101,7 @@ async fn okta_push_groups_with_every_membership_shape() {
     // remove with a members[value eq "…"] filter removes exactly that member
     let remove = patch(json!([{"op": "remove", "path": format!("members[value eq \"{u2}\"]")}]));
     assert_eq!(
-        send(okta, Method::PATCH, &path, &remove).await.status(),
+        okta.send_json(Method::PATCH, &path, &remove).await.status(),
         204
     );
     assert_eq!(
@@ -118,12 +112,17 @@ async fn okta_push_groups_with_every_membership_shape() {
     // replace of the whole list, then []
     let replace = patch(json!([{"op": "replace", "path": "members", "value": [{"value": u4}]}]));
     assert_eq!(
-        send(okta, Method::PATCH, &path, &replace).await.status(),
+        okta.send_json(Method::PATCH, &path, &replace)
+            .await
+            .status(),
         204
     );
     assert_eq!(member_ids(okta, &gid).await, vec![u4.clone()]);
     let empty = patch(json!([{"op": "replace", "path": "members", "value": []}]));
-    assert_eq!(send(okta, Method::PATCH, &path, &empty).await.status(), 204);
+    assert_eq!(
+        okta.send_json(Method::PATCH, &path, &empty).await.status(),
+        204
+    );
     assert!(member_ids(okta, &gid).await.is_empty());
 
     // rename with {"id","displayName"} in the value, together with membership changes
@@ -132,7 +131,7 @@ async fn okta_push_groups_with_every_membership_shape() {
         {"op": "add", "path": "members", "value": [{"value": u1}, {"value": u2}]},
     ]));
     assert_eq!(
-        send(okta, Method::PATCH, &path, &rename).await.status(),
+        okta.send_json(Method::PATCH, &path, &rename).await.status(),
         204
     );
     let g: Value = okta
@@ -156,7 +155,10 @@ async fn okta_push_groups_with_every_membership_shape() {
         {"op": "Remove", "path": "members", "value": [{"value": u1}]},
         {"op": "Replace", "path": "displayName", "value": "Platform Team"},
     ]));
-    assert_eq!(send(okta, Method::PATCH, &path, &entra).await.status(), 204);
+    assert_eq!(
+        okta.send_json(Method::PATCH, &path, &entra).await.status(),
+        204
+    );
     assert_eq!(
         member_ids(okta, &gid).await,
         sorted(vec![u2.clone(), u3.clone()])
@@ -178,7 +180,7 @@ async fn okta_push_groups_with_every_membership_shape() {
 
     // PUT replaces name and members.
     let put = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": gid, "displayName": "Platform Team", "members": [{"value": u4}]});
-    let res = send(okta, Method::PUT, &path, &put).await;
+    let res = okta.send_json(Method::PUT, &path, &put).await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.expect("JSON")["members"][0]["value"],
@@ -186,13 +188,13 @@ async fn okta_push_groups_with_every_membership_shape() {
     );
 
     // A second group with the same name in another case is a uniqueness conflict.
-    let res = send(
-        okta,
-        Method::POST,
-        "/Groups",
-        &json!({"displayName": "PLATFORM TEAM"}),
-    )
-    .await;
+    let res = okta
+        .send_json(
+            Method::POST,
+            "/Groups",
+            &json!({"displayName": "PLATFORM TEAM"}),
+        )
+        .await;
     assert_eq!(res.status(), 409);
     assert_eq!(
         res.json::<Value>().await.expect("JSON")["scimType"],
@@ -203,7 +205,7 @@ async fn okta_push_groups_with_every_membership_shape() {
     let bad = patch(
         json!([{"op": "add", "path": "members", "value": [{"value": uuid::Uuid::new_v4().to_string()}]}]),
     );
-    let res = send(okta, Method::PATCH, &path, &bad).await;
+    let res = okta.send_json(Method::PATCH, &path, &bad).await;
     assert_eq!(res.status(), 400);
     assert_eq!(member_ids(okta, &gid).await, vec![u4.clone()]);
 
@@ -245,15 +247,4 @@ async fn okta_push_groups_with_every_membership_shape() {
         "one event per change: create, 7 updates, delete"
     );
     app.stop().await;
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

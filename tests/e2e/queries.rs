@@ -4,7 +4,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use tests::{harness::TestApp, okta::create_user_body};
+use tests::{
+    harness::TestApp,
+    okta::{create_user_body, urlencode},
+};
 
 async fn get(okta: &tests::okta::ScimClient, path_and_query: &str) -> Value {
     let res = okta
@@ -234,15 +237,4 @@ async fn filters_sorting_attributes_and_search() {
         .expect("GET");
     assert_eq!(res.status(), 400);
     app.stop().await;
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

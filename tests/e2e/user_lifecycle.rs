@@ -12,15 +12,6 @@ use tests::{
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const ROSTER: &str = "urn:ietf:params:scim:schemas:extension:roster:2.0:User";
 
-async fn send(okta: &ScimClient, method: Method, path: &str, body: &Value) -> reqwest::Response {
-    okta.request(method, path)
-        .header("Content-Type", "application/scim+json; charset=utf-8")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("request")
-}
-
 async fn json(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status);
     res.json().await.expect("JSON")
@@ -57,7 +48,7 @@ async fn okta_profile_push_deactivate_reactivate() {
         json!({"employeeNumber": "42", "department": "Eng", "manager": {"value": "boss-1"}});
     body[ROSTER] = json!({"shirtSize": "M"});
     body["x-okta-custom"] = json!("kept");
-    let put = json(send(okta, Method::PUT, &path, &body).await, 200).await;
+    let put = json(okta.send_json(Method::PUT, &path, &body).await, 200).await;
     assert_eq!(put["title"], "Staff Engineer");
     assert_eq!(put["meta"]["version"], "W/\"2\"");
     let got = json(okta.get_user(&id).await, 200).await;
@@ -74,12 +65,12 @@ async fn okta_profile_push_deactivate_reactivate() {
     assert!(schemas.iter().any(|s| s == ENTERPRISE) && schemas.iter().any(|s| s == ROSTER));
 
     // The same PUT again changes nothing: no new version, no event.
-    let again = json(send(okta, Method::PUT, &path, &body).await, 200).await;
+    let again = json(okta.send_json(Method::PUT, &path, &body).await, 200).await;
     assert_eq!(again["meta"]["version"], "W/\"2\"");
 
     // Okta's deactivate: PATCH with no path.
     let off = patch(json!([{"op": "replace", "value": {"active": false}}]));
-    let res = json(send(okta, Method::PATCH, &path, &off).await, 200).await;
+    let res = json(okta.send_json(Method::PATCH, &path, &off).await, 200).await;
     assert_eq!(res["active"], false);
     let got = json(okta.get_user(&id).await, 200).await;
     assert_eq!(got["active"], false, "a deactivated user is still returned");
@@ -95,7 +86,7 @@ async fn okta_profile_push_deactivate_reactivate() {
 
     let on = patch(json!([{"op": "replace", "value": {"active": true}}]));
     assert_eq!(
-        json(send(okta, Method::PATCH, &path, &on).await, 200).await["active"],
+        json(okta.send_json(Method::PATCH, &path, &on).await, 200).await["active"],
         true
     );
 
@@ -103,7 +94,7 @@ async fn okta_profile_push_deactivate_reactivate() {
     let mut body = json(okta.get_user(&id).await, 200).await;
     body["active"] = json!(false);
     assert_eq!(
-        json(send(okta, Method::PUT, &path, &body).await, 200).await["active"],
+        json(okta.send_json(Method::PUT, &path, &body).await, 200).await["active"],
         false
     );
 
@@ -176,7 +167,7 @@ async fn entra_patch_shapes() {
         {"op": "Add", "path": format!("{ENTERPRISE}:employeeNumber"), "value": "E-7"},
         {"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": boss["id"]},
     ]));
-    let res = json(send(okta, Method::PATCH, &path, &ops).await, 200).await;
+    let res = json(okta.send_json(Method::PATCH, &path, &ops).await, 200).await;
     assert_eq!(res["emails"][0]["value"], app.email("new.address"));
     assert_eq!(res["name"]["familyName"], "Newname");
     assert_eq!(res[ENTERPRISE]["employeeNumber"], "E-7");
@@ -188,30 +179,30 @@ async fn entra_patch_shapes() {
     // Clearing the manager with "" (the gallery validator's shape).
     let clear =
         patch(json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": ""}]));
-    let res = json(send(okta, Method::PATCH, &path, &clear).await, 200).await;
+    let res = json(okta.send_json(Method::PATCH, &path, &clear).await, 200).await;
     assert!(res[ENTERPRISE].get("manager").is_none(), "{res}");
 
     // Removing `active` is not a way to reactivate anyone.
     let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
     assert_eq!(
-        json(send(okta, Method::PATCH, &path, &off).await, 200).await["active"],
+        json(okta.send_json(Method::PATCH, &path, &off).await, 200).await["active"],
         false
     );
     let remove = patch(json!([{"op": "remove", "path": "active"}]));
     assert_eq!(
-        json(send(okta, Method::PATCH, &path, &remove).await, 200).await["active"],
+        json(okta.send_json(Method::PATCH, &path, &remove).await, 200).await["active"],
         false
     );
     let on = patch(json!([{"op": "replace", "path": "active", "value": true}]));
     assert_eq!(
-        json(send(okta, Method::PATCH, &path, &on).await, 200).await["active"],
+        json(okta.send_json(Method::PATCH, &path, &on).await, 200).await["active"],
         true
     );
 
     // Entra disables with a string.
     let off = patch(json!([{"op": "Replace", "path": "active", "value": "False"}]));
     assert_eq!(
-        json(send(okta, Method::PATCH, &path, &off).await, 200).await["active"],
+        json(okta.send_json(Method::PATCH, &path, &off).await, 200).await["active"],
         false
     );
     assert_eq!(
@@ -224,11 +215,11 @@ async fn entra_patch_shapes() {
         json(okta.get_user(user["id"].as_str().expect("id")).await, 200).await["meta"]["version"]
             .clone();
     let bad = patch(json!([{"op": "remove"}]));
-    let err = json(send(okta, Method::PATCH, &path, &bad).await, 400).await;
+    let err = json(okta.send_json(Method::PATCH, &path, &bad).await, 400).await;
     assert_eq!(err["scimType"], "noTarget");
     let bad = patch(json!([{"op": "replace", "path": "active", "value": "sometimes"}]));
     assert_eq!(
-        json(send(okta, Method::PATCH, &path, &bad).await, 400).await["scimType"],
+        json(okta.send_json(Method::PATCH, &path, &bad).await, 400).await["scimType"],
         "invalidValue"
     );
     let now = json(okta.get_user(user["id"].as_str().expect("id")).await, 200).await;
@@ -285,7 +276,7 @@ async fn etags_uniqueness_and_delete() {
     // Renaming onto another user's userName, in any case, is a uniqueness conflict.
     let mut body = json(okta.get_user(id).await, 200).await;
     body["userName"] = json!(b["userName"].as_str().expect("name").to_uppercase());
-    let err = json(send(okta, Method::PUT, &path, &body).await, 409).await;
+    let err = json(okta.send_json(Method::PUT, &path, &body).await, 409).await;
     assert_eq!(err["scimType"], "uniqueness");
 
     let res = okta
@@ -309,13 +300,13 @@ async fn etags_uniqueness_and_delete() {
         1
     );
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
-    let res = send(
-        okta,
-        Method::PUT,
-        &format!("/Users/{}", uuid::Uuid::new_v4()),
-        &body,
-    )
-    .await;
+    let res = okta
+        .send_json(
+            Method::PUT,
+            &format!("/Users/{}", uuid::Uuid::new_v4()),
+            &body,
+        )
+        .await;
     assert_eq!(res.status(), 404);
     app.stop().await;
 }

@@ -46,6 +46,16 @@ impl ScimClient {
             .expect("POST")
     }
 
+    /// `method path` with a JSON body, as Okta sends it.
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.request(method, path)
+            .header("Content-Type", "application/scim+json; charset=utf-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_user(&self, id: &str) -> Response {
         self.request(Method::GET, &format!("/Users/{id}"))
             .send()
@@ -88,3 +98,15 @@ pub fn create_user_body(user_name: &str, given: &str, family: &str) -> Value {
 
 /// What Okta puts in `password`; it must never be stored or returned.
 pub const PASSWORD_PLACEHOLDER: &str = "P4ssw0rd-placeholder-9f8e7d";
+
+/// Percent-encodes a query parameter value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

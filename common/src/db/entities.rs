@@ -100,6 +100,21 @@ pub mod group {
         pub updated_at: DateTimeUtc,
     }
     no_relations!();
+
+    impl Model {
+        /// The row as `scim::model::render_group` takes it.
+        pub fn as_stored(&self) -> crate::scim::model::StoredGroup<'_> {
+            crate::scim::model::StoredGroup {
+                id: self.id,
+                display_name: &self.display_name,
+                external_id: self.external_id.as_deref(),
+                resource: &self.resource,
+                version: self.version,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+            }
+        }
+    }
 }
 
 pub mod group_member {

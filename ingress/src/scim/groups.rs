@@ -11,7 +11,7 @@ use crate::{
     request_id::RequestId,
     scim::{
         etag_version,
-        list::{ListParams, list_response},
+        list::{ListParams, Table, fetch_page, list_response},
         reply_response, resource_id, scim_json,
     },
 };
@@ -31,14 +31,14 @@ use common::{
     },
     messages::{Command, CreateGroup, DeleteGroup, PatchGroup, ReplaceGroup},
     scim::{
-        GROUP_SCHEMA, filter,
-        model::{GroupInput, StoredGroup, render_group},
+        GROUP_SCHEMA,
+        model::{GroupInput, render_group},
         patch,
         projection::project,
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, FromQueryResult, Value as SqlValue};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::Value;
 
 pub fn router() -> Router<AppState> {
@@ -49,18 +49,6 @@ pub fn router() -> Router<AppState> {
             "/Groups/{id}",
             get(retrieve).put(replace).patch(patch_group).delete(delete),
         )
-}
-
-fn stored(g: &group::Model) -> StoredGroup<'_> {
-    StoredGroup {
-        id: g.id,
-        display_name: &g.display_name,
-        external_id: g.external_id.as_deref(),
-        resource: &g.resource,
-        version: g.version,
-        created_at: g.created_at,
-        updated_at: g.updated_at,
-    }
 }
 
 /// Whether the projection keeps `members` (Entra excludes them on every lookup; then
@@ -86,7 +74,7 @@ async fn render(
     } else {
         None
     };
-    let mut body = render_group(&stored(g), members.as_deref(), &state.scim_base());
+    let mut body = render_group(&g.as_stored(), members.as_deref(), &state.scim_base());
     project(
         &mut body,
         GROUP_SCHEMA,
@@ -154,43 +142,21 @@ async fn search(
     query_groups(&state, org, ListParams::from_search(&body)?).await
 }
 
+const GROUPS: Table = Table {
+    name: "groups",
+    filter: groups_where,
+    order: groups_order,
+};
+
 async fn query_groups(
     state: &AppState,
     org: ScimOrg,
     params: ListParams,
 ) -> Result<Response, ScimApiError> {
-    let mut values: Vec<SqlValue> = vec![org.0.into()];
-    let mut where_sql = "org_id = $1".to_owned();
-    if let Some(f) = params.filter.as_deref() {
-        let w = groups_where(&filter::parse(f)?, values.len())?;
-        where_sql = format!("{where_sql} AND {}", w.sql);
-        values.extend(w.params);
-    }
-    let order = groups_order(params.sort_by.as_deref(), params.descending)?;
-    let total: i64 = state
-        .db
-        .query_one_raw(stmt(
-            &format!("SELECT count(*) AS n FROM groups WHERE {where_sql}"),
-            values.clone(),
-        ))
-        .await?
-        .map(|r| r.try_get("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    let mut resources = Vec::new();
-    if params.count > 0 && params.offset() < total {
-        let n = values.len();
-        values.push(i64::try_from(params.count).unwrap_or(i64::MAX).into());
-        values.push(params.offset().into());
-        let sql = format!(
-            "SELECT * FROM groups WHERE {where_sql} ORDER BY {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        for row in state.db.query_all_raw(stmt(&sql, values)).await? {
-            let g = group::Model::from_query_result(&row, "")?;
-            resources.push(render(state, &g, &params).await?);
-        }
+    let (total, groups) = fetch_page::<group::Model>(&state.db, &GROUPS, org.0, &params).await?;
+    let mut resources = Vec::with_capacity(groups.len());
+    for g in &groups {
+        resources.push(render(state, g, &params).await?);
     }
     Ok(list_response(total, params.start_index, resources))
 }

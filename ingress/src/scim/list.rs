@@ -3,9 +3,15 @@
 //! (`GET`) or a SearchRequest body (`POST /.search`, §3.4.3) — and the ListResponse.
 
 use super::scim_json;
+use crate::error::ScimApiError;
 use axum::{http::StatusCode, response::Response};
-use common::scim::{LIST_RESPONSE_SCHEMA, ScimError, projection::AttrList};
+use common::{
+    db::{query::SqlWhere, stmt},
+    scim::{LIST_RESPONSE_SCHEMA, ScimError, filter, projection::AttrList},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Value as SqlValue};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// Largest page a list returns (advertised in ServiceProviderConfig).
 pub const MAX_PAGE: u64 = 200;
@@ -116,6 +122,58 @@ impl ListParams {
     pub fn offset(&self) -> i64 {
         i64::try_from(self.start_index - 1).unwrap_or(i64::MAX)
     }
+}
+
+/// How one resource table is queried: its name, and its filter and sort translations.
+pub struct Table {
+    pub name: &'static str,
+    pub filter: fn(&filter::Filter, usize) -> Result<SqlWhere, ScimError>,
+    pub order: fn(Option<&str>, bool) -> Result<String, ScimError>,
+}
+
+/// One page of an org's rows matching `params`, and the exact total. Filtering, sorting
+/// and paging all happen in PostgreSQL.
+pub async fn fetch_page<M: FromQueryResult>(
+    db: &DatabaseConnection,
+    table: &Table,
+    org_id: Uuid,
+    params: &ListParams,
+) -> Result<(i64, Vec<M>), ScimApiError> {
+    let mut values: Vec<SqlValue> = vec![org_id.into()];
+    let mut where_sql = "org_id = $1".to_owned();
+    if let Some(f) = params.filter.as_deref() {
+        let w = (table.filter)(&filter::parse(f)?, values.len())?;
+        where_sql = format!("{where_sql} AND {}", w.sql);
+        values.extend(w.params);
+    }
+    let order = (table.order)(params.sort_by.as_deref(), params.descending)?;
+    let name = table.name;
+    let total: i64 = db
+        .query_one_raw(stmt(
+            &format!("SELECT count(*) AS n FROM {name} WHERE {where_sql}"),
+            values.clone(),
+        ))
+        .await?
+        .map(|r| r.try_get("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    if params.count == 0 || params.offset() >= total {
+        return Ok((total, Vec::new()));
+    }
+    let n = values.len();
+    values.push(i64::try_from(params.count).unwrap_or(i64::MAX).into());
+    values.push(params.offset().into());
+    let sql = format!(
+        "SELECT * FROM {name} WHERE {where_sql} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let rows = db.query_all_raw(stmt(&sql, values)).await?;
+    let models = rows
+        .iter()
+        .map(|r| M::from_query_result(r, ""))
+        .collect::<Result<Vec<M>, _>>()?;
+    Ok((total, models))
 }
 
 /// A ListResponse with `itemsPerPage` equal to what it holds.

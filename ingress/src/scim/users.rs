@@ -10,7 +10,7 @@ use crate::{
     request_id::RequestId,
     scim::{
         etag_version,
-        list::{ListParams, list_response},
+        list::{ListParams, Table, fetch_page, list_response},
         reply_response, resource_id, scim_json,
     },
 };
@@ -30,14 +30,14 @@ use common::{
     },
     messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser},
     scim::{
-        ScimError, USER_SCHEMA, filter,
+        ScimError, USER_SCHEMA,
         model::{UserInput, render_user, set_user_groups},
         patch,
         projection::project,
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, FromQueryResult, Value as SqlValue};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -182,49 +182,24 @@ async fn search(
     query_users(&state, org, ListParams::from_search(&body)?).await
 }
 
-/// Filters, sorts and pages in PostgreSQL; the count is exact.
+const USERS: Table = Table {
+    name: "users",
+    filter: users_where,
+    order: users_order,
+};
+
 async fn query_users(
     state: &AppState,
     org: ScimOrg,
     params: ListParams,
 ) -> Result<Response, ScimApiError> {
-    let mut values: Vec<SqlValue> = vec![org.0.into()];
-    let mut where_sql = "org_id = $1".to_owned();
-    if let Some(f) = params.filter.as_deref() {
-        let w = users_where(&filter::parse(f)?, values.len())?;
-        where_sql = format!("{where_sql} AND {}", w.sql);
-        values.extend(w.params);
-    }
-    let order = users_order(params.sort_by.as_deref(), params.descending)?;
-    let total: i64 = state
-        .db
-        .query_one_raw(stmt(
-            &format!("SELECT count(*) AS n FROM users WHERE {where_sql}"),
-            values.clone(),
-        ))
-        .await?
-        .map(|r| r.try_get("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    let mut resources = Vec::new();
-    if params.count > 0 && params.offset() < total {
-        let n = values.len();
-        values.push(i64::try_from(params.count).unwrap_or(i64::MAX).into());
-        values.push(params.offset().into());
-        let sql = format!(
-            "SELECT * FROM users WHERE {where_sql} ORDER BY {order} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        let rows = state.db.query_all_raw(stmt(&sql, values)).await?;
-        let users = rows
-            .iter()
-            .map(|row| user::Model::from_query_result(row, ""))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<_> = users.iter().map(|u| u.id).collect();
-        let groups = user_groups(&state.db, &ids).await?;
-        let base = state.scim_base();
-        for u in &users {
+    let (total, users) = fetch_page::<user::Model>(&state.db, &USERS, org.0, &params).await?;
+    let ids: Vec<_> = users.iter().map(|u| u.id).collect();
+    let groups = user_groups(&state.db, &ids).await?;
+    let base = state.scim_base();
+    let resources = users
+        .iter()
+        .map(|u| {
             let mut r = render_user(&u.as_stored(), &base);
             set_user_groups(
                 &mut r,
@@ -232,8 +207,8 @@ async fn query_users(
                 &base,
             );
             project(&mut r, USER_SCHEMA, &params.attributes, &params.excluded);
-            resources.push(r);
-        }
-    }
+            r
+        })
+        .collect();
     Ok(list_response(total, params.start_index, resources))
 }

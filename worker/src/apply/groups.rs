@@ -2,7 +2,10 @@
 //! add, remove by filter or value list, replace of the whole list, rename) and delete.
 //! Members are users of the same org; `displayName` is unique per org, case-insensitively.
 
-use super::{ApplyContext, Audit, audit, enqueue_event, none_string};
+use super::{
+    ApplyContext, Audit, audit, enqueue_event, none_string, not_found, precondition_failed,
+    scim_error,
+};
 use common::{
     db::{
         entities::group,
@@ -14,29 +17,13 @@ use common::{
     },
     scim::{
         ScimError,
-        model::{GroupInput, StoredGroup, etag, render_group},
+        model::{GroupInput, render_group},
         patch, schema,
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Value as SqlValue};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-
-fn stored(g: &group::Model) -> StoredGroup<'_> {
-    StoredGroup {
-        id: g.id,
-        display_name: &g.display_name,
-        external_id: g.external_id.as_deref(),
-        resource: &g.resource,
-        version: g.version,
-        created_at: g.created_at,
-        updated_at: g.updated_at,
-    }
-}
-
-fn scim_error(e: ScimError) -> Reply {
-    Reply::error(e.status, e.scim_type.as_deref(), e.detail)
-}
 
 fn taken(name: &str) -> Reply {
     Reply::error(
@@ -186,7 +173,7 @@ pub(super) async fn create(
     let members = group_members(tx, g.id).await?;
     Ok(Reply::ok(
         201,
-        render_group(&stored(&g), Some(&members), &ctx.scim_base),
+        render_group(&g.as_stored(), Some(&members), &ctx.scim_base),
     ))
 }
 
@@ -203,21 +190,6 @@ async fn lock_group(
         .await?;
     row.map(|r| group::Model::from_query_result(&r, ""))
         .transpose()
-}
-
-fn not_found(group_id: Uuid) -> Reply {
-    Reply::error(404, None, format!("Group {group_id} not found"))
-}
-
-fn precondition_failed(current: i64) -> Reply {
-    Reply::error(
-        412,
-        None,
-        format!(
-            "the group has changed (its version is now {}); GET it and try again",
-            etag(current)
-        ),
-    )
 }
 
 pub(super) async fn replace(
@@ -294,10 +266,10 @@ async fn update(
     change: impl FnOnce(&group::Model, &[Uuid]) -> Result<Value, ScimError>,
 ) -> Result<Reply, DbErr> {
     let Some(old) = lock_group(tx, org_id, group_id).await? else {
-        return Ok(not_found(group_id));
+        return Ok(not_found("Group", group_id));
     };
     if if_match.is_some_and(|v| v != old.version) {
-        return Ok(precondition_failed(old.version));
+        return Ok(precondition_failed("group", old.version));
     }
     let before: Vec<Uuid> = group_members(tx, group_id)
         .await?
@@ -395,7 +367,7 @@ async fn update(
     let members = group_members(tx, g.id).await?;
     Ok(Reply::ok(
         200,
-        render_group(&stored(&g), Some(&members), &ctx.scim_base),
+        render_group(&g.as_stored(), Some(&members), &ctx.scim_base),
     ))
 }
 
@@ -406,10 +378,10 @@ pub(super) async fn delete(
     cmd: &DeleteGroup,
 ) -> Result<Reply, DbErr> {
     let Some(old) = lock_group(tx, org_id, cmd.group_id).await? else {
-        return Ok(not_found(cmd.group_id));
+        return Ok(not_found("Group", cmd.group_id));
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {
-        return Ok(precondition_failed(old.version));
+        return Ok(precondition_failed("group", old.version));
     }
     tx.execute_raw(stmt(
         "DELETE FROM groups WHERE org_id = $1 AND id = $2",

@@ -154,3 +154,25 @@ fn actor(env: &Envelope) -> String {
 fn none_string() -> Value {
     Value::String(None)
 }
+
+/// A SCIM error as the reply.
+fn scim_error(e: common::scim::ScimError) -> Reply {
+    Reply::error(e.status, e.scim_type.as_deref(), e.detail)
+}
+
+/// `404` for a `kind` ("User", "Group") that is not in the org.
+fn not_found(kind: &str, id: Uuid) -> Reply {
+    Reply::error(404, None, format!("{kind} {id} not found"))
+}
+
+/// `412` when `If-Match` named another version than `current`.
+fn precondition_failed(kind: &str, current: i64) -> Reply {
+    Reply::error(
+        412,
+        None,
+        format!(
+            "the {kind} has changed (its version is now {}); GET it and try again",
+            common::scim::model::etag(current)
+        ),
+    )
+}

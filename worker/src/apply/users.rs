@@ -2,7 +2,10 @@
 //! (§3.6), with per-org case-insensitive `userName` uniqueness answered as
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
-use super::{ApplyContext, Audit, audit, enqueue_event, none_string};
+use super::{
+    ApplyContext, Audit, audit, enqueue_event, none_string, not_found, precondition_failed,
+    scim_error,
+};
 use common::{
     db::{entities::user, reads::user_groups, stmt},
     messages::{
@@ -10,7 +13,7 @@ use common::{
     },
     scim::{
         ScimError,
-        model::{UserInput, etag, render_user, set_user_groups},
+        model::{UserInput, render_user, set_user_groups},
         patch, schema,
     },
 };
@@ -138,25 +141,6 @@ async fn lock_user(
         .transpose()
 }
 
-fn not_found(user_id: Uuid) -> Reply {
-    Reply::error(404, None, format!("User {user_id} not found"))
-}
-
-fn precondition_failed(current: i64) -> Reply {
-    Reply::error(
-        412,
-        None,
-        format!(
-            "the user has changed (its version is now {}); GET it and try again",
-            etag(current)
-        ),
-    )
-}
-
-fn scim_error(e: ScimError) -> Reply {
-    Reply::error(e.status, e.scim_type.as_deref(), e.detail)
-}
-
 /// The stored resource with the indexed columns folded back in, as PATCH starts from it.
 fn current_resource(u: &user::Model) -> Map<String, Value> {
     let mut m = match &u.resource {
@@ -246,10 +230,10 @@ async fn update(
     change: impl FnOnce(&user::Model) -> Result<Map<String, Value>, ScimError>,
 ) -> Result<Reply, DbErr> {
     let Some(old) = lock_user(tx, org_id, user_id).await? else {
-        return Ok(not_found(user_id));
+        return Ok(not_found("User", user_id));
     };
     if if_match.is_some_and(|v| v != old.version) {
-        return Ok(precondition_failed(old.version));
+        return Ok(precondition_failed("user", old.version));
     }
     let input = match change(&old).and_then(|m| UserInput::from_json(Value::Object(m))) {
         Ok(i) => i,
@@ -371,10 +355,10 @@ pub(super) async fn delete(
     cmd: &DeleteUser,
 ) -> Result<Reply, DbErr> {
     let Some(old) = lock_user(tx, org_id, cmd.user_id).await? else {
-        return Ok(not_found(cmd.user_id));
+        return Ok(not_found("User", cmd.user_id));
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {
-        return Ok(precondition_failed(old.version));
+        return Ok(precondition_failed("user", old.version));
     }
     tx.execute_raw(stmt(
         "DELETE FROM users WHERE org_id = $1 AND id = $2",
