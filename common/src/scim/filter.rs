@@ -73,6 +73,58 @@ impl AttrPath {
     }
 }
 
+impl std::fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(uri) = &self.uri {
+            write!(f, "{uri}:")?;
+        }
+        f.write_str(&self.dotted())
+    }
+}
+
+/// The canonical text of a filter: `parse(&f.to_string()) == f`.
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Filter::Compare { path, op, value } => write!(f, "{path} {op} {value}"),
+            Filter::Present(path) => write!(f, "{path} pr"),
+            Filter::And(a, b) => write!(f, "({a} and {b})"),
+            Filter::Or(a, b) => write!(f, "({a} or {b})"),
+            Filter::Not(a) => write!(f, "not ({a})"),
+            Filter::ValuePath { path, filter } => write!(f, "{path}[{filter}]"),
+        }
+    }
+}
+
+impl std::fmt::Display for CompareOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Eq => "eq",
+            Self::Ne => "ne",
+            Self::Co => "co",
+            Self::Sw => "sw",
+            Self::Ew => "ew",
+            Self::Gt => "gt",
+            Self::Ge => "ge",
+            Self::Lt => "lt",
+            Self::Le => "le",
+        })
+    }
+}
+
+impl std::fmt::Display for CompValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompValue::Str(s) => {
+                f.write_str(&serde_json::to_string(s).map_err(|_| std::fmt::Error)?)
+            }
+            CompValue::Num(n) => write!(f, "{n}"),
+            CompValue::Bool(b) => write!(f, "{b}"),
+            CompValue::Null => f.write_str("null"),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareOp {
     Eq,
@@ -397,5 +449,108 @@ mod tests {
             assert_eq!(err.scim_type.as_deref(), Some("invalidFilter"), "{bad}");
         }
         assert!(parse(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn attr_path() -> impl Strategy<Value = AttrPath> {
+            let name = "[a-z][a-z0-9_]{0,8}";
+            (
+                prop::option::of(prop::sample::select(vec![
+                    "urn:ietf:params:scim:schemas:core:2.0:user".to_owned(),
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user".to_owned(),
+                ])),
+                name,
+                prop::option::of(name),
+            )
+                .prop_map(|(uri, name, sub)| AttrPath { uri, name, sub })
+        }
+
+        fn comp_value() -> impl Strategy<Value = CompValue> {
+            prop_oneof![
+                any::<String>().prop_map(CompValue::Str),
+                any::<i64>().prop_map(|n| CompValue::Num(n.into())),
+                any::<bool>().prop_map(CompValue::Bool),
+                Just(CompValue::Null),
+            ]
+        }
+
+        fn op() -> impl Strategy<Value = CompareOp> {
+            prop::sample::select(vec![
+                CompareOp::Eq,
+                CompareOp::Ne,
+                CompareOp::Co,
+                CompareOp::Sw,
+                CompareOp::Ew,
+                CompareOp::Gt,
+                CompareOp::Ge,
+                CompareOp::Lt,
+                CompareOp::Le,
+            ])
+        }
+
+        fn filter() -> impl Strategy<Value = Filter> {
+            let leaf =
+                prop_oneof![
+                    (attr_path(), op(), comp_value())
+                        .prop_map(|(path, op, value)| Filter::Compare { path, op, value }),
+                    attr_path().prop_map(Filter::Present),
+                ];
+            leaf.prop_recursive(4, 24, 2, |inner| {
+                prop_oneof![
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+                    inner.clone().prop_map(|a| Filter::Not(Box::new(a))),
+                    (attr_path(), inner).prop_map(|(path, f)| Filter::ValuePath {
+                        path: AttrPath { sub: None, ..path },
+                        filter: Box::new(f)
+                    }),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn rendering_and_parsing_round_trip(f in filter()) {
+                let text = f.to_string();
+                prop_assert_eq!(parse(&text).expect("a rendered filter parses"), f, "{}", text);
+            }
+
+            #[test]
+            fn keywords_are_case_insensitive(f in filter()) {
+                let upper = f.to_string().replace(" and ", " AND ").replace(" or ", " Or ").replace(" eq ", " EQ ");
+                prop_assert_eq!(parse(&upper).is_ok(), true);
+            }
+
+            #[test]
+            fn any_text_parses_or_is_refused_without_panicking(text in ".{0,300}") {
+                if let Err(e) = parse(&text) {
+                    prop_assert_eq!(e.scim_type.as_deref(), Some("invalidFilter"));
+                }
+            }
+
+            #[test]
+            fn filter_shaped_noise_never_panics(
+                tokens in prop::collection::vec(
+                    prop::sample::select(vec!["(", ")", "[", "]", "and", "or", "not", "eq", "pr", "\"x\"", "a", "b.c", "1", "true", " "]),
+                    0..60,
+                )
+            ) {
+                let text = tokens.join(" ");
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn translation_to_sql_never_panics(f in filter()) {
+                if let Err(e) = crate::db::query::users_where(&f, 1) {
+                    prop_assert_eq!(e.scim_type.as_deref(), Some("invalidFilter"));
+                }
+                let _ = crate::db::query::groups_where(&f, 0);
+            }
+        }
     }
 }

@@ -951,4 +951,70 @@ mod tests {
             Ok(PatchPath::Extension(_))
         ));
     }
+
+    mod properties {
+        use super::super::*;
+        use crate::scim::schema::{GROUP, USER};
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        proptest! {
+            #[test]
+            fn any_path_parses_or_is_refused_without_panicking(text in ".{0,200}") {
+                if let Err(e) = parse_path(&text, &USER) {
+                    prop_assert!(e.status == 400);
+                }
+            }
+
+            #[test]
+            fn simple_paths_round_trip(attr in "[a-zA-Z][a-zA-Z0-9]{0,10}", sub in prop::option::of("[a-zA-Z][a-zA-Z0-9]{0,10}")) {
+                let text = match &sub { Some(s) => format!("{attr}.{s}"), None => attr.clone() };
+                match parse_path(&text, &USER).expect("valid") {
+                    PatchPath::Attr(t) => {
+                        prop_assert_eq!(t.attr, attr);
+                        prop_assert_eq!(t.sub, sub);
+                        prop_assert!(t.filter.is_none() && t.extension.is_none());
+                    }
+                    other => prop_assert!(false, "{:?}", other),
+                }
+            }
+
+            #[test]
+            fn member_removal_removes_exactly_the_named_member(n in 1usize..30, pick in 0usize..30) {
+                let ids: Vec<String> = (0..n).map(|i| format!("id-{i}")).collect();
+                let target = ids[pick % n].clone();
+                let members: Vec<_> = ids.iter().map(|i| json!({"value": i})).collect();
+                let mut g = json!({"displayName": "G", "members": members}).as_object().cloned().expect("object");
+                let ops = parse_request(
+                    &json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{target}\"]")}]}),
+                    &GROUP,
+                ).expect("valid");
+                apply(&mut g, &GROUP, &ops).expect("applies");
+                let left: Vec<&str> = g["members"].as_array().expect("list").iter().map(|m| m["value"].as_str().expect("id")).collect();
+                prop_assert_eq!(left.len(), n - 1);
+                prop_assert!(!left.contains(&target.as_str()));
+            }
+
+            #[test]
+            fn arbitrary_operations_never_panic(
+                op in prop::sample::select(vec!["add", "replace", "remove", "Add", "bogus"]),
+                path in prop::option::of(prop::sample::select(vec![
+                    "members", "members[value eq \"1\"]", "emails[type eq \"work\"].value", "name.givenName",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "active", "x[", "a.b.c",
+                ])),
+                value in prop::sample::select(vec![json!(null), json!(""), json!("s"), json!(1), json!([]), json!([{"value": "1"}]), json!({"a": 1})]),
+            ) {
+                let mut body = json!({"op": op, "value": value});
+                if let Some(p) = path {
+                    body["path"] = json!(p);
+                }
+                for core in [&USER, &GROUP] {
+                    if let Ok(ops) = parse_request(&json!({"Operations": [body.clone()]}), core) {
+                        let mut r = json!({"userName": "u", "displayName": "G", "members": [{"value": "1"}]}).as_object().cloned().expect("object");
+                        let _ = apply(&mut r, core, &ops);
+                    }
+                }
+            }
+        }
+    }
 }
