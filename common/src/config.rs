@@ -23,6 +23,9 @@ pub struct Settings {
     pub health_addr: Option<SocketAddr>,
     pub public_url: String,
     pub operator_token: Option<Secret<String>>,
+    /// `ROSTER_SESSION_KEY`: base64 of at least 64 bytes, the key that signs the admin
+    /// page's session cookie. Unset: the ingress makes a random one at start.
+    pub session_key: Option<Secret<String>>,
     pub rust_log: String,
     pub log_format: LogFormat,
     /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default `roster`).
@@ -81,6 +84,9 @@ impl Settings {
                 });
             }
         };
+        let session_key = get("ROSTER_SESSION_KEY")
+            .map(|v| session_key(&v).map(|_| Secret::new(v)))
+            .transpose()?;
         let health_addr = match get("HEALTH_ADDR") {
             Some(v) => Some(parse("HEALTH_ADDR", &v)?),
             None => None,
@@ -99,6 +105,7 @@ impl Settings {
                 .trim_end_matches('/')
                 .to_owned(),
             operator_token: get("ROSTER_OPERATOR_TOKEN").map(Secret::new),
+            session_key,
             rust_log: string("RUST_LOG", "info"),
             log_format,
             amqp_prefix: string("AMQP_PREFIX", "roster"),
@@ -123,6 +130,28 @@ impl Settings {
         // Defaults always parse; a failure here is a bug caught by the unit test below.
         Self::from_vars(&vars).unwrap_or_else(|e| panic!("default settings are invalid: {e}"))
     }
+}
+
+/// The bytes of a `ROSTER_SESSION_KEY` (standard or URL-safe base64, at least 64 bytes).
+pub fn session_key(value: &str) -> Result<Vec<u8>, ConfigError> {
+    use base64::{Engine, engine::general_purpose};
+    let err = |reason: &str| ConfigError {
+        name: "ROSTER_SESSION_KEY",
+        reason: reason.to_owned(),
+    };
+    let value = value.trim();
+    let bytes = general_purpose::STANDARD
+        .decode(value)
+        .or_else(|_| general_purpose::URL_SAFE.decode(value))
+        .or_else(|_| general_purpose::STANDARD_NO_PAD.decode(value))
+        .or_else(|_| general_purpose::URL_SAFE_NO_PAD.decode(value))
+        .map_err(|_| err("not base64"))?;
+    if bytes.len() < 64 {
+        return Err(err(
+            "must decode to at least 64 bytes (e.g. `openssl rand -base64 64`)",
+        ));
+    }
+    Ok(bytes)
 }
 
 fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
@@ -177,6 +206,7 @@ mod tests {
         assert_eq!(s.ingress_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(s.public_url, "http://localhost:8080");
         assert!(s.operator_token.is_none());
+        assert!(s.session_key.is_none());
         assert!(s.command_timeout < Duration::from_secs(60));
     }
 
@@ -200,5 +230,20 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(!printed.contains("pa55word"), "{printed}");
+    }
+
+    #[test]
+    fn session_key_is_base64_of_at_least_64_bytes() {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let mut vars = HashMap::new();
+        vars.insert("ROSTER_SESSION_KEY".to_owned(), STANDARD.encode([7u8; 63]));
+        let err = Settings::from_vars(&vars).expect_err("too short");
+        assert_eq!(err.name, "ROSTER_SESSION_KEY");
+        vars.insert("ROSTER_SESSION_KEY".to_owned(), "not base64!".to_owned());
+        assert!(Settings::from_vars(&vars).is_err());
+        vars.insert("ROSTER_SESSION_KEY".to_owned(), STANDARD.encode([7u8; 64]));
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert!(s.session_key.is_some());
+        assert!(!format!("{s:?}").contains(&STANDARD.encode([7u8; 64])));
     }
 }

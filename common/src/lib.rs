@@ -6,6 +6,7 @@ pub mod amqp;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod mapping;
 pub mod messages;
 pub mod scim;
 pub mod secret;

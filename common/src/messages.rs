@@ -167,6 +167,20 @@ pub struct DeleteGroup {
     pub if_match: Option<i64>,
 }
 
+/// Replaces the org's whole mapping (`PUT /admin/v1/mappings`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetMappings {
+    pub mappings: Vec<crate::mapping::Mapping>,
+}
+
+/// An edit of a person's directory fields (`PATCH /api/v1/people/{id}`): field → new value,
+/// `null` to clear.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdatePerson {
+    pub user_id: Uuid,
+    pub fields: Map<String, Value>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AcceptInvite {
     pub token_hash: TokenHash,
@@ -179,6 +193,8 @@ pub enum Command {
     SetProvisioning(SetProvisioning),
     RotateScimToken(RotateScimToken),
     UpdateSettings(UpdateSettings),
+    SetMappings(SetMappings),
+    UpdatePerson(UpdatePerson),
     CreateUser(CreateUser),
     ReplaceUser(ReplaceUser),
     PatchUser(PatchUser),
@@ -197,6 +213,8 @@ impl Command {
             Command::SetProvisioning(_) => "provisioning.set",
             Command::RotateScimToken(_) => "provisioning.rotate_token",
             Command::UpdateSettings(_) => "settings.update",
+            Command::SetMappings(_) => "mappings.set",
+            Command::UpdatePerson(_) => "person.update",
             Command::CreateUser(_) => "user.create",
             Command::ReplaceUser(_) => "user.replace",
             Command::PatchUser(_) => "user.patch",
@@ -217,6 +235,8 @@ impl Command {
             Command::SetProvisioning(p) => serde_json::to_value(p),
             Command::RotateScimToken(p) => serde_json::to_value(p),
             Command::UpdateSettings(p) => serde_json::to_value(p),
+            Command::SetMappings(p) => serde_json::to_value(p),
+            Command::UpdatePerson(p) => serde_json::to_value(p),
             Command::CreateUser(p) => serde_json::to_value(p),
             Command::ReplaceUser(p) => serde_json::to_value(p),
             Command::PatchUser(p) => serde_json::to_value(p),
@@ -246,6 +266,8 @@ impl Command {
             "provisioning.set" => Command::SetProvisioning(env.payload_as()?),
             "provisioning.rotate_token" => Command::RotateScimToken(env.payload_as()?),
             "settings.update" => Command::UpdateSettings(env.payload_as()?),
+            "mappings.set" => Command::SetMappings(env.payload_as()?),
+            "person.update" => Command::UpdatePerson(env.payload_as()?),
             "user.create" => Command::CreateUser(env.payload_as()?),
             "user.replace" => Command::ReplaceUser(env.payload_as()?),
             "user.patch" => Command::PatchUser(env.payload_as()?),

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod directory;
 mod discovery;
 mod groups;
 mod invites;

@@ -60,6 +60,8 @@ pub mod user {
         pub family_name: Option<String>,
         pub email: Option<String>,
         pub resource: Json,
+        /// The directory fields (see `mapping`).
+        pub profile: Json,
         pub version: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,

@@ -8,7 +8,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002Groups)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002Groups),
+            Box::new(M0003Directory),
+        ]
     }
 }
 
@@ -60,6 +64,25 @@ impl MigrationTrait for M0002Groups {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0002_groups.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0003Directory;
+
+impl MigrationName for M0003Directory {
+    fn name(&self) -> &str {
+        "m0003_directory"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003Directory {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0003_directory.sql"))
             .await?;
         Ok(())
     }

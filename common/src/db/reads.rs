@@ -79,3 +79,31 @@ pub async fn existing_users(
         .await?;
     rows.iter().map(|r| r.try_get("", "id")).collect()
 }
+
+/// The org's mapping, in its saved order; the default mapping when it never saved one.
+pub async fn org_mapping(
+    conn: &impl ConnectionTrait,
+    org_id: Uuid,
+) -> Result<Vec<crate::mapping::Mapping>, DbErr> {
+    let rows = conn
+        .query_all_raw(stmt(
+            "SELECT field, scim_attribute, policy FROM field_mappings WHERE org_id = $1 ORDER BY position",
+            [org_id.into()],
+        ))
+        .await?;
+    if rows.is_empty() {
+        return Ok(crate::mapping::defaults());
+    }
+    rows.iter()
+        .map(|r| {
+            let policy: String = r.try_get("", "policy")?;
+            Ok(crate::mapping::Mapping {
+                field: r.try_get("", "field")?,
+                scim_attribute: r.try_get("", "scim_attribute")?,
+                policy: crate::mapping::Policy::parse(&policy).ok_or_else(|| {
+                    DbErr::Custom(format!("unknown policy {policy:?} in field_mappings"))
+                })?,
+            })
+        })
+        .collect()
+}

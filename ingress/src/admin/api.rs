@@ -1,32 +1,30 @@
-//! `/admin/v1`: creating orgs (operator), and turning provisioning on and off and rotating
-//! the SCIM token (org admin). New secrets are generated here, shown once, and travel to
-//! the worker only as SHA-256 digests.
+//! The JSON admin API (CONTRACT.md): `/admin/v1` — orgs (operator), provisioning and its
+//! token, settings, mappings, activity (org admin) — and the directory at `/api/v1/people`.
+//! Handlers parse and delegate to `admin::service`; errors are `{"error": "…"}`.
 
+use super::service::{self, reply_body};
 use crate::{
     app::AppState,
     auth::{AdminOrg, Operator},
     body::JsonBody,
     commands::execute,
-    error::ApiError,
+    error::{ApiError, ScimApiError},
     request_id::RequestId,
 };
 use axum::{
     Extension, Json, Router,
-    extract::State,
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use common::{
-    db::stmt,
-    messages::{
-        Command, CreateOrg, NewToken, Reply, RotateScimToken, SetProvisioning, UpdateSettings,
-    },
+    mapping::Mapping,
+    messages::{Command, CreateOrg, UpdateSettings},
     secret::{self, TokenKind},
 };
-use sea_orm::ConnectionTrait;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -38,29 +36,19 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/v1/provisioning/token", post(rotate_token))
         .route("/admin/v1/settings", get(get_settings).put(put_settings))
+        .route("/admin/v1/mappings", get(get_mappings).put(put_mappings))
+        .route("/admin/v1/activity", get(get_activity))
+        .route("/api/v1/people", get(list_people))
+        .route("/api/v1/people/{id}", get(get_person).patch(patch_person))
 }
 
-/// Parses an admin JSON body into `T`, with a 400 naming what is wrong.
-fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body)
+/// A JSON body parsed into `T`, with a 400 naming what is wrong.
+fn parse<T: serde::de::DeserializeOwned>(
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<T, ApiError> {
+    let JsonBody(value) = body.map_err(ApiError::from)?;
+    serde_json::from_value(value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
-}
-
-/// Replies as admin API results: the body on success, `{"error"}` otherwise.
-fn reply_body(reply: Reply) -> Result<(StatusCode, Value), ApiError> {
-    match reply {
-        Reply::Ok { status, body } => {
-            Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
-        }
-        Reply::Error { status, detail, .. } => Err(ApiError::new(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            detail,
-        )),
-    }
-}
-
-fn body_of(body: Result<JsonBody, crate::error::ScimApiError>) -> Result<Value, ApiError> {
-    body.map(|b| b.0).map_err(ApiError::from)
 }
 
 #[derive(Deserialize)]
@@ -73,9 +61,9 @@ async fn create_org(
     State(state): State<AppState>,
     _op: Operator,
     Extension(request): Extension<RequestId>,
-    body: Result<JsonBody, crate::error::ScimApiError>,
+    body: Result<JsonBody, ScimApiError>,
 ) -> Result<Response, ApiError> {
-    let NewOrg { name } = parse(body_of(body)?)?;
+    let NewOrg { name } = parse(body)?;
     let key = secret::issue(TokenKind::AdminKey);
     let org_id = Uuid::now_v7();
     let cmd = Command::CreateOrg(CreateOrg {
@@ -91,26 +79,8 @@ async fn create_org(
 async fn get_provisioning(
     State(state): State<AppState>,
     org: AdminOrg,
-) -> Result<Json<Value>, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT o.provisioning_enabled, t.hint, t.created_at FROM orgs o \
-             LEFT JOIN scim_tokens t ON t.org_id = o.id AND t.revoked_at IS NULL \
-             WHERE o.id = $1 ORDER BY t.created_at DESC LIMIT 1",
-            [org.0.into()],
-        ))
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
-    let enabled: bool = row.try_get("", "provisioning_enabled")?;
-    let hint: Option<String> = row.try_get("", "hint")?;
-    let created: Option<chrono::DateTime<chrono::Utc>> = row.try_get("", "created_at")?;
-    Ok(Json(json!({
-        "enabled": enabled,
-        "token_hint": hint.map(|h| format!("…{h}")),
-        "token_created_at": created,
-        "scim_base_url": format!("{}/scim/v2", state.settings.public_url),
-    })))
+) -> Result<Json<service::ProvisioningStatus>, ApiError> {
+    Ok(Json(service::provisioning(&state, org.0).await?))
 }
 
 #[derive(Deserialize)]
@@ -123,28 +93,19 @@ async fn put_provisioning(
     State(state): State<AppState>,
     org: AdminOrg,
     Extension(request): Extension<RequestId>,
-    body: Result<JsonBody, crate::error::ScimApiError>,
+    body: Result<JsonBody, ScimApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let ProvisioningChange { enabled } = parse(body_of(body)?)?;
-    let token = enabled.then(|| secret::issue(TokenKind::Scim));
-    let cmd = Command::SetProvisioning(SetProvisioning {
-        enabled,
-        token: token.as_ref().map(|t| NewToken {
-            hash: t.hash.clone(),
-            hint: t.hint.clone(),
-        }),
-    });
-    let (_, body) = reply_body(execute(&state, Some(org.0), &request, cmd).await?)?;
-    let issued = body["token_issued"].as_bool().unwrap_or(false);
+    let ProvisioningChange { enabled } = parse(body)?;
+    let token = service::set_provisioning(&state, org.0, &request, enabled).await?;
     let mut out = json!({"enabled": enabled});
-    match (issued, token) {
-        (true, Some(t)) => out["token"] = json!(t.plain.expose()),
-        (false, _) if enabled => {
+    match token {
+        Some(t) => out["token"] = json!(t),
+        None if enabled => {
             out["note"] = json!(
                 "provisioning was already on; the existing token stays valid (rotate it to get a new one)"
             );
         }
-        _ => {}
+        None => {}
     }
     Ok(Json(out))
 }
@@ -154,43 +115,118 @@ async fn rotate_token(
     org: AdminOrg,
     Extension(request): Extension<RequestId>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = secret::issue(TokenKind::Scim);
-    let cmd = Command::RotateScimToken(RotateScimToken {
-        token: NewToken {
-            hash: token.hash.clone(),
-            hint: token.hint.clone(),
-        },
-    });
-    reply_body(execute(&state, Some(org.0), &request, cmd).await?)?;
-    Ok(Json(json!({"token": token.plain.expose()})))
+    let token = service::rotate_token(&state, org.0, &request).await?;
+    Ok(Json(json!({"token": token})))
 }
 
 async fn get_settings(
     State(state): State<AppState>,
     org: AdminOrg,
-) -> Result<Json<Value>, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT send_invites, lock_synced_fields FROM orgs WHERE id = $1",
-            [org.0.into()],
-        ))
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
-    Ok(Json(json!({
-        "send_invites": row.try_get::<bool>("", "send_invites")?,
-        "lock_synced_fields": row.try_get::<bool>("", "lock_synced_fields")?,
-    })))
+) -> Result<Json<service::Settings>, ApiError> {
+    Ok(Json(service::settings(&state, org.0).await?))
 }
 
 async fn put_settings(
     State(state): State<AppState>,
     org: AdminOrg,
     Extension(request): Extension<RequestId>,
-    body: Result<JsonBody, crate::error::ScimApiError>,
-) -> Result<Json<Value>, ApiError> {
-    let change: UpdateSettings = parse(body_of(body)?)?;
-    let cmd = Command::UpdateSettings(change);
-    let (_, body) = reply_body(execute(&state, Some(org.0), &request, cmd).await?)?;
-    Ok(Json(body))
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<Json<service::Settings>, ApiError> {
+    let change: UpdateSettings = parse(body)?;
+    Ok(Json(
+        service::update_settings(&state, org.0, &request, change).await?,
+    ))
+}
+
+async fn get_mappings(
+    State(state): State<AppState>,
+    org: AdminOrg,
+) -> Result<Json<Vec<Mapping>>, ApiError> {
+    Ok(Json(service::mappings(&state, org.0).await?))
+}
+
+async fn put_mappings(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<Json<Vec<Mapping>>, ApiError> {
+    let rows: Vec<Mapping> = parse(body)?;
+    Ok(Json(
+        service::set_mappings(&state, org.0, &request, rows).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct ActivityQuery {
+    limit: Option<u64>,
+    before: Option<i64>,
+}
+
+async fn get_activity(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Query(q): Query<ActivityQuery>,
+) -> Result<Json<Vec<service::Activity>>, ApiError> {
+    Ok(Json(
+        service::activity(&state, org.0, q.limit.unwrap_or(50), q.before).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct PeopleQuery {
+    #[serde(default)]
+    include_inactive: bool,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+async fn list_people(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Query(q): Query<PeopleQuery>,
+) -> Result<Json<Vec<service::Person>>, ApiError> {
+    let people = service::people(
+        &state,
+        org.0,
+        q.include_inactive,
+        q.limit.unwrap_or(100),
+        q.offset.unwrap_or(0),
+    )
+    .await?;
+    Ok(Json(people))
+}
+
+fn person_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "person not found"))
+}
+
+async fn get_person(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Path(id): Path<String>,
+) -> Result<Json<service::Person>, ApiError> {
+    Ok(Json(
+        service::person_by_id(&state, org.0, person_id(&id)?).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonEdit {
+    fields: Map<String, Value>,
+}
+
+async fn patch_person(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<Json<service::Person>, ApiError> {
+    let id = person_id(&id)?;
+    let PersonEdit { fields } = parse(body)?;
+    Ok(Json(
+        service::update_person(&state, org.0, &request, id, fields).await?,
+    ))
 }

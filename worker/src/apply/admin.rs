@@ -5,8 +5,8 @@ use super::{Audit, audit};
 use common::{
     db::stmt,
     messages::{
-        AcceptInvite, CreateOrg, Envelope, NewToken, Reply, RotateScimToken, SetProvisioning,
-        UpdateSettings,
+        AcceptInvite, CreateOrg, Envelope, NewToken, Reply, RotateScimToken, SetMappings,
+        SetProvisioning, UpdateSettings,
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -263,4 +263,49 @@ pub(super) async fn update_settings(
     )
     .await?;
     Ok(Reply::ok(200, settings))
+}
+
+pub(super) async fn set_mappings(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &SetMappings,
+) -> Result<Reply, DbErr> {
+    if let Err(e) = common::mapping::validate(&cmd.mappings) {
+        return Ok(Reply::error(400, None, e));
+    }
+    if lock_org(tx, org_id).await?.is_none() {
+        return Ok(Reply::error(404, None, "organisation not found"));
+    }
+    tx.execute_raw(stmt(
+        "DELETE FROM field_mappings WHERE org_id = $1",
+        [org_id.into()],
+    ))
+    .await?;
+    for (position, m) in cmd.mappings.iter().enumerate() {
+        tx.execute_raw(stmt(
+            "INSERT INTO field_mappings (org_id, field, scim_attribute, policy, position) VALUES ($1, $2, $3, $4, $5)",
+            [
+                org_id.into(),
+                m.field.clone().into(),
+                m.scim_attribute.trim().into(),
+                m.policy.as_str().into(),
+                i32::try_from(position).unwrap_or(i32::MAX).into(),
+            ],
+        ))
+        .await?;
+    }
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: "mappings.updated",
+            resource_type: "Mappings",
+            resource_id: None,
+            detail: serde_json::to_value(&cmd.mappings).unwrap_or_default(),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(200, json!({"mappings": cmd.mappings})))
 }

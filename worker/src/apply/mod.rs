@@ -4,6 +4,7 @@
 
 mod admin;
 mod groups;
+mod people;
 mod users;
 
 use common::{
@@ -48,6 +49,8 @@ pub async fn apply(
         Command::SetProvisioning(p) => admin::set_provisioning(&tx, env, org(env), p).await?,
         Command::RotateScimToken(p) => admin::rotate_token(&tx, env, org(env), p).await?,
         Command::UpdateSettings(p) => admin::update_settings(&tx, env, org(env), p).await?,
+        Command::SetMappings(p) => admin::set_mappings(&tx, env, org(env), p).await?,
+        Command::UpdatePerson(p) => people::update(&tx, ctx, env, org(env), p).await?,
         Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
@@ -146,6 +149,7 @@ fn actor(env: &Envelope) -> String {
     match env.kind.split('.').next() {
         Some("user" | "group") => "scim".to_owned(),
         Some("invite") => "invitee".to_owned(),
+        Some("person") => "employee".to_owned(),
         Some("org") => "operator".to_owned(),
         _ => "admin".to_owned(),
     }

@@ -7,7 +7,12 @@ use super::{
     scim_error,
 };
 use common::{
-    db::{entities::user, reads::user_groups, stmt},
+    db::{
+        entities::user,
+        reads::{org_mapping, user_groups},
+        stmt,
+    },
+    mapping,
     messages::{
         CreateUser, DeleteUser, Envelope, PatchUser, ReplaceUser, Reply, UserEvent, events,
     },
@@ -42,12 +47,14 @@ pub(super) async fn create(
     if !org_exists {
         return Ok(Reply::error(404, None, "organisation not found"));
     }
+    let mut resource = input.resource.clone();
+    let profile = mapping::apply(&org_mapping(tx, org_id).await?, &mut resource, None);
     let id = Uuid::now_v7();
     let row = tx
         .query_one_raw(stmt(
             "INSERT INTO users (id, org_id, user_name, external_id, active, display_name, given_name, \
-                                family_name, email, resource, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, now(), now()) \
+                                family_name, email, resource, profile, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, now(), now()) \
              ON CONFLICT (org_id, lower(user_name)) DO NOTHING \
              RETURNING *",
             [
@@ -60,7 +67,8 @@ pub(super) async fn create(
                 input.given_name.clone().map_or_else(none_string, Into::into),
                 input.family_name.clone().map_or_else(none_string, Into::into),
                 input.email.clone().map_or_else(none_string, Into::into),
-                Value::Object(input.resource.clone()).into(),
+                Value::Object(resource).into(),
+                Value::Object(profile).into(),
             ],
         ))
         .await?;
@@ -235,7 +243,16 @@ async fn update(
     if if_match.is_some_and(|v| v != old.version) {
         return Ok(precondition_failed("user", old.version));
     }
-    let input = match change(&old).and_then(|m| UserInput::from_json(Value::Object(m))) {
+    let stored_profile = old.profile.as_object().cloned().unwrap_or_default();
+    let org_map = org_mapping(tx, org_id).await?;
+    let mut profile = Map::new();
+    let input = match change(&old)
+        .map(|mut m| {
+            profile = mapping::apply(&org_map, &mut m, Some(&stored_profile));
+            m
+        })
+        .and_then(|m| UserInput::from_json(Value::Object(m)))
+    {
         Ok(i) => i,
         Err(e) => return Ok(scim_error(e)),
     };
@@ -263,13 +280,13 @@ async fn update(
         after.insert("externalId".into(), json!(x));
     }
     let changes = diff(&before, &after);
-    if changes.is_empty() {
+    if changes.is_empty() && profile == stored_profile {
         return rendered(tx, ctx, &old).await;
     }
     let row = tx
         .query_one_raw(stmt(
             "UPDATE users SET user_name = $3, external_id = $4, active = $5, display_name = $6, given_name = $7, \
-                 family_name = $8, email = $9, resource = $10, version = version + 1, updated_at = now() \
+                 family_name = $8, email = $9, resource = $10, profile = $11, version = version + 1, updated_at = now() \
              WHERE org_id = $1 AND id = $2 RETURNING *",
             [
                 org_id.into(),
@@ -282,6 +299,7 @@ async fn update(
                 input.family_name.clone().map_or_else(none_string, Into::into),
                 input.email.clone().map_or_else(none_string, Into::into),
                 Value::Object(input.resource.clone()).into(),
+                Value::Object(profile).into(),
             ],
         ))
         .await?

@@ -1,0 +1,305 @@
+//! The admin operations behind both the JSON API (`admin::api`) and the integration page
+//! (`admin::page`): reads from PostgreSQL, writes as commands. Secrets are generated here,
+//! returned once, and sent to the worker only as digests.
+
+use crate::{app::AppState, commands::execute, error::ApiError, request_id::RequestId};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use common::{
+    db::{reads::org_mapping, stmt},
+    mapping::{self, Mapping},
+    messages::{
+        Command, NewToken, Reply, RotateScimToken, SetMappings, SetProvisioning, UpdatePerson,
+        UpdateSettings,
+    },
+    secret::{self, TokenKind},
+};
+use sea_orm::{ConnectionTrait, QueryResult};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A reply as an admin API result: the body on success, `{"error"}` otherwise.
+pub fn reply_body(reply: Reply) -> Result<(StatusCode, Value), ApiError> {
+    match reply {
+        Reply::Ok { status, body } => {
+            Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body))
+        }
+        Reply::Error { status, detail, .. } => Err(ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            detail,
+        )),
+    }
+}
+
+async fn command(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    cmd: Command,
+) -> Result<Value, ApiError> {
+    Ok(reply_body(execute(state, Some(org), request, cmd).await?)?.1)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProvisioningStatus {
+    pub enabled: bool,
+    /// `…` and the token's last four characters.
+    pub token_hint: Option<String>,
+    pub token_created_at: Option<DateTime<Utc>>,
+    /// What to paste into Okta as the SCIM connector base URL.
+    pub scim_base_url: String,
+}
+
+pub async fn provisioning(state: &AppState, org: Uuid) -> Result<ProvisioningStatus, ApiError> {
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT o.provisioning_enabled, t.hint, t.created_at FROM orgs o \
+             LEFT JOIN scim_tokens t ON t.org_id = o.id AND t.revoked_at IS NULL \
+             WHERE o.id = $1 ORDER BY t.created_at DESC LIMIT 1",
+            [org.into()],
+        ))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
+    let hint: Option<String> = row.try_get("", "hint")?;
+    Ok(ProvisioningStatus {
+        enabled: row.try_get("", "provisioning_enabled")?,
+        token_hint: hint.map(|h| format!("…{h}")),
+        token_created_at: row.try_get("", "created_at")?,
+        scim_base_url: state.scim_base(),
+    })
+}
+
+/// Turns provisioning on or off. Returns the new token when switching on issued one
+/// (switching on while already on keeps the token Okta holds).
+pub async fn set_provisioning(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    enabled: bool,
+) -> Result<Option<String>, ApiError> {
+    let token = enabled.then(|| secret::issue(TokenKind::Scim));
+    let cmd = Command::SetProvisioning(SetProvisioning {
+        enabled,
+        token: token.as_ref().map(|t| NewToken {
+            hash: t.hash.clone(),
+            hint: t.hint.clone(),
+        }),
+    });
+    let body = command(state, org, request, cmd).await?;
+    let issued = body["token_issued"].as_bool().unwrap_or(false);
+    Ok(token.filter(|_| issued).map(|t| t.plain.expose().clone()))
+}
+
+/// Issues a new SCIM token; the old one stops working at once.
+pub async fn rotate_token(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+) -> Result<String, ApiError> {
+    let token = secret::issue(TokenKind::Scim);
+    let cmd = Command::RotateScimToken(RotateScimToken {
+        token: NewToken {
+            hash: token.hash.clone(),
+            hint: token.hint.clone(),
+        },
+    });
+    command(state, org, request, cmd).await?;
+    Ok(token.plain.expose().clone())
+}
+
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub send_invites: bool,
+    pub lock_synced_fields: bool,
+}
+
+pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError> {
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT send_invites, lock_synced_fields FROM orgs WHERE id = $1",
+            [org.into()],
+        ))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
+    Ok(Settings {
+        send_invites: row.try_get("", "send_invites")?,
+        lock_synced_fields: row.try_get("", "lock_synced_fields")?,
+    })
+}
+
+pub async fn update_settings(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    change: UpdateSettings,
+) -> Result<Settings, ApiError> {
+    let body = command(state, org, request, Command::UpdateSettings(change)).await?;
+    serde_json::from_value(body)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unreadable reply"))
+}
+
+/// The org's mapping (the defaults until it saves one).
+pub async fn mappings(state: &AppState, org: Uuid) -> Result<Vec<Mapping>, ApiError> {
+    Ok(org_mapping(&state.db, org).await?)
+}
+
+/// Replaces the org's mapping; unknown fields or attributes are a `400` naming them.
+pub async fn set_mappings(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    rows: Vec<Mapping>,
+) -> Result<Vec<Mapping>, ApiError> {
+    mapping::validate(&rows).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    command(
+        state,
+        org,
+        request,
+        Command::SetMappings(SetMappings { mappings: rows }),
+    )
+    .await?;
+    mappings(state, org).await
+}
+
+/// One entry of the provisioning log.
+#[derive(Clone, Debug, Serialize)]
+pub struct Activity {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// `scim` (Okta), `admin`, `operator`, `invitee`.
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub detail: Value,
+    /// The request that caused it (`X-Request-Id`).
+    pub correlation_id: String,
+}
+
+/// Newest first; `before` (an activity id) pages back.
+pub async fn activity(
+    state: &AppState,
+    org: Uuid,
+    limit: u64,
+    before: Option<i64>,
+) -> Result<Vec<Activity>, ApiError> {
+    let limit = i64::try_from(limit.clamp(1, 200)).unwrap_or(50);
+    let rows = state
+        .db
+        .query_all_raw(stmt(
+            "SELECT id, created_at, actor, action, resource_type, resource_id, detail, correlation_id FROM audit_log \
+             WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            [org.into(), before.unwrap_or(i64::MAX).into(), limit.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Activity {
+                id: r.try_get("", "id")?,
+                at: r.try_get("", "created_at")?,
+                actor: r.try_get("", "actor")?,
+                action: r.try_get("", "action")?,
+                resource_type: r.try_get("", "resource_type")?,
+                resource_id: r.try_get("", "resource_id")?,
+                detail: r.try_get("", "detail")?,
+                correlation_id: r.try_get("", "correlation_id")?,
+            })
+        })
+        .collect()
+}
+
+/// A person in the directory.
+#[derive(Clone, Debug, Serialize)]
+pub struct Person {
+    pub id: Uuid,
+    pub user_name: String,
+    pub active: bool,
+    /// Directory fields (`first_name`, `job_title`, `custom.…`).
+    pub fields: Map<String, Value>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn person(r: &QueryResult) -> Result<Person, ApiError> {
+    let fields: Value = r.try_get("", "profile")?;
+    Ok(Person {
+        id: r.try_get("", "id")?,
+        user_name: r.try_get("", "user_name")?,
+        active: r.try_get("", "active")?,
+        fields: fields.as_object().cloned().unwrap_or_default(),
+        version: r.try_get("", "version")?,
+        updated_at: r.try_get("", "updated_at")?,
+    })
+}
+
+/// The directory: active people (all with `include_inactive`), by name.
+pub async fn people(
+    state: &AppState,
+    org: Uuid,
+    include_inactive: bool,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<Person>, ApiError> {
+    let rows = state
+        .db
+        .query_all_raw(stmt(
+            "SELECT id, user_name, active, profile, version, updated_at FROM users \
+             WHERE org_id = $1 AND (active OR $2) \
+             ORDER BY lower(COALESCE(profile->>'last_name', '')), lower(COALESCE(profile->>'first_name', '')), lower(user_name), id \
+             LIMIT $3 OFFSET $4",
+            [
+                org.into(),
+                include_inactive.into(),
+                i64::try_from(limit.clamp(1, 500)).unwrap_or(100).into(),
+                i64::try_from(offset).unwrap_or(0).into(),
+            ],
+        ))
+        .await?;
+    rows.iter().map(person).collect()
+}
+
+/// One person of the org (inactive ones included), or `404`.
+pub async fn person_by_id(state: &AppState, org: Uuid, id: Uuid) -> Result<Person, ApiError> {
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT id, user_name, active, profile, version, updated_at FROM users WHERE org_id = $1 AND id = $2",
+            [org.into(), id.into()],
+        ))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "person not found"))?;
+    person(&row)
+}
+
+/// An employee's edit of their fields. With "lock synced fields" on, fields Okta
+/// overwrites are refused with `409` naming them.
+pub async fn update_person(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    id: Uuid,
+    fields: Map<String, Value>,
+) -> Result<Person, ApiError> {
+    if fields.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "send {\"fields\": {\"<field>\": \"<value>\"}}",
+        ));
+    }
+    let cmd = Command::UpdatePerson(UpdatePerson {
+        user_id: id,
+        fields,
+    });
+    command(state, org, request, cmd).await?;
+    person_by_id(state, org, id).await
+}
+
+/// The field labels people see, for every mapped field.
+pub fn field_labels(rows: &[Mapping]) -> Vec<(String, String)> {
+    rows.iter()
+        .map(|m| (m.field.clone(), mapping::label(&m.field)))
+        .collect()
+}

@@ -1,0 +1,166 @@
+//! An employee's edit of their directory fields. With "lock synced fields" on, fields Okta
+//! overwrites are refused (`409`, naming them). Fields Okta maps are written into the
+//! stored SCIM resource too, so `GET` over SCIM returns what the directory shows.
+
+use super::{ApplyContext, Audit, audit, enqueue_event, not_found, scim_error};
+use common::{
+    db::{entities::user, reads::org_mapping, stmt},
+    mapping::{self, CUSTOM_PREFIX, Policy, STANDARD_FIELDS},
+    messages::{Envelope, Reply, UpdatePerson, UserEvent, events},
+    scim::model::UserInput,
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+fn known_field(field: &str) -> bool {
+    STANDARD_FIELDS.iter().any(|(f, ..)| *f == field)
+        || field.strip_prefix(CUSTOM_PREFIX).is_some_and(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+pub(super) async fn update(
+    tx: &DatabaseTransaction,
+    _ctx: &ApplyContext,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &UpdatePerson,
+) -> Result<Reply, DbErr> {
+    let unknown: Vec<&str> = cmd
+        .fields
+        .keys()
+        .filter(|f| !known_field(f))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(Reply::error(
+            400,
+            None,
+            format!("unknown fields: {}", unknown.join(", ")),
+        ));
+    }
+    if let Some((f, _)) = cmd
+        .fields
+        .iter()
+        .find(|(_, v)| !(v.is_string() || v.is_null()))
+    {
+        return Ok(Reply::error(
+            400,
+            None,
+            format!("{f} must be a string or null"),
+        ));
+    }
+    let Some(row) = tx
+        .query_one_raw(stmt(
+            "SELECT u.*, o.lock_synced_fields FROM users u JOIN orgs o ON o.id = u.org_id \
+             WHERE u.org_id = $1 AND u.id = $2 FOR UPDATE OF u",
+            [org_id.into(), cmd.user_id.into()],
+        ))
+        .await?
+    else {
+        return Ok(not_found("User", cmd.user_id));
+    };
+    let old = user::Model::from_query_result(&row, "")?;
+    let locked_on: bool = row.try_get("", "lock_synced_fields")?;
+    let org_map = org_mapping(tx, org_id).await?;
+    let policy = |field: &str| org_map.iter().find(|m| m.field == field);
+    if locked_on {
+        let locked: Vec<String> = cmd
+            .fields
+            .keys()
+            .filter(|f| policy(f).is_some_and(|m| m.policy == Policy::Overwrite))
+            .map(|f| format!("{} ({f})", mapping::label(f)))
+            .collect();
+        if !locked.is_empty() {
+            return Ok(Reply::error(
+                409,
+                None,
+                format!(
+                    "these fields are synced from Okta and locked by your administrator: {}",
+                    locked.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut profile = old.profile.as_object().cloned().unwrap_or_default();
+    let mut resource = old.resource.as_object().cloned().unwrap_or_default();
+    for (field, value) in &cmd.fields {
+        let text = value.as_str().map(str::trim).filter(|v| !v.is_empty());
+        match text {
+            Some(v) => profile.insert(field.clone(), json!(v)),
+            None => profile.remove(field),
+        };
+        if let Some(m) = policy(field).filter(|m| m.policy != Policy::Ignore)
+            && let Err(e) = mapping::write(&mut resource, &m.scim_attribute, text)
+        {
+            return Ok(scim_error(e));
+        }
+    }
+    let input = match UserInput::from_json(Value::Object(resource)) {
+        Ok(i) => i,
+        Err(e) => return Ok(scim_error(e)),
+    };
+    let before = old.profile.as_object().cloned().unwrap_or_default();
+    let changed: Map<String, Value> = cmd
+        .fields
+        .keys()
+        .filter(|f| before.get(*f) != profile.get(*f))
+        .map(|f| (f.clone(), profile.get(f).cloned().unwrap_or(Value::Null)))
+        .collect();
+    if changed.is_empty() {
+        return Ok(Reply::ok(
+            200,
+            json!({"id": old.id, "fields": profile, "version": old.version}),
+        ));
+    }
+    let row = tx
+        .query_one_raw(stmt(
+            "UPDATE users SET resource = $3, profile = $4, display_name = $5, given_name = $6, family_name = $7, \
+                 email = $8, version = version + 1, updated_at = now() \
+             WHERE org_id = $1 AND id = $2 RETURNING *",
+            [
+                org_id.into(),
+                cmd.user_id.into(),
+                Value::Object(input.resource.clone()).into(),
+                Value::Object(profile.clone()).into(),
+                input.display_name.clone().into(),
+                input.given_name.clone().into(),
+                input.family_name.clone().into(),
+                input.email.clone().into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
+    let u = user::Model::from_query_result(&row, "")?;
+    let event = Envelope::new(
+        events::USER_UPDATED,
+        Some(org_id),
+        &env.correlation_id,
+        UserEvent {
+            user_id: u.id,
+            version: u.version,
+            user_name: u.user_name.clone(),
+            changes: Map::from_iter([("fields".to_owned(), Value::Object(changed.clone()))]),
+        },
+    );
+    enqueue_event(tx, &event).await?;
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: "person.updated",
+            resource_type: "User",
+            resource_id: Some(u.id.to_string()),
+            detail: json!({"fields": changed.keys().collect::<Vec<_>>(), "version": u.version}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(
+        200,
+        json!({"id": u.id, "fields": profile, "version": u.version}),
+    ))
+}
