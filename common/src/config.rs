@@ -32,6 +32,8 @@ pub struct Settings {
     pub amqp_prefix: String,
     /// How long the ingress waits for the worker's reply before answering 503.
     pub command_timeout: Duration,
+    /// Most PostgreSQL connections each process opens (`DATABASE_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
     /// Unacknowledged commands a worker holds at once (`WORKER_PREFETCH`).
     pub worker_prefetch: u16,
     /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).
@@ -40,6 +42,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Queue expiry for per-test topologies; `None` (the default) in production.
     pub queue_expires: Option<Duration>,
+    /// Delays of the broker-side retries of a command or invite that keeps failing
+    /// transiently (`RETRY_DELAYS_MS`, comma-separated); after the last, it is dead-lettered.
+    pub retry_delays: Vec<Duration>,
 }
 
 /// A setting that could not be read.
@@ -114,12 +119,17 @@ impl Settings {
                 &string("COMMAND_TIMEOUT_MS", "25000"),
             )?),
             worker_prefetch: parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
+            db_max_connections: parse(
+                "DATABASE_MAX_CONNECTIONS",
+                &string("DATABASE_MAX_CONNECTIONS", "16"),
+            )?,
             delivery_limit: parse(
                 "COMMAND_DELIVERY_LIMIT",
                 &string("COMMAND_DELIVERY_LIMIT", "20"),
             )?,
             max_body_bytes: parse("MAX_BODY_BYTES", &string("MAX_BODY_BYTES", "1048576"))?,
             queue_expires: None,
+            retry_delays: parse_delays(&string("RETRY_DELAYS_MS", "1000,10000,60000"))?,
         })
     }
 
@@ -162,6 +172,15 @@ where
         name,
         reason: e.to_string(),
     })
+}
+
+fn parse_delays(value: &str) -> Result<Vec<Duration>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| parse::<u64>("RETRY_DELAYS_MS", v).map(Duration::from_millis))
+        .collect()
 }
 
 /// `KEY=VALUE` lines; `#` comments, blank lines and optional quotes. A missing file is empty.

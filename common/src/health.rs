@@ -3,7 +3,6 @@
 //! only HTTP in `common`: two fixed routes, so the consumers need no web layer of their own.
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
-use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use std::sync::{
@@ -14,7 +13,7 @@ use std::sync::{
 #[derive(Clone)]
 pub struct Probes {
     pub db: DatabaseConnection,
-    pub amqp: Arc<Connection>,
+    pub amqp: crate::amqp::link::Link,
     pub consuming: Arc<AtomicBool>,
 }
 
@@ -22,7 +21,7 @@ impl Probes {
     /// Whether the service is ready, and a JSON report of each dependency.
     pub async fn check(&self) -> (bool, Value) {
         let db = self.db.ping().await.is_ok();
-        let broker = crate::amqp::is_connected(&self.amqp);
+        let broker = self.amqp.is_connected();
         let consuming = self.consuming.load(Ordering::Relaxed);
         let ready = db && broker && consuming;
         (

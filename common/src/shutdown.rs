@@ -33,24 +33,44 @@ pub async fn signal() {
 /// How long closing a connection may take at shutdown before it is abandoned.
 pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Closes the broker connection and the database pool, each within `CLOSE_TIMEOUT`, so a
-/// stuck peer cannot keep a stopping service alive.
-pub async fn close_connections(
-    amqp: &lapin::Connection,
-    db: &sea_orm::DatabaseConnection,
-    who: &str,
-) {
-    let reason = format!("{who} shutting down");
-    if tokio::time::timeout(CLOSE_TIMEOUT, amqp.close(200, reason.as_str().into()))
-        .await
-        .is_err()
-    {
-        tracing::warn!("broker connection did not close in time; abandoning it");
-    }
+/// Closes the database pool within `CLOSE_TIMEOUT`, so a stuck peer cannot keep a
+/// stopping service alive.
+pub async fn close_db(db: &sea_orm::DatabaseConnection) {
     if tokio::time::timeout(CLOSE_TIMEOUT, db.clone().close())
         .await
         .is_err()
     {
         tracing::warn!("database pool did not close in time; abandoning it");
+    }
+}
+
+/// A spawned helper task (outbox relay, health server) that dies with its owner: dropping
+/// the guard aborts it, so a service's `run` future taken down mid-flight leaves nothing
+/// behind, as a crashed process would not.
+pub struct TaskGuard<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T: Send + 'static> TaskGuard<T> {
+    pub fn spawn(fut: impl std::future::Future<Output = T> + Send + 'static) -> Self {
+        Self(Some(tokio::spawn(fut)))
+    }
+
+    pub fn new(handle: tokio::task::JoinHandle<T>) -> Self {
+        Self(Some(handle))
+    }
+
+    /// Waits for the task to end by itself.
+    pub async fn join(mut self) -> Option<T> {
+        match self.0.take() {
+            Some(h) => h.await.ok(),
+            None => None,
+        }
+    }
+}
+
+impl<T> Drop for TaskGuard<T> {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
     }
 }

@@ -6,9 +6,8 @@ use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit};
 use common::{
     Settings,
-    amqp::{Topology, rpc::RpcClient},
+    amqp::{Topology, link::Link, rpc::RpcClient},
 };
-use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
@@ -22,7 +21,7 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 pub struct AppState {
     pub db: DatabaseConnection,
     pub rpc: RpcClient,
-    pub amqp: Arc<Connection>,
+    pub amqp: Link,
     pub settings: Arc<Settings>,
 }
 
@@ -61,12 +60,15 @@ impl Application {
 
     /// Like `build`, on a listener the caller bound (tests bind port 0).
     pub async fn with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let db = common::db::connect(settings.database_url.expose(), 16).await;
-        let amqp =
-            Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-ingress").await);
+        let db = common::db::connect(
+            settings.database_url.expose(),
+            settings.db_max_connections.max(2),
+        )
+        .await;
+        let amqp = Link::connect(settings.amqp_url.expose(), "roster-ingress").await;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let rpc = RpcClient::start(
-            &amqp,
+            amqp.clone(),
             &Topology::from_settings(&settings),
             &instance,
             settings.command_timeout,
@@ -90,22 +92,31 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then gives in-flight requests up to
+    /// `DRAIN_TIMEOUT` to finish.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = router(self.state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
-        let _ = self
-            .state
-            .amqp
-            .close(200, "ingress shutting down".into())
-            .await;
-        let _ = self.state.db.close().await;
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.notify_one();
+            }
+        };
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        tokio::select! {
+            result = serve => result.context("serving HTTP")?,
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => tracing::warn!("in-flight requests did not finish in time; closing anyway"),
+        }
+        self.state.amqp.close("ingress shutting down").await;
+        common::shutdown::close_db(&self.state.db).await;
         tracing::info!("ingress stopped");
         Ok(())
     }

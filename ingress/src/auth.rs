@@ -82,12 +82,20 @@ impl FromRequestParts<AppState> for AdminOrg {
         let unauthorized =
             || ApiError::new(StatusCode::UNAUTHORIZED, "a valid admin key is required");
         let token = bearer(parts).ok_or_else(unauthorized)?;
-        let sql = "SELECT id AS org_id, admin_key_hash AS hash FROM orgs WHERE admin_key_hash = $1";
-        org_for_secret(state, sql, token)
+        admin_org_for_key(state, token)
             .await?
             .map(Self)
             .ok_or_else(unauthorized)
     }
+}
+
+/// The org an admin key belongs to (the API's bearer key, the admin page's sign-in).
+pub(crate) async fn admin_org_for_key(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<Uuid>, sea_orm::DbErr> {
+    let sql = "SELECT id AS org_id, admin_key_hash AS hash FROM orgs WHERE admin_key_hash = $1";
+    org_for_secret(state, sql, key).await
 }
 
 /// The operator, authenticated by `ROSTER_OPERATOR_TOKEN`. Without that setting the

@@ -12,7 +12,7 @@ pub fn router() -> Router<AppState> {
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = state.db.ping().await.is_ok();
-    let broker = common::amqp::is_connected(&state.amqp);
+    let broker = state.amqp.is_connected();
     let ready = db && broker;
     (
         if ready {

@@ -10,14 +10,17 @@ use common::{
     Settings,
     amqp::{
         Publisher, Topology,
-        consume::{ConsumeOptions, consume_until},
-        dead_letter::{dead_letter, requeue},
+        consume::{ConsumeOptions, Ended, consume_until},
+        dead_letter::dead_letter,
+        link::Link,
+        retry::retry_later,
+        topology::RetryTarget,
     },
     db::{is_transient, redact, stmt},
     messages::{Envelope, UserEvent, events},
     secret::{self, TokenKind},
 };
-use lapin::{Connection, message::Delivery, options::BasicAckOptions};
+use lapin::{message::Delivery, options::BasicAckOptions};
 use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use std::{
@@ -33,7 +36,7 @@ pub const INVITE_TTL_DAYS: i64 = 14;
 
 pub struct Mailer {
     db: DatabaseConnection,
-    conn: Arc<Connection>,
+    link: Link,
     topology: Topology,
     prefetch: u16,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
@@ -88,14 +91,13 @@ impl Mailer {
             .context("MAIL_FROM is not a valid mailbox")?;
         let db = common::db::connect(
             settings.database_url.expose(),
-            u32::from(settings.worker_prefetch).clamp(2, 32) + 2,
+            settings.db_max_connections.max(2),
         )
         .await;
-        let conn =
-            Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-mailer").await);
+        let link = Link::connect(settings.amqp_url.expose(), "roster-mailer").await;
         Ok(Self {
             db,
-            conn,
+            link,
             topology: Topology::from_settings(settings),
             prefetch: settings.worker_prefetch.clamp(1, 64),
             smtp,
@@ -110,40 +112,56 @@ impl Mailer {
         health: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let shared = Arc::new(Shared {
-            db: self.db.clone(),
-            publisher: Publisher::open(&self.conn).await?,
-            topology: self.topology.clone(),
-            smtp: self.smtp.clone(),
-            from: self.from.clone(),
-            public_url: self.public_url.clone(),
-        });
         let consuming = Arc::new(AtomicBool::new(false));
         let probes = common::health::Probes {
             db: self.db.clone(),
-            amqp: self.conn.clone(),
+            amqp: self.link.clone(),
             consuming: consuming.clone(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let health_server = common::health::serve(health, probes, stop_rx);
-        let result = consume_until(
-            &self.conn,
-            &self.topology,
-            ConsumeOptions {
-                queue: &self.topology.mailer_queue(),
-                tag_prefix: "mailer",
-                prefetch: self.prefetch,
-                consuming,
-            },
-            shutdown,
-            |delivery| handle(shared.clone(), delivery),
-        )
-        .await;
+        let health_server =
+            common::shutdown::TaskGuard::new(common::health::serve(health, probes, stop_rx));
+        tokio::pin!(shutdown);
+        loop {
+            let conn = self.link.current();
+            let Ok(publisher) = Publisher::open(&conn).await else {
+                self.link.reconnect().await;
+                continue;
+            };
+            let shared = Arc::new(Shared {
+                db: self.db.clone(),
+                publisher,
+                topology: self.topology.clone(),
+                smtp: self.smtp.clone(),
+                from: self.from.clone(),
+                public_url: self.public_url.clone(),
+            });
+            let ended = consume_until(
+                &conn,
+                &self.topology,
+                ConsumeOptions {
+                    queue: &self.topology.mailer_queue(),
+                    tag_prefix: "mailer",
+                    prefetch: self.prefetch,
+                    consuming: consuming.clone(),
+                },
+                shutdown.as_mut(),
+                |delivery| handle(shared.clone(), delivery),
+            )
+            .await;
+            match ended {
+                Ok(Ended::Shutdown) => break,
+                Ok(Ended::Lost) => {}
+                Err(e) => tracing::error!(error = %e, "consuming failed"),
+            }
+            self.link.reconnect().await;
+        }
         let _ = stop_tx.send(true);
-        let _ = health_server.await;
-        common::shutdown::close_connections(&self.conn, &self.db, "mailer").await;
+        let _ = health_server.join().await;
+        self.link.close("mailer shutting down").await;
+        common::shutdown::close_db(&self.db).await;
         tracing::info!("mailer stopped");
-        Ok(result?)
+        Ok(())
     }
 }
 
@@ -198,9 +216,18 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             let _ = delivery.ack(BasicAckOptions::default()).await;
         }
         Err(e) if e.is_transient() => {
-            tracing::warn!(error = %e, "invite still failing; returning the event to the queue");
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            requeue(&delivery).await;
+            let reason = match &e {
+                HandleError::Db(db) => redact(db),
+                HandleError::Send(s) => s.to_string(),
+            };
+            retry_later(
+                &shared.publisher,
+                &shared.topology,
+                RetryTarget::Mailer,
+                &delivery,
+                &reason,
+            )
+            .await;
         }
         Err(e) => {
             let reason = match &e {
@@ -256,15 +283,66 @@ async fn process(
     }
     .message(&shared.from)?;
     invite::send(&shared.smtp, message).await?;
-    tx.execute_raw(stmt(
-        "UPDATE invites SET token_hash = $2, expires_at = $3, sent_at = now() WHERE id = $1",
-        [
-            invite_id.into(),
-            token.hash.as_str().into(),
-            (Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS)).into(),
-        ],
-    ))
-    .await?;
-    tx.commit().await?;
+    // The mail is out. Recording that must not fail into a retry that would send it again:
+    // if the database drops now, keep trying to record it (the delivery stays unacked).
+    let expires = Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS);
+    let record = async {
+        tx.execute_raw(mark_sent(invite_id, &token.hash, expires))
+            .await?;
+        tx.commit().await
+    };
+    if let Err(e) = record.await {
+        tracing::warn!(error = %redact(&e), "invite sent but not yet recorded; retrying the record");
+        record_sent(&shared.db, invite_id, &token.hash, expires).await;
+    }
     Ok(Outcome::Sent)
+}
+
+fn mark_sent(
+    invite_id: Uuid,
+    token_hash: &secret::TokenHash,
+    expires: chrono::DateTime<Utc>,
+) -> sea_orm::Statement {
+    stmt(
+        "UPDATE invites SET token_hash = $2, expires_at = $3, sent_at = now() WHERE id = $1 AND sent_at IS NULL",
+        [invite_id.into(), token_hash.as_str().into(), expires.into()],
+    )
+}
+
+/// How long a sent invite's record is retried through a database outage.
+const RECORD_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Records a sent invite outside the failed transaction, retrying through a database
+/// outage for up to `RECORD_PATIENCE`. Giving up then (logged as an error) leaves the
+/// invite unrecorded rather than sending it twice.
+async fn record_sent(
+    db: &DatabaseConnection,
+    invite_id: Uuid,
+    token_hash: &secret::TokenHash,
+    expires: chrono::DateTime<Utc>,
+) {
+    let attempt = || async {
+        db.execute_raw(mark_sent(invite_id, token_hash, expires))
+            .await
+    };
+    let recorded = tokio::time::timeout(
+        RECORD_PATIENCE,
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter()
+                    .without_max_times(),
+            )
+            .when(is_transient),
+    )
+    .await;
+    match recorded {
+        Ok(Ok(_)) => tracing::info!("sent invite recorded"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %redact(&e), %invite_id, "sent invite could not be recorded")
+        }
+        Err(_) => tracing::error!(%invite_id, "sent invite could not be recorded in time"),
+    }
 }

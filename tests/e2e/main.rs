@@ -1,9 +1,12 @@
 //! Roster end to end: real RabbitMQ, PostgreSQL and SMTP; one binary, one stack per test.
 
 mod admin;
+mod admin_page;
 mod auth;
+mod dead_letters;
 mod directory;
 mod discovery;
+mod faults;
 mod groups;
 mod invites;
 mod okta_assign;

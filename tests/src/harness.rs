@@ -2,7 +2,7 @@
 //! names (prefix `test-<id>`, queues expiring when unused), a unique email domain — and
 //! helpers to act as the operator, an org admin and Okta.
 
-use crate::{maildev::MailDev, okta::ScimClient};
+use crate::{maildev::MailDev, okta::ScimClient, proxy::Proxy};
 use common::Settings;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -49,6 +49,13 @@ pub struct TestApp {
     tasks: Vec<Service>,
     db_name: String,
     server_url: String,
+    /// The services reach PostgreSQL, RabbitMQ and the SMTP server through these proxies
+    /// (workers through one broker proxy each), so a test can cut or refuse connections
+    /// without touching other tests. `db` above connects directly.
+    pub db_proxy: Proxy,
+    pub amqp_proxy: Proxy,
+    pub smtp_proxy: Proxy,
+    amqp_direct: String,
 }
 
 /// One running service and the switch that stops it.
@@ -56,6 +63,8 @@ struct Service {
     name: &'static str,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// A worker's own broker connection runs through this, so it can be killed alone.
+    amqp: Option<Proxy>,
 }
 
 impl Service {
@@ -74,6 +83,7 @@ impl Service {
             name,
             stop,
             task: tokio::spawn(run(signal)),
+            amqp: None,
         }
     }
 
@@ -175,16 +185,33 @@ impl TestApp {
         let operator_token = format!("op-{id}");
         settings.database_url = common::secret::Secret::new(format!("{server_url}/{db_name}"));
         settings.amqp_prefix = format!("test-{}", &id[..12]);
-        settings.queue_expires = Some(Duration::from_secs(300));
+        // Queues are deleted when the test ends; expiry catches a test that crashed.
+        settings.queue_expires = Some(Duration::from_secs(60));
         settings.public_url = base.clone();
         settings.operator_token = Some(common::secret::Secret::new(operator_token.clone()));
         settings.command_timeout = opts.command_timeout;
         settings.worker_prefetch = 16;
+        // Tests run side by side against one PostgreSQL (100 connections by default).
+        settings.db_max_connections = 5;
+        // Few retry queues: every quorum queue costs the broker file descriptors, and the
+        // tests share one broker.
+        settings.retry_delays = [300, 2000].map(Duration::from_millis).to_vec();
 
         worker::migrate(&settings).await.expect("migrations");
-        let db = Database::connect(settings.database_url.expose().as_str())
+        let mut direct = sea_orm::ConnectOptions::new(settings.database_url.expose().clone());
+        direct.max_connections(3).sqlx_logging(false);
+        let db = Database::connect(direct)
             .await
             .expect("connecting to the test database");
+        let db_proxy = Proxy::start(&host_port(settings.database_url.expose(), 5432)).await;
+        let amqp_proxy = Proxy::start(&host_port(settings.amqp_url.expose(), 5672)).await;
+        let smtp_proxy = Proxy::start(&host_port(settings.smtp_url.expose(), 25)).await;
+        let amqp_direct = settings.amqp_url.expose().clone();
+        settings.database_url =
+            common::secret::Secret::new(db_proxy.url_for(settings.database_url.expose()));
+        settings.amqp_url = common::secret::Secret::new(amqp_proxy.url_for(&amqp_direct));
+        settings.smtp_url =
+            common::secret::Secret::new(smtp_proxy.url_for(settings.smtp_url.expose()));
 
         let mut app = TestApp {
             base,
@@ -200,6 +227,10 @@ impl TestApp {
             tasks: Vec::new(),
             db_name,
             server_url,
+            db_proxy,
+            amqp_proxy,
+            smtp_proxy,
+            amqp_direct,
         };
         let ingress = ingress::Application::with_listener(app.settings.clone(), listener)
             .await
@@ -214,11 +245,40 @@ impl TestApp {
         app
     }
 
+    /// Starts a worker with a broker connection of its own (see `kill_workers`).
     pub async fn start_worker(&mut self) {
-        let w = worker::Worker::connect(&self.settings).await;
+        let proxy = Proxy::start(&host_port(&self.amqp_direct, 5672)).await;
+        let mut settings = self.settings.clone();
+        settings.amqp_url = common::secret::Secret::new(proxy.url_for(&self.amqp_direct));
+        let w = worker::Worker::connect(&settings).await;
         let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
-        self.tasks
-            .push(Service::spawn("worker", |stop| w.run(health, stop)));
+        let mut service = Service::spawn("worker", |stop| w.run(health, stop));
+        service.amqp = Some(proxy);
+        self.tasks.push(service);
+    }
+
+    /// Kills the running workers as a crash would: the process is gone and its broker
+    /// connection drops with its unacknowledged commands.
+    pub fn kill_workers(&mut self) {
+        let (workers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|s| s.name == "worker");
+        self.tasks = rest;
+        for w in workers {
+            w.task.abort();
+            if let Some(p) = &w.amqp {
+                p.down();
+            }
+        }
+    }
+
+    /// Drops every broker connection of every service at once (a broker restart, as the
+    /// services see it); they must recover by themselves.
+    pub fn cut_broker_connections(&self) {
+        self.amqp_proxy.cut();
+        for p in self.tasks.iter().filter_map(|s| s.amqp.as_ref()) {
+            p.cut();
+        }
     }
 
     /// Stops the running workers (as SIGTERM would) and checks they exited cleanly.
@@ -373,9 +433,11 @@ impl Drop for TestApp {
             let _ = s.stop.send(true);
             s.task.abort();
         }
-        // Drop the database from a thread of its own: Drop cannot await.
+        // Drop the database and the queues from a thread of its own: Drop cannot await.
         let url = format!("{}/postgres", self.server_url);
         let name = self.db_name.clone();
+        let amqp_url = self.amqp_direct.clone();
+        let topology = common::amqp::Topology::from_settings(&self.settings);
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -384,6 +446,7 @@ impl Drop for TestApp {
                 return;
             };
             rt.block_on(async move {
+                delete_topology(&amqp_url, &topology).await;
                 if let Ok(admin) = Database::connect(url).await {
                     let _ = admin
                         .execute_unprepared(&format!(
@@ -396,4 +459,30 @@ impl Drop for TestApp {
         })
         .join();
     }
+}
+
+/// Deletes a test's queues and exchanges (best effort, bounded).
+async fn delete_topology(url: &str, topology: &common::amqp::Topology) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let connect = lapin::Connection::connect(url, lapin::ConnectionProperties::default());
+    let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        for q in topology.all_queues() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
+            )
+            .await;
+        }
+        for x in topology.all_exchanges() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()),
+            )
+            .await;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close(200, "test over".into())).await;
 }

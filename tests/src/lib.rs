@@ -5,3 +5,4 @@
 pub mod harness;
 pub mod maildev;
 pub mod okta;
+pub mod proxy;

@@ -1,7 +1,8 @@
-//! `worker` applies commands; `worker migrate` applies database migrations and exits.
+//! `worker` applies commands; `worker migrate` applies database migrations and exits;
+//! `worker dlq list|show|replay|purge` is the operator's dead-letter tooling.
 
 use anyhow::Context;
-use common::{Settings, telemetry};
+use common::{Settings, amqp::Topology, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,6 +14,15 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Some("dlq") => {
+            let cmd = worker::dlq::DlqCommand::parse(std::env::args().skip(2))?;
+            let conn = worker::dlq::connect(settings.amqp_url.expose()).await?;
+            let topology = Topology::from_settings(&settings);
+            let result =
+                worker::dlq::run(&conn, &topology, &cmd, &mut std::io::stdout().lock()).await;
+            let _ = conn.close(200, "dlq done".into()).await;
+            Ok(result?)
+        }
         None => {
             worker::migrate(&settings).await?;
             let worker = worker::Worker::connect(&settings).await;
@@ -23,6 +33,8 @@ async fn main() -> anyhow::Result<()> {
             .context("binding HEALTH_ADDR")?;
             worker.run(health, common::shutdown::signal()).await
         }
-        Some(other) => anyhow::bail!("unknown command {other:?}; usage: worker [migrate]"),
+        Some(other) => anyhow::bail!(
+            "unknown command {other:?}; usage: worker [migrate | dlq list|show|replay|purge]"
+        ),
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, watch};
 const BATCH: usize = 200;
 const RELAY_LOCK: i64 = 7_262_810_514;
 const IDLE_POLL: Duration = Duration::from_millis(500);
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -128,8 +129,12 @@ pub async fn drain_once(
                 .await?,
         );
     }
+    // A confirm that never comes (a connection lost mid-batch) must not hold the relay
+    // lock forever: give up, roll back, and publish the batch again later.
     for p in pending {
-        confirmed(p).await?;
+        tokio::time::timeout(CONFIRM_TIMEOUT, confirmed(p))
+            .await
+            .map_err(|_| RelayError::Db("no publisher confirm in time".into()))??;
     }
     tx.execute_raw(stmt(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",

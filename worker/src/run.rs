@@ -7,18 +7,22 @@ use crate::{
     outbox,
 };
 use backon::{ExponentialBuilder, Retryable};
+use common::shutdown::TaskGuard;
 use common::{
     Settings,
     amqp::{
         CORRELATION_HEADER, Publisher, Topology,
-        consume::{ConsumeOptions, consume_until},
-        dead_letter::{dead_letter, requeue},
+        consume::{ConsumeOptions, Ended, consume_until},
+        dead_letter::dead_letter,
+        link::Link,
+        retry::retry_later,
+        topology::RetryTarget,
     },
     db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope},
 };
 use lapin::{
-    BasicProperties, Connection,
+    BasicProperties,
     message::Delivery,
     options::BasicAckOptions,
     types::{AMQPValue, FieldTable, LongString},
@@ -40,7 +44,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 pub struct Worker {
     db: DatabaseConnection,
-    conn: Arc<Connection>,
+    link: Link,
     topology: Topology,
     prefetch: u16,
     ctx: ApplyContext,
@@ -59,14 +63,13 @@ impl Worker {
     pub async fn connect(settings: &Settings) -> Self {
         let db = common::db::connect(
             settings.database_url.expose(),
-            u32::from(settings.worker_prefetch).clamp(4, 64) + 2,
+            settings.db_max_connections.max(2),
         )
         .await;
-        let conn =
-            Arc::new(common::amqp::connect(settings.amqp_url.expose(), "roster-worker").await);
+        let link = Link::connect(settings.amqp_url.expose(), "roster-worker").await;
         Self {
             db,
-            conn,
+            link,
             topology: Topology::from_settings(settings),
             prefetch: settings.worker_prefetch.max(1),
             ctx: ApplyContext {
@@ -75,56 +78,75 @@ impl Worker {
         }
     }
 
-    /// Consumes until `shutdown` resolves, serving health on `health`.
+    /// Consumes until `shutdown` resolves, serving health on `health`. A broker connection
+    /// that does not recover is replaced, and consuming goes on.
     pub async fn run(
         self,
         health: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let shared = Arc::new(Shared {
-            db: self.db.clone(),
-            publisher: Publisher::open(&self.conn).await?,
-            topology: self.topology.clone(),
-            ctx: self.ctx.clone(),
-            committed: Arc::new(Notify::new()),
-        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let relay = tokio::spawn(outbox::relay(
-            self.db.clone(),
-            Publisher::open(&self.conn).await?,
-            self.topology.clone(),
-            shared.committed.clone(),
-            stop_rx.clone(),
-        ));
         let consuming = Arc::new(AtomicBool::new(false));
         let probes = common::health::Probes {
             db: self.db.clone(),
-            amqp: self.conn.clone(),
+            amqp: self.link.clone(),
             consuming: consuming.clone(),
         };
-        let health_server = common::health::serve(health, probes, stop_rx.clone());
-
-        let result = consume_until(
-            &self.conn,
-            &self.topology,
-            ConsumeOptions {
-                queue: &self.topology.commands_queue(),
-                tag_prefix: "worker",
-                prefetch: self.prefetch,
-                consuming,
-            },
-            shutdown,
-            |delivery| handle(shared.clone(), delivery),
-        )
-        .await;
-
+        let health_server = TaskGuard::new(common::health::serve(health, probes, stop_rx.clone()));
+        let committed = Arc::new(Notify::new());
+        tokio::pin!(shutdown);
+        loop {
+            let conn = self.link.current();
+            let (Ok(publisher), Ok(relay_publisher)) =
+                (Publisher::open(&conn).await, Publisher::open(&conn).await)
+            else {
+                self.link.reconnect().await;
+                continue;
+            };
+            let shared = Arc::new(Shared {
+                db: self.db.clone(),
+                publisher,
+                topology: self.topology.clone(),
+                ctx: self.ctx.clone(),
+                committed: committed.clone(),
+            });
+            let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
+            let relay = TaskGuard::spawn(outbox::relay(
+                self.db.clone(),
+                relay_publisher,
+                self.topology.clone(),
+                committed.clone(),
+                relay_rx,
+            ));
+            let ended = consume_until(
+                &conn,
+                &self.topology,
+                ConsumeOptions {
+                    queue: &self.topology.commands_queue(),
+                    tag_prefix: "worker",
+                    prefetch: self.prefetch,
+                    consuming: consuming.clone(),
+                },
+                shutdown.as_mut(),
+                |delivery| handle(shared.clone(), delivery),
+            )
+            .await;
+            let _ = relay_stop.send(true);
+            let _ = relay.join().await;
+            match ended {
+                Ok(Ended::Shutdown) => break,
+                Ok(Ended::Lost) => {}
+                Err(e) => tracing::error!(error = %e, "consuming failed"),
+            }
+            self.link.reconnect().await;
+        }
         let _ = stop_tx.send(true);
-        let _ = relay.await;
-        let _ = health_server.await;
+        let _ = health_server.join().await;
         // Closing the connection returns any unacknowledged deliveries to the queue.
-        common::shutdown::close_connections(&self.conn, &self.db, "worker").await;
+        self.link.close("worker shutting down").await;
+        common::shutdown::close_db(&self.db).await;
         tracing::info!("worker stopped");
-        Ok(result?)
+        Ok(())
     }
 }
 
@@ -191,9 +213,15 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             }
         }
         Err(e) if is_transient(&e) => {
-            tracing::warn!(error = %redact(&e), "command still failing; returning it to the queue");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            requeue(&delivery).await;
+            let reason = redact(&e);
+            retry_later(
+                &shared.publisher,
+                &shared.topology,
+                RetryTarget::Commands,
+                &delivery,
+                &reason,
+            )
+            .await;
         }
         Err(e) => {
             let reason = redact(&e);

@@ -1,9 +1,10 @@
 //! The consume loop every consumer runs: next delivery → spawn its handler (at most
 //! `prefetch` at once, bounded by the broker) → on shutdown, cancel the consumer and let
 //! in-flight handlers finish; what does not finish in time is requeued by the broker
-//! when the channel closes.
+//! when the channel closes. A connection that lapin does not recover within
+//! `RECOVERY_GRACE` ends the loop with `Ended::Lost`, so the caller can replace it.
 
-use super::Topology;
+use super::{Topology, link::RECOVERY_GRACE};
 use futures_util::StreamExt;
 use lapin::{
     Connection,
@@ -32,15 +33,27 @@ pub struct ConsumeOptions<'a> {
     pub consuming: Arc<AtomicBool>,
 }
 
-/// Consumes `opts.queue` until `shutdown` resolves, handling each delivery in its own task.
-pub async fn consume_until<F, Fut>(
+/// Why the consume loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The connection was lost and not recovered in time: replace it and consume again.
+    Lost,
+}
+
+/// Consumes `opts.queue` until `shutdown` resolves (then `Ended::Shutdown`; the future is
+/// not polled again) or the connection is lost for good (`Ended::Lost`), handling each
+/// delivery in its own task.
+pub async fn consume_until<S, F, Fut>(
     conn: &Connection,
     topology: &Topology,
     opts: ConsumeOptions<'_>,
-    shutdown: impl Future<Output = ()>,
+    mut shutdown: std::pin::Pin<&mut S>,
     handler: F,
-) -> lapin::Result<()>
+) -> lapin::Result<Ended>
 where
+    S: Future<Output = ()>,
     F: Fn(Delivery) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -62,25 +75,47 @@ where
     tracing::info!(queue = opts.queue, prefetch = opts.prefetch, "consuming");
 
     let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-    let mut result = Ok(());
+    let mut ended = Ended::Shutdown;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut down_since: Option<tokio::time::Instant> = None;
     loop {
         while tasks.try_join_next().is_some() {}
         tokio::select! {
-            () = &mut shutdown => break,
+            () = shutdown.as_mut() => break,
+            _ = check.tick() => {
+                // A recovery that never finishes shows only as a connection that stays down.
+                if super::is_connected(conn) && channel.status().connected() {
+                    down_since = None;
+                } else if down_since.get_or_insert_with(tokio::time::Instant::now).elapsed() > RECOVERY_GRACE {
+                    tracing::error!(queue = opts.queue, "broker connection not recovered in time");
+                    ended = Ended::Lost;
+                    break;
+                }
+            }
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
                     tasks.spawn(handler(delivery));
                 }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, queue = opts.queue, "consumer interrupted; waiting for recovery");
-                    if let Err(err) = channel.wait_for_recovery(err).await {
-                        tracing::error!(error = %err, queue = opts.queue, "consumer cannot recover");
-                        result = Err(err);
-                        break;
+                    match tokio::time::timeout(RECOVERY_GRACE, channel.wait_for_recovery(err)).await {
+                        Ok(Ok(())) => tracing::info!(queue = opts.queue, "consumer recovered"),
+                        Ok(Err(err)) => {
+                            tracing::error!(error = %err, queue = opts.queue, "consumer cannot recover");
+                            ended = Ended::Lost;
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::error!(queue = opts.queue, "consumer recovery timed out");
+                            ended = Ended::Lost;
+                            break;
+                        }
                     }
                 }
-                None => break,
+                None => {
+                    ended = Ended::Lost;
+                    break;
+                }
             },
         }
     }
@@ -103,6 +138,10 @@ where
         );
         tasks.abort_all();
     }
-    let _ = channel.close(200, "consumer stopped".into()).await;
-    result
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        channel.close(200, "consumer stopped".into()),
+    )
+    .await;
+    Ok(ended)
 }

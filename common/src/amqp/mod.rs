@@ -3,7 +3,9 @@
 
 pub mod consume;
 pub mod dead_letter;
+pub mod link;
 pub mod publish;
+pub mod retry;
 pub mod rpc;
 pub mod topology;
 

@@ -1,9 +1,18 @@
 //! Request/reply over AMQP (DESIGN "The synchronous reply"): each ingress instance owns a
 //! reply queue, publishes each command confirmed with `reply_to` and `correlation_id`,
-//! and hands the worker's reply to the waiting request.
+//! and hands the worker's reply to the waiting request. A supervisor replaces the broker
+//! connection, the publishing channel and the reply queue when lapin's own recovery has
+//! not brought them back within `RECOVERY_GRACE`.
 
-use super::{PublishError, Publisher, Topology, publish::PublishOptions};
-use crate::messages::{Envelope, Reply};
+use super::{
+    PublishError, Publisher, Topology,
+    link::{Link, RECOVERY_GRACE},
+    publish::PublishOptions,
+};
+use crate::{
+    messages::{Envelope, Reply},
+    shutdown::TaskGuard,
+};
 use futures_util::StreamExt;
 use lapin::{
     Connection,
@@ -12,7 +21,7 @@ use lapin::{
 };
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock, Weak},
     time::Duration,
 };
 use tokio::sync::oneshot;
@@ -30,116 +39,211 @@ pub enum RpcError {
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
 
+/// What one broker connection provides: a confirming channel and a consumed reply queue.
+struct Channels {
+    publisher: Publisher,
+    reply_queue: String,
+    _consumer: TaskGuard<()>,
+}
+
+struct Inner {
+    link: Link,
+    topology: Topology,
+    instance: String,
+    timeout: Duration,
+    pending: Pending,
+    channels: RwLock<Arc<Channels>>,
+}
+
 /// Publishes commands and awaits their replies.
 #[derive(Clone)]
 pub struct RpcClient {
-    publisher: Publisher,
-    topology: Topology,
-    reply_queue: String,
-    pending: Pending,
-    timeout: Duration,
+    inner: Arc<Inner>,
+    _supervisor: Arc<TaskGuard<()>>,
 }
 
 impl RpcClient {
-    /// Declares this instance's reply queue and starts consuming it.
+    /// Declares the topology and this instance's reply queue, and starts consuming it.
     pub async fn start(
-        conn: &Connection,
+        link: Link,
         topology: &Topology,
         instance: &str,
         timeout: Duration,
     ) -> lapin::Result<Self> {
-        let publisher = Publisher::open(conn).await?;
-        topology.declare(publisher.channel()).await?;
-        let reply_queue = topology.reply_queue(instance);
-        let channel = conn.create_channel().await?;
-        let mut args = FieldTable::default();
-        // Classic, exclusive, deleted with its connection; lapin re-declares it on recovery.
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("classic".into()),
-        );
-        channel
-            .queue_declare(
-                reply_queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await?;
-        let mut consumer = channel
-            .basic_consume(
-                reply_queue.as_str().into(),
-                format!("ingress-{instance}").as_str().into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
         let pending: Pending = Arc::default();
-        let dispatch = pending.clone();
-        tokio::spawn(async move {
-            while let Some(delivery) = consumer.next().await {
-                match delivery {
-                    Ok(delivery) => deliver_reply(&dispatch, &delivery),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "reply consumer interrupted; waiting for recovery");
-                        if let Err(err) = channel.wait_for_recovery(err).await {
-                            tracing::error!(error = %err, "reply consumer cannot recover");
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(Self {
-            publisher,
+        let channels = open(
+            &link.current(),
+            topology,
+            &format!("{instance}-0"),
+            &pending,
+        )
+        .await?;
+        let inner = Arc::new(Inner {
+            link,
             topology: topology.clone(),
-            reply_queue,
-            pending,
+            instance: instance.to_owned(),
             timeout,
+            pending,
+            channels: RwLock::new(Arc::new(channels)),
+        });
+        let supervisor = TaskGuard::spawn(supervise(Arc::downgrade(&inner)));
+        Ok(Self {
+            inner,
+            _supervisor: Arc::new(supervisor),
         })
+    }
+
+    /// The broker connection (for readiness).
+    pub fn link(&self) -> &Link {
+        &self.inner.link
     }
 
     /// Publishes the command and waits for the worker's reply.
     pub async fn call(&self, envelope: &Envelope) -> Result<Reply, RpcError> {
+        let channels = self
+            .inner
+            .channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let key = envelope.id.to_string();
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(key.clone(), tx);
+        lock(&self.inner.pending).insert(key.clone(), tx);
         let _guard = PendingGuard {
-            pending: &self.pending,
+            pending: &self.inner.pending,
             key: &key,
         };
-        self.publisher
+        channels
+            .publisher
             .publish(
-                &self.topology.commands_exchange(),
+                &self.inner.topology.commands_exchange(),
                 &envelope.kind,
                 envelope,
                 PublishOptions {
-                    reply_to: Some(&self.reply_queue),
+                    reply_to: Some(&channels.reply_queue),
                     correlation_id: Some(&key),
                     mandatory: true,
                     headers: Vec::new(),
                 },
             )
             .await?;
-        match tokio::time::timeout(self.timeout, rx).await {
+        match tokio::time::timeout(self.inner.timeout, rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            _ => Err(RpcError::Timeout(self.timeout)),
+            _ => Err(RpcError::Timeout(self.inner.timeout)),
         }
     }
 
     /// Commands waiting for a reply right now.
     pub fn in_flight(&self) -> usize {
-        self.lock().len()
+        lock(&self.inner.pending).len()
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Reply>>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Reply>>> {
+    p.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens the publishing channel and the reply queue `{p}.reply.{name}` on `conn`.
+async fn open(
+    conn: &Connection,
+    topology: &Topology,
+    name: &str,
+    pending: &Pending,
+) -> lapin::Result<Channels> {
+    let publisher = Publisher::open(conn).await?;
+    topology.declare(publisher.channel()).await?;
+    let reply_queue = topology.reply_queue(name);
+    let channel = conn.create_channel().await?;
+    let mut args = FieldTable::default();
+    // Classic, exclusive, deleted with its connection.
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
+    channel
+        .queue_declare(
+            reply_queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            reply_queue.as_str().into(),
+            format!("ingress-{name}").as_str().into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let dispatch = pending.clone();
+    let consumer_task = TaskGuard::spawn(async move {
+        while let Some(delivery) = consumer.next().await {
+            match delivery {
+                Ok(delivery) => deliver_reply(&dispatch, &delivery),
+                Err(err) => {
+                    tracing::warn!(error = %err, "reply consumer interrupted; waiting for recovery");
+                    if let Err(err) = channel.wait_for_recovery(err).await {
+                        tracing::error!(error = %err, "reply consumer cannot recover");
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(Channels {
+        publisher,
+        reply_queue,
+        _consumer: consumer_task,
+    })
+}
+
+/// Replaces connection and channels when they stay down past `RECOVERY_GRACE`.
+async fn supervise(inner: Weak<Inner>) {
+    let mut down_for = Duration::ZERO;
+    let mut generation = 0u64;
+    let tick = Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let channels = inner
+            .channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let healthy =
+            inner.link.is_connected() && channels.publisher.channel().status().connected();
+        if healthy {
+            down_for = Duration::ZERO;
+            continue;
+        }
+        down_for += tick;
+        if down_for < RECOVERY_GRACE {
+            continue;
+        }
+        tracing::error!("broker connection not recovered in time; replacing it");
+        loop {
+            let conn = inner.link.reconnect().await;
+            generation += 1;
+            let name = format!("{}-{generation}", inner.instance);
+            match open(&conn, &inner.topology, &name, &inner.pending).await {
+                Ok(fresh) => {
+                    *inner.channels.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not reopen channels; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        down_for = Duration::ZERO;
     }
 }
 
@@ -151,10 +255,7 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(self.key);
+        lock(self.pending).remove(self.key);
     }
 }
 
@@ -170,11 +271,7 @@ fn deliver_reply(pending: &Pending, delivery: &lapin::message::Delivery) {
             return;
         }
     };
-    let waiter = pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(cid.as_str());
-    match waiter {
+    match lock(pending).remove(cid.as_str()) {
         Some(tx) => {
             let _ = tx.send(reply);
         }

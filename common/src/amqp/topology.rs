@@ -5,6 +5,12 @@
 //!   dead-lettered to `{p}.dead-letter`)
 //! - `{p}.events` (topic exchange) → `{p}.mailer` (quorum queue, bound to `user.created`)
 //! - `{p}.dead-letter` (fanout exchange) → `{p}.dead-letter` (quorum queue)
+//! - `{p}.commands.retry.{n}` and `{p}.mailer.retry.{n}` (quorum queues, one per retry
+//!   delay): a message waits there for the delay, then the broker dead-letters it back to
+//!   the queue it came from.
+//!
+//! Every dead-lettering is at-least-once (`x-dead-letter-strategy`), so a message moving
+//! to a retry or dead-letter queue cannot be lost on the way.
 
 use crate::messages::events;
 use lapin::{
@@ -19,6 +25,14 @@ pub struct Topology {
     prefix: String,
     delivery_limit: u32,
     queue_expires: Option<Duration>,
+    retry_delays: Vec<Duration>,
+}
+
+/// The queues that retry through the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryTarget {
+    Commands,
+    Mailer,
 }
 
 impl Topology {
@@ -27,11 +41,37 @@ impl Topology {
             prefix: prefix.to_owned(),
             delivery_limit,
             queue_expires,
+            retry_delays: Vec::new(),
         }
+    }
+
+    /// Sets the delays of the broker-side retry queues (one queue per delay).
+    pub fn with_retry_delays(mut self, delays: &[Duration]) -> Self {
+        self.retry_delays = delays.to_vec();
+        self
     }
 
     pub fn from_settings(s: &crate::Settings) -> Self {
         Self::new(&s.amqp_prefix, s.delivery_limit, s.queue_expires)
+            .with_retry_delays(&s.retry_delays)
+    }
+
+    /// How many times a message is retried through the broker before it is dead-lettered.
+    pub fn retry_attempts(&self) -> usize {
+        self.retry_delays.len()
+    }
+
+    /// The queue a message waits in before its `attempt`-th retry (1-based).
+    pub fn retry_queue(&self, target: RetryTarget, attempt: usize) -> String {
+        format!("{}.retry.{attempt}", self.target_queue(target))
+    }
+
+    /// The queue retried messages return to.
+    pub fn target_queue(&self, target: RetryTarget) -> String {
+        match target {
+            RetryTarget::Commands => self.commands_queue(),
+            RetryTarget::Mailer => self.mailer_queue(),
+        }
     }
 
     pub fn commands_exchange(&self) -> String {
@@ -59,6 +99,28 @@ impl Topology {
     /// Queue expiry (only set for per-test topologies).
     pub fn queue_expires(&self) -> Option<Duration> {
         self.queue_expires
+    }
+
+    /// Every queue this topology declares (reply queues aside), for teardown.
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut out = vec![
+            self.commands_queue(),
+            self.mailer_queue(),
+            self.dead_letter_queue(),
+        ];
+        for target in [RetryTarget::Commands, RetryTarget::Mailer] {
+            out.extend((1..=self.retry_delays.len()).map(|n| self.retry_queue(target, n)));
+        }
+        out
+    }
+
+    /// Every exchange this topology declares, for teardown.
+    pub fn all_exchanges(&self) -> Vec<String> {
+        vec![
+            self.commands_exchange(),
+            self.events_exchange(),
+            self.dead_letter_exchange(),
+        ]
     }
 
     /// Declares every exchange, queue and binding. Idempotent.
@@ -92,7 +154,7 @@ impl Topology {
         )
         .await?;
 
-        self.declare_quorum(ch, &self.dead_letter_queue(), false)
+        self.declare_quorum(ch, &self.dead_letter_queue(), Vec::new())
             .await?;
         self.bind(
             ch,
@@ -101,11 +163,12 @@ impl Topology {
             "#",
         )
         .await?;
-        self.declare_quorum(ch, &self.commands_queue(), true)
+        self.declare_quorum(ch, &self.commands_queue(), self.dead_lettered())
             .await?;
         self.bind(ch, &self.commands_queue(), &self.commands_exchange(), "#")
             .await?;
-        self.declare_quorum(ch, &self.mailer_queue(), true).await?;
+        self.declare_quorum(ch, &self.mailer_queue(), self.dead_lettered())
+            .await?;
         self.bind(
             ch,
             &self.mailer_queue(),
@@ -113,32 +176,54 @@ impl Topology {
             events::USER_CREATED,
         )
         .await?;
+        for target in [RetryTarget::Commands, RetryTarget::Mailer] {
+            for (i, delay) in self.retry_delays.iter().enumerate() {
+                let args = vec![
+                    ("x-message-ttl", AMQPValue::LongInt(millis(*delay))),
+                    ("x-dead-letter-exchange", long_string("")),
+                    (
+                        "x-dead-letter-routing-key",
+                        long_string(&self.target_queue(target)),
+                    ),
+                    ("x-dead-letter-strategy", long_string("at-least-once")),
+                    ("x-overflow", long_string("reject-publish")),
+                ];
+                self.declare_quorum(ch, &self.retry_queue(target, i + 1), args)
+                    .await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Arguments of a consumed queue: a delivery limit, then the dead-letter queue.
+    fn dead_lettered(&self) -> Vec<(&'static str, AMQPValue)> {
+        vec![
+            (
+                "x-delivery-limit",
+                AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
+            ),
+            (
+                "x-dead-letter-exchange",
+                long_string(&self.dead_letter_exchange()),
+            ),
+            ("x-dead-letter-strategy", long_string("at-least-once")),
+            ("x-overflow", long_string("reject-publish")),
+        ]
     }
 
     async fn declare_quorum(
         &self,
         ch: &Channel,
         name: &str,
-        dead_letter: bool,
+        extra: Vec<(&'static str, AMQPValue)>,
     ) -> lapin::Result<()> {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
-        if dead_letter {
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
-            );
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                long_string(&self.dead_letter_exchange()),
-            );
+        for (k, v) in extra {
+            args.insert(k.into(), v);
         }
         if let Some(expires) = self.queue_expires {
-            args.insert(
-                "x-expires".into(),
-                AMQPValue::LongInt(i32::try_from(expires.as_millis()).unwrap_or(i32::MAX)),
-            );
+            args.insert("x-expires".into(), AMQPValue::LongInt(millis(expires)));
         }
         ch.queue_declare(
             name.into(),
@@ -170,6 +255,10 @@ impl Topology {
     }
 }
 
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
 fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
 }
@@ -185,5 +274,12 @@ mod tests {
         assert_eq!(t.mailer_queue(), "t1.mailer");
         assert_eq!(t.dead_letter_queue(), "t1.dead-letter");
         assert_eq!(t.reply_queue("abc"), "t1.reply.abc");
+        let t = t.with_retry_delays(&[Duration::from_secs(1), Duration::from_secs(5)]);
+        assert_eq!(t.retry_attempts(), 2);
+        assert_eq!(
+            t.retry_queue(RetryTarget::Commands, 2),
+            "t1.commands.retry.2"
+        );
+        assert_eq!(t.retry_queue(RetryTarget::Mailer, 1), "t1.mailer.retry.1");
     }
 }

@@ -1,11 +1,13 @@
-//! The admin side: the operator's org creation and an org admin's provisioning settings.
+//! The admin side: the operator's org creation, an org admin's provisioning settings
+//! (the JSON API) and the Okta integration page (HTML).
 
 pub mod api;
+pub mod page;
 pub mod service;
 
 use crate::app::AppState;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    api::router()
+    api::router().merge(page::router())
 }

@@ -1,0 +1,335 @@
+//! The admin page's HTML (maud, which escapes every value): the sign-in form, the
+//! integration page, and the error page. Elements the browser test reads have ids or
+//! `data-` attributes.
+
+use crate::admin::service::{Activity, Person, ProvisioningStatus, Settings};
+use common::mapping::{self, Mapping, Policy};
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+/// Everything the integration page shows.
+pub struct Page {
+    pub provisioning: ProvisioningStatus,
+    pub settings: Settings,
+    pub mappings: Vec<Mapping>,
+    pub activity: Vec<Activity>,
+    pub people: Vec<Person>,
+}
+
+/// What a page shows once: a token just issued, or a problem with what was submitted.
+#[derive(Default)]
+pub struct Notice {
+    pub token: Option<String>,
+    pub error: Option<String>,
+}
+
+const POLICIES: [(Policy, &str); 3] = [
+    (Policy::CreateOnly, "Write on create only"),
+    (Policy::Overwrite, "Overwrite on update"),
+    (Policy::Ignore, "Do not map"),
+];
+
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Roster" }
+                link rel="stylesheet" href="/admin/style.css";
+                script src="/admin/app.js" defer {}
+            }
+            body { (body) }
+        }
+    }
+}
+
+fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+fn error_banner(error: Option<&str>, id: &str) -> Markup {
+    html! {
+        @if let Some(e) = error {
+            p.error id=(id) role="alert" { (e) }
+        }
+    }
+}
+
+/// The sign-in form.
+pub fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            main.narrow {
+                h1 { "Roster admin" }
+                p { "Sign in with your organisation's admin key." }
+                (error_banner(error, "sign-in-error"))
+                form #sign-in-form method="post" action="/admin/login" {
+                    (csrf_field(csrf))
+                    label for="admin-key" { "Admin key" }
+                    input #admin-key type="password" name="admin_key" autocomplete="off" required;
+                    button #sign-in type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+/// A page for a refused or failed request.
+pub fn error(status: u16, message: &str) -> Markup {
+    layout(
+        "Error",
+        html! {
+            main.narrow {
+                h1 #error-status { "Error " (status) }
+                p #error-message { (message) }
+                p { a href="/admin" { "Back to the integration page" } }
+            }
+        },
+    )
+}
+
+/// The integration page.
+pub fn page(p: &Page, csrf: &str, notice: &Notice) -> Markup {
+    layout(
+        "Okta integration",
+        html! {
+            header {
+                h1 { "Okta integration" }
+                form #sign-out-form method="post" action="/admin/logout" {
+                    (csrf_field(csrf))
+                    button #sign-out.secondary type="submit" { "Sign out" }
+                }
+            }
+            main {
+                (error_banner(notice.error.as_deref(), "page-error"))
+                (provisioning(&p.provisioning, csrf, notice.token.as_deref()))
+                (settings(&p.settings, csrf))
+                (mappings(&p.mappings, csrf))
+                (activity(&p.activity))
+                (people(&p.people))
+            }
+        },
+    )
+}
+
+fn copyable(id: &str, value: &str, label: &str) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        div.copyable {
+            input id=(id) type="text" readonly value=(value) spellcheck="false";
+            button.secondary type="button" data-copy-target=(id) { "Copy" }
+        }
+    }
+}
+
+fn provisioning(p: &ProvisioningStatus, csrf: &str, token: Option<&str>) -> Markup {
+    html! {
+        section #provisioning {
+            h2 { "Provisioning" }
+            form #provisioning-form method="post" action="/admin/provisioning" {
+                (csrf_field(csrf))
+                label.check {
+                    input #enable-provisioning type="checkbox" name="enabled" value="on" checked[p.enabled];
+                    " Enable user provisioning from Okta"
+                }
+                button #save-provisioning type="submit" { "Save" }
+            }
+            p #provisioning-status data-enabled=(p.enabled) {
+                @if p.enabled {
+                    "On. "
+                    @if let Some(hint) = &p.token_hint {
+                        "Okta's token ends in " code { (hint) }
+                        @if let Some(at) = p.token_created_at {
+                            ", issued " (at.format("%Y-%m-%d %H:%M UTC"))
+                        }
+                        "."
+                    }
+                } @else {
+                    "Off: Okta's calls are refused and no token is valid."
+                }
+            }
+            @if let Some(t) = token {
+                div.token #token-box {
+                    (copyable("scim-token", t, "API token"))
+                    p.hint { "Copy it now: it is shown only this once. Paste it into Okta as the API token (HTTP Header)." }
+                }
+            }
+            (copyable("scim-base-url", &p.scim_base_url, "SCIM connector base URL"))
+            p.hint {
+                "In Okta: your app → Provisioning → Integration → Enable API integration, "
+                "paste the base URL, choose HTTP Header authentication and paste the token. "
+                "Unique identifier field: userName."
+            }
+            @if p.enabled {
+                form #rotate-form method="post" action="/admin/token" {
+                    (csrf_field(csrf))
+                    button #rotate-token.secondary type="submit" { "Generate a new token" }
+                    span.hint { " The current token stops working at once." }
+                }
+            }
+        }
+    }
+}
+
+fn settings(s: &crate::admin::service::Settings, csrf: &str) -> Markup {
+    html! {
+        section #settings {
+            h2 { "When Okta adds or changes someone" }
+            form #settings-form method="post" action="/admin/settings" {
+                (csrf_field(csrf))
+                label.check {
+                    input #send-invites type="checkbox" name="send_invites" value="on" checked[s.send_invites];
+                    " Send invite when someone is added"
+                }
+                label.check {
+                    input #lock-synced-fields type="checkbox" name="lock_synced_fields" value="on" checked[s.lock_synced_fields];
+                    " Lock synced fields (people cannot edit what Okta overwrites)"
+                }
+                button #save-settings type="submit" { "Save settings" }
+            }
+        }
+    }
+}
+
+fn policy_select(field: &str, selected: Option<Policy>) -> Markup {
+    html! {
+        select name="policy" data-field=(field) aria-label="Policy" {
+            @for (policy, label) in POLICIES {
+                option value=(policy.as_str()) selected[selected == Some(policy)] { (label) }
+            }
+        }
+    }
+}
+
+fn mappings(rows: &[Mapping], csrf: &str) -> Markup {
+    html! {
+        section #mappings {
+            h2 { "Field mapping" }
+            form #mappings-form method="post" action="/admin/mappings" {
+                (csrf_field(csrf))
+                div.scroll {
+                    table {
+                        thead { tr { th { "Field" } th { "Okta (SCIM) attribute" } th { "Policy" } } }
+                        tbody {
+                            @for m in rows {
+                                tr.mapping data-field=(m.field) {
+                                    td {
+                                        input type="hidden" name="field" value=(m.field);
+                                        (mapping::label(&m.field)) br; code { (m.field) }
+                                    }
+                                    td { input type="text" name="scim_attribute" value=(m.scim_attribute) aria-label="SCIM attribute" spellcheck="false"; }
+                                    td { (policy_select(&m.field, Some(m.policy))) }
+                                }
+                            }
+                            tr #new-mapping {
+                                td { input #new-field type="text" name="field" placeholder="custom.shirt_size" aria-label="New custom field" spellcheck="false"; }
+                                td { input #new-scim-attribute type="text" name="scim_attribute" placeholder="urn:ietf:params:scim:schemas:extension:roster:2.0:User:shirtSize" aria-label="SCIM attribute of the new field" spellcheck="false"; }
+                                td { (policy_select("", Some(Policy::Overwrite))) }
+                            }
+                        }
+                    }
+                }
+                p.hint { "Add your own field as custom.<name>, mapped to an attribute of Roster's extension. Clear a custom field's attribute to remove it." }
+                button #save-mappings type="submit" { "Save mappings" }
+            }
+        }
+    }
+}
+
+/// What an activity entry was about: the user name in its detail, else the resource.
+fn resource(a: &Activity) -> String {
+    let name = ["userName", "displayName", "name"]
+        .iter()
+        .find_map(|k| a.detail.get(*k).and_then(Value::as_str));
+    match (name, &a.resource_id) {
+        (Some(n), _) => format!("{} {n}", a.resource_type),
+        (None, Some(id)) => format!("{} {id}", a.resource_type),
+        (None, None) => a.resource_type.clone(),
+    }
+}
+
+fn activity(entries: &[Activity]) -> Markup {
+    html! {
+        section #activity {
+            h2 { "Recent activity" }
+            @if entries.is_empty() {
+                p.hint { "Nothing yet." }
+            } @else {
+                div.scroll {
+                    table #activity-table {
+                        thead { tr { th { "Time" } th { "Actor" } th { "Action" } th { "Resource" } } }
+                        tbody {
+                            @for a in entries {
+                                tr.activity-entry data-action=(a.action) {
+                                    td { time datetime=(a.at.to_rfc3339()) { (a.at.format("%Y-%m-%d %H:%M:%S")) } }
+                                    td { (a.actor) }
+                                    td { (a.action) }
+                                    td { (resource(a)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn field<'a>(p: &'a Person, name: &str) -> &'a str {
+    p.fields.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A person's name: first and last name when known, else the user name.
+fn display_name(p: &Person) -> String {
+    let name = format!("{} {}", field(p, "first_name"), field(p, "last_name"));
+    match name.trim() {
+        "" => p.user_name.clone(),
+        n => n.to_owned(),
+    }
+}
+
+fn people(list: &[Person]) -> Markup {
+    html! {
+        section #people {
+            h2 { "People" }
+            @if list.is_empty() {
+                p.hint { "No one yet: assign the app to people in Okta." }
+            } @else {
+                div.scroll {
+                    table #people-table {
+                        thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Active" } } }
+                        tbody {
+                            @for p in list {
+                                tr.person data-user-name=(p.user_name) data-active=(p.active) {
+                                    td { (display_name(p)) }
+                                    td { (field(p, "email")) }
+                                    td { (field(p, "job_title")) }
+                                    td { @if p.active { "Yes" } @else { "No" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped() {
+        let html = sign_in("<csrf\">", Some("<script>alert(1)</script>")).into_string();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("value=\"&lt;csrf&quot;&gt;\""), "{html}");
+    }
+}

@@ -1,0 +1,122 @@
+//! A TCP proxy in front of a real service, for fault injection that touches one test only:
+//! cut every open connection (a broker or database restart, as the client sees it), or
+//! refuse new ones for a while (an outage).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+pub struct Proxy {
+    addr: SocketAddr,
+    refusing: Arc<AtomicBool>,
+    /// Bumped to cut every connection open at that moment.
+    generation: watch::Sender<u64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a proxy port");
+        let addr = listener.local_addr().expect("proxy address");
+        let refusing = Arc::new(AtomicBool::new(false));
+        let (generation, _) = watch::channel(0u64);
+        let upstream = upstream.to_owned();
+        let (refuse, gen_tx) = (refusing.clone(), generation.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if refuse.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cut = gen_tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            refusing,
+            generation,
+            accept,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Drops every connection open now (new ones are still accepted).
+    pub fn cut(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Refuses (accepts and drops) new connections while `true`.
+    pub fn refuse(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// An outage: drop what is open and refuse new connections until `restore`.
+    pub fn down(&self) {
+        self.refuse(true);
+        self.cut();
+    }
+
+    pub fn restore(&self) {
+        self.refuse(false);
+    }
+
+    /// `url` with its `host:port` replaced by this proxy's.
+    pub fn url_for(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (userinfo, hostpart) = match rest.rsplit_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let tail = hostpart.find(['/', '?']).map_or("", |i| &hostpart[i..]);
+        format!("{scheme}://{userinfo}{}{tail}", self.addr)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn urls_point_at_the_proxy() {
+        let p = super::Proxy::start("127.0.0.1:1").await;
+        let a = p.addr();
+        assert_eq!(
+            p.url_for("postgres://postgres@127.0.0.1:5432/db"),
+            format!("postgres://postgres@{a}/db")
+        );
+        assert_eq!(
+            p.url_for("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            format!("amqp://guest:guest@{a}/%2f")
+        );
+        assert_eq!(p.url_for("smtp://127.0.0.1:1025"), format!("smtp://{a}"));
+    }
+}
