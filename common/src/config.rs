@@ -34,6 +34,13 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Most PostgreSQL connections each process opens (`DATABASE_MAX_CONNECTIONS`).
     pub db_max_connections: u32,
+    /// Commands a worker applies at once (`WORKER_CONCURRENCY`, default: the prefetch).
+    pub worker_concurrency: usize,
+    /// Commands the ingress waits on at once; past it, `503` at once (`INGRESS_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
+    /// SCIM requests per second one org may make; bursts up to twice that
+    /// (`SCIM_RATE_LIMIT_PER_SECOND`, `0` = off).
+    pub scim_rate_limit: u32,
     /// Unacknowledged commands a worker holds at once (`WORKER_PREFETCH`).
     pub worker_prefetch: u16,
     /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).
@@ -119,6 +126,18 @@ impl Settings {
                 &string("COMMAND_TIMEOUT_MS", "25000"),
             )?),
             worker_prefetch: parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
+            worker_concurrency: match get("WORKER_CONCURRENCY") {
+                Some(v) => parse("WORKER_CONCURRENCY", &v)?,
+                None => parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
+            },
+            max_in_flight: parse(
+                "INGRESS_MAX_IN_FLIGHT",
+                &string("INGRESS_MAX_IN_FLIGHT", "1024"),
+            )?,
+            scim_rate_limit: parse(
+                "SCIM_RATE_LIMIT_PER_SECOND",
+                &string("SCIM_RATE_LIMIT_PER_SECOND", "500"),
+            )?,
             db_max_connections: parse(
                 "DATABASE_MAX_CONNECTIONS",
                 &string("DATABASE_MAX_CONNECTIONS", "16"),

@@ -1,8 +1,14 @@
-//! Health of the consumers (worker, mailer): `/healthz` (alive) and `/readyz` (PostgreSQL
-//! answers, the broker connection is up, the consumer runs) on `HEALTH_ADDR`. This is the
-//! only HTTP in `common`: two fixed routes, so the consumers need no web layer of their own.
+//! Health of the consumers (worker, mailer): `/healthz` (alive), `/readyz` (PostgreSQL
+//! answers, the broker connection is up, the consumer runs) and `/metrics` (the process's
+//! metrics, see `crate::metrics`) on `HEALTH_ADDR`. This is the only HTTP in `common`:
+//! three fixed routes, so the consumers need no web layer of their own.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    routing::get,
+};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use std::sync::{
@@ -36,15 +42,26 @@ impl Probes {
     }
 }
 
-/// Serves `/healthz` and `/readyz` until `stop` turns true.
+/// Serves `/healthz`, `/readyz` and `/metrics` until `stop` turns true. Installs the
+/// metrics recorder (once per process), so the consumer records from the start.
 pub fn serve(
     listener: tokio::net::TcpListener,
     probes: Probes,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let metrics = crate::metrics::install();
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+                    crate::metrics::render(&metrics),
+                )
+            }),
+        )
         .with_state(probes);
     tokio::spawn(async move {
         let result = axum::serve(listener, app)

@@ -8,6 +8,7 @@ pub mod db;
 pub mod health;
 pub mod mapping;
 pub mod messages;
+pub mod metrics;
 pub mod scim;
 pub mod secret;
 pub mod shutdown;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub rpc: RpcClient,
     pub amqp: Link,
     pub settings: Arc<Settings>,
+    /// Per-org SCIM request rate.
+    pub limiter: Arc<crate::ratelimit::OrgLimiter>,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl Application {
             &Topology::from_settings(&settings),
             &instance,
             settings.command_timeout,
+            settings.max_in_flight,
         )
         .await
         .context("declaring the AMQP topology and reply queue")?;
@@ -81,6 +84,7 @@ impl Application {
                 db,
                 rpc,
                 amqp,
+                limiter: Arc::new(crate::ratelimit::OrgLimiter::new(settings.scim_rate_limit)),
                 settings: Arc::new(settings),
             },
         })
@@ -98,7 +102,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = router(self.state.clone());
+        let app = crate::metrics::instrument(router(self.state.clone()), &self.state.settings);
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal = {
             let stopping = stopping.clone();

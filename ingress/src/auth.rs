@@ -61,10 +61,20 @@ impl FromRequestParts<AppState> for ScimOrg {
         let token = bearer(parts).ok_or_else(unauthorized)?;
         let sql = "SELECT t.org_id, t.token_hash AS hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
                    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled";
-        org_for_secret(state, sql, token)
+        let org = org_for_secret(state, sql, token)
             .await?
-            .map(Self)
-            .ok_or_else(unauthorized)
+            .ok_or_else(unauthorized)?;
+        state.limiter.check(org).map_err(|wait| {
+            ScimApiError::new(
+                429,
+                None,
+                format!(
+                    "too many requests for this organisation; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+            )
+        })?;
+        Ok(Self(org))
     }
 }
 

@@ -16,7 +16,9 @@ pub async fn execute(
     cmd: Command,
 ) -> Result<Reply, ScimApiError> {
     let envelope = cmd.into_envelope(org_id, &request.0);
-    match state.rpc.call(&envelope).await {
+    let result = state.rpc.call(&envelope).await;
+    record(&state.settings.amqp_prefix, &envelope.kind, &result);
+    match result {
         Ok(reply) => Ok(reply),
         Err(RpcError::NotAccepted(e)) => {
             tracing::warn!(error = %e, command_id = %envelope.id, "command not accepted by the broker");
@@ -29,6 +31,34 @@ pub async fn execute(
             Err(ScimApiError::unavailable(
                 "the request was accepted but is still being processed; retry later",
             ))
+        }
+    }
+}
+
+/// Counts a command's fate: not accepted by the broker, or accepted (published) and then
+/// answered or timed out.
+fn record(prefix: &str, kind: &str, result: &Result<Reply, RpcError>) {
+    use common::metrics::{
+        COMMAND_REPLIES, COMMAND_TIMEOUTS, COMMANDS_PUBLISHED, COMMANDS_REJECTED,
+    };
+    let (kind, prefix) = (kind.to_owned(), prefix.to_owned());
+    let published = || {
+        metrics::counter!(COMMANDS_PUBLISHED, "type" => kind.clone(), "prefix" => prefix.clone())
+            .increment(1);
+    };
+    match result {
+        Ok(reply) => {
+            published();
+            let status = reply.status().to_string();
+            metrics::counter!(COMMAND_REPLIES, "type" => kind, "status" => status, "prefix" => prefix)
+                .increment(1);
+        }
+        Err(RpcError::Timeout(_)) => {
+            published();
+            metrics::counter!(COMMAND_TIMEOUTS, "type" => kind, "prefix" => prefix).increment(1);
+        }
+        Err(RpcError::NotAccepted(_)) => {
+            metrics::counter!(COMMANDS_REJECTED, "type" => kind, "prefix" => prefix).increment(1);
         }
     }
 }

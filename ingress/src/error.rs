@@ -73,7 +73,11 @@ pub fn scim_error_response(e: &ScimError) -> Response {
                 HeaderValue::from_static("Bearer realm=\"roster\""),
             );
         }
-        429 | 503 => {
+        // A rate limit frees up within a second; an outage takes longer.
+        429 => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
+        503 => {
             h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         _ => {}

@@ -9,6 +9,8 @@ pub mod commands;
 pub mod error;
 pub mod health;
 pub mod invite;
+pub mod metrics;
+pub mod ratelimit;
 pub mod request_id;
 pub mod scim;
 

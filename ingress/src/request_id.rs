@@ -1,10 +1,13 @@
-//! The correlation id of a request: the caller's `X-Request-Id` when it is sane, else a
-//! new UUID. It rides on the command, the reply and the events, and is echoed back. One
+//! The correlation id of a request: the caller's `X-Request-Id` when it is sane, else the
+//! trace id of a W3C `traceparent`, else a new one (32 hex digits, itself a valid trace
+//! id). It rides on the command, the reply, the events and the invite's logs (AMQP
+//! `correlation_id`/`x-correlation-id` and a `traceparent` header), and is echoed back. One
 //! access-log line per request carries it with the status and latency.
 
 use axum::{extract::Request, http::HeaderValue, middleware::Next, response::Response};
 
 pub const HEADER: &str = "x-request-id";
+pub const TRACEPARENT: &str = "traceparent";
 
 /// The correlation id, in the request's extensions.
 #[derive(Clone, Debug)]
@@ -17,13 +20,35 @@ fn sane(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
+/// The trace id of a `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if it is valid.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace != "0".repeat(32)
+        && hex(parent, 16)
+        && parent != "0".repeat(16)
+        && hex(flags, 2)
+        && (version != "00" || parts.next().is_none());
+    valid.then_some(trace)
+}
+
 pub async fn layer(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| sane(v))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let id = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        header(HEADER)
+            .filter(|v| sane(v))
+            .or_else(|| header(TRACEPARENT).and_then(trace_id))
+            .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+    };
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", correlation_id = %id, method = %req.method(), path = %req.uri().path());
     let started = std::time::Instant::now();
@@ -39,4 +64,26 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert(HEADER, v);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_validated() {
+        let t = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id(t), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(trace_id(bad), None, "{bad}");
+        }
+    }
 }

@@ -18,6 +18,7 @@ use common::{
     },
     db::{is_transient, redact, stmt},
     messages::{Envelope, UserEvent, events},
+    metrics::{INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED},
     secret::{self, TokenKind},
 };
 use lapin::{message::Delivery, options::BasicAckOptions};
@@ -51,6 +52,8 @@ struct Shared {
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     public_url: String,
+    /// The `prefix` metrics label.
+    prefix: String,
 }
 
 /// What became of one event.
@@ -135,6 +138,7 @@ impl Mailer {
                 smtp: self.smtp.clone(),
                 from: self.from.clone(),
                 public_url: self.public_url.clone(),
+                prefix: common::metrics::prefix_of(&self.topology),
             });
             let ended = consume_until(
                 &conn,
@@ -143,6 +147,7 @@ impl Mailer {
                     queue: &self.topology.mailer_queue(),
                     tag_prefix: "mailer",
                     prefetch: self.prefetch,
+                    concurrency: usize::from(self.prefetch),
                     consuming: consuming.clone(),
                 },
                 shutdown.as_mut(),
@@ -209,13 +214,22 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         .await;
     match result {
         Ok(outcome) => {
+            let prefix = shared.prefix.clone();
             match outcome {
-                Outcome::Sent => tracing::info!("invite sent"),
-                Outcome::Skipped(why) => tracing::info!(reason = why, "no invite sent"),
+                Outcome::Sent => {
+                    metrics::counter!(INVITES_SENT, "prefix" => prefix).increment(1);
+                    tracing::info!("invite sent");
+                }
+                Outcome::Skipped(why) => {
+                    metrics::counter!(INVITES_SKIPPED, "prefix" => prefix).increment(1);
+                    tracing::info!(reason = why, "no invite sent");
+                }
             }
             let _ = delivery.ack(BasicAckOptions::default()).await;
         }
         Err(e) if e.is_transient() => {
+            metrics::counter!(INVITES_FAILED, "reason" => "transient", "prefix" => shared.prefix.clone())
+                .increment(1);
             let reason = match &e {
                 HandleError::Db(db) => redact(db),
                 HandleError::Send(s) => s.to_string(),
@@ -234,6 +248,8 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 HandleError::Db(db) => redact(db),
                 HandleError::Send(s) => s.to_string(),
             };
+            metrics::counter!(INVITES_FAILED, "reason" => "permanent", "prefix" => shared.prefix.clone())
+                .increment(1);
             tracing::error!(error = %reason, "invite failed permanently; dead-lettered");
             dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await;
         }

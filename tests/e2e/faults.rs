@@ -195,6 +195,7 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
     let mut app = TestApp::spawn_with(Options {
         worker: true,
         command_timeout: Duration::from_secs(5),
+        ..Options::default()
     })
     .await;
     let acme = app.tenant("Acme").await;
@@ -232,6 +233,7 @@ async fn broker_connections_dropped_under_load_lose_nothing_and_recover() {
     let app = TestApp::spawn_with(Options {
         worker: true,
         command_timeout: Duration::from_secs(5),
+        ..Options::default()
     })
     .await;
     let acme = app.tenant("Acme").await;
@@ -283,6 +285,7 @@ async fn a_database_outage_delays_commands_without_partial_writes() {
     let app = TestApp::spawn_with(Options {
         worker: true,
         command_timeout: Duration::from_secs(5),
+        ..Options::default()
     })
     .await;
     let acme = app.tenant("Acme").await;
@@ -347,6 +350,7 @@ async fn sigterm_under_load_finishes_or_returns_what_it_held() {
     let mut app = TestApp::spawn_with(Options {
         worker: true,
         command_timeout: Duration::from_secs(5),
+        ..Options::default()
     })
     .await;
     let acme = app.tenant("Acme").await;

@@ -15,6 +15,7 @@ async fn a_command_waits_in_the_queue_for_a_worker() {
     let mut app = TestApp::spawn_with(Options {
         worker: false,
         command_timeout: Duration::from_secs(2),
+        ..Options::default()
     })
     .await;
     // Nothing applies admin commands either, so the org is created by a short-lived worker.

@@ -18,6 +18,10 @@ pub struct Options {
     /// Start a worker with the stack (a test may start it later).
     pub worker: bool,
     pub command_timeout: Duration,
+    /// `INGRESS_MAX_IN_FLIGHT`.
+    pub max_in_flight: usize,
+    /// `SCIM_RATE_LIMIT_PER_SECOND` (0 = off).
+    pub scim_rate_limit: u32,
 }
 
 impl Default for Options {
@@ -25,6 +29,8 @@ impl Default for Options {
         Self {
             worker: true,
             command_timeout: Duration::from_secs(15),
+            max_in_flight: 1024,
+            scim_rate_limit: 0,
         }
     }
 }
@@ -190,6 +196,8 @@ impl TestApp {
         settings.public_url = base.clone();
         settings.operator_token = Some(common::secret::Secret::new(operator_token.clone()));
         settings.command_timeout = opts.command_timeout;
+        settings.max_in_flight = opts.max_in_flight;
+        settings.scim_rate_limit = opts.scim_rate_limit;
         settings.worker_prefetch = 16;
         // Tests run side by side against one PostgreSQL (100 connections by default).
         settings.db_max_connections = 5;
@@ -319,6 +327,11 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The broker URL without the proxy, for a test's own connections.
+    pub fn settings_amqp_direct(&self) -> String {
+        self.amqp_direct.clone()
     }
 
     /// A unique email address for this test.

@@ -2,6 +2,7 @@
 //! exchange with confirms, in id order, then marks them published. One relay drains at a
 //! time across all workers (a transaction-scoped advisory lock), which keeps each user's
 //! events in version order; a crash between publish and mark re-publishes (at least once).
+//! It also samples the outbox's lag for the metrics, at most once a second.
 
 use common::{
     amqp::{
@@ -10,15 +11,21 @@ use common::{
     },
     db::{is_transient, redact, stmt},
     messages::Envelope,
+    metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, prefix_of},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::sync::{Notify, watch};
 
 const BATCH: usize = 200;
 const RELAY_LOCK: i64 = 7_262_810_514;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the lag gauges are refreshed (at most).
+const LAG_SAMPLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -38,9 +45,15 @@ pub async fn relay(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
+    let prefix = prefix_of(&topology);
+    let mut sampled: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if sampled.is_none_or(|at| at.elapsed() >= LAG_SAMPLE) {
+            sample_lag(&db, &prefix).await;
+            sampled = Some(Instant::now());
         }
         match drain_once(&db, &publisher, &topology).await {
             Ok(n) if n == BATCH => {
@@ -108,6 +121,7 @@ pub async fn drain_once(
     let exchange = topology.events_exchange();
     let mut ids = Vec::with_capacity(rows.len());
     let mut pending = Vec::with_capacity(rows.len());
+    let mut kinds = Vec::with_capacity(rows.len());
     for row in &rows {
         let id: i64 = row.try_get("", "id").map_err(db_err)?;
         let key: String = row.try_get("", "routing_key").map_err(db_err)?;
@@ -128,6 +142,7 @@ pub async fn drain_once(
                 )
                 .await?,
         );
+        kinds.push(envelope.kind);
     }
     // A confirm that never comes (a connection lost mid-batch) must not hold the relay
     // lock forever: give up, roll back, and publish the batch again later.
@@ -150,5 +165,34 @@ pub async fn drain_once(
     .await
     .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
+    let prefix = prefix_of(topology);
+    for kind in kinds {
+        metrics::counter!(EVENTS_PUBLISHED, "type" => kind, "prefix" => prefix.clone())
+            .increment(1);
+    }
     Ok(rows.len())
+}
+
+/// Sets `roster_outbox_lag_seconds` (age of the oldest unpublished event, 0 when none) and
+/// `roster_outbox_pending`. A failed query leaves the last values (the relay logs errors).
+async fn sample_lag(db: &DatabaseConnection, prefix: &str) {
+    let row = db
+        .query_one_raw(stmt(
+            "SELECT count(*) AS pending, \
+             COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag \
+             FROM outbox WHERE published_at IS NULL",
+            [],
+        ))
+        .await;
+    let Ok(Some(row)) = row else {
+        return;
+    };
+    let (Ok(pending), Ok(lag)) = (
+        row.try_get::<i64>("", "pending"),
+        row.try_get::<f64>("", "lag"),
+    ) else {
+        return;
+    };
+    metrics::gauge!(OUTBOX_LAG, "prefix" => prefix.to_owned()).set(lag.max(0.0));
+    metrics::gauge!(OUTBOX_PENDING, "prefix" => prefix.to_owned()).set(pending as f64);
 }

@@ -4,7 +4,7 @@
 
 use crate::{
     apply::{ApplyContext, apply},
-    outbox,
+    depth, outbox,
 };
 use backon::{ExponentialBuilder, Retryable};
 use common::shutdown::TaskGuard;
@@ -15,11 +15,12 @@ use common::{
         consume::{ConsumeOptions, Ended, consume_until},
         dead_letter::dead_letter,
         link::Link,
-        retry::retry_later,
+        retry::{Retry, retry_later},
         topology::RetryTarget,
     },
     db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope},
+    metrics::{COMMAND_DURATION, COMMANDS_PROCESSED, status_class},
 };
 use lapin::{
     BasicProperties,
@@ -31,7 +32,7 @@ use sea_orm::DatabaseConnection;
 use std::{
     future::Future,
     sync::{Arc, atomic::AtomicBool},
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::{net::TcpListener, sync::Notify};
 
@@ -47,6 +48,7 @@ pub struct Worker {
     link: Link,
     topology: Topology,
     prefetch: u16,
+    concurrency: usize,
     ctx: ApplyContext,
 }
 
@@ -56,6 +58,8 @@ struct Shared {
     topology: Topology,
     ctx: ApplyContext,
     committed: Arc<Notify>,
+    /// The `prefix` metrics label.
+    prefix: String,
 }
 
 impl Worker {
@@ -72,6 +76,7 @@ impl Worker {
             link,
             topology: Topology::from_settings(settings),
             prefetch: settings.worker_prefetch.max(1),
+            concurrency: settings.worker_concurrency.max(1),
             ctx: ApplyContext {
                 scim_base: format!("{}/scim/v2", settings.public_url),
             },
@@ -93,6 +98,11 @@ impl Worker {
             consuming: consuming.clone(),
         };
         let health_server = TaskGuard::new(common::health::serve(health, probes, stop_rx.clone()));
+        let depths = TaskGuard::spawn(depth::sample(
+            self.link.clone(),
+            self.topology.clone(),
+            stop_rx.clone(),
+        ));
         let committed = Arc::new(Notify::new());
         tokio::pin!(shutdown);
         loop {
@@ -109,6 +119,7 @@ impl Worker {
                 topology: self.topology.clone(),
                 ctx: self.ctx.clone(),
                 committed: committed.clone(),
+                prefix: common::metrics::prefix_of(&self.topology),
             });
             let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
             let relay = TaskGuard::spawn(outbox::relay(
@@ -125,6 +136,7 @@ impl Worker {
                     queue: &self.topology.commands_queue(),
                     tag_prefix: "worker",
                     prefetch: self.prefetch,
+                    concurrency: self.concurrency,
                     consuming: consuming.clone(),
                 },
                 shutdown.as_mut(),
@@ -142,6 +154,7 @@ impl Worker {
         }
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
+        let _ = depths.join().await;
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;
@@ -152,19 +165,21 @@ impl Worker {
 
 #[tracing::instrument(skip_all, fields(command_id, command_type, correlation_id))]
 async fn handle(shared: Arc<Shared>, delivery: Delivery) {
+    let started = Instant::now();
     let decoded = Envelope::from_bytes(&delivery.data)
         .and_then(|env| Command::from_envelope(&env).map(|cmd| (env, cmd)));
     let (env, cmd) = match decoded {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable command dead-lettered");
-            dead_letter(
+            let dead = dead_letter(
                 &shared.publisher,
                 &shared.topology,
                 &delivery,
                 &e.to_string(),
             )
             .await;
+            record(&shared, "unknown", dead_outcome(dead), started);
             return;
         }
     };
@@ -187,7 +202,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         .when(|e| is_transient(e) || is_unique_violation(e))
         .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
         .await;
-    match result {
+    let outcome = match result {
         Ok(reply) => {
             shared.committed.notify_one();
             tracing::info!(status = reply.status(), "command applied");
@@ -211,10 +226,11 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered from its stored result");
             }
+            status_class(reply.status())
         }
         Err(e) if is_transient(&e) => {
             let reason = redact(&e);
-            retry_later(
+            let retry = retry_later(
                 &shared.publisher,
                 &shared.topology,
                 RetryTarget::Commands,
@@ -222,12 +238,35 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 &reason,
             )
             .await;
+            match retry {
+                Retry::Scheduled { .. } => "retried",
+                Retry::DeadLettered => "dead_lettered",
+                Retry::Requeued => "requeued",
+            }
         }
         Err(e) => {
             let reason = redact(&e);
             tracing::error!(error = %reason, "command failed permanently; dead-lettered");
-            dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await;
+            dead_outcome(dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await)
         }
+    };
+    record(&shared, env.kind.as_str(), outcome, started);
+}
+
+/// Counts one handled delivery and how long it took (`common::metrics`).
+fn record(shared: &Shared, kind: &str, outcome: &'static str, started: Instant) {
+    let (kind, prefix) = (kind.to_owned(), shared.prefix.clone());
+    metrics::counter!(COMMANDS_PROCESSED, "type" => kind.clone(), "outcome" => outcome, "prefix" => prefix.clone())
+        .increment(1);
+    metrics::histogram!(COMMAND_DURATION, "type" => kind, "prefix" => prefix)
+        .record(started.elapsed().as_secs_f64());
+}
+
+fn dead_outcome(dead_lettered: bool) -> &'static str {
+    if dead_lettered {
+        "dead_lettered"
+    } else {
+        "requeued"
     }
 }
 

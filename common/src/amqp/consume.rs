@@ -29,6 +29,8 @@ pub struct ConsumeOptions<'a> {
     pub queue: &'a str,
     pub tag_prefix: &'a str,
     pub prefetch: u16,
+    /// Deliveries handled at once (at most `prefetch`, which bounds what is held).
+    pub concurrency: usize,
     /// Set while the consumer runs (for `/readyz`).
     pub consuming: Arc<AtomicBool>,
 }
@@ -75,6 +77,9 @@ where
     tracing::info!(queue = opts.queue, prefetch = opts.prefetch, "consuming");
 
     let mut tasks = JoinSet::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        opts.concurrency.clamp(1, usize::from(opts.prefetch.max(1))),
+    ));
     let mut ended = Ended::Shutdown;
     let mut check = tokio::time::interval(Duration::from_secs(1));
     let mut down_since: Option<tokio::time::Instant> = None;
@@ -92,9 +97,16 @@ where
                     break;
                 }
             }
-            next = consumer.next() => match next {
+            // Only take a delivery when a handler slot is free (this loop is the only
+            // taker, so the slot is still free once the delivery arrives).
+            next = consumer.next(), if permits.available_permits() > 0 => match next {
                 Some(Ok(delivery)) => {
-                    tasks.spawn(handler(delivery));
+                    let permit = permits.clone().try_acquire_owned();
+                    let work = handler(delivery);
+                    tasks.spawn(async move {
+                        work.await;
+                        drop(permit);
+                    });
                 }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, queue = opts.queue, "consumer interrupted; waiting for recovery");

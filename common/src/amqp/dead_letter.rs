@@ -9,12 +9,13 @@ use lapin::{
     types::{AMQPValue, LongString},
 };
 
+/// Returns whether the message was dead-lettered (else it went back to its queue).
 pub async fn dead_letter(
     publisher: &Publisher,
     topology: &Topology,
     delivery: &Delivery,
     reason: &str,
-) {
+) -> bool {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     for (k, v) in [
         ("x-roster-error", reason.to_owned()),
@@ -40,12 +41,35 @@ pub async fn dead_letter(
     match published {
         Ok(()) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
+            let prefix = crate::metrics::prefix_of(topology);
+            let queue = source_queue(topology, &prefix, delivery);
+            metrics::counter!(crate::metrics::DEAD_LETTERED, "queue" => queue, "prefix" => prefix)
+                .increment(1);
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, "could not dead-letter; requeueing");
             requeue(delivery).await;
+            false
         }
     }
+}
+
+/// The `queue` metrics label of the queue a delivery came from: commands arrive through
+/// the commands exchange, events through the events exchange (the mailer's queue), and
+/// messages back from a retry queue through the default exchange, keyed by their queue.
+fn source_queue(topology: &Topology, prefix: &str, delivery: &Delivery) -> String {
+    let exchange = delivery.exchange.as_str();
+    let queue = if exchange == topology.commands_exchange() {
+        topology.commands_queue()
+    } else if exchange == topology.events_exchange() {
+        topology.mailer_queue()
+    } else if exchange.is_empty() {
+        delivery.routing_key.to_string()
+    } else {
+        exchange.to_owned()
+    };
+    crate::metrics::queue_label(prefix, &queue)
 }
 
 /// Returns the message to its queue (the delivery limit bounds how often).

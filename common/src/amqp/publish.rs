@@ -18,6 +18,8 @@ pub enum PublishError {
     Nacked,
     #[error("no queue is bound to receive the message")]
     Unroutable,
+    #[error("too many commands in flight")]
+    Overloaded,
 }
 
 /// Optional AMQP properties of a publish.
@@ -140,6 +142,12 @@ pub fn envelope_properties(envelope: &Envelope) -> BasicProperties {
         CORRELATION_HEADER.into(),
         AMQPValue::LongString(LongString::from(envelope.correlation_id.as_str())),
     );
+    if let Some(tp) = traceparent(&envelope.correlation_id, envelope.id) {
+        headers.insert(
+            "traceparent".into(),
+            AMQPValue::LongString(LongString::from(tp)),
+        );
+    }
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
@@ -148,4 +156,28 @@ pub fn envelope_properties(envelope: &Envelope) -> BasicProperties {
         .with_app_id("roster".into())
         .with_timestamp(u64::try_from(envelope.occurred_at.timestamp()).unwrap_or(0))
         .with_headers(headers)
+}
+
+/// A W3C `traceparent` continuing the trace when the correlation id is a trace id (32
+/// lowercase hex digits, as the ingress makes them), with this message as the parent span.
+pub fn traceparent(correlation_id: &str, message_id: uuid::Uuid) -> Option<String> {
+    let is_trace = correlation_id.len() == 32
+        && correlation_id
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        && correlation_id.chars().any(|c| c != '0');
+    let span = &message_id.simple().to_string()[16..];
+    is_trace.then(|| format!("00-{correlation_id}-{span}-01"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn traceparent_only_for_trace_ids() {
+        let id = uuid::Uuid::new_v4();
+        let tp = super::traceparent("4bf92f3577b34da6a3ce929d0e0e4736", id).expect("a trace id");
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp.ends_with("-01"));
+        assert_eq!(tp.len(), 55);
+        assert!(super::traceparent("my-request-1", id).is_none());
+    }
 }

@@ -54,8 +54,11 @@ pub async fn retry_later(
     let done = attempts(delivery);
     if usize::try_from(done).unwrap_or(usize::MAX) >= topology.retry_attempts() {
         let why = format!("gave up after {done} retries: {reason}");
-        dead_letter(publisher, topology, delivery, &why).await;
-        return Retry::DeadLettered;
+        return if dead_letter(publisher, topology, delivery, &why).await {
+            Retry::DeadLettered
+        } else {
+            Retry::Requeued
+        };
     }
     let attempt = done + 1;
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
@@ -75,6 +78,10 @@ pub async fn retry_later(
     {
         Ok(()) => {
             let _ = delivery.ack(BasicAckOptions::default()).await;
+            let prefix = crate::metrics::prefix_of(topology);
+            let target_queue = crate::metrics::queue_label(&prefix, &topology.target_queue(target));
+            metrics::counter!(crate::metrics::RETRIES, "queue" => target_queue, "prefix" => prefix)
+                .increment(1);
             tracing::warn!(attempt, queue = %queue, error = reason, "scheduled a retry");
             Retry::Scheduled { attempt }
         }

@@ -51,6 +51,7 @@ struct Inner {
     topology: Topology,
     instance: String,
     timeout: Duration,
+    max_in_flight: usize,
     pending: Pending,
     channels: RwLock<Arc<Channels>>,
 }
@@ -64,11 +65,14 @@ pub struct RpcClient {
 
 impl RpcClient {
     /// Declares the topology and this instance's reply queue, and starts consuming it.
+    /// At most `max_in_flight` commands wait for replies at once; more are refused at once
+    /// (`PublishError::Overloaded`) rather than queued in memory.
     pub async fn start(
         link: Link,
         topology: &Topology,
         instance: &str,
         timeout: Duration,
+        max_in_flight: usize,
     ) -> lapin::Result<Self> {
         let pending: Pending = Arc::default();
         let channels = open(
@@ -83,6 +87,7 @@ impl RpcClient {
             topology: topology.clone(),
             instance: instance.to_owned(),
             timeout,
+            max_in_flight: max_in_flight.max(1),
             pending,
             channels: RwLock::new(Arc::new(channels)),
         });
@@ -108,7 +113,13 @@ impl RpcClient {
             .clone();
         let key = envelope.id.to_string();
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.pending).insert(key.clone(), tx);
+        {
+            let mut pending = lock(&self.inner.pending);
+            if pending.len() >= self.inner.max_in_flight {
+                return Err(RpcError::NotAccepted(PublishError::Overloaded));
+            }
+            pending.insert(key.clone(), tx);
+        }
         let _guard = PendingGuard {
             pending: &self.inner.pending,
             key: &key,

@@ -1,0 +1,228 @@
+//! Metrics: the names every service records (Prometheus text, rendered by each service on
+//! its own `/metrics`), their label conventions, and the one process-wide recorder.
+//!
+//! Conventions:
+//! - Every name starts with `roster_`; counters end in `_total`, durations are histograms
+//!   in seconds ending in `_seconds`.
+//! - Every series carries `prefix`: the `AMQP_PREFIX` of the stack that recorded it
+//!   (`roster` in production). Tests run many stacks in one process, which share the one
+//!   recorder a process can have; `prefix` is how each test finds its own series.
+//! - `type` is a command type (`user.create`) or an event type (`user.created`); `queue`
+//!   is a queue's name without the prefix (`commands`, `mailer`, `dead-letter`); `status`
+//!   is an HTTP status code; `outcome` is a reply's status class (`2xx`, `4xx`, `5xx`),
+//!   `retried`, `requeued` or `dead_lettered`.
+//! - HTTP metrics carry `route` (the matched route pattern, e.g. `/scim/v2/Users/{id}`, or
+//!   `unmatched`), never the raw path, so ids do not explode the number of series.
+//!
+//! The list with meanings and the alerts worth setting is in `docs/operations.md`.
+
+use crate::amqp::Topology;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::{sync::OnceLock, time::Duration};
+
+// Ingress: HTTP.
+/// Counter `{method, route, status, prefix}`: HTTP requests answered.
+pub const HTTP_REQUESTS: &str = "roster_http_requests_total";
+/// Histogram `{method, route, status, prefix}`: time to answer an HTTP request.
+pub const HTTP_REQUEST_DURATION: &str = "roster_http_request_duration_seconds";
+
+// Ingress: commands sent and their replies.
+/// Counter `{type, prefix}`: commands the broker accepted (confirmed).
+pub const COMMANDS_PUBLISHED: &str = "roster_commands_published_total";
+/// Counter `{type, prefix}`: commands the broker did not accept (nothing will happen).
+pub const COMMANDS_REJECTED: &str = "roster_commands_rejected_total";
+/// Counter `{type, status, prefix}`: replies received in time.
+pub const COMMAND_REPLIES: &str = "roster_command_replies_total";
+/// Counter `{type, prefix}`: accepted commands with no reply within `COMMAND_TIMEOUT_MS`.
+pub const COMMAND_TIMEOUTS: &str = "roster_command_timeouts_total";
+
+// Worker.
+/// Counter `{type, outcome, prefix}`: command deliveries handled.
+pub const COMMANDS_PROCESSED: &str = "roster_commands_processed_total";
+/// Histogram `{type, prefix}`: time to handle one command delivery (apply, reply, ack).
+pub const COMMAND_DURATION: &str = "roster_command_duration_seconds";
+/// Counter `{type, prefix}`: events the outbox relay published (confirmed and marked).
+pub const EVENTS_PUBLISHED: &str = "roster_events_published_total";
+/// Gauge `{prefix}`: age of the oldest unpublished outbox event (0 when none).
+pub const OUTBOX_LAG: &str = "roster_outbox_lag_seconds";
+/// Gauge `{prefix}`: unpublished outbox events.
+pub const OUTBOX_PENDING: &str = "roster_outbox_pending";
+/// Gauge `{queue, prefix}`: messages ready in a queue, sampled by the worker.
+pub const QUEUE_MESSAGES: &str = "roster_queue_messages";
+
+// Worker and mailer: retries and dead letters.
+/// Counter `{queue, prefix}`: messages sent to a broker-side retry queue.
+pub const RETRIES: &str = "roster_retries_total";
+/// Counter `{queue, prefix}`: messages a service dead-lettered (with a reason).
+pub const DEAD_LETTERED: &str = "roster_dead_lettered_total";
+
+// Mailer.
+/// Counter `{prefix}`: invite emails sent.
+pub const INVITES_SENT: &str = "roster_invites_sent_total";
+/// Counter `{reason, prefix}`: invites that failed after in-process retries; `reason` is
+/// `transient` (sent to a retry queue) or `permanent` (dead-lettered).
+pub const INVITES_FAILED: &str = "roster_invites_failed_total";
+/// Counter `{prefix}`: `user.created` events that needed no invite (invites off, already sent).
+pub const INVITES_SKIPPED: &str = "roster_invites_skipped_total";
+
+/// Histogram buckets for latencies in seconds: 5 ms to a minute (the command timeout is
+/// 25 s by default, Okta waits 60 s).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0,
+];
+
+/// The `Content-Type` of the Prometheus text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How often histogram samples are folded in between scrapes, so memory stays bounded.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder on the first call and returns its handle; later
+/// calls return the same handle (tests start many services in one process).
+pub fn install() -> PrometheusHandle {
+    HANDLE.get_or_init(build).clone()
+}
+
+/// The metrics of the whole process, in the Prometheus text format.
+pub fn render(handle: &PrometheusHandle) -> String {
+    handle.render()
+}
+
+fn build() -> PrometheusHandle {
+    let mut builder = PrometheusBuilder::new();
+    for name in [HTTP_REQUEST_DURATION, COMMAND_DURATION] {
+        builder = match builder.set_buckets_for_metric(Matcher::Full(name.into()), LATENCY_BUCKETS)
+        {
+            Ok(b) => b,
+            // Only empty buckets are refused, and these are not empty.
+            Err(_) => PrometheusBuilder::new(),
+        };
+    }
+    let recorder = builder.build_recorder();
+    let handle = recorder.handle();
+    if let Err(e) = metrics::set_global_recorder(recorder) {
+        tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
+    }
+    describe();
+    let upkeep = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                upkeep.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread; histograms fold in at scrape time");
+    }
+    handle
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request"
+    );
+    describe_counter!(COMMANDS_PUBLISHED, "Commands the broker accepted");
+    describe_counter!(COMMANDS_REJECTED, "Commands the broker did not accept");
+    describe_counter!(COMMAND_REPLIES, "Command replies received in time");
+    describe_counter!(COMMAND_TIMEOUTS, "Accepted commands with no reply in time");
+    describe_counter!(COMMANDS_PROCESSED, "Command deliveries handled by workers");
+    describe_histogram!(
+        COMMAND_DURATION,
+        metrics::Unit::Seconds,
+        "Time to handle one command delivery"
+    );
+    describe_counter!(EVENTS_PUBLISHED, "Events published by the outbox relay");
+    describe_gauge!(
+        OUTBOX_LAG,
+        metrics::Unit::Seconds,
+        "Age of the oldest unpublished outbox event"
+    );
+    describe_gauge!(OUTBOX_PENDING, "Unpublished outbox events");
+    describe_gauge!(QUEUE_MESSAGES, "Messages ready in a queue");
+    describe_counter!(RETRIES, "Messages sent to a broker-side retry queue");
+    describe_counter!(DEAD_LETTERED, "Messages dead-lettered with a reason");
+    describe_counter!(INVITES_SENT, "Invite emails sent");
+    describe_counter!(
+        INVITES_FAILED,
+        "Invites that failed after in-process retries"
+    );
+    describe_counter!(INVITES_SKIPPED, "user.created events that needed no invite");
+}
+
+/// The `prefix` label of a topology: its AMQP prefix.
+pub fn prefix_of(topology: &Topology) -> String {
+    let queue = topology.commands_queue();
+    match queue.strip_suffix(".commands") {
+        Some(p) => p.to_owned(),
+        None => queue,
+    }
+}
+
+/// The `queue` label of a queue name: the name without `<prefix>.`.
+pub fn queue_label(prefix: &str, queue: &str) -> String {
+    queue
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .unwrap_or(queue)
+        .to_owned()
+}
+
+/// The `outcome` (or status class) label of an HTTP-like status: `2xx`, `4xx`, `5xx` ….
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_strip_the_prefix() {
+        let t = Topology::new("test-abc", 5, None);
+        assert_eq!(prefix_of(&t), "test-abc");
+        assert_eq!(queue_label("test-abc", &t.commands_queue()), "commands");
+        assert_eq!(
+            queue_label("test-abc", &t.dead_letter_queue()),
+            "dead-letter"
+        );
+        assert_eq!(queue_label("test-abc", "elsewhere"), "elsewhere");
+        assert_eq!(status_class(201), "2xx");
+        assert_eq!(status_class(409), "4xx");
+        assert_eq!(status_class(42), "other");
+    }
+
+    #[test]
+    fn install_is_idempotent_and_renders_what_was_recorded() {
+        let a = install();
+        let b = install();
+        metrics::counter!(INVITES_SENT, "prefix" => "unit-test-metrics").increment(2);
+        metrics::histogram!(COMMAND_DURATION, "type" => "t", "prefix" => "unit-test-metrics")
+            .record(0.02);
+        for handle in [a, b] {
+            let text = render(&handle);
+            assert!(
+                text.contains("roster_invites_sent_total{prefix=\"unit-test-metrics\"} 2"),
+                "{text}"
+            );
+            assert!(
+                text.contains("roster_command_duration_seconds_bucket{type=\"t\",prefix=\"unit-test-metrics\",le=\"0.025\"} 1"),
+                "{text}"
+            );
+        }
+    }
+}
