@@ -87,6 +87,8 @@ where
         while tasks.try_join_next().is_some() {}
         tokio::select! {
             () = shutdown.as_mut() => break,
+            // A handler finishing frees a slot: wake up to take the next delivery.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = check.tick() => {
                 // A recovery that never finishes shows only as a connection that stays down.
                 if super::is_connected(conn) && channel.status().connected() {
