@@ -69,6 +69,26 @@ async fn queue_order(conn: &Connection, topology: &Topology) -> Vec<String> {
         };
         channel.basic_nack(tag, requeue).await.expect("nack");
     }
+    // The broker puts nacked messages back asynchronously: wait until they are all there
+    // again, so the next read sees the whole queue.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let q = channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("passive declare");
+        if q.message_count() as usize >= ids.len() || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     channel.close(200, "read".into()).await.expect("close");
     ids
 }
