@@ -38,6 +38,9 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// Commands the ingress waits on at once; past it, `503` at once (`INGRESS_MAX_IN_FLIGHT`).
     pub max_in_flight: usize,
+    /// Most commands waiting in the queue; past it the broker refuses new ones and the
+    /// ingress answers `503` (`COMMANDS_QUEUE_MAX_LENGTH`, `0` = unbounded).
+    pub commands_queue_max_length: u32,
     /// SCIM requests per second one org may make; bursts up to twice that
     /// (`SCIM_RATE_LIMIT_PER_SECOND`, `0` = off).
     pub scim_rate_limit: u32,
@@ -133,6 +136,10 @@ impl Settings {
             max_in_flight: parse(
                 "INGRESS_MAX_IN_FLIGHT",
                 &string("INGRESS_MAX_IN_FLIGHT", "1024"),
+            )?,
+            commands_queue_max_length: parse(
+                "COMMANDS_QUEUE_MAX_LENGTH",
+                &string("COMMANDS_QUEUE_MAX_LENGTH", "100000"),
             )?,
             scim_rate_limit: parse(
                 "SCIM_RATE_LIMIT_PER_SECOND",

@@ -1,7 +1,7 @@
 //! Scaling and backpressure: four workers on one queue keep every user's changes in
-//! order; concurrent creates of one userName make one user; past its in-flight bound and
-//! an org's rate the ingress refuses with `503`/`429` and `Retry-After`, and serves
-//! normally once load drops.
+//! order; concurrent creates of one userName make one user; past its in-flight bound, the
+//! commands queue's bound and an org's rate the ingress refuses with `503`/`429` and
+//! `Retry-After`, and serves normally once load drops.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -212,6 +212,7 @@ async fn past_its_bounds_the_ingress_refuses_then_recovers() {
         worker: false,
         command_timeout: Duration::from_secs(3),
         max_in_flight: 3,
+        commands_queue_max_length: 5,
         ..Options::default()
     })
     .await;
@@ -251,7 +252,36 @@ async fn past_its_bounds_the_ingress_refuses_then_recovers() {
     assert_eq!(timed_out, 3, "exactly the in-flight bound waited");
     assert_eq!(refused_at_once, 5);
 
-    let queued = 3;
+    // The queue holds three commands; the broker takes a few more (bound 5; quorum
+    // queues let one more in), then refuses, and the ingress says nothing was queued.
+    let mut accepted = 0;
+    let mut refused = false;
+    for i in 0..12 {
+        let res = acme
+            .scim
+            .post_user(&create_user_body(&app.email(&format!("q{i}")), "Q", "P"))
+            .await;
+        assert_eq!(res.status(), 503);
+        let body: Value = res.json().await.expect("JSON");
+        if body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("could not be queued")
+        {
+            refused = true;
+            break;
+        }
+        accepted += 1;
+    }
+    assert!(
+        refused,
+        "the broker refused commands past the queue bound (took {accepted})"
+    );
+    assert!(
+        accepted <= 4,
+        "about three more fit under the bound, not {accepted}"
+    );
+    let queued = 3 + accepted;
 
     // Load drops: a worker drains the queue and the ingress serves normally.
     app.start_worker().await;

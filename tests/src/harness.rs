@@ -20,6 +20,8 @@ pub struct Options {
     pub command_timeout: Duration,
     /// `INGRESS_MAX_IN_FLIGHT`.
     pub max_in_flight: usize,
+    /// `COMMANDS_QUEUE_MAX_LENGTH`.
+    pub commands_queue_max_length: u32,
     /// `SCIM_RATE_LIMIT_PER_SECOND` (0 = off).
     pub scim_rate_limit: u32,
 }
@@ -30,6 +32,7 @@ impl Default for Options {
             worker: true,
             command_timeout: Duration::from_secs(15),
             max_in_flight: 1024,
+            commands_queue_max_length: 100_000,
             scim_rate_limit: 0,
         }
     }
@@ -198,6 +201,7 @@ impl TestApp {
         settings.command_timeout = opts.command_timeout;
         settings.max_in_flight = opts.max_in_flight;
         settings.scim_rate_limit = opts.scim_rate_limit;
+        settings.commands_queue_max_length = opts.commands_queue_max_length;
         settings.worker_prefetch = 16;
         // Tests run side by side against one PostgreSQL (100 connections by default).
         settings.db_max_connections = 5;

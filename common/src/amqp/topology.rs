@@ -26,6 +26,7 @@ pub struct Topology {
     delivery_limit: u32,
     queue_expires: Option<Duration>,
     retry_delays: Vec<Duration>,
+    commands_max_length: Option<u32>,
 }
 
 /// The queues that retry through the broker.
@@ -42,7 +43,15 @@ impl Topology {
             delivery_limit,
             queue_expires,
             retry_delays: Vec::new(),
+            commands_max_length: None,
         }
+    }
+
+    /// Bounds the commands queue: past `max` waiting commands the broker refuses (nacks)
+    /// new ones, and the ingress answers `503` instead of growing the backlog.
+    pub fn with_commands_max_length(mut self, max: u32) -> Self {
+        self.commands_max_length = Some(max).filter(|m| *m > 0);
+        self
     }
 
     /// Sets the delays of the broker-side retry queues (one queue per delay).
@@ -54,6 +63,7 @@ impl Topology {
     pub fn from_settings(s: &crate::Settings) -> Self {
         Self::new(&s.amqp_prefix, s.delivery_limit, s.queue_expires)
             .with_retry_delays(&s.retry_delays)
+            .with_commands_max_length(s.commands_queue_max_length)
     }
 
     /// How many times a message is retried through the broker before it is dead-lettered.
@@ -163,8 +173,17 @@ impl Topology {
             "#",
         )
         .await?;
-        self.declare_quorum(ch, &self.commands_queue(), self.dead_lettered())
-            .await?;
+        self.declare_quorum(ch, &self.commands_queue(), {
+            let mut args = self.dead_lettered();
+            if let Some(max) = self.commands_max_length {
+                args.push((
+                    "x-max-length",
+                    AMQPValue::LongInt(i32::try_from(max).unwrap_or(i32::MAX)),
+                ));
+            }
+            args
+        })
+        .await?;
         self.bind(ch, &self.commands_queue(), &self.commands_exchange(), "#")
             .await?;
         self.declare_quorum(ch, &self.mailer_queue(), self.dead_lettered())
