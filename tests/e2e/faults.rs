@@ -184,6 +184,29 @@ async fn assert_one_invite_each(app: &TestApp, timeout: Duration) {
     assert!(doubled.is_empty(), "more than one invite: {doubled:?}");
 }
 
+/// The stack the load tests run: a worker, and a short command timeout so that faults
+/// show as 503s the client retries.
+async fn fault_stack() -> TestApp {
+    TestApp::spawn_with(Options {
+        worker: true,
+        command_timeout: Duration::from_secs(5),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Waits until the database holds at least `n` users: the load is under way.
+async fn until_users(app: &TestApp, n: i64) {
+    let start = Instant::now();
+    while app.count("SELECT count(*) FROM users").await < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "load did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn names(app: &TestApp, n: usize, prefix: &str) -> Vec<String> {
     (0..n)
         .map(|i| app.email(&format!("{prefix}{i:03}")))
@@ -192,12 +215,7 @@ fn names(app: &TestApp, n: usize, prefix: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
-    let mut app = TestApp::spawn_with(Options {
-        worker: true,
-        command_timeout: Duration::from_secs(5),
-        ..Options::default()
-    })
-    .await;
+    let mut app = fault_stack().await;
     let acme = app.tenant("Acme").await;
     // 280 people; 20 of them sent twice at once: exactly one create wins each.
     let mut batch = names(&app, 280, "crash");
@@ -205,14 +223,7 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
     batch.extend(twins);
     let okta = acme.scim.clone();
     let load = tokio::spawn(async move { load(&okta, batch, 32).await });
-    let start = Instant::now();
-    while app.count("SELECT count(*) FROM users").await < 60 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "load did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_users(&app, 60).await;
     app.kill_workers();
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.start_worker().await;
@@ -230,24 +241,12 @@ async fn a_worker_killed_mid_batch_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_connections_dropped_under_load_lose_nothing_and_recover() {
-    let app = TestApp::spawn_with(Options {
-        worker: true,
-        command_timeout: Duration::from_secs(5),
-        ..Options::default()
-    })
-    .await;
+    let app = fault_stack().await;
     let acme = app.tenant("Acme").await;
     let okta = acme.scim.clone();
     let batch = names(&app, 120, "broker");
     let load = tokio::spawn(async move { load(&okta, batch, 16).await });
-    let start = Instant::now();
-    while app.count("SELECT count(*) FROM users").await < 20 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "load did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_users(&app, 20).await;
     app.cut_broker_connections();
     tokio::time::sleep(Duration::from_secs(2)).await;
     app.cut_broker_connections();
@@ -282,24 +281,12 @@ async fn broker_connections_dropped_under_load_lose_nothing_and_recover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_delays_commands_without_partial_writes() {
-    let app = TestApp::spawn_with(Options {
-        worker: true,
-        command_timeout: Duration::from_secs(5),
-        ..Options::default()
-    })
-    .await;
+    let app = fault_stack().await;
     let acme = app.tenant("Acme").await;
     let okta = acme.scim.clone();
     let batch = names(&app, 60, "db");
     let load = tokio::spawn(async move { load(&okta, batch, 12).await });
-    let start = Instant::now();
-    while app.count("SELECT count(*) FROM users").await < 10 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "load did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_users(&app, 10).await;
     app.db_proxy.down();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let during = app
@@ -347,24 +334,12 @@ async fn an_smtp_outage_delays_invites_and_sends_each_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_finishes_or_returns_what_it_held() {
-    let mut app = TestApp::spawn_with(Options {
-        worker: true,
-        command_timeout: Duration::from_secs(5),
-        ..Options::default()
-    })
-    .await;
+    let mut app = fault_stack().await;
     let acme = app.tenant("Acme").await;
     let okta = acme.scim.clone();
     let batch = names(&app, 100, "term");
     let load = tokio::spawn(async move { load(&okta, batch, 16).await });
-    let start = Instant::now();
-    while app.count("SELECT count(*) FROM users").await < 25 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "load did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_users(&app, 25).await;
     // As SIGTERM: stop consuming, finish what it holds, exit cleanly (asserted by stop).
     app.stop_worker().await;
     app.start_worker().await;
