@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod mapping;
+pub mod message_schemas;
 pub mod messages;
 pub mod metrics;
 pub mod scim;

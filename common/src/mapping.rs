@@ -8,11 +8,12 @@ use crate::scim::{
     patch::{self, AttrTarget, OpKind, PatchOp, PatchPath},
     schema,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What Okta may do with a field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// "Write on user create only".
@@ -43,7 +44,7 @@ impl Policy {
 }
 
 /// One row of an org's mapping.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Mapping {
     /// The directory field, e.g. `job_title`, or `custom.<name>` for an org's own field.
     pub field: String,

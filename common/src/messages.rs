@@ -3,6 +3,7 @@
 
 use crate::secret::TokenHash;
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -11,21 +12,48 @@ use uuid::Uuid;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What every message on Roster's exchanges looks like.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope {
     /// Unique per message; for a command it is the idempotency key.
     pub id: Uuid,
     /// `user.create`, `user.created`, …
     #[serde(rename = "type")]
     pub kind: String,
+    /// The version of the message schemas (docs/messages.md, "Versioning").
     pub schema_version: u32,
     /// The tenant; absent only for `org.create`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<Uuid>,
     /// Travels from the HTTP request through the command, the reply and the events.
     pub correlation_id: String,
+    /// When the message was made (for an event: when its change was committed), UTC.
     pub occurred_at: DateTime<Utc>,
+    /// The type's own data: see the schema of each type (`docs/schemas/<type>.json`).
     pub payload: Value,
+    /// On a command from another service: its integration credential (`rst_int_…`), which
+    /// must belong to `org_id`. Roster's own commands and all events carry none. Never
+    /// printed by `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// By hand, so a credential never reaches a log line.
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("schema_version", &self.schema_version)
+            .field("org_id", &self.org_id)
+            .field("correlation_id", &self.correlation_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("payload", &self.payload)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl Envelope {
@@ -43,6 +71,7 @@ impl Envelope {
             correlation_id: correlation_id.to_owned(),
             occurred_at: Utc::now(),
             payload: serde_json::to_value(payload).unwrap_or(Value::Null),
+            credential: None,
         }
     }
 
@@ -67,20 +96,20 @@ impl Envelope {
 pub struct DecodeError(pub String);
 
 /// A new token's stored form: its digest and last four characters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NewToken {
     pub hash: TokenHash,
     pub hint: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateOrg {
     pub org_id: Uuid,
     pub name: String,
     pub admin_key_hash: TokenHash,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SetProvisioning {
     pub enabled: bool,
     /// The token to issue when provisioning is switched on.
@@ -88,13 +117,13 @@ pub struct SetProvisioning {
     pub token: Option<NewToken>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RotateScimToken {
     pub token: NewToken,
 }
 
 /// Org settings to change; absent fields stay as they are.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,14 +132,14 @@ pub struct UpdateSettings {
     pub lock_synced_fields: Option<bool>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateUser {
     /// The SCIM User as validated by the sender: no `id`, `meta` or password.
     pub resource: Value,
 }
 
 /// `PUT /Users/{id}`: replace the user with `resource`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReplaceUser {
     pub user_id: Uuid,
     pub resource: Value,
@@ -120,7 +149,7 @@ pub struct ReplaceUser {
 }
 
 /// `PATCH /Users/{id}`: the RFC 7644 PatchOp body, applied by the worker to the current user.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PatchUser {
     pub user_id: Uuid,
     pub patch: Value,
@@ -128,21 +157,32 @@ pub struct PatchUser {
     pub if_match: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteUser {
     pub user_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_match: Option<i64>,
 }
 
+/// `user.deactivate` / `user.reactivate` (for other services): the same change, event and
+/// reply as a `PATCH /Users/{id}` that sets `active` to false / true.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetUserActive {
+    pub user_id: Uuid,
+    /// The version the sender saw; a mismatch is `412`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<i64>,
+}
+
 /// `POST /Groups`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateGroup {
     pub resource: Value,
 }
 
 /// `PUT /Groups/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReplaceGroup {
     pub group_id: Uuid,
     pub resource: Value,
@@ -151,7 +191,7 @@ pub struct ReplaceGroup {
 }
 
 /// `PATCH /Groups/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PatchGroup {
     pub group_id: Uuid,
     pub patch: Value,
@@ -160,7 +200,7 @@ pub struct PatchGroup {
 }
 
 /// `DELETE /Groups/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteGroup {
     pub group_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,23 +208,53 @@ pub struct DeleteGroup {
 }
 
 /// Replaces the org's whole mapping (`PUT /admin/v1/mappings`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SetMappings {
     pub mappings: Vec<crate::mapping::Mapping>,
 }
 
 /// An edit of a person's directory fields (`PATCH /api/v1/people/{id}`): field → new value,
 /// `null` to clear.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UpdatePerson {
     pub user_id: Uuid,
     pub fields: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AcceptInvite {
     pub token_hash: TokenHash,
 }
+
+/// `POST /admin/v1/integrations`: a credential another service of the org publishes
+/// commands with. Only its digest travels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateIntegration {
+    pub integration_id: Uuid,
+    pub name: String,
+    pub credential: NewToken,
+}
+
+/// `DELETE /admin/v1/integrations/{id}`: the credential stops working at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RevokeIntegration {
+    pub integration_id: Uuid,
+}
+
+/// The command types other services may publish with an integration credential; every
+/// other type is Roster's own.
+pub const PUBLIC_COMMANDS: &[&str] = &[
+    "user.create",
+    "user.replace",
+    "user.patch",
+    "user.deactivate",
+    "user.reactivate",
+    "user.delete",
+    "group.create",
+    "group.replace",
+    "group.patch",
+    "group.delete",
+];
 
 /// Every command the worker applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,11 +269,15 @@ pub enum Command {
     ReplaceUser(ReplaceUser),
     PatchUser(PatchUser),
     DeleteUser(DeleteUser),
+    DeactivateUser(SetUserActive),
+    ReactivateUser(SetUserActive),
     CreateGroup(CreateGroup),
     ReplaceGroup(ReplaceGroup),
     PatchGroup(PatchGroup),
     DeleteGroup(DeleteGroup),
     AcceptInvite(AcceptInvite),
+    CreateIntegration(CreateIntegration),
+    RevokeIntegration(RevokeIntegration),
 }
 
 impl Command {
@@ -219,12 +293,21 @@ impl Command {
             Command::ReplaceUser(_) => "user.replace",
             Command::PatchUser(_) => "user.patch",
             Command::DeleteUser(_) => "user.delete",
+            Command::DeactivateUser(_) => "user.deactivate",
+            Command::ReactivateUser(_) => "user.reactivate",
             Command::CreateGroup(_) => "group.create",
             Command::ReplaceGroup(_) => "group.replace",
             Command::PatchGroup(_) => "group.patch",
             Command::DeleteGroup(_) => "group.delete",
             Command::AcceptInvite(_) => "invite.accept",
+            Command::CreateIntegration(_) => "integration.create",
+            Command::RevokeIntegration(_) => "integration.revoke",
         }
+    }
+
+    /// Whether `kind` names a command the worker knows.
+    pub fn is_known(kind: &str) -> bool {
+        KNOWN_COMMANDS.contains(&kind)
     }
 
     /// Wraps the command for the given org.
@@ -241,11 +324,14 @@ impl Command {
             Command::ReplaceUser(p) => serde_json::to_value(p),
             Command::PatchUser(p) => serde_json::to_value(p),
             Command::DeleteUser(p) => serde_json::to_value(p),
+            Command::DeactivateUser(p) | Command::ReactivateUser(p) => serde_json::to_value(p),
             Command::CreateGroup(p) => serde_json::to_value(p),
             Command::ReplaceGroup(p) => serde_json::to_value(p),
             Command::PatchGroup(p) => serde_json::to_value(p),
             Command::DeleteGroup(p) => serde_json::to_value(p),
             Command::AcceptInvite(p) => serde_json::to_value(p),
+            Command::CreateIntegration(p) => serde_json::to_value(p),
+            Command::RevokeIntegration(p) => serde_json::to_value(p),
         };
         Envelope::new(kind, org_id, correlation_id, payload.unwrap_or(Value::Null))
     }
@@ -272,18 +358,45 @@ impl Command {
             "user.replace" => Command::ReplaceUser(env.payload_as()?),
             "user.patch" => Command::PatchUser(env.payload_as()?),
             "user.delete" => Command::DeleteUser(env.payload_as()?),
+            "user.deactivate" => Command::DeactivateUser(env.payload_as()?),
+            "user.reactivate" => Command::ReactivateUser(env.payload_as()?),
             "group.create" => Command::CreateGroup(env.payload_as()?),
             "group.replace" => Command::ReplaceGroup(env.payload_as()?),
             "group.patch" => Command::PatchGroup(env.payload_as()?),
             "group.delete" => Command::DeleteGroup(env.payload_as()?),
             "invite.accept" => Command::AcceptInvite(env.payload_as()?),
+            "integration.create" => Command::CreateIntegration(env.payload_as()?),
+            "integration.revoke" => Command::RevokeIntegration(env.payload_as()?),
             other => return Err(DecodeError(format!("unknown command type {other:?}"))),
         })
     }
 }
 
+/// Every command type, public or Roster's own.
+pub const KNOWN_COMMANDS: &[&str] = &[
+    "org.create",
+    "provisioning.set",
+    "provisioning.rotate_token",
+    "settings.update",
+    "mappings.set",
+    "person.update",
+    "user.create",
+    "user.replace",
+    "user.patch",
+    "user.deactivate",
+    "user.reactivate",
+    "user.delete",
+    "group.create",
+    "group.replace",
+    "group.patch",
+    "group.delete",
+    "invite.accept",
+    "integration.create",
+    "integration.revoke",
+];
+
 /// The worker's answer to a command, sent after commit and stored for redeliveries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Reply {
     Ok {
@@ -318,11 +431,13 @@ impl Reply {
 }
 
 /// Payload of the `user.*` events.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserEvent {
+    /// The user's id (the SCIM `id`).
     pub user_id: Uuid,
     /// Per-user, strictly increasing: the SCIM `meta.version`.
     pub version: i64,
+    /// The user's `userName` (unique per org, case-insensitively).
     pub user_name: String,
     /// The fields this change set, with their new values (all of them on create; a removed
     /// field is `null`; empty on delete).
@@ -330,11 +445,13 @@ pub struct UserEvent {
 }
 
 /// Payload of the `group.*` events.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupEvent {
+    /// The group's id (the SCIM `id`).
     pub group_id: Uuid,
     /// Per-group, strictly increasing.
     pub version: i64,
+    /// The group's `displayName`.
     pub display_name: String,
     /// What changed: `displayName`, `externalId`, `members_added` and `members_removed`
     /// (user ids); everything on create; empty on delete.
@@ -382,6 +499,34 @@ mod tests {
         env.kind = "user.explode".into();
         assert!(Command::from_envelope(&env).is_err());
         assert!(Envelope::from_bytes(b"not json").is_err());
+    }
+
+    #[test]
+    fn a_credential_travels_but_never_prints() {
+        let mut env = Command::DeactivateUser(SetUserActive {
+            user_id: Uuid::new_v4(),
+            if_match: None,
+        })
+        .into_envelope(Some(Uuid::new_v4()), "c");
+        assert!(!String::from_utf8_lossy(&env.to_bytes()).contains("credential"));
+        env.credential = Some("rst_int_sesame".into());
+        let back = Envelope::from_bytes(&env.to_bytes()).expect("decodes");
+        assert_eq!(back.credential.as_deref(), Some("rst_int_sesame"));
+        assert!(!format!("{back:?}").contains("sesame"));
+        assert_eq!(
+            Command::from_envelope(&back).expect("a command").kind(),
+            "user.deactivate"
+        );
+    }
+
+    #[test]
+    fn public_commands_are_known_commands() {
+        for kind in PUBLIC_COMMANDS {
+            assert!(Command::is_known(kind), "{kind}");
+        }
+        assert!(Command::is_known("provisioning.set"));
+        assert!(!PUBLIC_COMMANDS.contains(&"provisioning.set"));
+        assert!(!Command::is_known("user.explode"));
     }
 
     #[test]

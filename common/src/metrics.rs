@@ -39,6 +39,12 @@ pub const COMMAND_TIMEOUTS: &str = "roster_command_timeouts_total";
 // Worker.
 /// Counter `{type, outcome, prefix}`: command deliveries handled.
 pub const COMMANDS_PROCESSED: &str = "roster_commands_processed_total";
+/// Counter `{reason, prefix}`: commands the worker refused before applying them (each is
+/// dead-lettered). `reason`: `credential` (unknown, revoked or another org's integration
+/// credential), `unauthenticated` (no credential and not from Roster's broker user),
+/// `not_public` (a type not open to integrations), `unknown_type`, `invalid` (an
+/// undecodable envelope or payload).
+pub const COMMANDS_REFUSED: &str = "roster_commands_refused_total";
 /// Histogram `{type, prefix}`: time to handle one command delivery (apply, reply, ack).
 pub const COMMAND_DURATION: &str = "roster_command_duration_seconds";
 /// Counter `{type, prefix}`: events the outbox relay published (confirmed and marked).
@@ -134,6 +140,10 @@ fn describe() {
     describe_counter!(COMMAND_REPLIES, "Command replies received in time");
     describe_counter!(COMMAND_TIMEOUTS, "Accepted commands with no reply in time");
     describe_counter!(COMMANDS_PROCESSED, "Command deliveries handled by workers");
+    describe_counter!(
+        COMMANDS_REFUSED,
+        "Commands refused (not authorised or undecodable) and dead-lettered"
+    );
     describe_histogram!(
         COMMAND_DURATION,
         metrics::Unit::Seconds,

@@ -32,6 +32,8 @@ pub enum TokenKind {
     AdminKey,
     Scim,
     Invite,
+    /// A credential another service puts on the commands it publishes (`docs/messages.md`).
+    Integration,
 }
 
 impl TokenKind {
@@ -40,6 +42,7 @@ impl TokenKind {
             TokenKind::AdminKey => "rst_admin_",
             TokenKind::Scim => "rst_scim_",
             TokenKind::Invite => "rst_inv_",
+            TokenKind::Integration => "rst_int_",
         }
     }
 }
@@ -54,7 +57,9 @@ pub struct IssuedToken {
 }
 
 /// The SHA-256 digest of a token, as lowercase hex.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct TokenHash(pub String);
 
@@ -100,5 +105,11 @@ mod tests {
         assert!(a.hash.ct_eq(&TokenHash::of(a.plain.expose())));
         assert!(!a.hash.ct_eq(&b.hash));
         assert!(!format!("{a:?}").contains(a.plain.expose().as_str()));
+        assert!(
+            issue(TokenKind::Integration)
+                .plain
+                .expose()
+                .starts_with("rst_int_")
+        );
     }
 }

@@ -8,6 +8,8 @@ mod directory;
 mod discovery;
 mod faults;
 mod groups;
+mod hostile;
+mod integrations;
 mod invites;
 mod metrics;
 mod okta_assign;

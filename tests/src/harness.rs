@@ -2,7 +2,7 @@
 //! names (prefix `test-<id>`, queues expiring when unused), a unique email domain — and
 //! helpers to act as the operator, an org admin and Okta.
 
-use crate::{maildev::MailDev, okta::ScimClient, proxy::Proxy};
+use crate::{events::EventLog, maildev::MailDev, okta::ScimClient, proxy::Proxy};
 use common::Settings;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -24,6 +24,10 @@ pub struct Options {
     pub commands_queue_max_length: u32,
     /// `SCIM_RATE_LIMIT_PER_SECOND` (0 = off).
     pub scim_rate_limit: u32,
+    /// `AUTH_FAILURES_PER_MINUTE` (0 = off); every test client is 127.0.0.1.
+    pub auth_failures_per_minute: u32,
+    /// `HEADER_READ_TIMEOUT_MS`.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Options {
@@ -34,6 +38,8 @@ impl Default for Options {
             max_in_flight: 1024,
             commands_queue_max_length: 100_000,
             scim_rate_limit: 0,
+            auth_failures_per_minute: 10,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -65,6 +71,8 @@ pub struct TestApp {
     pub amqp_proxy: Proxy,
     pub smtp_proxy: Proxy,
     amqp_direct: String,
+    /// Every event the stack publishes, checked against its schema at `stop()`.
+    events: Option<EventLog>,
 }
 
 /// One running service and the switch that stops it.
@@ -110,15 +118,64 @@ impl Service {
 
 static LOGGING: Once = Once::new();
 
+/// What the log file keeps when `TEST_LOG_FILE` is set: Roster's crates verbose, the
+/// libraries at info (`TEST_LOG_FILTER` overrides it).
+const FILE_LOG_FILTER: &str =
+    "info,common=debug,ingress=debug,worker=debug,mailer=debug,tests=debug,tower_http=debug";
+
+/// `TEST_LOG_FILE=path`: every log line of the run, as JSON, appended to `path` (for
+/// `.ci/log-scan`). Else `TEST_LOG=1`: pretty logs on stdout. Else none.
 fn init_logging() {
     LOGGING.call_once(|| {
-        if std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0") {
+        if let Some(path) = std::env::var_os("TEST_LOG_FILE").filter(|p| !p.is_empty()) {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("opening TEST_LOG_FILE {path:?}: {e}"));
+            let filter =
+                std::env::var("TEST_LOG_FILTER").unwrap_or_else(|_| FILE_LOG_FILTER.to_owned());
+            common::telemetry::init_json_file(&filter, file);
+        } else if std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0") {
             common::telemetry::init(
                 &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
                 common::config::LogFormat::Pretty,
             );
         }
     });
+}
+
+/// Where the secrets a test run handles are listed, one a line, so `.ci/log-scan` can look
+/// for each exact value in the logs: `TEST_SECRETS_FILE`, else `<TEST_LOG_FILE>.secrets`.
+fn secrets_file() -> Option<std::path::PathBuf> {
+    let nonempty = |name: &str| std::env::var_os(name).filter(|p| !p.is_empty());
+    nonempty("TEST_SECRETS_FILE").map(Into::into).or_else(|| {
+        nonempty("TEST_LOG_FILE").map(|p| {
+            let mut p = p;
+            p.push(".secrets");
+            p.into()
+        })
+    })
+}
+
+/// Notes a token, key or link the API handed the test, for the log scan (a no-op unless
+/// a log file is being written). Appends one line per call.
+pub fn record_secret(secret: &str) {
+    use std::io::Write;
+    let Some(path) = secrets_file() else {
+        return;
+    };
+    let secret = secret.trim();
+    if secret.is_empty() || secret.contains(['\n', '\r']) {
+        return;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening the secrets file {path:?}: {e}"));
+    file.write_all(format!("{secret}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("writing the secrets file {path:?}: {e}"));
 }
 
 /// `scheme://user@host:port` of a URL (without the database path).
@@ -192,6 +249,7 @@ impl TestApp {
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
         let operator_token = format!("op-{id}");
+        record_secret(&operator_token);
         settings.database_url = common::secret::Secret::new(format!("{server_url}/{db_name}"));
         settings.amqp_prefix = format!("test-{}", &id[..12]);
         // Queues are deleted when the test ends; expiry catches a test that crashed.
@@ -201,6 +259,8 @@ impl TestApp {
         settings.command_timeout = opts.command_timeout;
         settings.max_in_flight = opts.max_in_flight;
         settings.scim_rate_limit = opts.scim_rate_limit;
+        settings.auth_failures_per_minute = opts.auth_failures_per_minute;
+        settings.header_read_timeout = opts.header_read_timeout;
         settings.commands_queue_max_length = opts.commands_queue_max_length;
         settings.worker_prefetch = 16;
         // Tests run side by side against one PostgreSQL (100 connections by default).
@@ -243,6 +303,7 @@ impl TestApp {
             amqp_proxy,
             smtp_proxy,
             amqp_direct,
+            events: None,
         };
         let ingress = ingress::Application::with_listener(app.settings.clone(), listener)
             .await
@@ -254,6 +315,12 @@ impl TestApp {
             app.start_worker().await;
         }
         app.wait_ready().await;
+        let exchange = common::amqp::Topology::from_settings(&app.settings).events_exchange();
+        app.events = Some(
+            EventLog::bind(&app.amqp_direct, &exchange)
+                .await
+                .expect("binding the test's event queue"),
+        );
         app
     }
 
@@ -355,10 +422,9 @@ impl TestApp {
             .expect("POST /admin/v1/orgs");
         assert_eq!(res.status(), 201, "creating an org");
         let body: Value = res.json().await.expect("JSON");
-        (
-            body["id"].as_str().expect("id").to_owned(),
-            body["admin_key"].as_str().expect("admin_key").to_owned(),
-        )
+        let admin_key = body["admin_key"].as_str().expect("admin_key").to_owned();
+        record_secret(&admin_key);
+        (body["id"].as_str().expect("id").to_owned(), admin_key)
     }
 
     /// An admin API call with the given key.
@@ -391,7 +457,9 @@ impl TestApp {
             .await;
         assert_eq!(res.status(), 200, "enabling provisioning");
         let body: Value = res.json().await.expect("JSON");
-        body["token"].as_str().expect("a token").to_owned()
+        let token = body["token"].as_str().expect("a token").to_owned();
+        record_secret(&token);
+        token
     }
 
     /// A new org with provisioning on, and an Okta client holding its token.
@@ -436,10 +504,16 @@ impl TestApp {
         }
     }
 
-    /// Stops every service as SIGTERM would and checks each exited cleanly.
+    /// Stops every service as SIGTERM would and checks each exited cleanly, then that every
+    /// event published matched its JSON Schema and came in version order.
     pub async fn stop(mut self) {
         for service in std::mem::take(&mut self.tasks) {
             service.stop().await;
+        }
+        if let Some(events) = self.events.take()
+            && let Err(problems) = events.check().await
+        {
+            panic!("events that break the message contract (docs/messages.md):\n{problems}");
         }
     }
 }

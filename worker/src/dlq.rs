@@ -850,7 +850,8 @@ pub fn write_shown(out: &mut impl Write, shown: &Shown) -> std::io::Result<()> {
     }
     let body = &shown.body;
     match serde_json::from_slice::<Value>(body) {
-        Ok(json) => {
+        Ok(mut json) => {
+            redact_credential(&mut json);
             writeln!(out, "body ({} bytes, JSON):", body.len())?;
             let pretty = serde_json::to_string_pretty(&json).unwrap_or_default();
             writeln!(out, "{pretty}")
@@ -864,6 +865,14 @@ pub fn write_shown(out: &mut impl Write, shown: &Shown) -> std::io::Result<()> {
                 hex(body)
             ),
         },
+    }
+}
+
+/// An integration's credential stays in the message (a replay needs it) but is never
+/// printed.
+fn redact_credential(envelope: &mut Value) {
+    if let Some(c) = envelope.get_mut("credential").filter(|c| !c.is_null()) {
+        *c = Value::String("[redacted]".into());
     }
 }
 
@@ -1045,6 +1054,16 @@ mod tests {
             DeadLetter::of(&typed, body).kind.as_deref(),
             Some("user.create")
         );
+    }
+
+    #[test]
+    fn show_never_prints_a_credential() {
+        let mut env = serde_json::json!({"id": "e-1", "credential": "rst_int_sesame"});
+        redact_credential(&mut env);
+        assert_eq!(env["credential"], "[redacted]");
+        let mut none = serde_json::json!({"id": "e-2"});
+        redact_credential(&mut none);
+        assert!(none.get("credential").is_none());
     }
 
     #[test]

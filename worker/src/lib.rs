@@ -2,6 +2,7 @@
 //! commit, acks after the reply, and relays the outbox to the events exchange.
 
 pub mod apply;
+pub mod authorize;
 pub mod depth;
 pub mod dlq;
 pub mod outbox;

@@ -1,9 +1,11 @@
-//! The consume loop: next delivery → decode → apply (with in-process retries of transient
-//! failures) → reply → ack; undecodable commands go to the dead-letter queue with the
-//! reason; SIGTERM stops consuming and lets in-flight commands finish.
+//! The consume loop: next delivery → decode → authorise (`authorize`) → apply (with
+//! in-process retries of transient failures) → reply → ack; undecodable and refused
+//! commands go to the dead-letter queue with the reason (and an error reply when one is
+//! awaited); SIGTERM stops consuming and lets in-flight commands finish.
 
 use crate::{
     apply::{ApplyContext, apply},
+    authorize::{Caller, Refusal, authorize, failed_outcome},
     depth, outbox,
 };
 use backon::{ExponentialBuilder, Retryable};
@@ -19,8 +21,8 @@ use common::{
         topology::RetryTarget,
     },
     db::{is_transient, is_unique_violation, redact},
-    messages::{Command, Envelope},
-    metrics::{COMMAND_DURATION, COMMANDS_PROCESSED, status_class},
+    messages::{Command, Envelope, Reply},
+    metrics::{COMMAND_DURATION, COMMANDS_PROCESSED, COMMANDS_REFUSED, status_class},
 };
 use lapin::{
     BasicProperties,
@@ -28,7 +30,7 @@ use lapin::{
     options::BasicAckOptions,
     types::{AMQPValue, FieldTable, LongString},
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use std::{
     future::Future,
     sync::{Arc, atomic::AtomicBool},
@@ -166,20 +168,11 @@ impl Worker {
 #[tracing::instrument(skip_all, fields(command_id, command_type, correlation_id))]
 async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     let started = Instant::now();
-    let decoded = Envelope::from_bytes(&delivery.data)
-        .and_then(|env| Command::from_envelope(&env).map(|cmd| (env, cmd)));
-    let (env, cmd) = match decoded {
-        Ok(x) => x,
+    let env = match Envelope::from_bytes(&delivery.data) {
+        Ok(env) => env,
         Err(e) => {
-            tracing::warn!(error = %e, "undecodable command dead-lettered");
-            let dead = dead_letter(
-                &shared.publisher,
-                &shared.topology,
-                &delivery,
-                &e.to_string(),
-            )
-            .await;
-            record(&shared, "unknown", dead_outcome(dead), started);
+            let outcome = refuse(&shared, &delivery, None, Refusal::undecodable(None, e)).await;
+            record(&shared, "unknown", outcome, started);
             return;
         }
     };
@@ -187,16 +180,39 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     span.record("command_id", tracing::field::display(env.id));
     span.record("command_type", env.kind.as_str());
     span.record("correlation_id", env.correlation_id.as_str());
+    // Anything can arrive as a type: only known ones become a metrics label.
+    let kind = if Command::is_known(&env.kind) {
+        env.kind.as_str()
+    } else {
+        "unknown"
+    };
+
+    let caller = match authorized(&shared, &delivery, &env).await {
+        Ok(Ok(caller)) => caller,
+        Ok(Err(refusal)) => {
+            let outcome = refuse(&shared, &delivery, Some(&env), refusal).await;
+            record(&shared, kind, outcome, started);
+            return;
+        }
+        Err(e) => {
+            let outcome = failed(&shared, &delivery, &e).await;
+            record(&shared, kind, outcome, started);
+            return;
+        }
+    };
+    let cmd = match Command::from_envelope(&env) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            let refusal = Refusal::undecodable(Some(&env.kind), e);
+            let outcome = refuse(&shared, &delivery, Some(&env), refusal).await;
+            record(&shared, kind, outcome, started);
+            return;
+        }
+    };
 
     let attempt = || apply(&shared.db, &shared.ctx, &env, &cmd);
     let result = attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(50))
-                .with_max_delay(Duration::from_secs(2))
-                .with_max_times(5)
-                .with_jitter(),
-        )
+        .retry(backoff())
         // A unique violation means a concurrent command won a race the pre-checks could
         // not see; running again answers it properly (a 409).
         .when(|e| is_transient(e) || is_unique_violation(e))
@@ -206,51 +222,131 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         Ok(reply) => {
             shared.committed.notify_one();
             tracing::info!(status = reply.status(), "command applied");
-            if let Some(reply_to) = delivery.properties.reply_to().as_ref() {
-                let mut props = BasicProperties::default()
-                    .with_content_type("application/json".into())
-                    .with_headers(correlation_headers(&env.correlation_id));
-                if let Some(cid) = delivery.properties.correlation_id().as_ref() {
-                    props = props.with_correlation_id(cid.clone());
+            let unanswered = delivery.properties.reply_to().is_none();
+            match failed_outcome(&reply).filter(|_| caller == Caller::Integration && unanswered) {
+                // Another service's fire-and-forget command failed: with nobody waiting for
+                // the reply, the dead-letter queue is where the failure shows. Its id is
+                // stored, so a replay answers the same without a second effect.
+                Some(reason) => {
+                    tracing::warn!(reason = %reason, "integration command failed; dead-lettered");
+                    let dead =
+                        dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await;
+                    if dead {
+                        status_class(reply.status())
+                    } else {
+                        "requeued"
+                    }
                 }
-                let body = serde_json::to_vec(&reply).unwrap_or_default();
-                // A lost reply only costs the caller a 503; the effect is committed.
-                if let Err(e) = shared
-                    .publisher
-                    .publish_raw("", reply_to.as_str(), &body, props, false)
-                    .await
-                {
-                    tracing::warn!(error = %e, "reply not delivered");
+                None => {
+                    send_reply(&shared, &delivery, &env.correlation_id, &reply).await;
+                    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                        tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered from its stored result");
+                    }
+                    status_class(reply.status())
                 }
             }
-            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-                tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered from its stored result");
-            }
-            status_class(reply.status())
         }
-        Err(e) if is_transient(&e) => {
-            let reason = redact(&e);
-            let retry = retry_later(
-                &shared.publisher,
-                &shared.topology,
-                RetryTarget::Commands,
-                &delivery,
-                &reason,
-            )
-            .await;
-            match retry {
-                Retry::Scheduled { .. } => "retried",
-                Retry::DeadLettered => "dead_lettered",
-                Retry::Requeued => "requeued",
-            }
-        }
-        Err(e) => {
-            let reason = redact(&e);
-            tracing::error!(error = %reason, "command failed permanently; dead-lettered");
-            dead_outcome(dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await)
-        }
+        Err(e) => failed(&shared, &delivery, &e).await,
     };
-    record(&shared, env.kind.as_str(), outcome, started);
+    record(&shared, kind, outcome, started);
+}
+
+/// The in-process retries of a transient database failure.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(5)
+        .with_jitter()
+}
+
+/// `authorize`, with transient database failures retried in process.
+async fn authorized(
+    shared: &Shared,
+    delivery: &Delivery,
+    env: &Envelope,
+) -> Result<Result<Caller, Refusal>, DbErr> {
+    let user_id = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+    let own_user = shared.publisher.user();
+    let attempt = || authorize(&shared.db, env, user_id, own_user);
+    attempt
+        .retry(backoff())
+        .when(is_transient)
+        .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
+        .await
+}
+
+/// A database failure that outlasted the in-process retries: transient ones go to a retry
+/// queue, permanent ones to the dead-letter queue.
+async fn failed(shared: &Shared, delivery: &Delivery, e: &DbErr) -> &'static str {
+    let reason = redact(e);
+    if !is_transient(e) {
+        tracing::error!(error = %reason, "command failed permanently; dead-lettered");
+        return dead_outcome(
+            dead_letter(&shared.publisher, &shared.topology, delivery, &reason).await,
+        );
+    }
+    let retry = retry_later(
+        &shared.publisher,
+        &shared.topology,
+        RetryTarget::Commands,
+        delivery,
+        &reason,
+    )
+    .await;
+    match retry {
+        Retry::Scheduled { .. } => "retried",
+        Retry::DeadLettered => "dead_lettered",
+        Retry::Requeued => "requeued",
+    }
+}
+
+/// Dead-letters a refused command with its reason (nothing was applied) and, once it is
+/// there, answers a publisher waiting on `reply_to` with the error.
+async fn refuse(
+    shared: &Shared,
+    delivery: &Delivery,
+    env: Option<&Envelope>,
+    refusal: Refusal,
+) -> &'static str {
+    tracing::warn!(reason = %refusal.reason, "command refused; dead-lettered");
+    metrics::counter!(COMMANDS_REFUSED, "reason" => refusal.class, "prefix" => shared.prefix.clone())
+        .increment(1);
+    let dead = dead_letter(
+        &shared.publisher,
+        &shared.topology,
+        delivery,
+        &refusal.reason,
+    )
+    .await;
+    // Only once: a message that went back to its queue is refused again on redelivery.
+    if dead {
+        let correlation_id = env.map_or("", |e| e.correlation_id.as_str());
+        send_reply(shared, delivery, correlation_id, &refusal.reply()).await;
+    }
+    dead_outcome(dead)
+}
+
+/// Sends the reply to `reply_to` (default exchange), if the publisher asked for one. A
+/// lost reply only costs the caller its answer; the effect is committed.
+async fn send_reply(shared: &Shared, delivery: &Delivery, correlation_id: &str, reply: &Reply) {
+    let Some(reply_to) = delivery.properties.reply_to().as_ref() else {
+        return;
+    };
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_headers(correlation_headers(correlation_id));
+    if let Some(cid) = delivery.properties.correlation_id().as_ref() {
+        props = props.with_correlation_id(cid.clone());
+    }
+    let body = serde_json::to_vec(reply).unwrap_or_default();
+    if let Err(e) = shared
+        .publisher
+        .publish_raw("", reply_to.as_str(), &body, props, false)
+        .await
+    {
+        tracing::warn!(error = %e, "reply not delivered");
+    }
 }
 
 /// Counts one handled delivery and how long it took (`common::metrics`).

@@ -1,5 +1,12 @@
 //! Confirmed, persistent publishing: a publish counts only once the broker has taken
 //! responsibility for the message (publisher confirm ack, and routed when mandatory).
+//!
+//! Envelopes go out with the AMQP `user_id` property set to the broker user of the
+//! connection. RabbitMQ refuses a `user_id` that is not the publishing connection's own
+//! user, so the worker can trust a command carrying its own broker user as one of
+//! Roster's (docs/messages.md, "Who may publish commands"). A copy of a received message
+//! (retry, dead-letter, replay) keeps its `user_id` only when it is ours: the broker would
+//! refuse a foreign one, and dropping it never makes a message more trusted.
 
 use super::CORRELATION_HEADER;
 use crate::messages::Envelope;
@@ -8,6 +15,7 @@ use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{AMQPValue, FieldTable, LongString},
 };
+use std::sync::Arc;
 
 /// Why a message was not accepted by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,8 @@ pub struct PublishOptions<'a> {
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
+    /// The broker user of the connection (percent-decoded from its URL).
+    user: Arc<str>,
 }
 
 impl Publisher {
@@ -46,11 +56,19 @@ impl Publisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok(Self { channel })
+        Ok(Self {
+            channel,
+            user: conn.status().username().into(),
+        })
     }
 
     pub fn channel(&self) -> &Channel {
         &self.channel
+    }
+
+    /// The broker user this publisher's messages carry as `user_id`.
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// Publishes an envelope persistently and waits for the broker's confirm.
@@ -61,7 +79,7 @@ impl Publisher {
         envelope: &Envelope,
         opts: PublishOptions<'_>,
     ) -> Result<(), PublishError> {
-        let mut props = envelope_properties(envelope);
+        let mut props = envelope_properties(envelope).with_user_id(self.user().into());
         if let Some(reply_to) = opts.reply_to {
             props = props.with_reply_to(reply_to.into());
         }
@@ -110,6 +128,10 @@ impl Publisher {
         props: BasicProperties,
         mandatory: bool,
     ) -> Result<PublisherConfirm, PublishError> {
+        let props = match props.user_id() {
+            Some(u) if u.as_str() != self.user() => without_user_id(&props),
+            _ => props,
+        };
         Ok(self
             .channel
             .basic_publish(
@@ -126,6 +148,34 @@ impl Publisher {
     }
 }
 
+/// The same properties without `user_id` (lapin cannot unset a single property).
+pub fn without_user_id(p: &BasicProperties) -> BasicProperties {
+    let mut out = BasicProperties::default();
+    macro_rules! keep {
+        ($($get:ident => $set:ident),* $(,)?) => {
+            $(if let Some(v) = p.$get() {
+                out = out.$set(v.clone());
+            })*
+        };
+    }
+    keep!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        headers => with_headers,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        expiration => with_expiration,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id,
+    );
+    out
+}
+
 /// Waits for a sent message's confirm.
 pub async fn confirmed(pending: PublisherConfirm) -> Result<(), PublishError> {
     match pending.await? {
@@ -135,12 +185,21 @@ pub async fn confirmed(pending: PublisherConfirm) -> Result<(), PublishError> {
     }
 }
 
-/// Persistent JSON with the envelope's id, type, time and correlation id.
+/// The header carrying the envelope's `schema_version` (a signed 32-bit integer), so a
+/// consumer can filter or bind on it without parsing the body (docs/messages.md,
+/// "Versioning").
+pub const SCHEMA_VERSION_HEADER: &str = "x-roster-schema-version";
+
+/// Persistent JSON with the envelope's id, type, time, correlation id and schema version.
 pub fn envelope_properties(envelope: &Envelope) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(
         CORRELATION_HEADER.into(),
         AMQPValue::LongString(LongString::from(envelope.correlation_id.as_str())),
+    );
+    headers.insert(
+        SCHEMA_VERSION_HEADER.into(),
+        AMQPValue::LongInt(i32::try_from(envelope.schema_version).unwrap_or(i32::MAX)),
     );
     if let Some(tp) = traceparent(&envelope.correlation_id, envelope.id) {
         headers.insert(
@@ -172,6 +231,37 @@ pub fn traceparent(correlation_id: &str, message_id: uuid::Uuid) -> Option<Strin
 
 #[cfg(test)]
 mod tests {
+    use lapin::BasicProperties;
+
+    #[test]
+    fn dropping_user_id_keeps_every_other_property() {
+        let mut headers = lapin::types::FieldTable::default();
+        headers.insert("x-a".into(), lapin::types::AMQPValue::Boolean(true));
+        let full = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_headers(headers)
+            .with_delivery_mode(2)
+            .with_correlation_id("c".into())
+            .with_reply_to("r".into())
+            .with_message_id("m".into())
+            .with_timestamp(7)
+            .with_type("user.create".into())
+            .with_app_id("roster".into());
+        let stripped = super::without_user_id(&full.clone().with_user_id("svc".into()));
+        assert_eq!(stripped, full);
+    }
+
+    #[test]
+    fn every_envelope_carries_its_schema_version_header() {
+        let env = crate::messages::Envelope::new("user.created", None, "c", ());
+        let props = super::envelope_properties(&env);
+        let headers = props.headers().clone().unwrap_or_default();
+        assert_eq!(
+            headers.inner().get(super::SCHEMA_VERSION_HEADER),
+            Some(&lapin::types::AMQPValue::LongInt(1))
+        );
+    }
+
     #[test]
     fn traceparent_only_for_trace_ids() {
         let id = uuid::Uuid::new_v4();

@@ -43,6 +43,25 @@ pub mod scim_token {
     no_relations!();
 }
 
+pub mod integration_credential {
+    use sea_orm::entity::prelude::*;
+
+    /// See `m0004_integrations.sql`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "integration_credentials")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub org_id: Uuid,
+        pub name: String,
+        pub token_hash: String,
+        pub hint: String,
+        pub created_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
 pub mod user {
     use sea_orm::entity::prelude::*;
 

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002Groups),
             Box::new(M0003Directory),
+            Box::new(M0004Integrations),
         ]
     }
 }
@@ -83,6 +84,25 @@ impl MigrationTrait for M0003Directory {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0003_directory.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0004Integrations;
+
+impl MigrationName for M0004Integrations {
+    fn name(&self) -> &str {
+        "m0004_integrations"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0004Integrations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0004_integrations.sql"))
             .await?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The JSON admin API (CONTRACT.md): `/admin/v1` — orgs (operator), provisioning and its
-//! token, settings, mappings, activity (org admin) — and the directory at `/api/v1/people`.
+//! token, settings, mappings, activity, integration credentials (org admin) — and the
+//! directory at `/api/v1/people`.
 //! Handlers parse and delegate to `admin::service`; errors are `{"error": "…"}`.
 
 use super::service::{self, reply_body};
@@ -38,6 +39,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/settings", get(get_settings).put(put_settings))
         .route("/admin/v1/mappings", get(get_mappings).put(put_mappings))
         .route("/admin/v1/activity", get(get_activity))
+        .route(
+            "/admin/v1/integrations",
+            get(list_integrations).post(create_integration),
+        )
+        .route(
+            "/admin/v1/integrations/{id}",
+            axum::routing::delete(revoke_integration),
+        )
         .route("/api/v1/people", get(list_people))
         .route("/api/v1/people/{id}", get(get_person).patch(patch_person))
 }
@@ -155,6 +164,42 @@ async fn put_mappings(
     Ok(Json(
         service::set_mappings(&state, org.0, &request, rows).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewIntegration {
+    name: String,
+}
+
+async fn create_integration(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<Response, ApiError> {
+    let NewIntegration { name } = parse(body)?;
+    let created = service::create_integration(&state, org.0, &request, name).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn list_integrations(
+    State(state): State<AppState>,
+    org: AdminOrg,
+) -> Result<Json<Vec<service::Integration>>, ApiError> {
+    Ok(Json(service::integrations(&state, org.0).await?))
+}
+
+async fn revoke_integration(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "integration not found"))?;
+    service::revoke_integration(&state, org.0, &request, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

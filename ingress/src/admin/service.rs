@@ -1,6 +1,7 @@
 //! The admin operations behind both the JSON API (`admin::api`) and the integration page
-//! (`admin::page`): reads from PostgreSQL, writes as commands. Secrets are generated here,
-//! returned once, and sent to the worker only as digests.
+//! (`admin::page`): reads from PostgreSQL, writes as commands. Secrets (SCIM tokens,
+//! integration credentials) are generated here, returned once, and sent to the worker only
+//! as digests.
 
 use crate::{app::AppState, commands::execute, error::ApiError, request_id::RequestId};
 use axum::http::StatusCode;
@@ -9,8 +10,8 @@ use common::{
     db::{reads::org_mapping, stmt},
     mapping::{self, Mapping},
     messages::{
-        Command, NewToken, Reply, RotateScimToken, SetMappings, SetProvisioning, UpdatePerson,
-        UpdateSettings,
+        Command, CreateIntegration, NewToken, Reply, RevokeIntegration, RotateScimToken,
+        SetMappings, SetProvisioning, UpdatePerson, UpdateSettings,
     },
     secret::{self, TokenKind},
 };
@@ -107,6 +108,88 @@ pub async fn rotate_token(
     });
     command(state, org, request, cmd).await?;
     Ok(token.plain.expose().clone())
+}
+
+/// A newly issued integration credential: the only time `credential` is shown.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewIntegration {
+    pub id: Uuid,
+    pub name: String,
+    pub credential: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An integration as listed: never its credential, only a hint.
+#[derive(Clone, Debug, Serialize)]
+pub struct Integration {
+    pub id: Uuid,
+    pub name: String,
+    /// `…` and the credential's last four characters.
+    pub hint: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Issues an integration credential for another service of the org.
+pub async fn create_integration(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    name: String,
+) -> Result<NewIntegration, ApiError> {
+    let credential = secret::issue(TokenKind::Integration);
+    let id = Uuid::now_v7();
+    let cmd = Command::CreateIntegration(CreateIntegration {
+        integration_id: id,
+        name,
+        credential: NewToken {
+            hash: credential.hash.clone(),
+            hint: credential.hint.clone(),
+        },
+    });
+    let body = command(state, org, request, cmd).await?;
+    let unreadable = |_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unreadable reply");
+    Ok(NewIntegration {
+        id,
+        name: serde_json::from_value(body["name"].clone()).map_err(unreadable)?,
+        credential: credential.plain.expose().clone(),
+        created_at: serde_json::from_value(body["created_at"].clone()).map_err(unreadable)?,
+    })
+}
+
+/// The org's integrations, newest first, revoked ones included.
+pub async fn integrations(state: &AppState, org: Uuid) -> Result<Vec<Integration>, ApiError> {
+    let rows = state
+        .db
+        .query_all_raw(stmt(
+            "SELECT id, name, hint, created_at, revoked_at FROM integration_credentials \
+             WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
+            [org.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let hint: String = r.try_get("", "hint")?;
+            Ok(Integration {
+                id: r.try_get("", "id")?,
+                name: r.try_get("", "name")?,
+                hint: format!("…{hint}"),
+                created_at: r.try_get("", "created_at")?,
+                revoked_at: r.try_get("", "revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes an integration's credential: commands carrying it are refused from now on.
+pub async fn revoke_integration(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let cmd = Command::RevokeIntegration(RevokeIntegration { integration_id: id });
+    command(state, org, request, cmd).await.map(|_| ())
 }
 
 #[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]

@@ -52,10 +52,14 @@ pub async fn apply(
         Command::SetMappings(p) => admin::set_mappings(&tx, env, org(env), p).await?,
         Command::UpdatePerson(p) => people::update(&tx, ctx, env, org(env), p).await?,
         Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
+        Command::CreateIntegration(p) => admin::create_integration(&tx, env, org(env), p).await?,
+        Command::RevokeIntegration(p) => admin::revoke_integration(&tx, env, org(env), p).await?,
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
         Command::DeleteUser(p) => users::delete(&tx, env, org(env), p).await?,
+        Command::DeactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, false).await?,
+        Command::ReactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, true).await?,
         Command::CreateGroup(p) => groups::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceGroup(p) => groups::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchGroup(p) => groups::patch(&tx, ctx, env, org(env), p).await?,
@@ -146,6 +150,9 @@ async fn audit(
 
 /// Who sent the command, as the audit log shows it.
 fn actor(env: &Envelope) -> String {
+    if env.credential.is_some() {
+        return "integration".to_owned();
+    }
     match env.kind.split('.').next() {
         Some("user" | "group") => "scim".to_owned(),
         Some("invite") => "invitee".to_owned(),

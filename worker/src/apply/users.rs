@@ -14,7 +14,8 @@ use common::{
     },
     mapping,
     messages::{
-        CreateUser, DeleteUser, Envelope, PatchUser, ReplaceUser, Reply, UserEvent, events,
+        CreateUser, DeleteUser, Envelope, PatchUser, ReplaceUser, Reply, SetUserActive, UserEvent,
+        events,
     },
     scim::{
         ScimError,
@@ -222,6 +223,27 @@ pub(super) async fn patch(
         Ok(resource)
     })
     .await
+}
+
+/// `user.deactivate` / `user.reactivate`: exactly a PATCH that replaces `active`, so the
+/// effect, the event and the reply are the ones Okta's deactivation gets.
+pub(super) async fn set_active(
+    tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &SetUserActive,
+    active: bool,
+) -> Result<Reply, DbErr> {
+    let as_patch = PatchUser {
+        user_id: cmd.user_id,
+        patch: json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"active": active}}],
+        }),
+        if_match: cmd.if_match,
+    };
+    patch(tx, ctx, env, org_id, &as_patch).await
 }
 
 /// Replaces a user with what `change` makes of it, under the row lock: validation, the
