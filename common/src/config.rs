@@ -50,11 +50,30 @@ pub struct Settings {
     pub delivery_limit: u32,
     /// Largest request body the ingress reads (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's headers, and how long an idle keep-alive
+    /// connection stays open (`HEADER_READ_TIMEOUT_MS`): a slow client cannot hold a
+    /// connection open for free.
+    pub header_read_timeout: Duration,
+    /// Failed authentications (a wrong admin key, SCIM token or operator token) one client
+    /// address may make per minute; past it every authentication from that address is
+    /// `429` until its minute is over (`AUTH_FAILURES_PER_MINUTE`, `0` = off).
+    pub auth_failures_per_minute: u32,
+    /// Failed authentications per minute from all addresses together; past it, addresses
+    /// that failed at least once this minute are refused (`AUTH_FAILURES_GLOBAL_PER_MINUTE`,
+    /// `0` = off). Clients that never fail are not affected.
+    pub auth_failures_global_per_minute: u32,
+    /// A header the ingress's reverse proxy sets to the client's address
+    /// (`CLIENT_IP_HEADER`, e.g. `X-Forwarded-For`: its last entry is used). Unset: the
+    /// TCP peer's address. Set it only when every request comes through that proxy.
+    pub client_ip_header: Option<String>,
     /// Queue expiry for per-test topologies; `None` (the default) in production.
     pub queue_expires: Option<Duration>,
     /// Delays of the broker-side retries of a command or invite that keeps failing
     /// transiently (`RETRY_DELAYS_MS`, comma-separated); after the last, it is dead-lettered.
     pub retry_delays: Vec<Duration>,
+    /// How long an invite link stays valid after the email is sent (`INVITE_TTL`, e.g.
+    /// `7d`, `36h`, `90m`; default 7 days).
+    pub invite_ttl: Duration,
 }
 
 /// A setting that could not be read.
@@ -154,8 +173,24 @@ impl Settings {
                 &string("COMMAND_DELIVERY_LIMIT", "20"),
             )?,
             max_body_bytes: parse("MAX_BODY_BYTES", &string("MAX_BODY_BYTES", "1048576"))?,
+            header_read_timeout: Duration::from_millis(parse(
+                "HEADER_READ_TIMEOUT_MS",
+                &string("HEADER_READ_TIMEOUT_MS", "10000"),
+            )?),
+            auth_failures_per_minute: parse(
+                "AUTH_FAILURES_PER_MINUTE",
+                &string("AUTH_FAILURES_PER_MINUTE", "10"),
+            )?,
+            auth_failures_global_per_minute: parse(
+                "AUTH_FAILURES_GLOBAL_PER_MINUTE",
+                &string("AUTH_FAILURES_GLOBAL_PER_MINUTE", "1000"),
+            )?,
+            client_ip_header: get("CLIENT_IP_HEADER")
+                .map(|h| header_name("CLIENT_IP_HEADER", h))
+                .transpose()?,
             queue_expires: None,
             retry_delays: parse_delays(&string("RETRY_DELAYS_MS", "1000,10000,60000"))?,
+            invite_ttl: parse_ttl(&string("INVITE_TTL", "7d"))?,
         })
     }
 
@@ -200,6 +235,21 @@ where
     })
 }
 
+/// An HTTP header name (letters, digits, `-`, `_`), lowercased.
+fn header_name(name: &'static str, value: String) -> Result<String, ConfigError> {
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(ConfigError {
+            name,
+            reason: format!("{value:?} is not a header name"),
+        })
+    }
+}
+
 fn parse_delays(value: &str) -> Result<Vec<Duration>, ConfigError> {
     value
         .split(',')
@@ -207,6 +257,31 @@ fn parse_delays(value: &str) -> Result<Vec<Duration>, ConfigError> {
         .filter(|v| !v.is_empty())
         .map(|v| parse::<u64>("RETRY_DELAYS_MS", v).map(Duration::from_millis))
         .collect()
+}
+
+/// A positive duration with a unit: `7d`, `36h`, `90m` or `600s`.
+fn parse_ttl(value: &str) -> Result<Duration, ConfigError> {
+    let err = || ConfigError {
+        name: "INVITE_TTL",
+        reason: format!("{value:?} is not a duration like 7d, 36h, 90m or 600s"),
+    };
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| err())?;
+    let unit_secs = match unit.trim() {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(err()),
+    };
+    match number.checked_mul(unit_secs) {
+        Some(secs) if secs > 0 && secs <= 366 * 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err(ConfigError {
+            name: "INVITE_TTL",
+            reason: format!("{value:?} must be more than 0 and at most a year"),
+        }),
+    }
 }
 
 /// `KEY=VALUE` lines; `#` comments, blank lines and optional quotes. A missing file is empty.
@@ -253,6 +328,51 @@ mod tests {
         assert!(s.operator_token.is_none());
         assert!(s.session_key.is_none());
         assert!(s.command_timeout < Duration::from_secs(60));
+        assert_eq!(s.invite_ttl, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn invite_ttl_takes_a_unit() {
+        assert_eq!(
+            parse_ttl("36h").expect("hours"),
+            Duration::from_secs(36 * 3600)
+        );
+        assert_eq!(
+            parse_ttl("90m").expect("minutes"),
+            Duration::from_secs(90 * 60)
+        );
+        assert_eq!(parse_ttl("1d").expect("a day"), Duration::from_secs(86_400));
+        for bad in [
+            "7",
+            "d",
+            "0d",
+            "7 weeks",
+            "-1d",
+            "400d",
+            "99999999999999999999d",
+        ] {
+            let err = parse_ttl(bad).expect_err(bad);
+            assert_eq!(err.name, "INVITE_TTL");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_a_proxy_header_is_a_header_name() {
+        let s = Settings::defaults();
+        assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.auth_failures_per_minute, 10);
+        assert_eq!(s.auth_failures_global_per_minute, 1000);
+        assert_eq!(s.client_ip_header, None);
+        let mut vars = HashMap::new();
+        vars.insert("CLIENT_IP_HEADER".to_owned(), "X-Forwarded-For".to_owned());
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert_eq!(s.client_ip_header.as_deref(), Some("x-forwarded-for"));
+        vars.insert(
+            "CLIENT_IP_HEADER".to_owned(),
+            "X-Forwarded-For: 1".to_owned(),
+        );
+        let err = Settings::from_vars(&vars).expect_err("not a header name");
+        assert_eq!(err.name, "CLIENT_IP_HEADER");
     }
 
     #[test]

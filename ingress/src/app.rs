@@ -1,6 +1,8 @@
 //! The `Application`: shared state, the router (SCIM, admin, invites, health merged in one
 //! place), and serving with graceful shutdown. Tests build it on port 0.
 
+mod serve;
+
 use crate::{admin, health, invite, request_id, scim};
 use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit};
@@ -25,6 +27,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Per-org SCIM request rate.
     pub limiter: Arc<crate::ratelimit::OrgLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<crate::ratelimit::AuthFailures>,
 }
 
 impl AppState {
@@ -85,6 +89,10 @@ impl Application {
                 rpc,
                 amqp,
                 limiter: Arc::new(crate::ratelimit::OrgLimiter::new(settings.scim_rate_limit)),
+                auth_failures: Arc::new(crate::ratelimit::AuthFailures::new(
+                    settings.auth_failures_per_minute,
+                    settings.auth_failures_global_per_minute,
+                )),
                 settings: Arc::new(settings),
             },
         })
@@ -103,22 +111,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = crate::metrics::instrument(router(self.state.clone()), &self.state.settings);
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let signal = {
-            let stopping = stopping.clone();
-            async move {
-                shutdown.await;
-                stopping.notify_one();
-            }
-        };
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
-        tokio::select! {
-            result = serve => result.context("serving HTTP")?,
-            () = async {
-                stopping.notified().await;
-                tokio::time::sleep(DRAIN_TIMEOUT).await;
-            } => tracing::warn!("in-flight requests did not finish in time; closing anyway"),
-        }
+        let limits = serve::Limits::from_settings(&self.state.settings);
+        serve::serve(self.listener, app, limits, shutdown, DRAIN_TIMEOUT).await;
         self.state.amqp.close("ingress shutting down").await;
         common::shutdown::close_db(&self.state.db).await;
         tracing::info!("ingress stopped");

@@ -1,18 +1,66 @@
 //! Authentication: the SCIM bearer token (an org's live token while provisioning is on),
 //! the org admin key, and the operator token. Presented secrets are hashed and compared
-//! in constant time; none is logged.
+//! in constant time; none is logged. A client address that presents wrong secrets too
+//! often is refused (`429`) before its next secret is even checked (`ratelimit::AuthFailures`).
 
 use crate::{
     app::AppState,
-    error::{ApiError, ScimApiError},
+    error::{ApiError, ScimApiError, with_retry_after},
+    ratelimit::client_addr,
 };
 use axum::{
     extract::FromRequestParts,
     http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 use common::{db::stmt, secret::TokenHash};
 use sea_orm::ConnectionTrait;
+use std::{net::IpAddr, time::Duration, time::Instant};
 use uuid::Uuid;
+
+/// One client's attempt to authenticate with a secret, admitted by the brute-force limit.
+pub(crate) struct Attempt<'a> {
+    state: &'a AppState,
+    addr: IpAddr,
+}
+
+impl<'a> Attempt<'a> {
+    /// Admits an attempt from `addr`, or says how long it must wait: an address over its
+    /// failure budget is refused without its secret being looked at.
+    pub(crate) fn start(state: &'a AppState, addr: IpAddr) -> Result<Self, Duration> {
+        state
+            .auth_failures
+            .check(addr, Instant::now())
+            .inspect_err(|wait| {
+                tracing::warn!(client = %addr, retry_after_s = wait.as_secs(), "too many failed authentications; refused");
+            })?;
+        Ok(Self { state, addr })
+    }
+
+    /// The presented secret was wrong: count it against the address.
+    pub(crate) fn failed(self) {
+        tracing::info!(client = %self.addr, "authentication failed");
+        self.state.auth_failures.failed(self.addr, Instant::now());
+    }
+}
+
+/// What a refused client is told, in the API's own error shape.
+pub(crate) fn too_many_failures(wait: Duration) -> String {
+    format!(
+        "too many failed authentications from this address; retry in {} s",
+        wait.as_secs().max(1)
+    )
+}
+
+fn scim_throttled(wait: Duration) -> Response {
+    let res = ScimApiError::new(429, None, too_many_failures(wait)).into_response();
+    with_retry_after(res, wait)
+}
+
+fn api_throttled(wait: Duration) -> Response {
+    let res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, too_many_failures(wait)).into_response();
+    with_retry_after(res, wait)
+}
 
 /// The bearer token of a request, if it has one.
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -51,19 +99,27 @@ async fn org_for_secret(
 pub struct ScimOrg(pub Uuid);
 
 impl FromRequestParts<AppState> for ScimOrg {
-    type Rejection = ScimApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let unauthorized = || ScimApiError::new(401, None, "a valid SCIM bearer token is required");
+        let unauthorized = || {
+            ScimApiError::new(401, None, "a valid SCIM bearer token is required").into_response()
+        };
         let token = bearer(parts).ok_or_else(unauthorized)?;
+        let attempt =
+            Attempt::start(state, client_addr(parts, &state.settings)).map_err(scim_throttled)?;
         let sql = "SELECT t.org_id, t.token_hash AS hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
                    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled";
-        let org = org_for_secret(state, sql, token)
-            .await?
-            .ok_or_else(unauthorized)?;
+        let found = org_for_secret(state, sql, token)
+            .await
+            .map_err(|e| ScimApiError::from(e).into_response())?;
+        let Some(org) = found else {
+            attempt.failed();
+            return Err(unauthorized());
+        };
         state.limiter.check(org).map_err(|wait| {
             ScimApiError::new(
                 429,
@@ -73,6 +129,7 @@ impl FromRequestParts<AppState> for ScimOrg {
                     wait.as_millis().max(1)
                 ),
             )
+            .into_response()
         })?;
         Ok(Self(org))
     }
@@ -83,19 +140,26 @@ impl FromRequestParts<AppState> for ScimOrg {
 pub struct AdminOrg(pub Uuid);
 
 impl FromRequestParts<AppState> for AdminOrg {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let unauthorized =
-            || ApiError::new(StatusCode::UNAUTHORIZED, "a valid admin key is required");
+        let unauthorized = || {
+            ApiError::new(StatusCode::UNAUTHORIZED, "a valid admin key is required").into_response()
+        };
         let token = bearer(parts).ok_or_else(unauthorized)?;
-        admin_org_for_key(state, token)
-            .await?
-            .map(Self)
-            .ok_or_else(unauthorized)
+        let attempt =
+            Attempt::start(state, client_addr(parts, &state.settings)).map_err(api_throttled)?;
+        match admin_org_for_key(state, token).await {
+            Ok(Some(org)) => Ok(Self(org)),
+            Ok(None) => {
+                attempt.failed();
+                Err(unauthorized())
+            }
+            Err(e) => Err(ApiError::from(e).into_response()),
+        }
     }
 }
 
@@ -114,22 +178,30 @@ pub(crate) async fn admin_org_for_key(
 pub struct Operator;
 
 impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Some(expected) = &state.settings.operator_token else {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "not found"));
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not found").into_response());
         };
-        let presented = bearer(parts).map(TokenHash::of);
-        match presented {
-            Some(p) if p.ct_eq(&TokenHash::of(expected.expose())) => Ok(Self),
-            _ => Err(ApiError::new(
+        let unauthorized = || {
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "a valid operator token is required",
-            )),
+            )
+            .into_response()
+        };
+        let presented = bearer(parts).map(TokenHash::of).ok_or_else(unauthorized)?;
+        let attempt =
+            Attempt::start(state, client_addr(parts, &state.settings)).map_err(api_throttled)?;
+        if presented.ct_eq(&TokenHash::of(expected.expose())) {
+            Ok(Self)
+        } else {
+            attempt.failed();
+            Err(unauthorized())
         }
     }
 }

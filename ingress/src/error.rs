@@ -135,3 +135,11 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+/// `res` with `Retry-After` set to `wait`, in whole seconds rounded up (at least 1).
+pub fn with_retry_after(mut res: Response, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    res
+}

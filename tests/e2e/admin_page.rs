@@ -293,6 +293,14 @@ async fn an_admin_connects_okta_from_the_integration_page() {
     let mut body = create_user_body(&evil, "<script>alert('x')</script>", "Mallory");
     body["title"] = json!("<img src=x onerror=alert(1)>");
     assert_eq!(okta.post_user(&body).await.status(), 201);
+    let pwn = app.email("pwn");
+    let pwn_name = r#"<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">"#;
+    assert_eq!(
+        okta.post_user(&create_user_body(&pwn, pwn_name, "Pwn"))
+            .await
+            .status(),
+        201
+    );
 
     b.client.goto(&page).await.expect("reload");
     assert!(
@@ -324,6 +332,24 @@ async fn an_admin_connects_okta_from_the_integration_page() {
         "{mallory}"
     );
     assert!(b.client.get_alert_text().await.is_err(), "no script ran");
+    let row = b.text(&format!("tr.person[data-user-name='{pwn}']")).await;
+    assert!(
+        row.contains(&format!("{pwn_name} Pwn")),
+        "shown as text: {row}"
+    );
+    let pwned = b
+        .client
+        .execute(
+            "return [typeof window.__pwned, document.querySelectorAll('img[src=x]').length];",
+            vec![],
+        )
+        .await
+        .expect("probing");
+    assert_eq!(
+        pwned,
+        json!(["undefined", 0]),
+        "markup from Okta ran or rendered"
+    );
     let cookie = b
         .client
         .get_named_cookie("roster_admin")

@@ -8,7 +8,12 @@ mod session;
 mod view;
 
 use crate::{
-    admin::service, app::AppState, auth::admin_org_for_key, error::ApiError, request_id::RequestId,
+    admin::service,
+    app::AppState,
+    auth::{Attempt, admin_org_for_key, too_many_failures},
+    error::{ApiError, with_retry_after},
+    ratelimit::client_addr,
+    request_id::RequestId,
 };
 use axum::{
     Extension, Router,
@@ -21,8 +26,14 @@ use axum::{
 };
 use axum_extra::extract::cookie::SignedCookieJar;
 use chrono::{DateTime, Utc};
-use common::mapping::{Mapping, Policy};
+use common::{
+    db::stmt,
+    mapping::{Mapping, Policy},
+    secret::TokenHash,
+};
+use sea_orm::ConnectionTrait;
 use session::{Keys, Session};
+use std::net::IpAddr;
 use uuid::Uuid;
 use view::Notice;
 
@@ -73,12 +84,13 @@ async fn static_file(content_type: &'static str, body: &'static str) -> Response
 }
 
 /// A browser's visit: its cookie jar (signed with the session key), the valid session in
-/// it if any, and the time.
+/// it if any, the time and the client's address.
 struct Visit {
     jar: SignedCookieJar,
     session: Option<Session>,
     now: DateTime<Utc>,
     secure: bool,
+    addr: IpAddr,
 }
 
 impl FromRequestParts<AppState> for Visit {
@@ -96,13 +108,32 @@ impl FromRequestParts<AppState> for Visit {
         let session = jar
             .get(session::COOKIE)
             .and_then(|c| Session::decode(c.value(), now));
+        let session = match session {
+            Some(s) if s.org.is_some() => still_valid(state, s).await?,
+            other => other,
+        };
         Ok(Self {
             jar,
             session,
             now,
             secure: session::secure(&state.settings),
+            addr: client_addr(parts, &state.settings),
         })
     }
+}
+
+/// A signed-in session, if the org still has the admin key it signed in with.
+async fn still_valid(state: &AppState, s: Session) -> Result<Option<Session>, PageError> {
+    let Some(org) = s.org else { return Ok(None) };
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT admin_key_hash FROM orgs WHERE id = $1",
+            [org.into()],
+        ))
+        .await?;
+    let current: Option<String> = row.map(|r| r.try_get("", "admin_key_hash")).transpose()?;
+    Ok(current.filter(|hash| s.key_matches(hash)).map(|_| s))
 }
 
 impl Visit {
@@ -262,17 +293,30 @@ async fn login(
         return Err(PageError::Forbidden);
     }
     let key = form.get("admin_key").unwrap_or_default().trim();
-    let org = match key {
-        "" => None,
-        k => admin_org_for_key(&state, k).await?,
-    };
-    let Some(org) = org else {
+    let refused = |visit: Visit| {
         tracing::info!("admin page sign-in refused");
         let error = "That admin key is not valid.";
-        return Ok(visit.sign_in_form(StatusCode::UNAUTHORIZED, Some(error)));
+        Ok(visit.sign_in_form(StatusCode::UNAUTHORIZED, Some(error)))
+    };
+    if key.is_empty() {
+        return refused(visit);
+    }
+    let attempt = match Attempt::start(&state, visit.addr) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let error = format!("{}.", too_many_failures(wait));
+            let form = visit.sign_in_form(StatusCode::TOO_MANY_REQUESTS, Some(&error));
+            return Ok(with_retry_after(form, wait));
+        }
+    };
+    let Some(org) = admin_org_for_key(&state, key).await? else {
+        attempt.failed();
+        return refused(visit);
     };
     tracing::info!(%org, "admin page sign-in");
-    let session = Session::signed_in(org, visit.now);
+    // A new session, whatever cookie came with the form: nothing is promoted.
+    let fingerprint = session::key_fingerprint(TokenHash::of(key).as_str());
+    let session = Session::signed_in(org, fingerprint, visit.now);
     Ok((visit.with(&session), see_other()).into_response())
 }
 

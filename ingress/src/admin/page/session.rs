@@ -1,7 +1,14 @@
-//! The admin page's session: what its signed cookie holds (the org once signed in, an
-//! expiry checked here as well as by the browser, a random CSRF token) and the cookie's
-//! flags. Plain values and the time passed in, so expiry and CSRF checks are unit-tested;
-//! the signature is `axum_extra`'s `SignedCookieJar`.
+//! The admin page's session: what its signed cookie holds (the org once signed in, a
+//! fingerprint of the admin key it signed in with, an expiry checked here as well as by the
+//! browser, a random CSRF token) and the cookie's flags. Plain values and the time passed
+//! in, so expiry and CSRF checks are unit-tested; the signature is `axum_extra`'s
+//! `SignedCookieJar`.
+//!
+//! Sessions are stateless, so they end three ways: at their expiry, when the signing key
+//! changes, and when the org's admin key changes — each request compares the session's key
+//! fingerprint with the org's current admin key (`page::Visit`), so a replaced or revoked
+//! key ends every session made with it at once. Session fixation: the cookie a browser
+//! holds before signing in (the sign-in form's) is never promoted; sign-in issues a new one.
 
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -27,7 +34,17 @@ pub struct Session {
     pub org: Option<Uuid>,
     /// Unix seconds after which the session is no longer accepted.
     pub expires: i64,
+    /// `key_fingerprint` of the admin key the session signed in with (`-` before sign-in).
+    pub key: String,
     pub csrf: String,
+}
+
+/// What a session remembers of the admin key it signed in with: 128 bits of a digest of
+/// the stored key hash (never the hash itself, though the cookie is only signed, not
+/// encrypted).
+pub fn key_fingerprint(admin_key_hash: &str) -> String {
+    let digest = common::secret::TokenHash::of(&format!("roster admin session:{admin_key_hash}"));
+    digest.as_str()[..32].to_owned()
 }
 
 impl Session {
@@ -36,30 +53,39 @@ impl Session {
         Self {
             org: None,
             expires: (now + SIGN_IN_FORM_FOR).timestamp(),
+            key: "-".to_owned(),
             csrf: random_token(),
         }
     }
 
-    /// A new session for an admin who just signed in: a new CSRF token every time, so
-    /// nothing from before the sign-in carries over.
-    pub fn signed_in(org: Uuid, now: DateTime<Utc>) -> Self {
+    /// A new session for an admin who just signed in with the key whose fingerprint is
+    /// `key`: a new CSRF token every time, so nothing from before the sign-in carries over.
+    pub fn signed_in(org: Uuid, key: String, now: DateTime<Utc>) -> Self {
         Self {
             org: Some(org),
             expires: (now + SIGNED_IN_FOR).timestamp(),
+            key,
             csrf: random_token(),
         }
     }
 
-    /// The cookie value: `v1.<org or ->.<expires>.<csrf>`.
+    /// Whether the session was made with the admin key whose stored hash is given.
+    pub fn key_matches(&self, admin_key_hash: &str) -> bool {
+        let current = key_fingerprint(admin_key_hash);
+        self.org.is_some() && bool::from(current.as_bytes().ct_eq(self.key.as_bytes()))
+    }
+
+    /// The cookie value: `v2.<org or ->.<expires>.<key fingerprint or ->.<csrf>`.
     pub fn encode(&self) -> String {
         let org = self.org.map_or_else(|| "-".to_owned(), |o| o.to_string());
-        format!("v1.{org}.{}.{}", self.expires, self.csrf)
+        format!("v2.{org}.{}.{}.{}", self.expires, self.key, self.csrf)
     }
 
     /// The session in a (signature-checked) cookie value, if well formed and not expired.
     pub fn decode(value: &str, now: DateTime<Utc>) -> Option<Self> {
         let mut parts = value.split('.');
-        let (Some("v1"), Some(org), Some(expires), Some(csrf), None) = (
+        let (Some("v2"), Some(org), Some(expires), Some(key), Some(csrf), None) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -76,6 +102,7 @@ impl Session {
         (expires > now.timestamp() && csrf.len() >= 32).then(|| Self {
             org,
             expires,
+            key: key.to_owned(),
             csrf: csrf.to_owned(),
         })
     }
@@ -154,7 +181,7 @@ mod tests {
     fn a_session_round_trips_until_it_expires() {
         let now = at(1_700_000_000);
         let org = Uuid::now_v7();
-        let s = Session::signed_in(org, now);
+        let s = Session::signed_in(org, key_fingerprint("h"), now);
         assert_eq!(Session::decode(&s.encode(), now), Some(s.clone()));
         let almost = now + SIGNED_IN_FOR - TimeDelta::seconds(1);
         assert!(Session::decode(&s.encode(), almost).is_some());
@@ -170,14 +197,15 @@ mod tests {
     #[test]
     fn malformed_values_are_no_session() {
         let now = at(1_700_000_000);
-        let good = Session::signed_in(Uuid::now_v7(), now).encode();
+        let good = Session::signed_in(Uuid::now_v7(), key_fingerprint("h"), now).encode();
         for bad in [
             "",
-            "v1",
-            "v2.-.1800000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "v1.not-a-uuid.1800000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "v1.-.soon.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "v1.-.1800000000.short",
+            "v2",
+            "v1.-.1800000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "v3.-.1800000000.-.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "v2.not-a-uuid.1800000000.-.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "v2.-.soon.-.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "v2.-.1800000000.-.short",
             &format!("{good}.extra"),
         ] {
             assert_eq!(Session::decode(bad, now), None, "{bad:?}");
@@ -186,21 +214,36 @@ mod tests {
 
     #[test]
     fn csrf_must_match_exactly() {
-        let s = Session::signed_in(Uuid::now_v7(), at(0));
+        let s = Session::signed_in(Uuid::now_v7(), key_fingerprint("h"), at(0));
         assert!(s.csrf_matches(Some(&s.csrf)));
         assert!(!s.csrf_matches(None));
         assert!(!s.csrf_matches(Some("")));
         assert!(!s.csrf_matches(Some(&s.csrf[1..])));
         assert!(!s.csrf_matches(Some(&format!("{}x", s.csrf))));
-        let other = Session::signed_in(s.org.expect("org"), at(0));
+        let other = Session::signed_in(s.org.expect("org"), s.key.clone(), at(0));
         assert_ne!(other.csrf, s.csrf, "every sign-in gets a new token");
         assert!(!other.csrf_matches(Some(&s.csrf)));
     }
 
     #[test]
+    fn a_session_is_bound_to_the_admin_key_it_signed_in_with() {
+        let now = at(1_700_000_000);
+        let s = Session::signed_in(Uuid::now_v7(), key_fingerprint("old-hash"), now);
+        assert!(s.key_matches("old-hash"));
+        assert!(
+            !s.key_matches("new-hash"),
+            "a replaced key ends the session"
+        );
+        assert!(!s.key.contains("old-hash"));
+        assert!(!Session::sign_in_form(now).key_matches("old-hash"));
+        let decoded = Session::decode(&s.encode(), now).expect("valid");
+        assert!(decoded.key_matches("old-hash"));
+    }
+
+    #[test]
     fn the_cookie_has_its_flags() {
         let now = at(1_700_000_000);
-        let s = Session::signed_in(Uuid::now_v7(), now);
+        let s = Session::signed_in(Uuid::now_v7(), key_fingerprint("h"), now);
         let c = s.cookie(true, now).to_string();
         for flag in [
             "HttpOnly",
