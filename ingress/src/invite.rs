@@ -1,11 +1,13 @@
-//! `GET /invite/{token}`: the link in an invite email. Accepting is a command like every
-//! write; the page says plainly what happened.
+//! `/invite/{token}`: the link in an invite email. `GET` only shows a page with a button
+//! (mail scanners fetch links, and must not accept invites); the button `POST`s to the same
+//! URL, whose token is the proof. Accepting is a command like every write, applied once;
+//! the page says plainly what happened and shows nothing of the person but their first name.
 
 use crate::{app::AppState, commands::execute, request_id::RequestId};
 use axum::{
     Extension, Router,
     extract::{Path, State},
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -17,39 +19,35 @@ use common::{
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
+/// Longer paths are not Roster's tokens (`rst_inv_` and 43 characters).
+const MAX_TOKEN_LEN: usize = 128;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/invite/{token}", get(accept))
+    Router::new().route("/invite/{token}", get(show).post(accept))
 }
 
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family:sans-serif;max-width:32rem;margin:4rem auto\">\
-         <h1>{title}</h1><p>{message}</p></body></html>"
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        html,
-    )
-        .into_response()
+/// What the database says about a token.
+enum Found {
+    Unknown,
+    Used,
+    Expired,
+    Open {
+        first_name: Option<String>,
+        org_name: String,
+    },
 }
 
-fn not_found() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "Invite not found",
-        "This invite link is not valid or has expired. Ask your administrator for a new one.",
-    )
+async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match lookup(&state, &token).await {
+        Ok(Found::Open {
+            first_name,
+            org_name,
+        }) => confirm_page(first_name.as_deref(), &org_name),
+        Ok(Found::Unknown) => not_found(),
+        Ok(Found::Used) => already_used(),
+        Ok(Found::Expired) => expired(),
+        Err(()) => unavailable(),
+    }
 }
 
 async fn accept(
@@ -57,46 +55,201 @@ async fn accept(
     Extension(request): Extension<RequestId>,
     Path(token): Path<String>,
 ) -> Response {
-    if token.len() > 128 {
-        return not_found();
-    }
-    let hash = TokenHash::of(&token);
-    let org = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT org_id FROM invites WHERE token_hash = $1",
-            [hash.as_str().into()],
-        ))
-        .await;
-    let org_id: Uuid = match org {
-        Ok(Some(row)) => match row.try_get("", "org_id") {
-            Ok(id) => id,
-            Err(_) => return unavailable(),
-        },
+    let org_id = match org_of(&state, &token).await {
+        Ok(Some(id)) => id,
         Ok(None) => return not_found(),
-        Err(_) => return unavailable(),
+        Err(()) => return unavailable(),
     };
-    let cmd = Command::AcceptInvite(AcceptInvite { token_hash: hash });
+    let cmd = Command::AcceptInvite(AcceptInvite {
+        token_hash: TokenHash::of(&token),
+    });
+    // The worker decides, holding the invite's row lock: two clicks accept once.
     match execute(&state, Some(org_id), &request, cmd).await {
         Ok(Reply::Ok { .. }) => page(
             StatusCode::OK,
             "Invite accepted",
-            "Welcome to Roster. Your invite is accepted and your profile is in the directory.",
+            "<p>Welcome to Roster. Your invite is accepted and your profile is in the directory.</p>",
         ),
+        Ok(Reply::Error { status: 409, .. }) => already_used(),
+        Ok(Reply::Error { status: 410, .. }) => expired(),
         Ok(Reply::Error { .. }) => not_found(),
         Err(_) => unavailable(),
     }
+}
+
+/// Finds the invite a token opens, with what the confirmation page may show.
+async fn lookup(state: &AppState, token: &str) -> Result<Found, ()> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(Found::Unknown);
+    }
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT i.accepted_at IS NOT NULL AS used, \
+             (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, \
+             u.given_name, o.name AS org_name \
+             FROM invites i JOIN users u ON u.id = i.user_id JOIN orgs o ON o.id = i.org_id \
+             WHERE i.token_hash = $1",
+            [TokenHash::of(token).as_str().into()],
+        ))
+        .await
+        .map_err(|_| ())?;
+    let Some(row) = row else {
+        return Ok(Found::Unknown);
+    };
+    let flag = |name: &str| row.try_get::<bool>("", name).map_err(|_| ());
+    if flag("used")? {
+        return Ok(Found::Used);
+    }
+    if flag("expired")? {
+        return Ok(Found::Expired);
+    }
+    Ok(Found::Open {
+        first_name: row.try_get("", "given_name").map_err(|_| ())?,
+        org_name: row.try_get("", "org_name").map_err(|_| ())?,
+    })
+}
+
+/// The org an invite belongs to (the command is scoped by it).
+async fn org_of(state: &AppState, token: &str) -> Result<Option<Uuid>, ()> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(None);
+    }
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT org_id FROM invites WHERE token_hash = $1",
+            [TokenHash::of(token).as_str().into()],
+        ))
+        .await
+        .map_err(|_| ())?;
+    row.map(|r| r.try_get("", "org_id").map_err(|_| ()))
+        .transpose()
+}
+
+fn confirm_page(first_name: Option<&str>, org_name: &str) -> Response {
+    let hello = first_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or("Hello,".to_owned(), |n| {
+            format!("Hello {},", escape_html(n))
+        });
+    let body = format!(
+        "<p>{hello}</p><p>{org} invites you to its people directory on Roster.</p>\
+         <form method=\"post\"><button type=\"submit\" \
+         style=\"font-size:1rem;padding:.5rem 1rem\">Accept the invite</button></form>",
+        org = escape_html(org_name),
+    );
+    page(StatusCode::OK, "Accept your invite", &body)
+}
+
+fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Invite not found",
+        "<p>This invite link is not valid. Check that you copied all of it, or ask your \
+         administrator for a new one.</p>",
+    )
+}
+
+fn already_used() -> Response {
+    page(
+        StatusCode::CONFLICT,
+        "Invite already used",
+        "<p>This invite link was already used; it works once. If that was not you, tell \
+         your administrator.</p>",
+    )
+}
+
+fn expired() -> Response {
+    page(
+        StatusCode::GONE,
+        "Invite expired",
+        "<p>This invite link has expired. Ask your administrator for a new one.</p>",
+    )
 }
 
 fn unavailable() -> Response {
     let mut res = page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Please try again",
-        "Roster is busy right now. Reload this page in a few seconds.",
+        "<p>Roster is busy right now. Reload this page in a few seconds.</p>",
     );
     res.headers_mut().insert(
         header::RETRY_AFTER,
-        axum::http::HeaderValue::from(crate::error::RETRY_AFTER_SECS),
+        HeaderValue::from(crate::error::RETRY_AFTER_SECS),
     );
     res
+}
+
+/// A whole page; `body` is trusted markup (every value in it already escaped).
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;max-width:32rem;margin:4rem auto\">\
+         <h1>{title}</h1>{body}</body></html>"
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_confirmation_page_escapes_names_and_posts_back() {
+        let res = confirm_page(Some("<script>x</script>"), "A&B \"Co\"");
+        assert_eq!(res.status(), StatusCode::OK);
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(csp.contains("form-action 'self'"), "{csp}");
+        let body = futures_body(res);
+        assert!(body.contains("&lt;script&gt;x&lt;/script&gt;"), "{body}");
+        assert!(!body.contains("<script>"));
+        assert!(body.contains("A&amp;B &quot;Co&quot;"));
+        assert!(body.contains("<form method=\"post\">"));
+    }
+
+    fn futures_body(res: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let bytes = rt
+            .block_on(axum::body::to_bytes(res.into_body(), 1 << 16))
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf8")
+    }
 }

@@ -41,6 +41,24 @@ pub fn trace_id(traceparent: &str) -> Option<&str> {
     valid.then_some(trace)
 }
 
+/// The path as logged: an invite link's token, and any segment that looks like one of
+/// Roster's tokens, is replaced, so no secret reaches the access log.
+fn logged_path(path: &str) -> String {
+    let mut after_invite = false;
+    path.split('/')
+        .map(|segment| {
+            let secret = after_invite || segment.starts_with("rst_");
+            after_invite = segment == "invite";
+            if secret && !segment.is_empty() {
+                "[redacted]"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 pub async fn layer(mut req: Request, next: Next) -> Response {
     let id = {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -50,7 +68,9 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
             .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
     };
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", correlation_id = %id, method = %req.method(), path = %req.uri().path());
+    let path = logged_path(req.uri().path());
+    let span =
+        tracing::info_span!("request", correlation_id = %id, method = %req.method(), path = %path);
     let started = std::time::Instant::now();
     let mut res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     span.in_scope(|| {
@@ -69,6 +89,15 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_in_paths_are_not_logged() {
+        assert_eq!(logged_path("/invite/rst_inv_abc123"), "/invite/[redacted]");
+        assert_eq!(logged_path("/invite/anything"), "/invite/[redacted]");
+        assert_eq!(logged_path("/x/rst_scim_abc/y"), "/x/[redacted]/y");
+        assert_eq!(logged_path("/scim/v2/Users/42"), "/scim/v2/Users/42");
+        assert_eq!(logged_path("/"), "/");
+    }
 
     #[test]
     fn traceparents_are_validated() {

@@ -7,6 +7,7 @@ use lettre::{
     message::{Mailbox, MultiPart},
 };
 use serde_json::Value;
+use std::time::Duration;
 
 /// Why an invite could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub struct Invite {
     pub to_name: Option<String>,
     pub org_name: String,
     pub link: String,
+    /// How long the link stays valid (`INVITE_TTL`).
+    pub ttl: Duration,
 }
 
 /// The name to greet: `displayName`, else given and family name.
@@ -57,13 +60,50 @@ pub fn display_name(event: &UserEvent) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Replaces control characters (CR, LF, …) so no value can break a header line.
+/// Longest name put in a greeting or a header; longer ones are cut.
+const MAX_NAME_CHARS: usize = 100;
+
+/// One line of plain text: control characters (CR, LF, …), Unicode line separators and
+/// invisible direction overrides become spaces, so no value can break a header line or
+/// disguise itself; runs of spaces collapse, and the result is at most `MAX_NAME_CHARS`.
 fn single_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() || is_invisible_format(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    cleaned
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_NAME_CHARS)
         .collect::<String>()
-        .trim()
+        .trim_end()
         .to_owned()
+}
+
+/// Line and paragraph separators, zero-width characters and bidirectional overrides.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// "7 days", "36 hours", "90 minutes": how long a link stays valid, for the email.
+pub fn describe_ttl(ttl: Duration) -> String {
+    let secs = ttl.as_secs();
+    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs >= 3_600 && secs.is_multiple_of(3_600) {
+        (secs / 3_600, "hour")
+    } else {
+        (secs.div_ceil(60).max(1), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn escape_html(s: &str) -> String {
@@ -90,36 +130,41 @@ impl Invite {
     }
 
     pub fn text(&self) -> String {
-        let hello = self
-            .to_name
-            .as_deref()
-            .map_or("Hello,".to_owned(), |n| format!("Hello {n},"));
+        let hello = self.to_name.as_deref().map_or("Hello,".to_owned(), |n| {
+            format!("Hello {},", single_line(n))
+        });
         format!(
             "{hello}\n\n{} uses Roster as its people directory, and your profile is ready.\n\n\
-             Accept your invite: {}\n\nThe link works once and expires in 14 days.\n",
+             Accept your invite: {}\n\nThe link works once and expires in {}.\n",
             single_line(&self.org_name),
-            self.link
+            self.link,
+            describe_ttl(self.ttl),
         )
     }
 
     pub fn html(&self) -> String {
         let hello = self.to_name.as_deref().map_or("Hello,".to_owned(), |n| {
-            format!("Hello {},", escape_html(n))
+            format!("Hello {},", escape_html(&single_line(n)))
         });
         format!(
             "<!doctype html><html><body style=\"font-family:sans-serif\">\
              <p>{hello}</p><p>{} uses Roster as its people directory, and your profile is ready.</p>\
              <p><a href=\"{link}\">Accept your invite</a></p>\
-             <p style=\"color:#666\">The link works once and expires in 14 days.</p></body></html>",
+             <p style=\"color:#666\">The link works once and expires in {}.</p></body></html>",
             escape_html(&single_line(&self.org_name)),
+            escape_html(&describe_ttl(self.ttl)),
             link = escape_html(&self.link),
         )
     }
 
-    /// Builds the message; an address the builder refuses is a permanent failure.
+    /// Builds the message with typed headers (lettre encodes the display name and the
+    /// subject); an address that does not parse as one mailbox is a permanent failure.
     pub fn message(&self, from: &Mailbox) -> Result<Message, SendError> {
         let to = Mailbox::new(
-            self.to_name.clone(),
+            self.to_name
+                .as_deref()
+                .map(single_line)
+                .filter(|n| !n.is_empty()),
             self.to_address
                 .parse()
                 .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?,
@@ -186,6 +231,7 @@ mod tests {
             to_name: display_name(&e),
             org_name: "Acme\r\nX-Evil: 1".into(),
             link: "http://h/invite/t".into(),
+            ttl: Duration::from_secs(7 * 86_400),
         };
         assert!(!invite.subject().contains('\n'));
         assert!(!invite.html().contains("<script>"));
@@ -199,5 +245,44 @@ mod tests {
             !formatted.contains("\nX-Evil"),
             "the body keeps names on one line"
         );
+    }
+
+    #[test]
+    fn quotes_and_brackets_in_names_stay_inside_the_display_name() {
+        let invite = Invite {
+            to_address: "eve@x.io".into(),
+            to_name: Some("\"Eve\" <boss@x.io>, mallory@x.io\u{202E}".into()),
+            org_name: "Acme".into(),
+            link: "http://h/invite/t?a=1&b=\"2\"".into(),
+            ttl: Duration::from_secs(36 * 3600),
+        };
+        let from: Mailbox = "Roster <no-reply@roster.localhost>".parse().expect("from");
+        let message = invite.message(&from).expect("builds");
+        let to: Vec<String> = message
+            .envelope()
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(to, ["eve@x.io"], "one recipient: the address, not the name");
+        let html = invite.html();
+        assert!(html.contains("&quot;Eve&quot; &lt;boss@x.io&gt;"), "{html}");
+        assert!(html.contains("href=\"http://h/invite/t?a=1&amp;b=&quot;2&quot;\""));
+        assert!(!invite.text().contains('\u{202E}'));
+        assert!(invite.text().contains("expires in 36 hours"));
+    }
+
+    #[test]
+    fn long_names_are_cut_and_whitespace_collapses() {
+        assert_eq!(single_line(" a\r\n\tb  c "), "a b c");
+        assert_eq!(single_line(&"x".repeat(500)).len(), MAX_NAME_CHARS);
+    }
+
+    #[test]
+    fn ttls_read_naturally() {
+        assert_eq!(describe_ttl(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(describe_ttl(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(describe_ttl(Duration::from_secs(3 * 3600)), "3 hours");
+        assert_eq!(describe_ttl(Duration::from_secs(90)), "2 minutes");
     }
 }

@@ -32,9 +32,6 @@ use std::{
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-/// How long an invite link stays valid.
-pub const INVITE_TTL_DAYS: i64 = 14;
-
 pub struct Mailer {
     db: DatabaseConnection,
     link: Link,
@@ -43,6 +40,7 @@ pub struct Mailer {
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     public_url: String,
+    invite_ttl: Duration,
 }
 
 struct Shared {
@@ -52,6 +50,8 @@ struct Shared {
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     public_url: String,
+    /// How long an invite link stays valid (`INVITE_TTL`).
+    invite_ttl: Duration,
     /// The `prefix` metrics label.
     prefix: String,
 }
@@ -106,6 +106,7 @@ impl Mailer {
             smtp,
             from,
             public_url: settings.public_url.clone(),
+            invite_ttl: settings.invite_ttl,
         })
     }
 
@@ -138,6 +139,7 @@ impl Mailer {
                 smtp: self.smtp.clone(),
                 from: self.from.clone(),
                 public_url: self.public_url.clone(),
+                invite_ttl: self.invite_ttl,
                 prefix: common::metrics::prefix_of(&self.topology),
             });
             let ended = consume_until(
@@ -296,12 +298,14 @@ async fn process(
         to_name: invite::display_name(event),
         org_name,
         link: format!("{}/invite/{}", shared.public_url, token.plain.expose()),
+        ttl: shared.invite_ttl,
     }
     .message(&shared.from)?;
     invite::send(&shared.smtp, message).await?;
     // The mail is out. Recording that must not fail into a retry that would send it again:
     // if the database drops now, keep trying to record it (the delivery stays unacked).
-    let expires = Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS);
+    let expires = Utc::now()
+        + chrono::Duration::from_std(shared.invite_ttl).unwrap_or(chrono::Duration::days(7));
     let record = async {
         tx.execute_raw(mark_sent(invite_id, &token.hash, expires))
             .await?;

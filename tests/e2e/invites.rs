@@ -1,7 +1,9 @@
-//! Exactly one invite per created person, a link that accepts it, none for a 409 and
-//! none when the org turned invites off (DESIGN invariant 9).
+//! Exactly one invite per created person, a link that accepts it once and expires, none
+//! for a 409 and none when the org turned invites off (DESIGN invariant 9); names and
+//! addresses that try to inject headers or markup into the email get nowhere.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tests::{harness::TestApp, okta::create_user_body};
@@ -47,7 +49,16 @@ async fn each_created_person_gets_exactly_one_invite_that_accepts() {
             "{link}"
         );
 
+        // Opening the link only shows a button; pressing it (a POST) accepts.
         let res = app.http.get(&link).send().await.expect("GET invite");
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.text()
+                .await
+                .expect("page")
+                .contains("Accept the invite")
+        );
+        let res = app.http.post(&link).send().await.expect("POST invite");
         assert_eq!(res.status(), 200);
         assert!(res.text().await.expect("page").contains("Invite accepted"));
     }
@@ -149,6 +160,249 @@ async fn no_invite_when_the_org_turned_invites_off() {
         app.count("SELECT count(*) FROM outbox WHERE routing_key = 'user.created' AND published_at IS NOT NULL").await,
         2,
         "both events were published"
+    );
+    app.stop().await;
+}
+
+/// The invite link sent to `address` (waiting for the email).
+async fn link_to(app: &TestApp, address: &str) -> String {
+    let mails = app.maildev.wait_for(address, 1, MAIL_WAIT).await;
+    assert_eq!(mails.len(), 1, "one invite to {address}");
+    mails[0].invite_link().expect("a link in the text part")
+}
+
+/// `(status, page)` of a GET or POST of an invite link.
+async fn open(app: &TestApp, method: Method, link: &str) -> (u16, String) {
+    let res = app
+        .http
+        .request(method, link)
+        .send()
+        .await
+        .expect("invite link");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("page"))
+}
+
+async fn accepted_at(app: &TestApp, address: &str) -> Option<String> {
+    let row = app
+        .db
+        .query_one_raw(common::db::stmt(
+            "SELECT accepted_at::text AS at FROM invites WHERE email = $1",
+            [address.into()],
+        ))
+        .await
+        .expect("query")
+        .expect("an invite row");
+    row.try_get("", "at").expect("accepted_at")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_links_are_random_confirmed_by_post_used_once_and_expire() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme Secret Project").await;
+    let (once, late) = (app.email("once"), app.email("late"));
+    for who in [&once, &late] {
+        let res = acme
+            .scim
+            .post_user(&create_user_body(who, "Pat", "Quartermaine"))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let link = link_to(&app, &once).await;
+    let token = link.rsplit('/').next().expect("a token");
+    let random = token.strip_prefix("rst_inv_").expect("the invite prefix");
+    assert_eq!(random.len(), 43, "256 bits, base64url: {token}");
+    assert!(
+        random
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+
+    // A mail scanner fetching the link changes nothing; the page shows the first name
+    // and a button, and nothing else of the person.
+    for _ in 0..2 {
+        let (status, page) = open(&app, Method::GET, &link).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Hello Pat,"), "{page}");
+        assert!(page.contains("<form method=\"post\">"), "{page}");
+        assert!(
+            !page.contains("Quartermaine"),
+            "the family name leaked: {page}"
+        );
+        assert!(!page.contains(&once), "the address leaked: {page}");
+    }
+    assert_eq!(
+        accepted_at(&app, &once).await,
+        None,
+        "GET accepted the invite"
+    );
+
+    // The button accepts, once.
+    let (status, page) = open(&app, Method::POST, &link).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Invite accepted"), "{page}");
+    let first = accepted_at(&app, &once).await.expect("accepted");
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'invite.accepted'";
+    assert_eq!(app.count(audited).await, 1);
+
+    // Again: "already used", and no second effect.
+    for method in [Method::POST, Method::GET] {
+        let (status, page) = open(&app, method.clone(), &link).await;
+        assert_eq!(status, 409, "{method} {page}");
+        assert!(page.contains("already used"), "{page}");
+    }
+    assert_eq!(accepted_at(&app, &once).await, Some(first));
+    assert_eq!(app.count(audited).await, 1);
+
+    // An expired link: 410, nothing about the org, and accepting does nothing.
+    let expired = link_to(&app, &late).await;
+    app.db
+        .execute_raw(common::db::stmt(
+            "UPDATE invites SET expires_at = now() - interval '1 minute' WHERE email = $1",
+            [late.clone().into()],
+        ))
+        .await
+        .expect("expiring the invite");
+    for method in [Method::GET, Method::POST] {
+        let (status, page) = open(&app, method.clone(), &expired).await;
+        assert_eq!(status, 410, "{method} {page}");
+        assert!(page.contains("expired"), "{page}");
+        assert!(!page.contains("Acme"), "the org leaked: {page}");
+        assert!(!page.contains("Pat"), "the name leaked: {page}");
+    }
+    assert_eq!(accepted_at(&app, &late).await, None);
+
+    // Unknown tokens, well-formed or not: 404, nothing about any org.
+    let unknown = format!("rst_inv_{}", "A".repeat(43));
+    for path in [unknown.as_str(), "rst_inv_bogus", &"x".repeat(500)] {
+        for method in [Method::GET, Method::POST] {
+            let url = format!("{}/invite/{path}", app.base);
+            let (status, page) = open(&app, method.clone(), &url).await;
+            assert_eq!(status, 404, "{method} {path}");
+            assert!(!page.contains("Acme"), "{page}");
+        }
+    }
+    assert_eq!(app.count(audited).await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM invites WHERE accepted_at IS NOT NULL")
+            .await,
+        1
+    );
+    app.stop().await;
+}
+
+/// MailDev's whole record of the one email to `address`, and its raw source.
+async fn raw_mail(app: &TestApp, address: &str) -> (Value, String) {
+    app.maildev.wait_for(address, 1, MAIL_WAIT).await;
+    for api in ["/api/email", "/email"] {
+        let url = format!("{}{api}", app.maildev.base());
+        let Ok(res) = app.http.get(&url).send().await else {
+            continue;
+        };
+        let Ok(Value::Array(all)) = res.json::<Value>().await else {
+            continue;
+        };
+        let mine: Vec<Value> = all
+            .into_iter()
+            .filter(|m| {
+                m["to"]
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|t| t["address"].as_str() == Some(address)))
+            })
+            .collect();
+        assert_eq!(mine.len(), 1, "one email to {address}");
+        let id = mine[0]["id"].as_str().expect("an id");
+        let source = app
+            .http
+            .get(format!("{url}/{id}/source"))
+            .send()
+            .await
+            .expect("source")
+            .text()
+            .await
+            .expect("source text");
+        return (mine[0].clone(), source);
+    }
+    panic!("cannot read MailDev's API at {}", app.maildev.base());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_addresses_cannot_inject_headers_or_markup() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let evil = app.email("evil");
+
+    // An address with a header in it is refused at the door: 400, nothing stored.
+    for bad in [
+        format!("{}\r\nBcc: {evil}", app.email("crlf")),
+        format!("Eve <{}>", app.email("named")),
+        format!("{}, {evil}", app.email("list")),
+    ] {
+        let mut body = create_user_body(&app.email("refused"), "R", "F");
+        body["emails"] = json!([{"primary": true, "value": bad, "type": "work"}]);
+        let res = acme.scim.post_user(&body).await;
+        assert_eq!(res.status(), 400, "{bad:?}");
+        let err: Value = res.json().await.expect("SCIM error");
+        assert_eq!(err["scimType"], "invalidValue", "{err}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+
+    // Names full of CR/LF, header lines, quotes and markup are only text.
+    let by_display = app.email("display");
+    let mut body = create_user_body(&by_display, "Eve", "Doe");
+    body["displayName"] = json!(format!(
+        "\"Eve\" <e@x.io>\r\nBcc: {evil}\r\nSubject: x\r\n\r\n<script>alert(1)</script>"
+    ));
+    assert_eq!(acme.scim.post_user(&body).await.status(), 201);
+    let by_name = app.email("name");
+    let mut body = create_user_body(&by_name, "<script>alert(2)</script>", "x\nBcc: y");
+    body["name"]["familyName"] = json!(format!("O'Hara\r\nBcc: {evil}\r\nX-Evil: 1"));
+    body.as_object_mut().expect("object").remove("displayName");
+    assert_eq!(acme.scim.post_user(&body).await.status(), 201);
+
+    for (address, script) in [(&by_display, "alert(1)"), (&by_name, "alert(2)")] {
+        let (mail, source) = raw_mail(&app, address).await;
+        let recipients = |field: &str| mail[field].as_array().map_or(0, Vec::len);
+        assert_eq!(recipients("to"), 1, "{mail}");
+        assert_eq!(recipients("cc"), 0, "{mail}");
+        assert_eq!(recipients("bcc"), 0, "{mail}");
+        assert_eq!(recipients("calculatedBcc"), 0, "{mail}");
+        let envelope = mail["envelope"]["to"].as_array().expect("envelope");
+        assert_eq!(envelope.len(), 1, "one SMTP recipient: {mail}");
+        assert_eq!(envelope[0]["address"], address.as_str());
+        assert_eq!(mail["subject"], "You're invited to join Acme on Roster");
+        let headers = mail["headers"].as_object().expect("headers");
+        for injected in ["bcc", "x-evil", "cc"] {
+            assert!(!headers.contains_key(injected), "{injected}: {headers:?}");
+        }
+        // In the raw message, one line each for To and Subject, none for Bcc.
+        let head = source.split("\r\n\r\n").next().expect("a header block");
+        let lines_starting = |name: &str| {
+            head.lines()
+                .filter(|l| l.to_ascii_lowercase().starts_with(name))
+                .count()
+        };
+        assert_eq!(lines_starting("to:"), 1, "{head}");
+        assert_eq!(lines_starting("subject:"), 1, "{head}");
+        assert_eq!(lines_starting("bcc:"), 0, "{head}");
+        assert_eq!(lines_starting("x-evil:"), 0, "{head}");
+        let html = mail["html"].as_str().expect("an HTML part");
+        assert!(
+            html.contains(&format!("&lt;script&gt;{script}&lt;/script&gt;")),
+            "{html}"
+        );
+        assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
+        let text = mail["text"].as_str().expect("a text part");
+        let hello = text.lines().next().expect("a greeting");
+        assert!(hello.starts_with("Hello "), "{text}");
+        assert!(
+            !text.contains("\nBcc:") && !text.contains("\nX-Evil"),
+            "{text}"
+        );
+    }
+    assert!(
+        app.maildev.to(&evil).await.is_empty(),
+        "an injected recipient got mail"
     );
     app.stop().await;
 }

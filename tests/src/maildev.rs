@@ -100,13 +100,17 @@ fn parse(v: &Value) -> Email {
 }
 
 impl Email {
-    /// The first `…/invite/<token>` link in the text part.
+    /// The first `…/invite/<token>` link in the text part (noted for the log scan).
     pub fn invite_link(&self) -> Option<String> {
         let start = self.text.find("http")?;
         let link: String = self.text[start..]
             .chars()
             .take_while(|c| !c.is_whitespace())
             .collect();
-        link.contains("/invite/").then_some(link)
+        let link = link.contains("/invite/").then_some(link)?;
+        if let Some(token) = link.rsplit('/').next() {
+            crate::harness::record_secret(token);
+        }
+        Some(link)
     }
 }

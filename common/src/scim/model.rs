@@ -238,7 +238,14 @@ fn primary_email(emails: Option<&Value>) -> Result<Option<String>, ScimError> {
         let Value::Object(e) = item else {
             return Err(ScimError::invalid_value("each email must be an object"));
         };
-        let value = optional_string(e, "value")?;
+        let value = optional_string(e, "value")?.filter(|v| !v.is_empty());
+        if let Some(v) = &value
+            && !is_email_address(v)
+        {
+            return Err(ScimError::invalid_value(
+                "each email value must be one address, like jane@example.com",
+            ));
+        }
         let primary = take_ci(e, "primary").and_then(parse_bool).unwrap_or(false);
         if primary && value.is_some() {
             return Ok(value);
@@ -248,6 +255,28 @@ fn primary_email(emails: Option<&Value>) -> Result<Option<String>, ScimError> {
         }
     }
     Ok(first)
+}
+
+/// Longest email address accepted (RFC 5321 §4.5.3.1.3 limits a path to 256 octets).
+const MAX_EMAIL_LEN: usize = 254;
+
+/// A plain `local@domain` address: no spaces, control characters, display names, lists or
+/// comments, so nothing sent as an address can become a header or a second recipient.
+pub fn is_email_address(s: &str) -> bool {
+    const SPECIAL: &[char] = &['<', '>', '(', ')', '[', ']', '\\', ',', ';', ':', '"', '@'];
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let clean = |part: &str| {
+        !part.is_empty()
+            && !part.starts_with('.')
+            && !part.ends_with('.')
+            && !part.contains("..")
+            && !part
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || SPECIAL.contains(&c))
+    };
+    s.len() <= MAX_EMAIL_LEN && local.len() <= 64 && clean(local) && clean(domain)
 }
 
 /// What `render_user` needs of a stored user.
@@ -582,6 +611,18 @@ mod tests {
             (json!({"userName": "a\r\nb"}), "CRLF"),
             (json!({"userName": "a", "active": "maybe"}), "bad active"),
             (json!({"userName": "a", "emails": "x"}), "bad emails"),
+            (
+                json!({"userName": "a", "emails": [{"value": "a@b.c\r\nBcc: x@evil.io"}]}),
+                "CRLF in an email",
+            ),
+            (
+                json!({"userName": "a", "emails": [{"value": "Eve <a@b.c>"}]}),
+                "a display name in an email",
+            ),
+            (
+                json!({"userName": "a", "emails": [{"value": "a@b.c, x@evil.io"}]}),
+                "two addresses",
+            ),
             (json!({"userName": "a", "name": []}), "bad name"),
             (json!({"userName": "x".repeat(300)}), "long"),
         ] {
@@ -589,6 +630,37 @@ mod tests {
             assert_eq!(err.status, 400, "{why}");
         }
         assert!(UserInput::from_json(json!([1])).is_err());
+    }
+
+    #[test]
+    fn email_addresses_are_one_plain_address() {
+        for good in [
+            "a@b.c",
+            "jane.doe+okta@example.co.uk",
+            "x@localhost",
+            "é@bücher.de",
+        ] {
+            assert!(is_email_address(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "@b.c",
+            "a@",
+            "a@@b.c",
+            "a b@c.d",
+            "a@b.c\nBcc: e@f.g",
+            "<a@b.c>",
+            "a@b.c>",
+            "\"a\"@b.c",
+            "a@b..c",
+            ".a@b.c",
+            "a@b.c;d@e.f",
+            "a@b.c\u{0}",
+        ] {
+            assert!(!is_email_address(bad), "{bad:?}");
+        }
+        assert!(!is_email_address(&format!("{}@b.c", "a".repeat(65))));
     }
 
     #[test]
