@@ -873,6 +873,15 @@ async fn unauthorised_or_invalid_commands_are_dead_lettered_with_their_reason() 
         "{}",
         reasons["junk-1"]
     );
+    // A dead letter keeps no credential, live or not: only its hint, in a header.
+    for (env, _) in &cases {
+        let shown = dlq::show(&service.conn, &service.topology, &env.id.to_string())
+            .await
+            .expect("dlq show")
+            .expect("dead-lettered");
+        let body = String::from_utf8_lossy(&shown.body);
+        assert!(!body.contains("rst_int_"), "{}: {body}", env.kind);
+    }
 
     // With reply_to, the publisher hears why at once.
     let anon = command("user.create", acme_org, new_user("anon2"), None);

@@ -1,5 +1,8 @@
-//! Dead-lettering with a reason: the message goes unchanged to the dead-letter exchange
-//! with headers naming the error and its original route, then is acked. If that publish
+//! Dead-lettering with a reason: the message goes to the dead-letter exchange with headers
+//! naming the error and its original route, then is acked. It goes unchanged but for an
+//! integration credential, which is taken out of the envelope (its last four characters
+//! stay, in `x-roster-credential-hint`): a dead letter is kept for days and read by
+//! operators, and a live credential must not rest there. If that publish
 //! fails the message is returned to its queue instead, so nothing is lost.
 
 use super::{Publisher, Topology};
@@ -28,12 +31,22 @@ pub async fn dead_letter(
     ] {
         headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
     }
+    let body = match without_credential(&delivery.data) {
+        Some((body, hint)) => {
+            headers.insert(
+                "x-roster-credential-hint".into(),
+                AMQPValue::LongString(LongString::from(hint)),
+            );
+            std::borrow::Cow::Owned(body)
+        }
+        None => std::borrow::Cow::Borrowed(delivery.data.as_slice()),
+    };
     let props = delivery.properties.clone().with_headers(headers);
     let published = publisher
         .publish_raw(
             &topology.dead_letter_exchange(),
             delivery.routing_key.as_str(),
-            &delivery.data,
+            &body,
             props,
             true,
         )
@@ -53,6 +66,21 @@ pub async fn dead_letter(
             false
         }
     }
+}
+
+/// The body without the envelope's `credential`, and the credential's last four
+/// characters; `None` when there is none (or the body is not a JSON object).
+fn without_credential(data: &[u8]) -> Option<(Vec<u8>, String)> {
+    let mut value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let credential = value.as_object_mut()?.remove("credential")?;
+    let credential = credential.as_str().unwrap_or_default();
+    let hint = credential
+        .char_indices()
+        .rev()
+        .nth(3)
+        .map_or("", |(i, _)| &credential[i..])
+        .to_owned();
+    Some((serde_json::to_vec(&value).ok()?, hint))
 }
 
 /// The `queue` metrics label of the queue a delivery came from: commands arrive through
@@ -80,4 +108,22 @@ pub async fn requeue(delivery: &Delivery) {
             ..Default::default()
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credential;
+
+    #[test]
+    fn a_dead_letter_keeps_no_credential() {
+        let body =
+            br#"{"id":"x","type":"user.create","credential":"rst_int_secretABCD","payload":{}}"#;
+        let (stripped, hint) = without_credential(body).expect("a credential to strip");
+        let text = String::from_utf8(stripped).expect("utf-8");
+        assert!(!text.contains("rst_int_"), "{text}");
+        assert!(text.contains(r#""type":"user.create""#), "{text}");
+        assert_eq!(hint, "ABCD");
+        assert!(without_credential(br#"{"id":"x","payload":{}}"#).is_none());
+        assert!(without_credential(b"not json").is_none());
+    }
 }
