@@ -82,16 +82,48 @@ impl std::fmt::Display for AttrPath {
     }
 }
 
-/// The canonical text of a filter: `parse(&f.to_string()) == f`.
+/// The canonical text of a filter: `parse(&f.to_string()) == f` whenever the text fits
+/// `MAX_FILTER_LEN`. Parentheses only where precedence needs them, so the text is never
+/// nested deeper than the filter it was parsed from (a long `and` chain stays flat).
 impl std::fmt::Display for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Filter::Compare { path, op, value } => write!(f, "{path} {op} {value}"),
             Filter::Present(path) => write!(f, "{path} pr"),
-            Filter::And(a, b) => write!(f, "({a} and {b})"),
-            Filter::Or(a, b) => write!(f, "({a} or {b})"),
+            // `and` binds tighter than `or`, and both group to the left.
+            Filter::And(a, b) => write!(f, "{} and {}", Operand(a, 1), Operand(b, 2)),
+            Filter::Or(a, b) => write!(f, "{} or {}", Operand(a, 0), Operand(b, 1)),
             Filter::Not(a) => write!(f, "not ({a})"),
-            Filter::ValuePath { path, filter } => write!(f, "{path}[{filter}]"),
+            // Entra's `emails[type eq "work" or …].value eq "x"`, which would otherwise need
+            // parentheses inside the brackets.
+            Filter::ValuePath { path, filter } => match filter.as_ref() {
+                Filter::And(a, cond)
+                    if matches!(a.as_ref(), Filter::Or(..))
+                        && matches!(cond.as_ref(), Filter::Compare { .. } | Filter::Present(_)) =>
+                {
+                    write!(f, "{path}[{a}].{cond}")
+                }
+                inner => write!(f, "{path}[{inner}]"),
+            },
+        }
+    }
+}
+
+/// A filter as the operand of `and`/`or`, in parentheses unless it binds at least as
+/// tightly as `.1` (0: an `or`, 1: an `and`, 2: a single term).
+struct Operand<'a>(&'a Filter, u8);
+
+impl std::fmt::Display for Operand<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let binds = match self.0 {
+            Filter::Or(..) => 0,
+            Filter::And(..) => 1,
+            _ => 2,
+        };
+        if binds < self.1 {
+            write!(f, "({})", self.0)
+        } else {
+            write!(f, "{}", self.0)
         }
     }
 }
@@ -360,14 +392,25 @@ impl Parser {
                 "false" => CompValue::Bool(false),
                 "null" => CompValue::Null,
                 _ => CompValue::Num(
-                    w.parse::<Number>()
-                        .map_err(|_| ScimError::invalid_filter(format!("bad value {w:?}")))?,
+                    parse_number(&w)
+                        .ok_or_else(|| ScimError::invalid_filter(format!("bad value {w:?}")))?,
                 ),
             },
             _ => return Err(ScimError::invalid_filter("expected a value")),
         };
         Ok(Filter::Compare { path, op, value })
     }
+}
+
+/// A JSON number, fractions rounded correctly: `serde_json` without its `float_roundtrip`
+/// feature may read one unit off in the last place, and a rendered filter would then not
+/// read back as the same number.
+fn parse_number(word: &str) -> Option<Number> {
+    let n = word.parse::<Number>().ok()?;
+    if n.is_f64() {
+        return Number::from_f64(word.parse::<f64>().ok()?);
+    }
+    Some(n)
 }
 
 #[cfg(test)]
@@ -449,6 +492,56 @@ mod tests {
             assert_eq!(err.scim_type.as_deref(), Some("invalidFilter"), "{bad}");
         }
         assert!(parse(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn numbers_read_back_exactly() {
+        // Found by the `filter` fuzz target: read one unit off in the last place, this
+        // rendered as 18.446748147409526, which read back as a different number.
+        for text in [
+            "x le 18.446748147409525809",
+            "x gt 1e-7",
+            "x eq 18446744073709551616",
+        ] {
+            let f = parse(text).expect("parses");
+            assert_eq!(parse(&f.to_string()).expect("parses again"), f, "{text}");
+        }
+        let Filter::Compare {
+            value: CompValue::Num(n),
+            ..
+        } = parse("x le 18.446748147409525809").expect("parses")
+        else {
+            panic!("a comparison")
+        };
+        assert_eq!(n.as_f64(), "18.446748147409525809".parse::<f64>().ok());
+        assert!(parse("x eq 1e400").is_err());
+        assert!(parse("x eq +1").is_err());
+    }
+
+    #[test]
+    fn long_chains_render_flat_and_parse_back() {
+        // Rendered with a pair of parentheses per `and`, this came back "nested too deeply".
+        let text = vec!["a pr"; 40].join(" and ");
+        let f = parse(&text).expect("parses");
+        assert_eq!(f.to_string(), text);
+        let grouped = r#"(a pr or b pr) and not (c pr) and (d pr and (e pr or f pr))"#;
+        let f = parse(grouped).expect("parses");
+        assert_eq!(f.to_string(), grouped);
+        assert_eq!(parse(&f.to_string()).expect("parses again"), f);
+    }
+
+    #[test]
+    fn entra_value_paths_render_without_extra_nesting() {
+        let text = r#"emails[type eq "work" or type eq "home"].value eq "x@y""#;
+        let f = parse(text).expect("parses");
+        assert_eq!(f.to_string(), text);
+        let text = r#"emails[type eq "work"].value eq "x@y""#;
+        let f = parse(text).expect("parses");
+        assert_eq!(
+            f.to_string(),
+            r#"emails[type eq "work" and value eq "x@y"]"#
+        );
+        assert_eq!(parse(&f.to_string()).expect("parses again"), f);
     }
 
     mod properties {
