@@ -6,6 +6,7 @@ pub mod amqp;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod html;
 pub mod mapping;
 pub mod message_schemas;
 pub mod messages;

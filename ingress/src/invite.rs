@@ -132,13 +132,13 @@ fn confirm_page(first_name: Option<&str>, org_name: &str) -> Response {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map_or("Hello,".to_owned(), |n| {
-            format!("Hello {},", escape_html(n))
+            format!("Hello {},", common::html::escape(n))
         });
     let body = format!(
         "<p>{hello}</p><p>{org} invites you to its people directory on Roster.</p>\
          <form method=\"post\"><button type=\"submit\" \
          style=\"font-size:1rem;padding:.5rem 1rem\">Accept the invite</button></form>",
-        org = escape_html(org_name),
+        org = common::html::escape(org_name),
     );
     page(StatusCode::OK, "Accept your invite", &body)
 }
@@ -206,21 +206,6 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         html,
     )
         .into_response()
-}
-
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -106,21 +106,6 @@ pub fn describe_ttl(ttl: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 impl Invite {
     pub fn subject(&self) -> String {
         format!(
@@ -144,16 +129,16 @@ impl Invite {
 
     pub fn html(&self) -> String {
         let hello = self.to_name.as_deref().map_or("Hello,".to_owned(), |n| {
-            format!("Hello {},", escape_html(&single_line(n)))
+            format!("Hello {},", common::html::escape(&single_line(n)))
         });
         format!(
             "<!doctype html><html><body style=\"font-family:sans-serif\">\
              <p>{hello}</p><p>{} uses Roster as its people directory, and your profile is ready.</p>\
              <p><a href=\"{link}\">Accept your invite</a></p>\
              <p style=\"color:#666\">The link works once and expires in {}.</p></body></html>",
-            escape_html(&single_line(&self.org_name)),
-            escape_html(&describe_ttl(self.ttl)),
-            link = escape_html(&self.link),
+            common::html::escape(&single_line(&self.org_name)),
+            common::html::escape(&describe_ttl(self.ttl)),
+            link = common::html::escape(&self.link),
         )
     }
 
