@@ -9,8 +9,8 @@
 use crate::messages::{
     AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DeleteGroup, DeleteUser,
     Envelope, GroupEvent, PUBLIC_COMMANDS, PatchGroup, PatchUser, ReplaceGroup, ReplaceUser, Reply,
-    RevokeIntegration, RotateScimToken, SCHEMA_VERSION, SetMappings, SetProvisioning,
-    SetUserActive, UpdatePerson, UpdateSettings, UserEvent, events,
+    RevokeIntegration, RotateAdminKey, RotateScimToken, SCHEMA_VERSION, SetMappings,
+    SetProvisioning, SetUserActive, UpdatePerson, UpdateSettings, UserEvent, events,
 };
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
@@ -134,6 +134,11 @@ pub fn commands() -> Vec<MessageSchema> {
             "Delete a group (as SCIM `DELETE /Groups/{id}`).",
         ),
         message::<CreateOrg>("org.create", In, "Create a tenant."),
+        message::<RotateAdminKey>(
+            "admin_key.rotate",
+            In,
+            "Replace the org's admin key; the old one stops working at once.",
+        ),
         message::<SetProvisioning>(
             "provisioning.set",
             In,

@@ -117,6 +117,17 @@ pub struct SetProvisioning {
     pub token: Option<NewToken>,
 }
 
+/// Replaces the org's admin key (the admin's own rotation, or the operator's reset of a
+/// leaked one): the old key stops working at once, and `/admin` sessions signed in with it
+/// end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateAdminKey {
+    pub admin_key_hash: TokenHash,
+    /// The operator reset the key (a leaked one), rather than the admin rotating it.
+    #[serde(default)]
+    pub by_operator: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RotateScimToken {
     pub token: NewToken,
@@ -260,6 +271,7 @@ pub const PUBLIC_COMMANDS: &[&str] = &[
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     CreateOrg(CreateOrg),
+    RotateAdminKey(RotateAdminKey),
     SetProvisioning(SetProvisioning),
     RotateScimToken(RotateScimToken),
     UpdateSettings(UpdateSettings),
@@ -284,6 +296,7 @@ impl Command {
     pub fn kind(&self) -> &'static str {
         match self {
             Command::CreateOrg(_) => "org.create",
+            Command::RotateAdminKey(_) => "admin_key.rotate",
             Command::SetProvisioning(_) => "provisioning.set",
             Command::RotateScimToken(_) => "provisioning.rotate_token",
             Command::UpdateSettings(_) => "settings.update",
@@ -315,6 +328,7 @@ impl Command {
         let kind = self.kind();
         let payload = match self {
             Command::CreateOrg(p) => serde_json::to_value(p),
+            Command::RotateAdminKey(p) => serde_json::to_value(p),
             Command::SetProvisioning(p) => serde_json::to_value(p),
             Command::RotateScimToken(p) => serde_json::to_value(p),
             Command::UpdateSettings(p) => serde_json::to_value(p),
@@ -349,6 +363,7 @@ impl Command {
         }
         Ok(match env.kind.as_str() {
             "org.create" => Command::CreateOrg(env.payload_as()?),
+            "admin_key.rotate" => Command::RotateAdminKey(env.payload_as()?),
             "provisioning.set" => Command::SetProvisioning(env.payload_as()?),
             "provisioning.rotate_token" => Command::RotateScimToken(env.payload_as()?),
             "settings.update" => Command::UpdateSettings(env.payload_as()?),
@@ -375,6 +390,7 @@ impl Command {
 /// Every command type, public or Roster's own.
 pub const KNOWN_COMMANDS: &[&str] = &[
     "org.create",
+    "admin_key.rotate",
     "provisioning.set",
     "provisioning.rotate_token",
     "settings.update",

@@ -128,3 +128,84 @@ async fn tokens_are_shown_once_rotated_and_stored_hashed() {
     }
     app.stop().await;
 }
+
+/// The admin key can be replaced — by the admin, or by the operator when it leaked: the new
+/// key works at once, the old one is `401` on the next request, nothing else changes, and
+/// another org is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_keys_are_rotated_by_the_admin_or_reset_by_the_operator() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let globex = app.tenant("Globex").await;
+    let settings = |key: String| {
+        let app = &app;
+        async move {
+            app.admin(Method::GET, "/admin/v1/settings", &key, None)
+                .await
+                .status()
+        }
+    };
+
+    // The admin rotates their own key.
+    let res = app
+        .admin(Method::POST, "/admin/v1/admin-key", &acme.admin_key, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let rotated = res.json::<Value>().await.expect("JSON")["admin_key"]
+        .as_str()
+        .expect("a new key")
+        .to_owned();
+    tests::harness::record_secret(&rotated);
+    assert!(rotated.starts_with("rst_admin_") && rotated != acme.admin_key);
+    assert_eq!(settings(acme.admin_key.clone()).await, 401, "the old key");
+    assert_eq!(settings(rotated.clone()).await, 200, "the new key");
+    // Okta's SCIM token is not the admin key: it keeps working.
+    let found = acme.scim.find_by_user_name("nobody@example.com").await;
+    assert_eq!(found["totalResults"], 0);
+
+    // The operator resets it (a leaked key); only the operator may.
+    let reset_path = format!("/admin/v1/orgs/{}/admin-key", acme.org_id);
+    let res = app.admin(Method::POST, &reset_path, &rotated, None).await;
+    assert_eq!(res.status(), 401, "an admin key is not the operator token");
+    let res = app
+        .admin(Method::POST, &reset_path, &app.operator_token, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let reset = res.json::<Value>().await.expect("JSON")["admin_key"]
+        .as_str()
+        .expect("a new key")
+        .to_owned();
+    tests::harness::record_secret(&reset);
+    assert_eq!(settings(rotated).await, 401);
+    assert_eq!(settings(reset.clone()).await, 200);
+    let unknown = format!("/admin/v1/orgs/{}/admin-key", uuid::Uuid::now_v7());
+    let res = app
+        .admin(Method::POST, &unknown, &app.operator_token, None)
+        .await;
+    assert_eq!(res.status(), 404);
+
+    // Stored as a digest only; Globex untouched; both changes in Acme's activity log.
+    let plain = app
+        .count(&format!(
+            "SELECT count(*) FROM orgs WHERE admin_key_hash = '{reset}'"
+        ))
+        .await;
+    assert_eq!(plain, 0);
+    assert_eq!(settings(globex.admin_key.clone()).await, 200);
+    let activity: Value = app
+        .admin(Method::GET, "/admin/v1/activity?limit=10", &reset, None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let rotations: Vec<&str> = activity
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|e| e["action"] == "admin_key.rotated")
+        .filter_map(|e| e["actor"].as_str())
+        .collect();
+    assert_eq!(rotations, ["operator", "admin"], "newest first");
+    assert!(!activity.to_string().contains("rst_admin_"));
+    app.stop().await;
+}

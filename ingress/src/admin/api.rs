@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
             get(get_provisioning).put(put_provisioning),
         )
         .route("/admin/v1/provisioning/token", post(rotate_token))
+        .route("/admin/v1/admin-key", post(rotate_admin_key))
+        .route("/admin/v1/orgs/{id}/admin-key", post(reset_admin_key))
         .route("/admin/v1/settings", get(get_settings).put(put_settings))
         .route("/admin/v1/mappings", get(get_mappings).put(put_mappings))
         .route("/admin/v1/activity", get(get_activity))
@@ -126,6 +128,29 @@ async fn rotate_token(
 ) -> Result<Json<Value>, ApiError> {
     let token = service::rotate_token(&state, org.0, &request).await?;
     Ok(Json(json!({"token": token})))
+}
+
+/// The admin replaces their own key (`POST /admin/v1/admin-key`).
+async fn rotate_admin_key(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+) -> Result<Json<Value>, ApiError> {
+    let key = service::rotate_admin_key(&state, org.0, &request, false).await?;
+    Ok(Json(json!({"admin_key": key})))
+}
+
+/// The operator resets an org's key, e.g. a leaked one (`POST /admin/v1/orgs/{id}/admin-key`).
+async fn reset_admin_key(
+    State(state): State<AppState>,
+    _op: Operator,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "organisation not found");
+    let org = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let key = service::rotate_admin_key(&state, org, &request, true).await?;
+    Ok(Json(json!({"admin_key": key})))
 }
 
 async fn get_settings(

@@ -10,8 +10,8 @@ use common::{
     db::{reads::org_mapping, stmt},
     mapping::{self, Mapping},
     messages::{
-        Command, CreateIntegration, NewToken, Reply, RevokeIntegration, RotateScimToken,
-        SetMappings, SetProvisioning, UpdatePerson, UpdateSettings,
+        Command, CreateIntegration, NewToken, Reply, RevokeIntegration, RotateAdminKey,
+        RotateScimToken, SetMappings, SetProvisioning, UpdatePerson, UpdateSettings,
     },
     secret::{self, TokenKind},
 };
@@ -108,6 +108,23 @@ pub async fn rotate_token(
     });
     command(state, org, request, cmd).await?;
     Ok(token.plain.expose().clone())
+}
+
+/// Issues a new admin key for the org; the old one stops working at once, and `/admin`
+/// sessions signed in with it end. `by_operator`: the operator's reset of a leaked key.
+pub async fn rotate_admin_key(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    by_operator: bool,
+) -> Result<String, ApiError> {
+    let key = secret::issue(TokenKind::AdminKey);
+    let cmd = Command::RotateAdminKey(RotateAdminKey {
+        admin_key_hash: key.hash.clone(),
+        by_operator,
+    });
+    command(state, org, request, cmd).await?;
+    Ok(key.plain.expose().clone())
 }
 
 /// A newly issued integration credential: the only time `credential` is shown.

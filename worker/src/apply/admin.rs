@@ -7,7 +7,7 @@ use common::{
     db::stmt,
     messages::{
         AcceptInvite, CreateIntegration, CreateOrg, Envelope, NewToken, Reply, RevokeIntegration,
-        RotateScimToken, SetMappings, SetProvisioning, UpdateSettings,
+        RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning, UpdateSettings,
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -180,6 +180,37 @@ pub(super) async fn rotate_token(
             resource_type: "Provisioning",
             resource_id: None,
             detail: json!({"hint": cmd.token.hint}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(200, json!({"rotated": true})))
+}
+
+/// Replaces the org's admin key. The ingress looks the key up by digest on every request
+/// (and checks `/admin` sessions against it), so the old key stops working at commit.
+pub(super) async fn rotate_admin_key(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &RotateAdminKey,
+) -> Result<Reply, DbErr> {
+    if lock_org(tx, org_id).await?.is_none() {
+        return Ok(Reply::error(404, None, "organisation not found"));
+    }
+    tx.execute_raw(stmt(
+        "UPDATE orgs SET admin_key_hash = $2 WHERE id = $1",
+        [org_id.into(), cmd.admin_key_hash.as_str().into()],
+    ))
+    .await?;
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: "admin_key.rotated",
+            resource_type: "Org",
+            resource_id: None,
+            detail: json!({}),
         },
     )
     .await?;

@@ -48,6 +48,7 @@ pub async fn apply(
         Command::CreateOrg(p) => admin::create_org(&tx, env, p).await?,
         Command::SetProvisioning(p) => admin::set_provisioning(&tx, env, org(env), p).await?,
         Command::RotateScimToken(p) => admin::rotate_token(&tx, env, org(env), p).await?,
+        Command::RotateAdminKey(p) => admin::rotate_admin_key(&tx, env, org(env), p).await?,
         Command::UpdateSettings(p) => admin::update_settings(&tx, env, org(env), p).await?,
         Command::SetMappings(p) => admin::set_mappings(&tx, env, org(env), p).await?,
         Command::UpdatePerson(p) => people::update(&tx, ctx, env, org(env), p).await?,
@@ -158,6 +159,7 @@ fn actor(env: &Envelope) -> String {
         Some("invite") => "invitee".to_owned(),
         Some("person") => "employee".to_owned(),
         Some("org") => "operator".to_owned(),
+        Some("admin_key") if env.payload["by_operator"] == true => "operator".to_owned(),
         _ => "admin".to_owned(),
     }
 }
