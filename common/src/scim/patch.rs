@@ -393,8 +393,12 @@ fn set_attr(
                 Value::Array(v) => v,
                 v => vec![v],
             };
+            // One pass over what is there, not one per added value: a group PATCH may add
+            // thousands of members to thousands.
+            let mut present: std::collections::HashSet<String> =
+                existing.iter().map(element_key).collect();
             for v in new {
-                if !existing.iter().any(|e| same_element(e, &v)) {
+                if present.insert(element_key(&v)) {
                     existing.push(v);
                 }
             }
@@ -430,14 +434,12 @@ fn set_attr(
 }
 
 /// Two elements of a multi-valued attribute are the same when equal, or when both carry
-/// the same `value` (members, groups, emails).
-fn same_element(a: &Value, b: &Value) -> bool {
-    if a == b {
-        return true;
-    }
-    match (a.get("value"), b.get("value")) {
-        (Some(x), Some(y)) => x == y && a.get("type") == b.get("type"),
-        _ => false,
+/// the same `value` and `type` (members, groups, emails): the same exactly when their keys
+/// are equal. (serde_json's maps are sorted, so equal values serialise alike.)
+fn element_key(e: &Value) -> String {
+    match e.get("value") {
+        Some(v) => format!("v{v}\u{0}{}", e.get("type").unwrap_or(&Value::Null)),
+        None => format!("w{e}"),
     }
 }
 
@@ -526,9 +528,13 @@ fn apply_filtered(
         .collect();
     match (kind, &t.sub) {
         (OpKind::Remove, None) => {
+            let mut gone = vec![false; items.len()];
+            for &i in &matched {
+                gone[i] = true;
+            }
             let mut i = 0;
             items.retain(|_| {
-                let keep = !matched.contains(&i);
+                let keep = !gone[i];
                 i += 1;
                 keep
             });
@@ -823,6 +829,38 @@ mod tests {
 
     fn group() -> Value {
         json!({"displayName": "G", "members": [{"value": "1", "display": "One"}, {"value": "2"}, {"value": "3"}]})
+    }
+
+    #[test]
+    fn adding_many_members_to_many_skips_only_the_present_ones() {
+        let members: Vec<Value> = (0..20_000)
+            .map(|i| json!({"value": format!("u{i}")}))
+            .collect();
+        let group = json!({"displayName": "Big", "members": members});
+        let added: Vec<Value> = (10_000..30_000)
+            .map(|i| json!({"value": format!("u{i}"), "display": "again"}))
+            .collect();
+        let out = patched(
+            group,
+            &GROUP,
+            ops(json!([{"op": "add", "path": "members", "value": added}])),
+        )
+        .expect("patched");
+        let members = out["members"].as_array().expect("members");
+        assert_eq!(members.len(), 30_000, "10 000 already there are skipped");
+        let typed = patched(
+            json!({"userName": "a", "emails": [{"value": "a@b.c", "type": "work"}]}),
+            &USER,
+            ops(json!([{"op": "add", "path": "emails", "value": [
+                {"value": "a@b.c", "type": "home"}, {"value": "a@b.c", "type": "work", "primary": true}
+            ]}])),
+        )
+        .expect("patched");
+        assert_eq!(
+            typed["emails"].as_array().map(Vec::len),
+            Some(2),
+            "same value, other type: kept"
+        );
     }
 
     #[test]
