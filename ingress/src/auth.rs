@@ -22,6 +22,8 @@ use uuid::Uuid;
 pub(crate) struct Attempt<'a> {
     state: &'a AppState,
     addr: IpAddr,
+    /// Set when the address is over its failure budget but was let try (`lenient`).
+    over_budget: Option<Duration>,
 }
 
 impl<'a> Attempt<'a> {
@@ -34,7 +36,25 @@ impl<'a> Attempt<'a> {
             .inspect_err(|wait| {
                 tracing::warn!(client = %addr, retry_after_s = wait.as_secs(), "too many failed authentications; refused");
             })?;
-        Ok(Self { state, addr })
+        Ok(Self {
+            state,
+            addr,
+            over_budget: None,
+        })
+    }
+
+    /// Admits an attempt even from an address over its budget, remembering that it is.
+    /// For SCIM tokens: Okta calls from a few egress addresses that every Okta tenant
+    /// shares, so a stranger's tenant sending wrong tokens must not lock every org's Okta
+    /// out. A valid token still passes (256 random bits: failures teach a guesser
+    /// nothing); a wrong one from an address over budget is answered `429`.
+    pub(crate) fn lenient(state: &'a AppState, addr: IpAddr) -> Self {
+        let over_budget = state.auth_failures.check(addr, Instant::now()).err();
+        Self {
+            state,
+            addr,
+            over_budget,
+        }
     }
 
     /// The presented secret was wrong: count it against the address.
@@ -109,16 +129,16 @@ impl FromRequestParts<AppState> for ScimOrg {
             ScimApiError::new(401, None, "a valid SCIM bearer token is required").into_response()
         };
         let token = bearer(parts).ok_or_else(unauthorized)?;
-        let attempt =
-            Attempt::start(state, client_addr(parts, &state.settings)).map_err(scim_throttled)?;
+        let attempt = Attempt::lenient(state, client_addr(parts, &state.settings));
         let sql = "SELECT t.org_id, t.token_hash AS hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
                    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled";
         let found = org_for_secret(state, sql, token)
             .await
             .map_err(|e| ScimApiError::from(e).into_response())?;
         let Some(org) = found else {
+            let over_budget = attempt.over_budget;
             attempt.failed();
-            return Err(unauthorized());
+            return Err(over_budget.map_or_else(unauthorized, scim_throttled));
         };
         state.limiter.check(org).map_err(|wait| {
             ScimApiError::new(

@@ -63,6 +63,8 @@ struct FailureState {
     /// Failures per address in that address's current window.
     addresses: std::collections::HashMap<IpAddr, Window>,
     global: Option<Window>,
+    /// When expired addresses were last swept out of a full table.
+    swept: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -103,7 +105,10 @@ impl AuthFailures {
         {
             return Err(remaining(w));
         }
-        if let (Some(_), Some(g)) = (mine, state.global.as_ref().filter(|g| live(g)))
+        // The backstop refuses addresses that failed lately — and, once the table is too
+        // full to track another address, every address (so filling it is no way around).
+        let suspect = mine.is_some() || state.addresses.len() >= MAX_TRACKED;
+        if let (true, Some(g)) = (suspect, state.global.as_ref().filter(|g| live(g)))
             && self.global > 0
             && g.failures >= self.global
         {
@@ -134,9 +139,17 @@ impl AuthFailures {
             failures: 0,
         }));
         if state.addresses.len() >= MAX_TRACKED && !state.addresses.contains_key(&key) {
-            state
-                .addresses
-                .retain(|_, w| now.saturating_duration_since(w.started) < window);
+            // Sweeping 100 000 entries under the lock on every failure would slow every
+            // authentication: at most once a second.
+            if state
+                .swept
+                .is_none_or(|at| now.saturating_duration_since(at) >= SECOND)
+            {
+                state.swept = Some(now);
+                state
+                    .addresses
+                    .retain(|_, w| now.saturating_duration_since(w.started) < window);
+            }
             if state.addresses.len() >= MAX_TRACKED {
                 return;
             }
@@ -175,7 +188,15 @@ fn bucket(addr: IpAddr) -> IpAddr {
 /// parses (the one the ingress's own proxy appended), else the TCP peer's.
 pub fn client_addr(parts: &Parts, settings: &common::Settings) -> IpAddr {
     let from_header = settings.client_ip_header.as_deref().and_then(|name| {
-        let value = parts.headers.get(name)?.to_str().ok()?;
+        // The last line of the header, and its last entry: what the proxy itself added
+        // (a client can send its own lines and entries before it).
+        let value = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .next_back()?
+            .to_str()
+            .ok()?;
         let last = value.rsplit(',').next()?.trim();
         last.parse::<IpAddr>()
             .ok()
@@ -250,6 +271,22 @@ mod tests {
             l.check(ip("198.51.100.1"), t0 + Duration::from_secs(60))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_full_table_is_no_way_around_the_backstop() {
+        let l = AuthFailures::new(10, 1000);
+        let t0 = Instant::now();
+        for i in 0..u32::try_from(MAX_TRACKED).expect("fits") {
+            l.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), t0);
+        }
+        let fresh = ip("203.0.113.9");
+        assert!(
+            l.check(fresh, t0).is_err(),
+            "with the table full of guessers, the backstop covers every address"
+        );
+        l.failed(fresh, t0);
+        assert!(l.check(fresh, t0 + Duration::from_secs(60)).is_ok());
     }
 
     #[test]

@@ -882,6 +882,28 @@ async fn unauthorised_or_invalid_commands_are_dead_lettered_with_their_reason() 
         let body = String::from_utf8_lossy(&shown.body);
         assert!(!body.contains("rst_int_"), "{}: {body}", env.kind);
     }
+    // And Roster does not replay another service's command as its own.
+    let credentialed = cases
+        .iter()
+        .find(|(env, _)| env.credential.is_some())
+        .map(|(env, _)| env.id.to_string())
+        .expect("a case with a credential");
+    let report = dlq::replay(
+        &service.conn,
+        &service.topology,
+        &dlq::Selection::Id(credentialed.clone()),
+    )
+    .await
+    .expect("dlq replay");
+    assert!(report.replayed.is_empty(), "{:?}", report.replayed);
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|(id, why)| *id == credentialed && why.contains("integration")),
+        "{:?}",
+        report.skipped
+    );
 
     // With reply_to, the publisher hears why at once.
     let anon = command("user.create", acme_org, new_user("anon2"), None);

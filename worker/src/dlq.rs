@@ -722,6 +722,20 @@ async fn replay_one(
             "its original route {route} is the dead-letter exchange itself"
         )));
     }
+    let from_integration = d
+        .properties
+        .headers()
+        .as_ref()
+        .is_some_and(|h| h.inner().contains_key("x-roster-credential-hint"));
+    if from_integration {
+        // Its credential was taken out when it was dead-lettered, and Roster will not
+        // republish another service's command as its own.
+        return Ok(Err(
+            "an integration's command (its credential is not kept): the integration must \
+             publish it again"
+                .into(),
+        ));
+    }
     let published = publisher
         .publish_raw(
             &route.exchange,
@@ -868,8 +882,8 @@ pub fn write_shown(out: &mut impl Write, shown: &Shown) -> std::io::Result<()> {
     }
 }
 
-/// An integration's credential stays in the message (a replay needs it) but is never
-/// printed.
+/// A credential is never printed (the worker takes it out of what it dead-letters; a
+/// message the broker dead-lettered itself may still carry one).
 fn redact_credential(envelope: &mut Value) {
     if let Some(c) = envelope.get_mut("credential").filter(|c| !c.is_null()) {
         *c = Value::String("[redacted]".into());

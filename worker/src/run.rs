@@ -226,7 +226,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             match failed_outcome(&reply).filter(|_| caller == Caller::Integration && unanswered) {
                 // Another service's fire-and-forget command failed: with nobody waiting for
                 // the reply, the dead-letter queue is where the failure shows. Its id is
-                // stored, so a replay answers the same without a second effect.
+                // stored, so the same command published again has no second effect.
                 Some(reason) => {
                     tracing::warn!(reason = %reason, "integration command failed; dead-lettered");
                     let dead =

@@ -42,7 +42,7 @@ pub async fn apply(
         .await?;
     if claimed.is_none() {
         tx.rollback().await?;
-        return stored_reply(db, env.id).await;
+        return stored_reply(db, env.id, env.org_id).await;
     }
     let reply = match cmd {
         Command::CreateOrg(p) => admin::create_org(&tx, env, p).await?,
@@ -80,13 +80,29 @@ fn org(env: &Envelope) -> Uuid {
     env.org_id.unwrap_or_default()
 }
 
-async fn stored_reply(db: &DatabaseConnection, command_id: Uuid) -> Result<Reply, DbErr> {
+/// The reply stored for a command id — only to the same org: now that other services
+/// choose command ids, one org must not read another's answer by reusing its id.
+async fn stored_reply(
+    db: &DatabaseConnection,
+    command_id: Uuid,
+    org_id: Option<Uuid>,
+) -> Result<Reply, DbErr> {
     let row = db
         .query_one_raw(stmt(
-            "SELECT reply FROM processed_commands WHERE command_id = $1",
-            [command_id.into()],
+            "SELECT reply, org_id IS NOT DISTINCT FROM $2 AS same_org \
+             FROM processed_commands WHERE command_id = $1",
+            [command_id.into(), org_id.into()],
         ))
         .await?;
+    if let Some(r) = &row
+        && !r.try_get::<bool>("", "same_org")?
+    {
+        return Ok(Reply::error(
+            409,
+            None,
+            "this command id was already used by another command",
+        ));
+    }
     let stored: Option<Json> = match row {
         Some(r) => r.try_get("", "reply")?,
         None => None,
