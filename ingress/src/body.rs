@@ -51,17 +51,6 @@ pub fn json_depth(bytes: &[u8], limit: usize) -> usize {
     deepest
 }
 
-/// Whether any string in `value`, key or value, holds a NUL character. Recursion is
-/// bounded by `MAX_JSON_DEPTH`, checked before parsing.
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// Checks and parses a body's bytes.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ScimApiError> {
     let syntax = |detail: String| ScimApiError::new(400, Some("invalidSyntax"), detail);
@@ -81,7 +70,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ScimApiError> {
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| syntax(format!("the body is not valid JSON: {e}")))?;
-    if has_nul(&value) {
+    if common::scim::model::has_nul(&value) {
         return Err(ScimApiError::new(
             400,
             Some("invalidValue"),

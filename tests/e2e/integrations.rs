@@ -838,6 +838,16 @@ async fn unauthorised_or_invalid_commands_are_dead_lettered_with_their_reason() 
             "command failed: 400 invalidValue: userName is required",
         ),
         (
+            // PostgreSQL cannot store a NUL: refused as invalid, not a database failure.
+            command(
+                "user.create",
+                acme_org,
+                json!({"resource": {"userName": "nul\u{0}@example.com"}}),
+                Some(&acme_credential),
+            ),
+            "command failed: 400 invalidValue: a NUL character",
+        ),
+        (
             command(
                 "user.deactivate",
                 acme_org,

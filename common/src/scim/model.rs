@@ -31,9 +31,31 @@ pub struct UserInput {
     pub resource: Map<String, Value>,
 }
 
+/// Whether any string in `value`, key or value, holds a NUL character — which PostgreSQL
+/// cannot store, so a resource holding one is refused before it reaches the database,
+/// whether it came over HTTP or as another service's command.
+pub fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn refuse_nul(value: &Value) -> Result<(), ScimError> {
+    if has_nul(value) {
+        return Err(ScimError::invalid_value(
+            "a NUL character (\\u0000) is in the resource; no attribute may contain one",
+        ));
+    }
+    Ok(())
+}
+
 impl UserInput {
     /// Validates a request body. Attribute names are matched case-insensitively.
     pub fn from_json(body: Value) -> Result<Self, ScimError> {
+        refuse_nul(&body)?;
         let Value::Object(obj) = body else {
             return Err(ScimError::invalid_syntax("a User must be a JSON object"));
         };
@@ -354,6 +376,7 @@ pub struct GroupInput {
 
 impl GroupInput {
     pub fn from_json(body: Value) -> Result<Self, ScimError> {
+        refuse_nul(&body)?;
         let Value::Object(obj) = body else {
             return Err(ScimError::invalid_syntax("a Group must be a JSON object"));
         };
@@ -509,6 +532,21 @@ mod tests {
             "password": "xK3!placeholder",
             "active": true
         })
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_for_users_and_groups() {
+        for body in [
+            json!({"userName": "a\u{0}b"}),
+            json!({"userName": "a", "name": {"givenName": "x\u{0}"}}),
+            json!({"userName": "a", "x\u{0}": 1}),
+        ] {
+            let e = UserInput::from_json(body).expect_err("NUL");
+            assert_eq!(e.scim_type.as_deref(), Some("invalidValue"));
+        }
+        let e = GroupInput::from_json(json!({"displayName": "g\u{0}"})).expect_err("NUL");
+        assert_eq!(e.scim_type.as_deref(), Some("invalidValue"));
+        assert!(UserInput::from_json(json!({"userName": "a"})).is_ok());
     }
 
     #[test]
