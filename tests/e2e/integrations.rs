@@ -958,6 +958,26 @@ async fn unauthorised_or_invalid_commands_are_dead_lettered_with_their_reason() 
     // An answered failure is not dead-lettered: the publisher has it.
     assert_eq!(dead_letters(&service, 0).await.len(), cases.len() + 1 + 3);
 
+    // A refused command whose reply_to names one of Roster's own queues is not answered
+    // there: the reply would be published as Roster's broker user.
+    let sneaky = command("user.create", acme_org, new_user("sneaky"), None);
+    let props = lapin::BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(sneaky.id.to_string().into())
+        .with_reply_to(service.topology.dead_letter_queue().into());
+    service
+        .send_raw("user.create", &sneaky.to_bytes(), props)
+        .await;
+    dead_letters(&service, cases.len() + 1 + 3 + 1).await;
+    // A reply would follow the dead letter at once (it is sent once that is confirmed).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let letters = dead_letters(&service, 0).await;
+    assert_eq!(
+        letters.len(),
+        cases.len() + 1 + 3 + 1,
+        "the refused command, and no reply beside it: {letters:#?}"
+    );
+
     // Nothing changed: no user, event or audit entry; Globex's user untouched.
     assert_eq!(footprint(&app).await, before);
     let globex_after = globex.scim.get_user(&globex_user).await;
@@ -979,7 +999,7 @@ async fn unauthorised_or_invalid_commands_are_dead_lettered_with_their_reason() 
             .sum()
     };
     assert_eq!(refused("credential"), 4.0, "{metrics}");
-    assert_eq!(refused("unauthenticated"), 2.0);
+    assert_eq!(refused("unauthenticated"), 3.0);
     assert_eq!(refused("not_public"), 2.0);
     assert_eq!(refused("unknown_type"), 1.0);
     assert_eq!(refused("invalid"), 2.0);

@@ -238,7 +238,8 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                     }
                 }
                 None => {
-                    send_reply(&shared, &delivery, &env.correlation_id, &reply).await;
+                    let trusted = caller == Caller::Roster;
+                    send_reply(&shared, &delivery, &env.correlation_id, &reply, trusted).await;
                     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                         tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered from its stored result");
                     }
@@ -322,17 +323,30 @@ async fn refuse(
     // Only once: a message that went back to its queue is refused again on redelivery.
     if dead {
         let correlation_id = env.map_or("", |e| e.correlation_id.as_str());
-        send_reply(shared, delivery, correlation_id, &refusal.reply()).await;
+        send_reply(shared, delivery, correlation_id, &refusal.reply(), false).await;
     }
     dead_outcome(dead)
 }
 
 /// Sends the reply to `reply_to` (default exchange), if the publisher asked for one. A
 /// lost reply only costs the caller its answer; the effect is committed.
-async fn send_reply(shared: &Shared, delivery: &Delivery, correlation_id: &str, reply: &Reply) {
+/// Only Roster's own commands may be answered into Roster's own queues (`trusted`): a
+/// reply is published as Roster's broker user, and another service must not use it to
+/// write into the commands or mailer queue or an ingress's reply queue.
+async fn send_reply(
+    shared: &Shared,
+    delivery: &Delivery,
+    correlation_id: &str,
+    reply: &Reply,
+    trusted: bool,
+) {
     let Some(reply_to) = delivery.properties.reply_to().as_ref() else {
         return;
     };
+    if !trusted && shared.topology.owns(reply_to.as_str()) {
+        tracing::warn!(reply_to = %reply_to, "reply_to names one of Roster's own queues; not answered");
+        return;
+    }
     let mut props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_headers(correlation_headers(correlation_id));

@@ -87,6 +87,14 @@ impl Topology {
     pub fn commands_exchange(&self) -> String {
         format!("{}.commands", self.prefix)
     }
+    /// Whether `queue` is one of Roster's own (named under its prefix): another service's
+    /// `reply_to` must not make the worker publish into one.
+    pub fn owns(&self, queue: &str) -> bool {
+        queue
+            .strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.starts_with('.'))
+    }
+
     pub fn commands_queue(&self) -> String {
         format!("{}.commands", self.prefix)
     }
@@ -293,6 +301,8 @@ mod tests {
         assert_eq!(t.mailer_queue(), "t1.mailer");
         assert_eq!(t.dead_letter_queue(), "t1.dead-letter");
         assert_eq!(t.reply_queue("abc"), "t1.reply.abc");
+        assert!(t.owns("t1.commands") && t.owns("t1.reply.abc"));
+        assert!(!t.owns("t10.commands") && !t.owns("hr-sync.replies") && !t.owns("t1"));
         let t = t.with_retry_delays(&[Duration::from_secs(1), Duration::from_secs(5)]);
         assert_eq!(t.retry_attempts(), 2);
         assert_eq!(
