@@ -562,3 +562,39 @@ async fn slow_and_oversized_headers_are_cut_off() {
     still_serving(&app, &acme.scim, "after-headers").await;
     app.stop().await;
 }
+
+/// An `externalId` too long for its index is bad input (400), not a database failure that
+/// would leave Okta waiting and retrying; the longest allowed one, in 4-byte characters,
+/// is stored — users and groups alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_ids_are_bounded_to_what_their_index_holds() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let okta = &acme.scim;
+    let before = snapshot(&app, &acme.org_id).await;
+    // Random, so PostgreSQL cannot compress the index entry below its limit.
+    let random: String = (0..3000)
+        .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+        .collect();
+    let mut body = create_user_body(&app.email("long"), "Long", "Id");
+    body["externalId"] = json!(random);
+    assert_scim_error(okta.post_user(&body).await, 400, Some("invalidValue")).await;
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                       "displayName": "Long", "externalId": random});
+    let res = okta.send_json(Method::POST, "/Groups", &group).await;
+    assert_scim_error(res, 400, Some("invalidValue")).await;
+    assert_eq!(
+        snapshot(&app, &acme.org_id).await,
+        before,
+        "nothing changed"
+    );
+
+    let widest = "😀".repeat(common::scim::model::MAX_EXTERNAL_ID_LEN);
+    let mut body = create_user_body(&app.email("wide"), "Wide", "Id");
+    body["externalId"] = json!(widest);
+    let res = okta.post_user(&body).await;
+    assert_eq!(res.status(), 201);
+    let stored: Value = res.json().await.expect("JSON");
+    assert_eq!(stored["externalId"], json!(widest));
+    app.stop().await;
+}

@@ -83,7 +83,7 @@ impl UserInput {
                 parse_bool(v).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?
             }
         };
-        let external_id = optional_string(&obj, "externalId")?;
+        let external_id = external_id(&obj)?;
         let display_name = optional_string(&obj, "displayName")?;
         let (given_name, family_name) = match take_ci(&obj, "name") {
             None | Some(Value::Null) => (None, None),
@@ -239,6 +239,24 @@ fn take_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
+}
+
+/// Longest `externalId` (characters). It is indexed, and PostgreSQL refuses an index entry
+/// over ~2.7 kB — a longer one would fail in the database rather than as bad input.
+/// Okta's ids are 20 characters, Entra's 36.
+pub const MAX_EXTERNAL_ID_LEN: usize = 512;
+
+fn external_id(obj: &Map<String, Value>) -> Result<Option<String>, ScimError> {
+    let id = optional_string(obj, "externalId")?;
+    if id
+        .as_ref()
+        .is_some_and(|x| x.chars().count() > MAX_EXTERNAL_ID_LEN)
+    {
+        return Err(ScimError::invalid_value(format!(
+            "externalId is longer than {MAX_EXTERNAL_ID_LEN} characters"
+        )));
+    }
+    Ok(id)
 }
 
 fn optional_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, ScimError> {
@@ -407,7 +425,7 @@ impl GroupInput {
             )));
         }
         obj.insert("displayName".into(), Value::String(display_name.clone()));
-        let external_id = optional_string(&obj, "externalId")?;
+        let external_id = external_id(&obj)?;
         let members = match obj.remove("members") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
@@ -532,6 +550,19 @@ mod tests {
             "password": "xK3!placeholder",
             "active": true
         })
+    }
+
+    #[test]
+    fn an_external_id_fits_its_index() {
+        let long = "x".repeat(MAX_EXTERNAL_ID_LEN + 1);
+        let e = UserInput::from_json(json!({"userName": "a", "externalId": long}))
+            .expect_err("too long");
+        assert_eq!(e.scim_type.as_deref(), Some("invalidValue"));
+        let e = GroupInput::from_json(json!({"displayName": "g", "externalId": long}))
+            .expect_err("too long");
+        assert_eq!(e.scim_type.as_deref(), Some("invalidValue"));
+        let fits = "é".repeat(MAX_EXTERNAL_ID_LEN);
+        assert!(UserInput::from_json(json!({"userName": "a", "externalId": fits})).is_ok());
     }
 
     #[test]
