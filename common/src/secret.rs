@@ -76,12 +76,23 @@ impl TokenHash {
     }
 }
 
+/// A token's last four characters, to tell tokens apart without revealing them (empty for
+/// one shorter than that: showing it would show all of it).
+pub fn hint(token: &str) -> String {
+    token
+        .char_indices()
+        .rev()
+        .nth(3)
+        .map_or("", |(i, _)| &token[i..])
+        .to_owned()
+}
+
 /// Issues a 256-bit random token of the given kind.
 pub fn issue(kind: TokenKind) -> IssuedToken {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let plain = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes));
-    let hint = plain[plain.len() - 4..].to_owned();
+    let hint = hint(&plain);
     IssuedToken {
         hash: TokenHash::of(&plain),
         plain: Secret::new(plain),

@@ -73,13 +73,7 @@ pub async fn dead_letter(
 fn without_credential(data: &[u8]) -> Option<(Vec<u8>, String)> {
     let mut value: serde_json::Value = serde_json::from_slice(data).ok()?;
     let credential = value.as_object_mut()?.remove("credential")?;
-    let credential = credential.as_str().unwrap_or_default();
-    let hint = credential
-        .char_indices()
-        .rev()
-        .nth(3)
-        .map_or("", |(i, _)| &credential[i..])
-        .to_owned();
+    let hint = crate::secret::hint(credential.as_str().unwrap_or_default());
     Some((serde_json::to_vec(&value).ok()?, hint))
 }
 
