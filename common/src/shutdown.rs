@@ -65,6 +65,14 @@ impl<T: Send + 'static> TaskGuard<T> {
             None => None,
         }
     }
+
+    /// Waits for the task to end by itself for at most `limit`, then aborts it (`None`).
+    pub async fn join_within(mut self, limit: std::time::Duration) -> Option<T> {
+        let handle = self.0.as_mut()?;
+        let ended = tokio::time::timeout(limit, handle).await.ok()?;
+        self.0 = None;
+        ended.ok()
+    }
 }
 
 impl<T> Drop for TaskGuard<T> {

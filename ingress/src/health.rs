@@ -1,4 +1,5 @@
-//! `/healthz` (alive) and `/readyz` (PostgreSQL and RabbitMQ reachable) for the ingress.
+//! `/healthz` (alive) and `/readyz` (PostgreSQL reachable; commands can be published and
+//! their replies received) for the ingress.
 
 use crate::app::AppState;
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
@@ -12,7 +13,7 @@ pub fn router() -> Router<AppState> {
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = state.db.ping().await.is_ok();
-    let broker = state.amqp.is_connected();
+    let broker = state.rpc.is_ready();
     let ready = db && broker;
     (
         if ready {

@@ -10,7 +10,7 @@ use common::{
     Settings,
     amqp::{
         Publisher, Topology,
-        consume::{ConsumeOptions, Ended, consume_until},
+        consume::{ConsumeOptions, Ended, ack, consume_until},
         dead_letter::dead_letter,
         link::Link,
         retry::retry_later,
@@ -21,7 +21,7 @@ use common::{
     metrics::{INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED},
     secret::{self, TokenKind},
 };
-use lapin::{message::Delivery, options::BasicAckOptions};
+use lapin::message::Delivery;
 use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use std::{
@@ -132,6 +132,7 @@ impl Mailer {
                 self.link.reconnect().await;
                 continue;
             };
+            let watch = vec![publisher.channel().clone()];
             let shared = Arc::new(Shared {
                 db: self.db.clone(),
                 publisher,
@@ -151,6 +152,7 @@ impl Mailer {
                     prefetch: self.prefetch,
                     concurrency: usize::from(self.prefetch),
                     consuming: consuming.clone(),
+                    watch,
                 },
                 shutdown.as_mut(),
                 |delivery| handle(shared.clone(), delivery),
@@ -198,7 +200,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     span.record("user_id", tracing::field::display(event.user_id));
     span.record("correlation_id", env.correlation_id.as_str());
     if env.kind != events::USER_CREATED {
-        let _ = delivery.ack(BasicAckOptions::default()).await;
+        let _ = ack(&delivery).await;
         return;
     }
 
@@ -227,7 +229,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                     tracing::info!(reason = why, "no invite sent");
                 }
             }
-            let _ = delivery.ack(BasicAckOptions::default()).await;
+            let _ = ack(&delivery).await;
         }
         Err(e) if e.is_transient() => {
             metrics::counter!(INVITES_FAILED, "reason" => "transient", "prefix" => shared.prefix.clone())

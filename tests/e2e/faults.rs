@@ -279,6 +279,95 @@ async fn broker_connections_dropped_under_load_lose_nothing_and_recover() {
     app.stop().await;
 }
 
+/// A partition RabbitMQ notices late: the services' side of every connection drops while
+/// the broker keeps its side for 30 s, and with it the ingress's exclusive reply queue
+/// (lapin's recovery cannot declare it again while it is held) and the deliveries the
+/// worker and mailer had not acknowledged. The services must answer creates again, with
+/// the worker's reply, on connections of their own well before the broker lets go; and
+/// once it does, nothing is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_the_broker_notices_late_loses_nothing_and_recovers() {
+    let app = fault_stack().await;
+    let acme = app.tenant("Acme").await;
+    let okta = acme.scim.clone();
+    let batch = names(&app, 60, "partition");
+    let load = tokio::spawn(async move { load(&okta, batch, 12).await });
+    until_users(&app, 10).await;
+    let hold = Duration::from_secs(30);
+    let severed = Instant::now();
+    app.sever_broker_connections(hold);
+    // A create answered by the worker (201, not found by Okta's lookup after a 503: reads
+    // do not need the broker) while the broker still holds the old connections.
+    let mut during = Vec::new();
+    loop {
+        let name = app.email(&format!("during{:02}", during.len()));
+        let outcome = okta_create(&acme.scim, &name).await;
+        let answered = matches!(outcome, Outcome::Created(_));
+        during.push((name, outcome));
+        if answered {
+            break;
+        }
+        assert!(
+            severed.elapsed() < hold,
+            "no create was answered while the broker held the old connections"
+        );
+    }
+    assert!(
+        severed.elapsed() < hold,
+        "a create was answered only after the broker let go of the old connections ({:?})",
+        severed.elapsed()
+    );
+    let mut results = load.await.expect("load");
+    results.extend(during);
+    // Once the broker lets go, what the old connections held is delivered again.
+    tokio::time::sleep((hold + Duration::from_secs(3)).saturating_sub(severed.elapsed())).await;
+    assert_consistent(&app, &results).await;
+    assert_one_invite_each(&app, Duration::from_secs(90)).await;
+    app.stop().await;
+}
+
+/// Someone deletes the events exchange (a cleanup by hand gone wrong): the worker's next
+/// event publish makes the broker close that channel (404), and lapin does not reopen a
+/// channel the broker closed. The worker must notice, reconnect, declare its topology
+/// again (the exchange and the mailer queue's binding), and publish what waited in the
+/// outbox: the invites still go out, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_events_exchange_is_declared_again_and_no_event_waits_forever() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let conn = lapin::Connection::connect(
+        &app.settings_amqp_direct(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .expect("connecting to RabbitMQ");
+    let channel = conn.create_channel().await.expect("channel");
+    let exchange = common::amqp::Topology::from_settings(&app.settings).events_exchange();
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await
+        .expect("deleting the events exchange");
+    for p in names(&app, 3, "exchange") {
+        assert!(matches!(
+            okta_create(&acme.scim, &p).await,
+            Outcome::Created(_)
+        ));
+    }
+    assert_eq!(
+        app.wait_count(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            0,
+            Duration::from_secs(60)
+        )
+        .await,
+        0,
+        "events still wait in the outbox"
+    );
+    assert_one_invite_each(&app, Duration::from_secs(60)).await;
+    let _ = conn.close(200, "done".into()).await;
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_delays_commands_without_partial_writes() {
     let app = fault_stack().await;

@@ -360,6 +360,15 @@ impl TestApp {
         }
     }
 
+    /// Drops the services' side of every broker connection while RabbitMQ keeps its side,
+    /// and what it owns, for `hold`: a partition the broker notices only then.
+    pub fn sever_broker_connections(&self, hold: Duration) {
+        self.amqp_proxy.sever(hold);
+        for p in self.tasks.iter().filter_map(|s| s.amqp.as_ref()) {
+            p.sever(hold);
+        }
+    }
+
     /// Stops the running workers (as SIGTERM would) and checks they exited cleanly.
     pub async fn stop_worker(&mut self) {
         let (workers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)

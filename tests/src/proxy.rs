@@ -1,5 +1,6 @@
 //! A TCP proxy in front of a real service, for fault injection that touches one test only:
-//! cut every open connection (a broker or database restart, as the client sees it), or
+//! cut every open connection (a broker or database restart, as the client sees it), sever
+//! only the client's side of them (a network partition the server has not noticed yet), or
 //! refuse new ones for a while (an outage).
 
 use std::{
@@ -8,6 +9,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -19,6 +21,9 @@ pub struct Proxy {
     refusing: Arc<AtomicBool>,
     /// Bumped to cut every connection open at that moment.
     generation: watch::Sender<u64>,
+    /// Set to drop the client side of every connection open at that moment, keeping the
+    /// server side for the duration it holds.
+    severed: watch::Sender<Duration>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -31,8 +36,9 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let refusing = Arc::new(AtomicBool::new(false));
         let (generation, _) = watch::channel(0u64);
+        let (severed, _) = watch::channel(Duration::ZERO);
         let upstream = upstream.to_owned();
-        let (refuse, gen_tx) = (refusing.clone(), generation.clone());
+        let (refuse, gen_tx, sever_tx) = (refusing.clone(), generation.clone(), severed.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if refuse.load(Ordering::SeqCst) {
@@ -41,6 +47,7 @@ impl Proxy {
                 }
                 let upstream = upstream.clone();
                 let mut cut = gen_tx.subscribe();
+                let mut sever = sever_tx.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
                         return;
@@ -48,6 +55,16 @@ impl Proxy {
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut.changed() => {}
+                        _ = sever.changed() => {
+                            // The client sees its connection end; the server keeps its
+                            // side, silent, for the hold or until the next cut.
+                            drop(inbound);
+                            let hold = *sever.borrow();
+                            tokio::select! {
+                                () = tokio::time::sleep(hold) => {}
+                                _ = cut.changed() => {}
+                            }
+                        }
                     }
                 });
             }
@@ -56,6 +73,7 @@ impl Proxy {
             addr,
             refusing,
             generation,
+            severed,
             accept,
         }
     }
@@ -67,6 +85,14 @@ impl Proxy {
     /// Drops every connection open now (new ones are still accepted).
     pub fn cut(&self) {
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Drops the client side of every connection open now and keeps the server side open
+    /// and silent for `hold` (or until the next `cut`): for that long the server still
+    /// holds what those connections owned (exclusive queues, unacknowledged deliveries)
+    /// while the clients reconnect, as before a missed-heartbeat timeout.
+    pub fn sever(&self, hold: Duration) {
+        self.severed.send_modify(|h| *h = hold);
     }
 
     /// Refuses (accepts and drops) new connections while `true`.

@@ -14,7 +14,7 @@ use common::{
     Settings,
     amqp::{
         CORRELATION_HEADER, Publisher, Topology,
-        consume::{ConsumeOptions, Ended, consume_until},
+        consume::{ConsumeOptions, Ended, ack, consume_until},
         dead_letter::dead_letter,
         link::Link,
         retry::{Retry, retry_later},
@@ -27,7 +27,6 @@ use common::{
 use lapin::{
     BasicProperties,
     message::Delivery,
-    options::BasicAckOptions,
     types::{AMQPValue, FieldTable, LongString},
 };
 use sea_orm::{DatabaseConnection, DbErr};
@@ -115,6 +114,18 @@ impl Worker {
                 self.link.reconnect().await;
                 continue;
             };
+            // The whole topology before the relay's first publish: an event published to
+            // an exchange declared again but not yet bound to the mailer queue would be
+            // confirmed and dropped.
+            if let Err(e) = self.topology.declare(publisher.channel()).await {
+                tracing::error!(error = %e, "declaring the topology failed");
+                self.link.reconnect().await;
+                continue;
+            }
+            let watch = vec![
+                publisher.channel().clone(),
+                relay_publisher.channel().clone(),
+            ];
             let shared = Arc::new(Shared {
                 db: self.db.clone(),
                 publisher,
@@ -140,13 +151,19 @@ impl Worker {
                     prefetch: self.prefetch,
                     concurrency: self.concurrency,
                     consuming: consuming.clone(),
+                    watch,
                 },
                 shutdown.as_mut(),
                 |delivery| handle(shared.clone(), delivery),
             )
             .await;
             let _ = relay_stop.send(true);
-            let _ = relay.join().await;
+            // A relay stuck on a broker that is gone would hold the relay lock (and its
+            // transaction) for ever: it gets a few seconds, then is aborted and its
+            // transaction rolled back; the batch is published again by the next relay.
+            if relay.join_within(RELAY_STOP_TIMEOUT).await.is_none() {
+                tracing::warn!("outbox relay did not stop in time; aborted");
+            }
             match ended {
                 Ok(Ended::Shutdown) => break,
                 Ok(Ended::Lost) => {}
@@ -240,7 +257,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 None => {
                     let trusted = caller == Caller::Roster;
                     send_reply(&shared, &delivery, &env.correlation_id, &reply, trusted).await;
-                    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                    if let Err(e) = ack(&delivery).await {
                         tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered from its stored result");
                     }
                     status_class(reply.status())
@@ -251,6 +268,9 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     };
     record(&shared, kind, outcome, started);
 }
+
+/// How long the outbox relay gets to stop when its connection is replaced.
+const RELAY_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The in-process retries of a transient database failure.
 fn backoff() -> ExponentialBuilder {

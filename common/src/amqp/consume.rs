@@ -1,15 +1,19 @@
 //! The consume loop every consumer runs: next delivery → spawn its handler (at most
 //! `prefetch` at once, bounded by the broker) → on shutdown, cancel the consumer and let
 //! in-flight handlers finish; what does not finish in time is requeued by the broker
-//! when the channel closes. A connection that lapin does not recover within
-//! `RECOVERY_GRACE` ends the loop with `Ended::Lost`, so the caller can replace it.
+//! when the channel closes. A connection, consuming channel or watched publishing channel
+//! that is not usable for `RECOVERY_GRACE` ends the loop with `Ended::Lost`, so the caller
+//! can replace the connection. Handlers ack with [`ack`], which gives up after
+//! `ACK_TIMEOUT`, so a handler never waits on a connection that is gone.
 
 use super::{Topology, link::RECOVERY_GRACE};
 use futures_util::StreamExt;
 use lapin::{
-    Connection,
+    Channel, Connection,
     message::Delivery,
-    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    },
     types::FieldTable,
 };
 use std::{
@@ -25,6 +29,42 @@ use tokio::task::JoinSet;
 /// How long in-flight handlers get to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// How long an ack or nack may take. It is one frame; while the connection is down or
+/// being recovered it cannot be sent, and waiting would hold the handler (and a drain)
+/// for nothing: the broker redelivers what it did not get.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why an ack or nack did not reach the broker (which will deliver the message again).
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("not sent within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Acknowledges the delivery, waiting at most `ACK_TIMEOUT`.
+pub async fn ack(delivery: &Delivery) -> Result<(), AckError> {
+    bounded(delivery.ack(BasicAckOptions::default())).await
+}
+
+/// Returns the delivery to its queue (the delivery limit bounds how often), waiting at
+/// most `ACK_TIMEOUT`.
+pub async fn requeue(delivery: &Delivery) -> Result<(), AckError> {
+    bounded(delivery.nack(BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    }))
+    .await
+}
+
+async fn bounded(op: impl Future<Output = lapin::Result<bool>>) -> Result<(), AckError> {
+    tokio::time::timeout(ACK_TIMEOUT, op)
+        .await
+        .map_err(|_| AckError::Timeout(ACK_TIMEOUT))??;
+    Ok(())
+}
+
 pub struct ConsumeOptions<'a> {
     pub queue: &'a str,
     pub tag_prefix: &'a str,
@@ -33,6 +73,10 @@ pub struct ConsumeOptions<'a> {
     pub concurrency: usize,
     /// Set while the consumer runs (for `/readyz`).
     pub consuming: Arc<AtomicBool>,
+    /// The channels the handlers publish on (replies, events, retries): one that stays
+    /// unusable ends the loop like a lost connection, since lapin does not reopen a channel
+    /// the broker closed (e.g. after a publish to an exchange that was deleted).
+    pub watch: Vec<Channel>,
 }
 
 /// Why the consume loop ended.
@@ -91,10 +135,13 @@ where
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = check.tick() => {
                 // A recovery that never finishes shows only as a connection that stays down.
-                if super::is_connected(conn) && channel.status().connected() {
+                let usable = super::is_connected(conn)
+                    && channel.status().connected()
+                    && opts.watch.iter().all(|c| c.status().connected());
+                if usable {
                     down_since = None;
                 } else if down_since.get_or_insert_with(tokio::time::Instant::now).elapsed() > RECOVERY_GRACE {
-                    tracing::error!(queue = opts.queue, "broker connection not recovered in time");
+                    tracing::error!(queue = opts.queue, "broker connection or channel not recovered in time");
                     ended = Ended::Lost;
                     break;
                 }
@@ -139,9 +186,12 @@ where
         queue = opts.queue,
         "no new deliveries; finishing in-flight ones"
     );
-    let _ = channel
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-        .await;
+    // Bounded: on a channel that is gone the cancel would wait for ever.
+    let _ = tokio::time::timeout(
+        ACK_TIMEOUT,
+        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()),
+    )
+    .await;
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
     })

@@ -5,10 +5,12 @@
 //! operators, and a live credential must not rest there. If that publish
 //! fails the message is returned to its queue instead, so nothing is lost.
 
-use super::{Publisher, Topology};
+use super::{
+    Publisher, Topology,
+    consume::{ack, requeue},
+};
 use lapin::{
     message::Delivery,
-    options::{BasicAckOptions, BasicNackOptions},
     types::{AMQPValue, LongString},
 };
 
@@ -53,7 +55,7 @@ pub async fn dead_letter(
         .await;
     match published {
         Ok(()) => {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
+            let _ = ack(delivery).await;
             let prefix = crate::metrics::prefix_of(topology);
             let queue = source_queue(topology, &prefix, delivery);
             metrics::counter!(crate::metrics::DEAD_LETTERED, "queue" => queue, "prefix" => prefix)
@@ -62,7 +64,7 @@ pub async fn dead_letter(
         }
         Err(e) => {
             tracing::error!(error = %e, "could not dead-letter; requeueing");
-            requeue(delivery).await;
+            let _ = requeue(delivery).await;
             false
         }
     }
@@ -92,16 +94,6 @@ fn source_queue(topology: &Topology, prefix: &str, delivery: &Delivery) -> Strin
         exchange.to_owned()
     };
     crate::metrics::queue_label(prefix, &queue)
-}
-
-/// Returns the message to its queue (the delivery limit bounds how often).
-pub async fn requeue(delivery: &Delivery) {
-    let _ = delivery
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        })
-        .await;
 }
 
 #[cfg(test)]

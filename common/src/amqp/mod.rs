@@ -19,6 +19,9 @@ use std::time::Duration;
 /// The header that carries the request's correlation id on every message.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
+/// How long one connection attempt (TCP and AMQP handshake) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Connects to the broker, retrying with backoff until it answers. Once connected, lapin
 /// reconnects and replays the declared topology and consumers by itself.
 pub async fn connect(url: &str, name: &str) -> Connection {
@@ -34,7 +37,18 @@ pub async fn connect(url: &str, name: &str) -> Connection {
                     .without_max_times(),
             )
     };
-    let attempt = || async { Connection::connect(url, props()).await };
+    // Bounded: a broker (or a load balancer in front of it) that takes the TCP connection
+    // and never answers the handshake must not hold the service for ever.
+    let attempt = || async {
+        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props()))
+            .await
+            .map_err(|_| {
+                lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no AMQP handshake within {CONNECT_TIMEOUT:?}"),
+                ))
+            })?
+    };
     let retry = attempt
         .retry(
             ExponentialBuilder::default()

@@ -28,7 +28,15 @@ pub enum PublishError {
     Unroutable,
     #[error("too many commands in flight")]
     Overloaded,
+    /// Not sent, or sent but not confirmed, within `CONFIRM_TIMEOUT`: the message may or
+    /// may not have been taken.
+    #[error("no confirm from the broker within {0:?}")]
+    NoConfirm(std::time::Duration),
 }
+
+/// How long a publish waits for the broker's confirm. A confirm normally takes
+/// milliseconds; one lost with its connection must not hold the publisher forever.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Optional AMQP properties of a publish.
 #[derive(Clone, Debug, Default)]
@@ -132,19 +140,20 @@ impl Publisher {
             Some(u) if u.as_str() != self.user() => without_user_id(&props),
             _ => props,
         };
-        Ok(self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..Default::default()
-                },
-                body,
-                props,
-            )
-            .await?)
+        let send = self.channel.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory,
+                ..Default::default()
+            },
+            body,
+            props,
+        );
+        // Bounded like the confirm: a channel that cannot send must not hold the caller.
+        Ok(tokio::time::timeout(CONFIRM_TIMEOUT, send)
+            .await
+            .map_err(|_| PublishError::NoConfirm(CONFIRM_TIMEOUT))??)
     }
 }
 
@@ -176,9 +185,12 @@ pub fn without_user_id(p: &BasicProperties) -> BasicProperties {
     out
 }
 
-/// Waits for a sent message's confirm.
+/// Waits for a sent message's confirm, at most `CONFIRM_TIMEOUT`.
 pub async fn confirmed(pending: PublisherConfirm) -> Result<(), PublishError> {
-    match pending.await? {
+    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, pending)
+        .await
+        .map_err(|_| PublishError::NoConfirm(CONFIRM_TIMEOUT))??;
+    match confirmation {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
         Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable),
         Confirmation::Nack(_) => Err(PublishError::Nacked),

@@ -5,12 +5,12 @@
 
 use super::{
     Publisher, Topology,
-    dead_letter::{dead_letter, requeue},
+    consume::{ack, requeue},
+    dead_letter::dead_letter,
     topology::RetryTarget,
 };
 use lapin::{
     message::Delivery,
-    options::BasicAckOptions,
     types::{AMQPValue, LongString},
 };
 
@@ -77,7 +77,7 @@ pub async fn retry_later(
         .await
     {
         Ok(()) => {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
+            let _ = ack(delivery).await;
             let prefix = crate::metrics::prefix_of(topology);
             let target_queue = crate::metrics::queue_label(&prefix, &topology.target_queue(target));
             metrics::counter!(crate::metrics::RETRIES, "queue" => target_queue, "prefix" => prefix)
@@ -87,7 +87,7 @@ pub async fn retry_later(
         }
         Err(e) => {
             tracing::error!(error = %e, "could not schedule a retry; requeueing");
-            requeue(delivery).await;
+            let _ = requeue(delivery).await;
             Retry::Requeued
         }
     }

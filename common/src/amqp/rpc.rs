@@ -1,8 +1,9 @@
 //! Request/reply over AMQP (DESIGN "The synchronous reply"): each ingress instance owns a
 //! reply queue, publishes each command confirmed with `reply_to` and `correlation_id`,
 //! and hands the worker's reply to the waiting request. A supervisor replaces the broker
-//! connection, the publishing channel and the reply queue when lapin's own recovery has
-//! not brought them back within `RECOVERY_GRACE`.
+//! connection, the publishing channel and the reply queue when any of them (the reply
+//! consumer included) is not usable and lapin's own recovery has not brought it back
+//! within `RECOVERY_GRACE`.
 
 use super::{
     PublishError, Publisher, Topology,
@@ -15,13 +16,16 @@ use crate::{
 };
 use futures_util::StreamExt;
 use lapin::{
-    Connection,
+    Channel, Connection,
     options::{BasicConsumeOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{
+        Arc, Mutex, RwLock, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 use tokio::sync::oneshot;
@@ -32,7 +36,8 @@ pub enum RpcError {
     /// Not confirmed by the broker: nothing will happen.
     #[error("command not accepted: {0}")]
     NotAccepted(#[from] PublishError),
-    /// Accepted, but no reply in time: it will still be applied.
+    /// No reply in time. Once the broker confirmed the command it will still be applied;
+    /// a command whose confirm did not come in time may or may not be.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
 }
@@ -43,7 +48,19 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
 struct Channels {
     publisher: Publisher,
     reply_queue: String,
+    reply_channel: Channel,
+    /// False once the reply consumer has ended (cancelled, or its recovery failed): from
+    /// then on no reply would reach a caller, however healthy the connection looks.
+    consuming: Arc<AtomicBool>,
     _consumer: TaskGuard<()>,
+}
+
+impl Channels {
+    fn usable(&self) -> bool {
+        self.publisher.channel().status().connected()
+            && self.reply_channel.status().connected()
+            && self.consuming.load(Ordering::Relaxed)
+    }
 }
 
 struct Inner {
@@ -98,19 +115,22 @@ impl RpcClient {
         })
     }
 
-    /// The broker connection (for readiness).
+    /// The broker connection.
     pub fn link(&self) -> &Link {
         &self.inner.link
     }
 
-    /// Publishes the command and waits for the worker's reply.
+    /// Whether a command can be published and its reply received right now: the
+    /// connection, the publishing channel, the reply channel and its consumer all work
+    /// (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.inner.is_ready()
+    }
+
+    /// Publishes the command and waits for the worker's reply, `timeout` at most for both.
     pub async fn call(&self, envelope: &Envelope) -> Result<Reply, RpcError> {
-        let channels = self
-            .inner
-            .channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        let channels = self.inner.channels();
         let key = envelope.id.to_string();
         let (tx, rx) = oneshot::channel();
         {
@@ -124,21 +144,28 @@ impl RpcClient {
             pending: &self.inner.pending,
             key: &key,
         };
-        channels
-            .publisher
-            .publish(
-                &self.inner.topology.commands_exchange(),
-                &envelope.kind,
-                envelope,
-                PublishOptions {
-                    reply_to: Some(&channels.reply_queue),
-                    correlation_id: Some(&key),
-                    mandatory: true,
-                    headers: Vec::new(),
-                },
-            )
-            .await?;
-        match tokio::time::timeout(self.inner.timeout, rx).await {
+        let exchange = self.inner.topology.commands_exchange();
+        let published = channels.publisher.publish(
+            &exchange,
+            &envelope.kind,
+            envelope,
+            PublishOptions {
+                reply_to: Some(&channels.reply_queue),
+                correlation_id: Some(&key),
+                mandatory: true,
+                headers: Vec::new(),
+            },
+        );
+        match tokio::time::timeout_at(deadline, published).await {
+            Ok(Ok(())) => {}
+            // Sent but not confirmed in time: it may have been taken, so it is not
+            // "nothing changed".
+            Ok(Err(PublishError::NoConfirm(_))) | Err(_) => {
+                return Err(RpcError::Timeout(self.inner.timeout));
+            }
+            Ok(Err(e)) => return Err(e.into()),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => Ok(reply),
             _ => Err(RpcError::Timeout(self.inner.timeout)),
         }
@@ -182,7 +209,7 @@ async fn open(
             args,
         )
         .await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             reply_queue.as_str().into(),
             format!("ingress-{name}").as_str().into(),
@@ -194,28 +221,56 @@ async fn open(
         )
         .await?;
     let dispatch = pending.clone();
+    let consuming = Arc::new(AtomicBool::new(true));
+    let reply_channel = channel.clone();
+    let flag = consuming.clone();
     let consumer_task = TaskGuard::spawn(async move {
-        while let Some(delivery) = consumer.next().await {
-            match delivery {
-                Ok(delivery) => deliver_reply(&dispatch, &delivery),
-                Err(err) => {
-                    tracing::warn!(error = %err, "reply consumer interrupted; waiting for recovery");
-                    if let Err(err) = channel.wait_for_recovery(err).await {
-                        tracing::error!(error = %err, "reply consumer cannot recover");
-                        return;
-                    }
-                }
-            }
-        }
+        consume_replies(consumer, &channel, &dispatch).await;
+        flag.store(false, Ordering::Relaxed);
     });
     Ok(Channels {
         publisher,
         reply_queue,
+        reply_channel,
+        consuming,
         _consumer: consumer_task,
     })
 }
 
-/// Replaces connection and channels when they stay down past `RECOVERY_GRACE`.
+/// Hands each reply to its waiter until the consumer ends: cancelled by the broker (its
+/// queue deleted) or interrupted without recovery.
+async fn consume_replies(mut consumer: lapin::Consumer, channel: &Channel, pending: &Pending) {
+    while let Some(delivery) = consumer.next().await {
+        match delivery {
+            Ok(delivery) => deliver_reply(pending, &delivery),
+            Err(err) => {
+                tracing::warn!(error = %err, "reply consumer interrupted; waiting for recovery");
+                if let Err(err) = channel.wait_for_recovery(err).await {
+                    tracing::error!(error = %err, "reply consumer cannot recover");
+                    return;
+                }
+            }
+        }
+    }
+    tracing::info!("reply consumer ended");
+}
+
+impl Inner {
+    fn channels(&self) -> Arc<Channels> {
+        self.channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.link.is_connected() && self.channels().usable()
+    }
+}
+
+/// Replaces connection and channels when they stay down past `RECOVERY_GRACE`, or at once
+/// when the reply consumer has ended: lapin's recovery will not bring that back (e.g. the
+/// broker still holds the exclusive reply queue of a connection it has not yet seen die).
 async fn supervise(inner: Weak<Inner>) {
     let mut down_for = Duration::ZERO;
     let mut generation = 0u64;
@@ -223,22 +278,19 @@ async fn supervise(inner: Weak<Inner>) {
     loop {
         tokio::time::sleep(tick).await;
         let Some(inner) = inner.upgrade() else { return };
-        let channels = inner
-            .channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let healthy =
-            inner.link.is_connected() && channels.publisher.channel().status().connected();
-        if healthy {
+        if inner.is_ready() {
             down_for = Duration::ZERO;
             continue;
         }
         down_for += tick;
-        if down_for < RECOVERY_GRACE {
+        let consumer_ended = !inner.channels().consuming.load(Ordering::Relaxed);
+        if down_for < RECOVERY_GRACE && !consumer_ended {
             continue;
         }
-        tracing::error!("broker connection not recovered in time; replacing it");
+        tracing::error!(
+            consumer_ended,
+            "broker connection not usable and not recovered; replacing it"
+        );
         loop {
             let conn = inner.link.reconnect().await;
             generation += 1;
