@@ -501,3 +501,66 @@ async fn reading_a_long_dead_letter_queue_keeps_its_order() {
     );
     let _ = conn.close(200, "done".into()).await;
 }
+
+/// A command the database refuses for good (here a CHECK constraint added by hand) is set
+/// aside in the dead-letter queue with the reason, and Okta's call is answered `500` at
+/// once instead of waiting out the command timeout. Nothing is changed; once the cause is
+/// removed, a replay applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_database_failure_answers_500_at_once_and_waits_for_replay() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let topology = Topology::from_settings(&app.settings);
+    let conn = common::amqp::connect(app.settings.amqp_url.expose(), "dlq-test").await;
+    app.db
+        .execute_unprepared(
+            "ALTER TABLE users ADD CONSTRAINT refuses_some CHECK (user_name NOT LIKE 'refused%')",
+        )
+        .await
+        .expect("adding the constraint");
+    let name = app.email("refused");
+    let started = Instant::now();
+    let res = acme
+        .scim
+        .post_user(&create_user_body(&name, "Ref", "Used"))
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(res.status(), 500);
+    let body: Value = res.json().await.expect("SCIM error JSON");
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("dead-letter queue")),
+        "{body}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "answered after {elapsed:?}, not at once (the command timeout is 15 s)"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    assert_eq!(wait_depth(&conn, &topology, 1).await, 1, "kept for replay");
+    let listing = dlq::list(&conn, &topology, 10).await.expect("list");
+    assert!(
+        listing.messages[0].reason.contains("refuses_some"),
+        "the reason names the constraint: {}",
+        listing.messages[0].reason
+    );
+
+    app.db
+        .execute_unprepared("ALTER TABLE users DROP CONSTRAINT refuses_some")
+        .await
+        .expect("dropping the constraint");
+    cli(&conn, &topology, &["replay", "--all"])
+        .await
+        .expect("replay");
+    let sql = format!("SELECT count(*) FROM users WHERE user_name = '{name}'");
+    assert_eq!(app.wait_count(&sql, 1, Duration::from_secs(20)).await, 1);
+    assert_eq!(wait_depth(&conn, &topology, 0).await, 0);
+    let _ = conn.close(200, "done".into()).await;
+    app.stop().await;
+}

@@ -212,7 +212,8 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             return;
         }
         Err(e) => {
-            let outcome = failed(&shared, &delivery, &e).await;
+            // The caller is not known yet: no reply into Roster's own queues.
+            let outcome = failed(&shared, &delivery, &env, &e, false).await;
             record(&shared, kind, outcome, started);
             return;
         }
@@ -264,7 +265,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 }
             }
         }
-        Err(e) => failed(&shared, &delivery, &e).await,
+        Err(e) => failed(&shared, &delivery, &env, &e, caller == Caller::Roster).await,
     };
     record(&shared, kind, outcome, started);
 }
@@ -298,14 +299,30 @@ async fn authorized(
 }
 
 /// A database failure that outlasted the in-process retries: transient ones go to a retry
-/// queue, permanent ones to the dead-letter queue.
-async fn failed(shared: &Shared, delivery: &Delivery, e: &DbErr) -> &'static str {
+/// queue; permanent ones to the dead-letter queue, and a caller waiting on `reply_to` is
+/// answered `500` at once rather than left to time out. `trusted` as for `send_reply`.
+async fn failed(
+    shared: &Shared,
+    delivery: &Delivery,
+    env: &Envelope,
+    e: &DbErr,
+    trusted: bool,
+) -> &'static str {
     let reason = redact(e);
     if !is_transient(e) {
         tracing::error!(error = %reason, "command failed permanently; dead-lettered");
-        return dead_outcome(
-            dead_letter(&shared.publisher, &shared.topology, delivery, &reason).await,
-        );
+        let dead = dead_letter(&shared.publisher, &shared.topology, delivery, &reason).await;
+        // Only once it is set aside: a message that went back to its queue fails again.
+        if dead {
+            let reply = Reply::error(
+                500,
+                None,
+                "the change could not be applied and nothing was changed; it is kept in \
+                 Roster's dead-letter queue for an operator to replay",
+            );
+            send_reply(shared, delivery, &env.correlation_id, &reply, trusted).await;
+        }
+        return dead_outcome(dead);
     }
     let retry = retry_later(
         &shared.publisher,
