@@ -495,7 +495,7 @@ fn parse_answer(response: &[u8]) -> Answer {
 }
 
 /// Checks every answer is a SCIM `503` with `Retry-After`; returns how many were refused
-/// at once and how many were accepted and timed out waiting for a reply.
+/// without queueing anything and how many were accepted and timed out waiting for a reply.
 fn refused_and_timed_out(answers: &[Answer]) -> (usize, usize) {
     let (mut refused, mut timed_out) = (0, 0);
     for (status, retry_after, content_type, body) in answers {
@@ -507,7 +507,9 @@ fn refused_and_timed_out(answers: &[Answer]) -> (usize, usize) {
         );
         assert_eq!(body["status"], "503");
         let detail = body["detail"].as_str().expect("detail");
-        if detail.contains("could not be queued") {
+        // Refused before anything was queued: past the bound, or (on a machine busy with
+        // other tests) the token lookup found the database pool exhausted.
+        if detail.contains("could not be queued") || detail.contains("database is unavailable") {
             refused += 1;
         } else {
             assert!(detail.contains("still being processed"), "{detail}");
