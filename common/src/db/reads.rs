@@ -91,19 +91,47 @@ pub async fn org_mapping(
             [org_id.into()],
         ))
         .await?;
+    mappings(&rows)
+}
+
+/// `org_mapping`, or `None` when there is no such org: one query where a command must
+/// also know the org exists.
+pub async fn existing_org_mapping(
+    conn: &impl ConnectionTrait,
+    org_id: Uuid,
+) -> Result<Option<Vec<crate::mapping::Mapping>>, DbErr> {
+    let rows = conn
+        .query_all_raw(stmt(
+            "SELECT m.field, m.scim_attribute, m.policy FROM orgs o \
+             LEFT JOIN field_mappings m ON m.org_id = o.id WHERE o.id = $1 ORDER BY m.position",
+            [org_id.into()],
+        ))
+        .await?;
     if rows.is_empty() {
+        return Ok(None);
+    }
+    mappings(&rows).map(Some)
+}
+
+/// Field mappings from rows of `field, scim_attribute, policy` (a row whose `field` is
+/// NULL, an org without mappings of a LEFT JOIN, is skipped); the defaults when none.
+fn mappings(rows: &[sea_orm::QueryResult]) -> Result<Vec<crate::mapping::Mapping>, DbErr> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(field) = r.try_get::<Option<String>>("", "field")? else {
+            continue;
+        };
+        let policy: String = r.try_get("", "policy")?;
+        out.push(crate::mapping::Mapping {
+            field,
+            scim_attribute: r.try_get("", "scim_attribute")?,
+            policy: crate::mapping::Policy::parse(&policy).ok_or_else(|| {
+                DbErr::Custom(format!("unknown policy {policy:?} in field_mappings"))
+            })?,
+        });
+    }
+    if out.is_empty() {
         return Ok(crate::mapping::defaults());
     }
-    rows.iter()
-        .map(|r| {
-            let policy: String = r.try_get("", "policy")?;
-            Ok(crate::mapping::Mapping {
-                field: r.try_get("", "field")?,
-                scim_attribute: r.try_get("", "scim_attribute")?,
-                policy: crate::mapping::Policy::parse(&policy).ok_or_else(|| {
-                    DbErr::Custom(format!("unknown policy {policy:?} in field_mappings"))
-                })?,
-            })
-        })
-        .collect()
+    Ok(out)
 }

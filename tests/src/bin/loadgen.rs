@@ -1070,13 +1070,9 @@ async fn create_tx(db: &DatabaseConnection, org: Uuid, i: u64) -> Result<(), sea
         [command_id.into(), org.into(), "user.create".into()],
     ))
     .await?;
-    tx.query_one_raw(stmt(
-        "SELECT 1 AS one FROM orgs WHERE id = $1",
-        [org.into()],
-    ))
-    .await?;
     tx.query_all_raw(stmt(
-        "SELECT field, scim_attribute, policy FROM field_mappings WHERE org_id = $1 ORDER BY position",
+        "SELECT m.field, m.scim_attribute, m.policy FROM orgs o \
+         LEFT JOIN field_mappings m ON m.org_id = o.id WHERE o.id = $1 ORDER BY m.position",
         [org.into()],
     ))
     .await?;
@@ -1107,30 +1103,15 @@ async fn create_tx(db: &DatabaseConnection, org: Uuid, i: u64) -> Result<(), sea
         "correlation_id": correlation, "occurred_at": chrono::Utc::now(),
         "payload": {"user_id": user_id, "version": 1, "user_name": user_name, "changes": resource},
     });
+    // The event, the invite and the audit entry in one statement, as `audit_with` writes
+    // them.
     tx.execute_raw(stmt(
-        "INSERT INTO outbox (event_id, org_id, routing_key, envelope, published_at) \
-         VALUES ($1, $2, $3, $4, now())",
-        [
-            event_id.into(),
-            org.into(),
-            "user.created".into(),
-            envelope.into(),
-        ],
-    ))
-    .await?;
-    tx.execute_raw(stmt(
-        "INSERT INTO invites (id, org_id, user_id, email) \
-         SELECT $1, id, $3, $4 FROM orgs WHERE id = $2 AND send_invites",
-        [
-            Uuid::now_v7().into(),
-            org.into(),
-            user_id.into(),
-            user_name.clone().into(),
-        ],
-    ))
-    .await?;
-    tx.execute_raw(stmt(
-        "INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, resource_type, resource_id, detail) \
+        "WITH event AS (INSERT INTO outbox (event_id, org_id, routing_key, envelope, published_at) \
+                        VALUES ($9, $1, $10, $11, now())), \
+              invite AS (INSERT INTO invites (id, org_id, user_id, email) \
+                         SELECT $12, id, $13, $14 FROM orgs WHERE id = $1 AND send_invites) \
+         INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
+                                resource_type, resource_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [
             org.into(),
@@ -1141,6 +1122,12 @@ async fn create_tx(db: &DatabaseConnection, org: Uuid, i: u64) -> Result<(), sea
             "User".into(),
             user_id.to_string().into(),
             json!({"userName": user_name, "externalId": external_id}).into(),
+            event_id.into(),
+            "user.created".into(),
+            envelope.into(),
+            Uuid::now_v7().into(),
+            user_id.into(),
+            user_name.clone().into(),
         ],
     ))
     .await?;

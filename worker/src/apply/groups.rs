@@ -3,8 +3,7 @@
 //! Members are users of the same org; `displayName` is unique per org, case-insensitively.
 
 use super::{
-    ApplyContext, Audit, audit, enqueue_event, none_string, not_found, precondition_failed,
-    scim_error,
+    ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
 };
 use common::{
     db::{
@@ -118,8 +117,7 @@ async fn emit(
             changes,
         },
     );
-    enqueue_event(tx, &event).await?;
-    audit(
+    audit_with(
         tx,
         env,
         Some(org_id),
@@ -128,6 +126,10 @@ async fn emit(
             resource_type: "Group",
             resource_id: Some(g.id.to_string()),
             detail,
+        },
+        Side {
+            event: Some(&event),
+            invite: None,
         },
     )
     .await

@@ -118,21 +118,6 @@ fn to_json(v: &impl serde::Serialize) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
 }
 
-/// Writes an event to the outbox, in the command's transaction.
-async fn enqueue_event(tx: &DatabaseTransaction, event: &Envelope) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "INSERT INTO outbox (event_id, org_id, routing_key, envelope) VALUES ($1, $2, $3, $4)",
-        [
-            event.id.into(),
-            event.org_id.into(),
-            event.kind.clone().into(),
-            to_json(event).into(),
-        ],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// One audit entry for the command.
 struct Audit<'a> {
     action: &'a str,
@@ -141,25 +126,83 @@ struct Audit<'a> {
     detail: Json,
 }
 
+/// What a change writes besides its own rows and audit entry.
+#[derive(Default)]
+struct Side<'a> {
+    /// Its event, to the outbox (published by the relay).
+    event: Option<&'a Envelope>,
+    /// The invite a new user gets, `(user id, address)`, if the org sends invites.
+    invite: Option<(Uuid, String)>,
+}
+
 async fn audit(
     tx: &DatabaseTransaction,
     env: &Envelope,
     org_id: Option<Uuid>,
     a: Audit<'_>,
 ) -> Result<(), DbErr> {
+    audit_with(tx, env, org_id, a, Side::default()).await
+}
+
+/// The audit entry and what `side` asks for, in one statement (one round trip): data-
+/// modifying `WITH` parts run once each whether or not the statement reads them.
+async fn audit_with(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Option<Uuid>,
+    a: Audit<'_>,
+    side: Side<'_>,
+) -> Result<(), DbErr> {
+    let mut values: Vec<sea_orm::Value> = vec![
+        org_id.into(),
+        env.id.into(),
+        env.correlation_id.clone().into(),
+        actor(env).into(),
+        a.action.into(),
+        a.resource_type.into(),
+        a.resource_id.into(),
+        a.detail.into(),
+    ];
+    let mut parts = Vec::new();
+    if let Some(e) = side.event {
+        let n = values.len();
+        parts.push(format!(
+            "event AS (INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
+             VALUES (${}, ${}, ${}, ${}))",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
+        values.extend([
+            e.id.into(),
+            e.org_id.into(),
+            e.kind.clone().into(),
+            to_json(e).into(),
+        ]);
+    }
+    if let Some((user_id, email)) = side.invite {
+        let n = values.len();
+        parts.push(format!(
+            "invite AS (INSERT INTO invites (id, org_id, user_id, email) \
+             SELECT ${}, id, ${}, ${} FROM orgs WHERE id = $1 AND send_invites)",
+            n + 1,
+            n + 2,
+            n + 3
+        ));
+        values.extend([Uuid::now_v7().into(), user_id.into(), email.into()]);
+    }
+    let with = if parts.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {} ", parts.join(", "))
+    };
     tx.execute_raw(stmt(
-        "INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, resource_type, resource_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [
-            org_id.into(),
-            env.id.into(),
-            env.correlation_id.clone().into(),
-            actor(env).into(),
-            a.action.into(),
-            a.resource_type.into(),
-            a.resource_id.into(),
-            a.detail.into(),
-        ],
+        &format!(
+            "{with}INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
+             resource_type, resource_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ),
+        values,
     ))
     .await?;
     Ok(())

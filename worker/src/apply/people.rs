@@ -2,7 +2,7 @@
 //! overwrites are refused (`409`, naming them). Fields Okta maps are written into the
 //! stored SCIM resource too, so `GET` over SCIM returns what the directory shows.
 
-use super::{ApplyContext, Audit, audit, enqueue_event, not_found, scim_error};
+use super::{ApplyContext, Audit, Side, audit_with, not_found, scim_error};
 use common::{
     db::{entities::user, reads::org_mapping, stmt},
     mapping::{self, CUSTOM_PREFIX, Policy, STANDARD_FIELDS},
@@ -146,8 +146,7 @@ pub(super) async fn update(
             changes: Map::from_iter([("fields".to_owned(), Value::Object(changed.clone()))]),
         },
     );
-    enqueue_event(tx, &event).await?;
-    audit(
+    audit_with(
         tx,
         env,
         Some(org_id),
@@ -156,6 +155,10 @@ pub(super) async fn update(
             resource_type: "User",
             resource_id: Some(u.id.to_string()),
             detail: json!({"fields": changed.keys().collect::<Vec<_>>(), "version": u.version}),
+        },
+        Side {
+            event: Some(&event),
+            invite: None,
         },
     )
     .await?;

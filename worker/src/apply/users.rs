@@ -3,13 +3,12 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::{
-    ApplyContext, Audit, audit, enqueue_event, none_string, not_found, precondition_failed,
-    scim_error,
+    ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
 };
 use common::{
     db::{
         entities::user,
-        reads::{org_mapping, user_groups},
+        reads::{existing_org_mapping, org_mapping, user_groups},
         stmt,
     },
     mapping,
@@ -38,18 +37,11 @@ pub(super) async fn create(
         Ok(u) => u,
         Err(e) => return Ok(Reply::error(e.status, e.scim_type.as_deref(), e.detail)),
     };
-    let org_exists = tx
-        .query_one_raw(stmt(
-            "SELECT 1 AS one FROM orgs WHERE id = $1",
-            [org_id.into()],
-        ))
-        .await?
-        .is_some();
-    if !org_exists {
+    let Some(org_map) = existing_org_mapping(tx, org_id).await? else {
         return Ok(Reply::error(404, None, "organisation not found"));
-    }
+    };
     let mut resource = input.resource.clone();
-    let profile = mapping::apply(&org_mapping(tx, org_id).await?, &mut resource, None);
+    let profile = mapping::apply(&org_map, &mut resource, None);
     let id = Uuid::now_v7();
     let row = tx
         .query_one_raw(stmt(
@@ -97,7 +89,6 @@ pub(super) async fn create(
             changes,
         },
     );
-    enqueue_event(tx, &event).await?;
     // The invite is decided now, with the org's setting as it is at creation; the mailer
     // sends what this row asks for, once.
     let address = stored.email.clone().or_else(|| {
@@ -106,20 +97,7 @@ pub(super) async fn create(
             .contains('@')
             .then(|| stored.user_name.clone())
     });
-    if let Some(email) = address {
-        tx.execute_raw(stmt(
-            "INSERT INTO invites (id, org_id, user_id, email) \
-             SELECT $1, id, $3, $4 FROM orgs WHERE id = $2 AND send_invites",
-            [
-                Uuid::now_v7().into(),
-                org_id.into(),
-                stored.id.into(),
-                email.into(),
-            ],
-        ))
-        .await?;
-    }
-    audit(
+    audit_with(
         tx,
         env,
         Some(org_id),
@@ -128,6 +106,10 @@ pub(super) async fn create(
             resource_type: "User",
             resource_id: Some(stored.id.to_string()),
             detail: json!({"userName": stored.user_name, "externalId": stored.external_id}),
+        },
+        Side {
+            event: Some(&event),
+            invite: address.map(|email| (stored.id, email)),
         },
     )
     .await?;
@@ -373,8 +355,7 @@ async fn emit(
             changes,
         },
     );
-    enqueue_event(tx, &event).await?;
-    audit(
+    audit_with(
         tx,
         env,
         Some(org_id),
@@ -383,6 +364,10 @@ async fn emit(
             resource_type: "User",
             resource_id: Some(u.id.to_string()),
             detail: json!({"userName": u.user_name, "version": u.version, "fields": fields}),
+        },
+        Side {
+            event: Some(&event),
+            invite: None,
         },
     )
     .await
