@@ -184,6 +184,22 @@ async fn assert_one_invite_each(app: &TestApp, timeout: Duration) {
     assert!(doubled.is_empty(), "more than one invite: {doubled:?}");
 }
 
+/// After a broker fault: the worker and the mailer each consume with one connection. A
+/// replaced connection that lapin's recovery brought back would be a second consumer,
+/// holding a prefetch of deliveries nothing reads (its invites would never go out).
+async fn assert_one_consumer_each(app: &TestApp) {
+    let topology = common::amqp::Topology::from_settings(&app.settings);
+    for queue in [topology.commands_queue(), topology.mailer_queue()] {
+        let start = Instant::now();
+        let mut n = app.consumers(&queue).await;
+        while n != 1 && start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            n = app.consumers(&queue).await;
+        }
+        assert_eq!(n, 1, "consumers on {queue}");
+    }
+}
+
 /// The stack the load tests run: a worker, and a short command timeout so that faults
 /// show as 503s the client retries.
 async fn fault_stack() -> TestApp {
@@ -276,6 +292,7 @@ async fn broker_connections_dropped_under_load_lose_nothing_and_recover() {
         Outcome::Created(_)
     ));
     assert_one_invite_each(&app, Duration::from_secs(90)).await;
+    assert_one_consumer_each(&app).await;
     app.stop().await;
 }
 
@@ -323,6 +340,7 @@ async fn a_partition_the_broker_notices_late_loses_nothing_and_recovers() {
     tokio::time::sleep((hold + Duration::from_secs(3)).saturating_sub(severed.elapsed())).await;
     assert_consistent(&app, &results).await;
     assert_one_invite_each(&app, Duration::from_secs(90)).await;
+    assert_one_consumer_each(&app).await;
     app.stop().await;
 }
 
@@ -365,6 +383,29 @@ async fn a_deleted_events_exchange_is_declared_again_and_no_event_waits_forever(
     );
     assert_one_invite_each(&app, Duration::from_secs(60)).await;
     let _ = conn.close(200, "done".into()).await;
+    app.stop().await;
+}
+
+/// RabbitMQ down for longer than lapin's recovery is given (a restart that takes 15 s):
+/// each service replaces its connection, and once the broker is back both that fresh
+/// connection and lapin's recovery of the replaced one connect. The replaced one must
+/// not stay: with its consumer subscribed again it would hold a prefetch of commands or
+/// invites that nothing processes. Nothing is lost; every invite goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_outage_past_the_recovery_grace_leaves_no_stale_consumer() {
+    let app = fault_stack().await;
+    let acme = app.tenant("Acme").await;
+    let okta = acme.scim.clone();
+    let batch = names(&app, 80, "outage");
+    let load = tokio::spawn(async move { load(&okta, batch, 12).await });
+    until_users(&app, 10).await;
+    app.broker_down();
+    tokio::time::sleep(common::amqp::link::RECOVERY_GRACE + Duration::from_secs(5)).await;
+    app.broker_restored();
+    let results = load.await.expect("load");
+    assert_consistent(&app, &results).await;
+    assert_one_invite_each(&app, Duration::from_secs(90)).await;
+    assert_one_consumer_each(&app).await;
     app.stop().await;
 }
 

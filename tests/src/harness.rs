@@ -360,6 +360,22 @@ impl TestApp {
         }
     }
 
+    /// A broker outage as every service sees it: open connections drop and new ones are
+    /// refused until `broker_restored`.
+    pub fn broker_down(&self) {
+        self.amqp_proxy.down();
+        for p in self.tasks.iter().filter_map(|s| s.amqp.as_ref()) {
+            p.down();
+        }
+    }
+
+    pub fn broker_restored(&self) {
+        self.amqp_proxy.restore();
+        for p in self.tasks.iter().filter_map(|s| s.amqp.as_ref()) {
+            p.restore();
+        }
+    }
+
     /// Drops the services' side of every broker connection while RabbitMQ keeps its side,
     /// and what it owns, for `hold`: a partition the broker notices only then.
     pub fn sever_broker_connections(&self, hold: Duration) {
@@ -412,6 +428,28 @@ impl TestApp {
     /// The broker URL without the proxy, for a test's own connections.
     pub fn settings_amqp_direct(&self) -> String {
         self.amqp_direct.clone()
+    }
+
+    /// How many consumers RabbitMQ counts on `queue` now (a passive declare).
+    pub async fn consumers(&self, queue: &str) -> u32 {
+        let conn =
+            lapin::Connection::connect(&self.amqp_direct, lapin::ConnectionProperties::default())
+                .await
+                .expect("connecting to RabbitMQ");
+        let channel = conn.create_channel().await.expect("channel");
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .expect("passive declare");
+        let _ = conn.close(200, "counted".into()).await;
+        q.consumer_count()
     }
 
     /// A unique email address for this test.

@@ -12,6 +12,11 @@ use std::{
 /// How long lapin's own recovery gets before the connection is replaced.
 pub const RECOVERY_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a replaced connection is watched. lapin's recovery can still bring it back
+/// after it was replaced — with its consumers subscribed again, holding up to a prefetch
+/// of deliveries that nothing reads — so whenever it is up in that time it is closed.
+const RETIRE_WATCH: Duration = Duration::from_secs(300);
+
 #[derive(Clone)]
 pub struct Link {
     current: Arc<RwLock<Arc<Connection>>>,
@@ -43,7 +48,8 @@ impl Link {
     }
 
     /// Replaces the connection with a fresh one (retrying until the broker answers) and
-    /// closes the old one, so its own recovery stops.
+    /// closes the old one, so its own recovery stops; if that recovery brings it back all
+    /// the same, it is closed again (`RETIRE_WATCH`).
     pub async fn reconnect(&self) -> Arc<Connection> {
         let old = self.current();
         let _ =
@@ -51,6 +57,7 @@ impl Link {
         let fresh = Arc::new(super::connect(&self.url, &self.name).await);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
         tracing::warn!(connection = %self.name, "broker connection replaced");
+        tokio::spawn(retire(old, self.name.clone()));
         fresh
     }
 
@@ -66,5 +73,23 @@ impl Link {
         {
             tracing::warn!("broker connection did not close in time; abandoning it");
         }
+    }
+}
+
+/// Closes a replaced connection whenever lapin's recovery brings it back, until it is
+/// closed for good or `RETIRE_WATCH` has passed.
+async fn retire(old: Arc<Connection>, name: Arc<String>) {
+    let deadline = tokio::time::Instant::now() + RETIRE_WATCH;
+    while tokio::time::Instant::now() < deadline {
+        let status = old.status();
+        if status.closed() {
+            return;
+        }
+        if status.connected() {
+            tracing::warn!(connection = %name, "a replaced broker connection came back; closing it");
+            let _ = tokio::time::timeout(Duration::from_secs(2), old.close(320, "replaced".into()))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
