@@ -10,8 +10,8 @@ use common::{
 };
 use lapin::{
     BasicProperties, Channel, Connection,
-    options::{BasicGetOptions, BasicNackOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable},
+    options::{BasicGetOptions, BasicNackOptions},
+    types::AMQPValue,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -112,26 +112,10 @@ struct Replies {
 impl Replies {
     async fn declare(conn: &Connection) -> Self {
         let channel = conn.create_channel().await.expect("channel");
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("classic".into()),
-        );
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..Default::default()
-                },
-                args,
-            )
+        let queue = tests::events::exclusive_queue(&channel)
             .await
             .expect("reply queue");
-        Self {
-            channel,
-            queue: queue.name().as_str().to_owned(),
-        }
+        Self { channel, queue }
     }
 
     async fn next(&self, correlation_id: &str) -> Reply {

@@ -12,8 +12,8 @@ use common::{
 use futures_util::future::join_all;
 use lapin::{
     Channel, Connection, ConnectionProperties,
-    options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable},
+    options::{BasicGetOptions, QueueBindOptions},
+    types::FieldTable,
 };
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
@@ -189,23 +189,9 @@ impl Service {
 }
 
 async fn exclusive_queue(channel: &Channel) -> String {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("classic".into()),
-    );
-    let q = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            args,
-        )
+    tests::events::exclusive_queue(channel)
         .await
-        .expect("an exclusive queue");
-    q.name().as_str().to_owned()
+        .expect("an exclusive queue")
 }
 
 /// A command envelope as another service builds it.

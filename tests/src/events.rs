@@ -141,6 +141,27 @@ impl EventLog {
     }
 }
 
+/// A server-named, exclusive classic queue on `channel` (gone with its connection): what a
+/// test service consumes replies or events from.
+pub async fn exclusive_queue(channel: &Channel) -> Result<String, lapin::Error> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await?;
+    Ok(queue.name().as_str().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
