@@ -21,6 +21,9 @@ pub struct Probes {
     pub db: DatabaseConnection,
     pub amqp: crate::amqp::link::Link,
     pub consuming: Arc<AtomicBool>,
+    /// The worker's count of outbox rows it cannot read (shown, not failing readiness:
+    /// another worker would find them unreadable too).
+    pub outbox_unreadable: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Probes {
@@ -30,15 +33,16 @@ impl Probes {
         let broker = self.amqp.is_connected();
         let consuming = self.consuming.load(Ordering::Relaxed);
         let ready = db && broker && consuming;
-        (
-            ready,
-            json!({
-                "status": if ready { "ready" } else { "not ready" },
-                "database": db,
-                "broker": broker,
-                "consuming": consuming,
-            }),
-        )
+        let mut report = json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "database": db,
+            "broker": broker,
+            "consuming": consuming,
+        });
+        if let Some(n) = &self.outbox_unreadable {
+            report["outbox_unreadable"] = json!(n.load(Ordering::Relaxed));
+        }
+        (ready, report)
     }
 }
 

@@ -30,6 +30,13 @@ pub struct Envelope {
     pub occurred_at: DateTime<Utc>,
     /// The type's own data: see the schema of each type (`docs/schemas/<type>.json`).
     pub payload: Value,
+    /// On a command: the moment after which the worker must not apply it (UTC). Roster's
+    /// ingress sets it to the time it stops waiting for the reply, so a command it answered
+    /// `503` (or whose caller timed out) is never applied later; another service may set
+    /// one or not (docs/messages.md, "Deadlines"). A command past it is acknowledged
+    /// unapplied and answered `503`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_by: Option<DateTime<Utc>>,
     /// On a command from another service: its integration credential (`rst_int_…`), which
     /// must belong to `org_id`. Roster's own commands and all events carry none. Never
     /// printed by `Debug`.
@@ -48,6 +55,7 @@ impl std::fmt::Debug for Envelope {
             .field("correlation_id", &self.correlation_id)
             .field("occurred_at", &self.occurred_at)
             .field("payload", &self.payload)
+            .field("apply_by", &self.apply_by)
             .field(
                 "credential",
                 &self.credential.as_ref().map(|_| "[redacted]"),
@@ -71,8 +79,14 @@ impl Envelope {
             correlation_id: correlation_id.to_owned(),
             occurred_at: Utc::now(),
             payload: serde_json::to_value(payload).unwrap_or(Value::Null),
+            apply_by: None,
             credential: None,
         }
+    }
+
+    /// Whether the command's deadline has passed at `now` (never, without one).
+    pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.apply_by.is_some_and(|by| now > by)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -45,6 +45,12 @@ pub const COMMANDS_PROCESSED: &str = "roster_commands_processed_total";
 /// `not_public` (a type not open to integrations), `unknown_type`, `invalid` (an
 /// undecodable envelope or payload).
 pub const COMMANDS_REFUSED: &str = "roster_commands_refused_total";
+/// Counter `{type, prefix}`: commands that reached their deadline (`apply_by`) unapplied —
+/// slow, parked in a retry queue or redelivered too late — acknowledged without effect.
+pub const COMMANDS_EXPIRED: &str = "roster_commands_expired_total";
+/// Gauge `{prefix}`: outbox rows the relay cannot read (kept, never published; see
+/// docs/operations.md).
+pub const OUTBOX_UNREADABLE: &str = "roster_outbox_unreadable";
 /// Histogram `{type, prefix}`: time to handle one command delivery (apply, reply, ack).
 pub const COMMAND_DURATION: &str = "roster_command_duration_seconds";
 /// Counter `{type, prefix}`: events the outbox relay published (confirmed and marked).

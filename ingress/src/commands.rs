@@ -1,12 +1,19 @@
-//! Sending a command and awaiting the worker's reply (DESIGN invariant 1). Not accepted by
-//! the broker, or no reply in time: `503` with `Retry-After` — in the second case the
-//! command still completes, and the client's retry finds its effect.
+//! Sending a command and awaiting the worker's reply (DESIGN invariant 1), so that every
+//! answer is the truth (docs/reliability.md, "Every answer is the truth"): each command
+//! carries a deadline (`apply_by`, now + `COMMAND_TIMEOUT_MS`) past which the worker applies
+//! nothing. Refused for certain by the broker: `503` at once, nothing changed. No reply by
+//! the deadline: the fence below learns from PostgreSQL whether the command committed in
+//! time — its own reply if it did, else `503`, and then it never will be applied.
 
 use crate::{app::AppState, error::ScimApiError, request_id::RequestId};
+use chrono::{DateTime, Utc};
 use common::{
     amqp::rpc::RpcError,
-    messages::{Command, Reply},
+    db::{redact, stmt},
+    messages::{Command, Envelope, Reply},
 };
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub async fn execute(
@@ -15,7 +22,8 @@ pub async fn execute(
     request: &RequestId,
     cmd: Command,
 ) -> Result<Reply, ScimApiError> {
-    let envelope = cmd.into_envelope(org_id, &request.0);
+    let mut envelope = cmd.into_envelope(org_id, &request.0);
+    envelope.apply_by = Some(deadline_after(state.rpc.timeout()));
     let result = state.rpc.call(&envelope).await;
     record(&state.settings.amqp_prefix, &envelope.kind, &result);
     match result {
@@ -27,12 +35,104 @@ pub async fn execute(
             ))
         }
         Err(RpcError::Timeout(t)) => {
-            tracing::warn!(timeout_ms = t.as_millis() as u64, command_id = %envelope.id, "no reply in time");
-            Err(ScimApiError::unavailable(
-                "the request was accepted but is still being processed; retry later",
-            ))
+            tracing::warn!(timeout_ms = t.as_millis() as u64, command_id = %envelope.id, "no reply in time; settling it");
+            match fence(&state.db, &envelope).await {
+                Settled::Committed(reply) => {
+                    tracing::info!(command_id = %envelope.id, "committed by its deadline; answered from its stored reply");
+                    Ok(reply)
+                }
+                Settled::NotApplied => Err(ScimApiError::unavailable(
+                    "the request could not be completed in time and was not applied; it never \
+                     will be unless it is sent again; retry later",
+                )),
+                Settled::Unknown => Err(ScimApiError::unavailable(
+                    "the request could not be completed in time; retry later",
+                )),
+            }
         }
     }
+}
+
+/// A command's deadline: `timeout` from now.
+fn deadline_after(timeout: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::seconds(25))
+}
+
+/// What PostgreSQL says of a command that got no reply by its deadline.
+#[derive(Debug)]
+pub enum Settled {
+    /// It committed in time: this is its reply (a redelivery would get the same).
+    Committed(Reply),
+    /// It did not, and now never will: PostgreSQL's clock is past its deadline, and no
+    /// commit of it was under way.
+    NotApplied,
+    /// PostgreSQL could not tell within `FENCE_PATIENCE` (unreachable from here, or its
+    /// clock far behind this host's): answered `503` as well, and logged as an error.
+    Unknown,
+}
+
+/// How long the fence keeps asking.
+const FENCE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Settles a command that got no reply by its deadline. Under the command's fence lock
+/// (the one the worker holds from its deadline check to its commit, m0005_deadlines.sql)
+/// it reads PostgreSQL's clock and the stored reply: once that clock is past the deadline
+/// with no reply stored, no worker can commit the command any more. Reads only.
+pub async fn fence(db: &DatabaseConnection, env: &Envelope) -> Settled {
+    let Some(apply_by) = env.apply_by else {
+        return Settled::Unknown;
+    };
+    let give_up = tokio::time::Instant::now() + FENCE_PATIENCE;
+    loop {
+        match fence_once(db, env, apply_by).await {
+            Ok(Some(settled)) => return settled,
+            // PostgreSQL's clock has not reached the deadline yet (this host's runs ahead).
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %redact(&e), command_id = %env.id, "fence failed; trying again")
+            }
+        }
+        if tokio::time::Instant::now() >= give_up {
+            tracing::error!(command_id = %env.id, "could not settle a command that got no reply (database unreachable, or its clock behind this host's by more than 10 s)");
+            return Settled::Unknown;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn fence_once(
+    db: &DatabaseConnection,
+    env: &Envelope,
+    apply_by: DateTime<Utc>,
+) -> Result<Option<Settled>, DbErr> {
+    let tx = db.begin().await?;
+    tx.execute_raw(stmt("SET LOCAL lock_timeout = '2s'", []))
+        .await?;
+    tx.query_one_raw(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))::text AS locked",
+        [env.id.into()],
+    ))
+    .await?;
+    // A new statement, so a new snapshot: it sees a commit the lock waited for.
+    let row = tx
+        .query_one_raw(stmt(
+            "SELECT clock_timestamp() > $2 AS passed, \
+                    (SELECT reply FROM processed_commands \
+                      WHERE command_id = $1 AND org_id IS NOT DISTINCT FROM $3) AS reply",
+            [env.id.into(), apply_by.into(), env.org_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("fence".into()))?;
+    tx.commit().await?;
+    let reply: Option<serde_json::Value> = row.try_get("", "reply")?;
+    if let Some(reply) = reply {
+        let reply = serde_json::from_value(reply).unwrap_or_else(|_| {
+            Reply::error(500, None, "the stored result of this command is unreadable")
+        });
+        return Ok(Some(Settled::Committed(reply)));
+    }
+    let passed: bool = row.try_get("", "passed")?;
+    Ok(passed.then_some(Settled::NotApplied))
 }
 
 /// Counts a command's fate: not accepted by the broker, or accepted (published) and then

@@ -336,6 +336,49 @@ impl TestApp {
         self.tasks.push(service);
     }
 
+    /// Starts a worker whose database connections run through a proxy of its own, so a
+    /// test can take the database away from the worker alone (the ingress still reads it).
+    pub async fn start_worker_with_own_db(&mut self) -> Proxy {
+        let db = Proxy::start(&host_port(
+            &format!("{}/{}", self.server_url, self.db_name),
+            5432,
+        ))
+        .await;
+        let proxy = Proxy::start(&host_port(&self.amqp_direct, 5672)).await;
+        let mut settings = self.settings.clone();
+        settings.amqp_url = common::secret::Secret::new(proxy.url_for(&self.amqp_direct));
+        settings.database_url = common::secret::Secret::new(
+            db.url_for(&format!("{}/{}", self.server_url, self.db_name)),
+        );
+        let w = worker::Worker::connect(&settings).await;
+        let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
+        let mut service = Service::spawn("worker", |stop| w.run(health, stop));
+        service.amqp = Some(proxy);
+        self.tasks.push(service);
+        db
+    }
+
+    /// Stops the mailer (as SIGTERM would) and checks it exited cleanly.
+    pub async fn stop_mailer(&mut self) {
+        let (mailers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|s| s.name == "mailer");
+        self.tasks = rest;
+        for m in mailers {
+            m.stop().await;
+        }
+    }
+
+    /// Starts a mailer that sends through `smtp_url` instead of the test's SMTP proxy.
+    pub async fn start_mailer_via(&mut self, smtp_url: &str) {
+        let mut settings = self.settings.clone();
+        settings.smtp_url = common::secret::Secret::new(smtp_url.to_owned());
+        let m = mailer::Mailer::connect(&settings).await.expect("mailer");
+        let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
+        self.tasks
+            .push(Service::spawn("mailer", |stop| m.run(health, stop)));
+    }
+
     /// Kills the running workers as a crash would: the process is gone and its broker
     /// connection drops with its unacknowledged commands.
     pub fn kill_workers(&mut self) {
@@ -396,7 +439,7 @@ impl TestApp {
         }
     }
 
-    async fn start_mailer(&mut self) {
+    pub async fn start_mailer(&mut self) {
         let m = mailer::Mailer::connect(&self.settings)
             .await
             .expect("mailer");

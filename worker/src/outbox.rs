@@ -11,11 +11,14 @@ use common::{
     },
     db::{is_transient, redact, stmt},
     messages::Envelope,
-    metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, prefix_of},
+    metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_UNREADABLE, prefix_of},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 use tokio::sync::{Notify, watch};
@@ -42,6 +45,7 @@ pub async fn relay(
     topology: Topology,
     notify: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
+    unreadable: Arc<AtomicU64>,
 ) {
     let mut failures = 0u32;
     let prefix = prefix_of(&topology);
@@ -51,7 +55,7 @@ pub async fn relay(
             return;
         }
         if sampled.is_none_or(|at| at.elapsed() >= LAG_SAMPLE) {
-            sample_lag(&db, &prefix).await;
+            sample_lag(&db, &prefix, &unreadable).await;
             sampled = Some(Instant::now());
         }
         match drain_once(&db, &publisher, &topology).await {
@@ -109,7 +113,8 @@ pub async fn drain_once(
     }
     let rows = tx
         .query_all_raw(stmt(
-            "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, routing_key, envelope FROM outbox \
+             WHERE published_at IS NULL AND unreadable_at IS NULL ORDER BY id LIMIT $1",
             [(BATCH as i64).into()],
         ))
         .await
@@ -119,17 +124,21 @@ pub async fn drain_once(
     }
     let exchange = topology.events_exchange();
     let mut ids = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
     let mut pending = Vec::with_capacity(rows.len());
     let mut kinds = Vec::with_capacity(rows.len());
     for row in &rows {
         let id: i64 = row.try_get("", "id").map_err(db_err)?;
         let key: String = row.try_get("", "routing_key").map_err(db_err)?;
         let json: serde_json::Value = row.try_get("", "envelope").map_err(db_err)?;
-        ids.push(id);
         let Ok(envelope) = serde_json::from_value::<Envelope>(json) else {
-            tracing::error!(outbox_id = id, "unreadable outbox row skipped");
+            // Kept for an operator (docs/operations.md), never marked published: losing
+            // an event silently would leave integrators out of step for good.
+            tracing::error!(outbox_id = id, "unreadable outbox row set aside");
+            unreadable.push(id);
             continue;
         };
+        ids.push(id);
         pending.push(
             publisher
                 .send_raw(
@@ -151,17 +160,18 @@ pub async fn drain_once(
     }
     tx.execute_raw(stmt(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-        [sea_orm::Value::Array(
-            sea_orm::sea_query::ArrayType::BigInt,
-            Some(Box::new(
-                ids.iter()
-                    .map(|i| sea_orm::Value::BigInt(Some(*i)))
-                    .collect(),
-            )),
-        )],
+        [bigints(&ids)],
     ))
     .await
     .map_err(db_err)?;
+    if !unreadable.is_empty() {
+        tx.execute_raw(stmt(
+            "UPDATE outbox SET unreadable_at = now() WHERE id = ANY($1)",
+            [bigints(&unreadable)],
+        ))
+        .await
+        .map_err(db_err)?;
+    }
     tx.commit().await.map_err(db_err)?;
     let prefix = prefix_of(topology);
     for kind in kinds {
@@ -171,13 +181,28 @@ pub async fn drain_once(
     Ok(rows.len())
 }
 
-/// Sets `roster_outbox_lag_seconds` (age of the oldest unpublished event, 0 when none) and
-/// `roster_outbox_pending`. A failed query leaves the last values (the relay logs errors).
-async fn sample_lag(db: &DatabaseConnection, prefix: &str) {
+fn bigints(ids: &[i64]) -> sea_orm::Value {
+    sea_orm::Value::Array(
+        sea_orm::sea_query::ArrayType::BigInt,
+        Some(Box::new(
+            ids.iter()
+                .map(|i| sea_orm::Value::BigInt(Some(*i)))
+                .collect(),
+        )),
+    )
+}
+
+/// Sets `roster_outbox_lag_seconds` (age of the oldest unpublished readable event, 0 when
+/// none), `roster_outbox_pending` and `roster_outbox_unreadable` (also kept in
+/// `unreadable` for `/readyz`). A failed query leaves the last values (the relay logs
+/// errors).
+async fn sample_lag(db: &DatabaseConnection, prefix: &str, unreadable: &AtomicU64) {
     let row = db
         .query_one_raw(stmt(
-            "SELECT count(*) AS pending, \
-             COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag \
+            "SELECT count(*) FILTER (WHERE unreadable_at IS NULL) AS pending, \
+             count(*) FILTER (WHERE unreadable_at IS NOT NULL) AS unreadable, \
+             COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) \
+                      FILTER (WHERE unreadable_at IS NULL)), 0)::float8 AS lag \
              FROM outbox WHERE published_at IS NULL",
             [],
         ))
@@ -185,12 +210,15 @@ async fn sample_lag(db: &DatabaseConnection, prefix: &str) {
     let Ok(Some(row)) = row else {
         return;
     };
-    let (Ok(pending), Ok(lag)) = (
+    let (Ok(pending), Ok(lag), Ok(bad)) = (
         row.try_get::<i64>("", "pending"),
         row.try_get::<f64>("", "lag"),
+        row.try_get::<i64>("", "unreadable"),
     ) else {
         return;
     };
     metrics::gauge!(OUTBOX_LAG, "prefix" => prefix.to_owned()).set(lag.max(0.0));
     metrics::gauge!(OUTBOX_PENDING, "prefix" => prefix.to_owned()).set(pending as f64);
+    metrics::gauge!(OUTBOX_UNREADABLE, "prefix" => prefix.to_owned()).set(bad as f64);
+    unreadable.store(u64::try_from(bad).unwrap_or_default(), Ordering::Relaxed);
 }

@@ -4,7 +4,7 @@
 //! awaited); SIGTERM stops consuming and lets in-flight commands finish.
 
 use crate::{
-    apply::{ApplyContext, apply},
+    apply::{Applied, ApplyContext, apply},
     authorize::{Caller, Refusal, authorize, failed_outcome},
     depth, outbox,
 };
@@ -22,7 +22,9 @@ use common::{
     },
     db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope, Reply},
-    metrics::{COMMAND_DURATION, COMMANDS_PROCESSED, COMMANDS_REFUSED, status_class},
+    metrics::{
+        COMMAND_DURATION, COMMANDS_EXPIRED, COMMANDS_PROCESSED, COMMANDS_REFUSED, status_class,
+    },
 };
 use lapin::{
     BasicProperties,
@@ -32,7 +34,10 @@ use lapin::{
 use sea_orm::{DatabaseConnection, DbErr};
 use std::{
     future::Future,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64},
+    },
     time::{Duration, Instant},
 };
 use tokio::{net::TcpListener, sync::Notify};
@@ -93,10 +98,12 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let consuming = Arc::new(AtomicBool::new(false));
+        let unreadable = Arc::new(AtomicU64::new(0));
         let probes = common::health::Probes {
             db: self.db.clone(),
             amqp: self.link.clone(),
             consuming: consuming.clone(),
+            outbox_unreadable: Some(unreadable.clone()),
         };
         let health_server = TaskGuard::new(common::health::serve(health, probes, stop_rx.clone()));
         let depths = TaskGuard::spawn(depth::sample(
@@ -141,6 +148,7 @@ impl Worker {
                 self.topology.clone(),
                 committed.clone(),
                 relay_rx,
+                unreadable.clone(),
             ));
             let ended = consume_until(
                 &conn,
@@ -237,7 +245,27 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
         .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
         .await;
     let outcome = match result {
-        Ok(reply) => {
+        Ok(Applied {
+            reply,
+            expired: true,
+        }) => {
+            tracing::warn!(apply_by = ?env.apply_by, "command past its deadline; not applied");
+            metrics::counter!(COMMANDS_EXPIRED, "type" => kind.to_owned(), "prefix" => shared.prefix.clone())
+                .increment(1);
+            send_reply(
+                &shared,
+                &delivery,
+                &env.correlation_id,
+                &reply,
+                caller == Caller::Roster,
+            )
+            .await;
+            if let Err(e) = ack(&delivery).await {
+                tracing::warn!(error = %e, "ack failed; the command will be redelivered and found expired");
+            }
+            "expired"
+        }
+        Ok(Applied { reply, .. }) => {
             shared.committed.notify_one();
             tracing::info!(status = reply.status(), "command applied");
             let unanswered = delivery.properties.reply_to().is_none();
@@ -318,7 +346,7 @@ async fn failed(
                 500,
                 None,
                 "the change could not be applied and nothing was changed; it is kept in \
-                 Roster's dead-letter queue for an operator to replay",
+                 Roster's dead-letter queue for an operator to inspect",
             );
             send_reply(shared, delivery, &env.correlation_id, &reply, trusted).await;
         }

@@ -28,6 +28,9 @@ pub enum PublishError {
     Unroutable,
     #[error("too many commands in flight")]
     Overloaded,
+    /// The channel was not connected, so nothing was sent.
+    #[error("broker channel not connected; nothing was sent")]
+    NotConnected,
     /// Not sent, or sent but not confirmed, within `CONFIRM_TIMEOUT`: the message may or
     /// may not have been taken.
     #[error("no confirm from the broker within {0:?}")]

@@ -33,11 +33,13 @@ use tokio::sync::oneshot;
 /// Why a command got no reply.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
-    /// Not confirmed by the broker: nothing will happen.
+    /// Refused for certain (never sent, nacked, returned unroutable, or too many in
+    /// flight): nothing will happen.
     #[error("command not accepted: {0}")]
     NotAccepted(#[from] PublishError),
-    /// No reply in time. Once the broker confirmed the command it will still be applied;
-    /// a command whose confirm did not come in time may or may not be.
+    /// No reply by the command's deadline. It may be in the broker (confirmed, or a confirm
+    /// lost with its channel): whether it was applied is settled by the caller's fence
+    /// (`ingress::commands`); the worker applies nothing past the deadline.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
 }
@@ -127,10 +129,25 @@ impl RpcClient {
         self.inner.is_ready()
     }
 
-    /// Publishes the command and waits for the worker's reply, `timeout` at most for both.
+    /// The command timeout this client was started with (`COMMAND_TIMEOUT_MS`).
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Publishes the command and waits for the worker's reply until the envelope's
+    /// `apply_by` (or `timeout` without one), for both. Only a certain refusal is
+    /// `NotAccepted`; a publish whose outcome is unknown (its confirm lost with the channel,
+    /// or late) keeps waiting for the reply, since the command may be in the queue.
     pub async fn call(&self, envelope: &Envelope) -> Result<Reply, RpcError> {
-        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        let wait = envelope.apply_by.map_or(self.inner.timeout, |by| {
+            (by - chrono::Utc::now()).to_std().unwrap_or_default()
+        });
+        let deadline = tokio::time::Instant::now() + wait;
         let channels = self.inner.channels();
+        if !channels.publisher.channel().status().connected() {
+            // Not sent: certain.
+            return Err(RpcError::NotAccepted(PublishError::NotConnected));
+        }
         let key = envelope.id.to_string();
         let (tx, rx) = oneshot::channel();
         {
@@ -158,16 +175,26 @@ impl RpcClient {
         );
         match tokio::time::timeout_at(deadline, published).await {
             Ok(Ok(())) => {}
-            // Sent but not confirmed in time: it may have been taken, so it is not
-            // "nothing changed".
-            Ok(Err(PublishError::NoConfirm(_))) | Err(_) => {
-                return Err(RpcError::Timeout(self.inner.timeout));
+            // Refused for certain: nacked (e.g. the queue is full), returned unroutable,
+            // or refused before sending.
+            Ok(Err(
+                e @ (PublishError::Nacked
+                | PublishError::Unroutable
+                | PublishError::Overloaded
+                | PublishError::NotConnected),
+            )) => {
+                return Err(e.into());
             }
-            Ok(Err(e)) => return Err(e.into()),
+            // A confirm that did not come, or failed with its channel: the command may be
+            // in the queue and may be applied before its deadline, so wait for the reply.
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, command_id = %key, "publish outcome unknown; waiting for the reply until the deadline");
+            }
+            Err(_) => return Err(RpcError::Timeout(wait)),
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => Ok(reply),
-            _ => Err(RpcError::Timeout(self.inner.timeout)),
+            _ => Err(RpcError::Timeout(wait)),
         }
     }
 

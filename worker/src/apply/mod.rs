@@ -24,14 +24,30 @@ pub struct ApplyContext {
     pub scim_base: String,
 }
 
+/// What became of a command.
+#[derive(Debug)]
+pub struct Applied {
+    /// The reply: the command's own, the stored one on redelivery, or `503` when expired.
+    pub reply: Reply,
+    /// It reached its deadline (`Envelope::apply_by`) unapplied, just now.
+    pub expired: bool,
+}
+
 /// Applies a command exactly once and returns its reply (the stored one on redelivery).
-/// Only transient database errors escape; permanent failures are replies.
+/// Only transient database errors escape; permanent failures are replies. A command whose
+/// deadline has passed is not applied: its transaction rolls back, even when the deadline
+/// passes during it, and it is recorded as expired (`expire`).
 pub async fn apply(
     db: &DatabaseConnection,
     ctx: &ApplyContext,
     env: &Envelope,
     cmd: &Command,
-) -> Result<Reply, DbErr> {
+) -> Result<Applied, DbErr> {
+    // Declaring a command expired is always safe (its caller gets `503` either way), so the
+    // worker's own clock may decide it early; only applying needs PostgreSQL's clock.
+    if env.expired_at(chrono::Utc::now()) {
+        return expire(db, env).await;
+    }
     let tx = db.begin().await?;
     let claimed = tx
         .query_one_raw(stmt(
@@ -42,7 +58,11 @@ pub async fn apply(
         .await?;
     if claimed.is_none() {
         tx.rollback().await?;
-        return stored_reply(db, env.id, env.org_id).await;
+        let reply = stored_reply(db, env.id, env.org_id).await?;
+        return Ok(Applied {
+            reply,
+            expired: false,
+        });
     }
     let reply = match cmd {
         Command::CreateOrg(p) => admin::create_org(&tx, env, p).await?,
@@ -66,13 +86,94 @@ pub async fn apply(
         Command::PatchGroup(p) => groups::patch(&tx, ctx, env, org(env), p).await?,
         Command::DeleteGroup(p) => groups::delete(&tx, env, org(env), p).await?,
     };
-    tx.execute_raw(stmt(
-        "UPDATE processed_commands SET reply = $2 WHERE command_id = $1",
-        [env.id.into(), to_json(&reply).into()],
-    ))
-    .await?;
+    // The last statement before COMMIT checks the deadline on PostgreSQL's clock, holding
+    // the command's fence lock until the commit (m0005_deadlines.sql): the ingress, which
+    // answers `503` only after it has seen that clock pass the deadline under the same
+    // lock, can then never be contradicted by a commit.
+    let stored = tx
+        .execute_raw(stmt(
+            "UPDATE processed_commands SET reply = $2 \
+             WHERE command_id = $1 AND roster_before_deadline($1, $3)",
+            [env.id.into(), to_json(&reply).into(), env.apply_by.into()],
+        ))
+        .await?;
+    if stored.rows_affected() == 0 {
+        tx.rollback().await?;
+        return expire(db, env).await;
+    }
     tx.commit().await?;
-    Ok(reply)
+    Ok(Applied {
+        reply,
+        expired: false,
+    })
+}
+
+/// The reply of a command that reached its deadline unapplied.
+pub fn expired_reply() -> Reply {
+    Reply::error(
+        503,
+        None,
+        "the change was not applied: it was still waiting when its deadline passed, and it \
+         never will be; send it again",
+    )
+}
+
+/// Records a command that reached its deadline unapplied: its id with the `503` reply (so a
+/// redelivery, and the ingress's fence, find it) and an activity entry, in one statement.
+async fn expire(db: &DatabaseConnection, env: &Envelope) -> Result<Applied, DbErr> {
+    let reply = expired_reply();
+    let (resource_type, resource_id) = expired_resource(env);
+    let recorded = db
+        .query_one_raw(stmt(
+            "WITH claimed AS (\
+                 INSERT INTO processed_commands (command_id, org_id, command_type, reply) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (command_id) DO NOTHING RETURNING command_id), \
+             audit AS (\
+                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
+                                        resource_type, resource_id, detail) \
+                 SELECT $2, $1, $5, $6, 'command.expired', $7, $8, $9 FROM claimed \
+                 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $2)) \
+             SELECT command_id FROM claimed",
+            [
+                env.id.into(),
+                env.org_id.into(),
+                env.kind.clone().into(),
+                to_json(&reply).into(),
+                env.correlation_id.clone().into(),
+                actor(env).into(),
+                resource_type.into(),
+                resource_id.into(),
+                serde_json::json!({"type": env.kind, "apply_by": env.apply_by}).into(),
+            ],
+        ))
+        .await?;
+    if recorded.is_none() {
+        // Applied or expired by an earlier delivery: its stored reply stands.
+        let reply = stored_reply(db, env.id, env.org_id).await?;
+        return Ok(Applied {
+            reply,
+            expired: false,
+        });
+    }
+    Ok(Applied {
+        reply,
+        expired: true,
+    })
+}
+
+/// The resource an expired command was about, for its activity entry.
+fn expired_resource(env: &Envelope) -> (&'static str, Option<String>) {
+    let id = |key: &str| {
+        env.payload
+            .get(key)
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    match env.kind.split('.').next() {
+        Some("user" | "person") => ("User", id("user_id")),
+        Some("group") => ("Group", id("group_id")),
+        _ => ("Org", env.org_id.map(|o| o.to_string())),
+    }
 }
 
 /// `Command::from_envelope` guarantees every command but `org.create` names its org.
