@@ -26,6 +26,11 @@ pub struct Settings {
     /// `ROSTER_SESSION_KEY`: base64 of at least 64 bytes, the key that signs the admin
     /// page's session cookie. Unset: the ingress makes a random one at start.
     pub session_key: Option<Secret<String>>,
+    /// `ROSTER_INVITE_KEY`: base64 of at least 32 bytes, the mailer's key that derives each
+    /// invite's link from the invite (HMAC-SHA-256), so every resend carries the same link.
+    /// Unset: the mailer makes a random one at start (a resend after a restart then carries
+    /// a new link, and the first one stops working).
+    pub invite_key: Option<Secret<String>>,
     pub rust_log: String,
     pub log_format: LogFormat,
     /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default `roster`).
@@ -121,6 +126,9 @@ impl Settings {
         let session_key = get("ROSTER_SESSION_KEY")
             .map(|v| session_key(&v).map(|_| Secret::new(v)))
             .transpose()?;
+        let invite_key = get("ROSTER_INVITE_KEY")
+            .map(|v| invite_key(&v).map(|_| Secret::new(v)))
+            .transpose()?;
         let health_addr = match get("HEALTH_ADDR") {
             Some(v) => Some(parse("HEALTH_ADDR", &v)?),
             None => None,
@@ -140,6 +148,7 @@ impl Settings {
                 .to_owned(),
             operator_token: get("ROSTER_OPERATOR_TOKEN").map(Secret::new),
             session_key,
+            invite_key,
             rust_log: string("RUST_LOG", "info"),
             log_format,
             amqp_prefix: string("AMQP_PREFIX", "roster"),
@@ -205,9 +214,18 @@ impl Settings {
 
 /// The bytes of a `ROSTER_SESSION_KEY` (standard or URL-safe base64, at least 64 bytes).
 pub fn session_key(value: &str) -> Result<Vec<u8>, ConfigError> {
+    key_bytes("ROSTER_SESSION_KEY", value, 64)
+}
+
+/// The bytes of a `ROSTER_INVITE_KEY` (standard or URL-safe base64, at least 32 bytes).
+pub fn invite_key(value: &str) -> Result<Vec<u8>, ConfigError> {
+    key_bytes("ROSTER_INVITE_KEY", value, 32)
+}
+
+fn key_bytes(name: &'static str, value: &str, min: usize) -> Result<Vec<u8>, ConfigError> {
     use base64::{Engine, engine::general_purpose};
     let err = |reason: &str| ConfigError {
-        name: "ROSTER_SESSION_KEY",
+        name,
         reason: reason.to_owned(),
     };
     let value = value.trim();
@@ -217,10 +235,10 @@ pub fn session_key(value: &str) -> Result<Vec<u8>, ConfigError> {
         .or_else(|_| general_purpose::STANDARD_NO_PAD.decode(value))
         .or_else(|_| general_purpose::URL_SAFE_NO_PAD.decode(value))
         .map_err(|_| err("not base64"))?;
-    if bytes.len() < 64 {
-        return Err(err(
-            "must decode to at least 64 bytes (e.g. `openssl rand -base64 64`)",
-        ));
+    if bytes.len() < min {
+        return Err(err(&format!(
+            "must decode to at least {min} bytes (e.g. `openssl rand -base64 {min}`)"
+        )));
     }
     Ok(bytes)
 }

@@ -31,6 +31,8 @@ enum Found {
     Unknown,
     Used,
     Expired,
+    /// The person is not active in the directory (deactivated since the invite was sent).
+    Inactive,
     Open {
         first_name: Option<String>,
         org_name: String,
@@ -46,6 +48,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
         Ok(Found::Unknown) => not_found(),
         Ok(Found::Used) => already_used(),
         Ok(Found::Expired) => expired(),
+        Ok(Found::Inactive) => inactive(),
         Err(()) => unavailable(),
     }
 }
@@ -72,6 +75,7 @@ async fn accept(
         ),
         Ok(Reply::Error { status: 409, .. }) => already_used(),
         Ok(Reply::Error { status: 410, .. }) => expired(),
+        Ok(Reply::Error { status: 403, .. }) => inactive(),
         Ok(Reply::Error { .. }) => not_found(),
         Err(_) => unavailable(),
     }
@@ -87,7 +91,7 @@ async fn lookup(state: &AppState, token: &str) -> Result<Found, ()> {
         .query_one_raw(stmt(
             "SELECT i.accepted_at IS NOT NULL AS used, \
              (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, \
-             u.given_name, o.name AS org_name \
+             u.active, u.given_name, o.name AS org_name \
              FROM invites i JOIN users u ON u.id = i.user_id JOIN orgs o ON o.id = i.org_id \
              WHERE i.token_hash = $1",
             [TokenHash::of(token).as_str().into()],
@@ -103,6 +107,9 @@ async fn lookup(state: &AppState, token: &str) -> Result<Found, ()> {
     }
     if flag("expired")? {
         return Ok(Found::Expired);
+    }
+    if !flag("active")? {
+        return Ok(Found::Inactive);
     }
     Ok(Found::Open {
         first_name: row.try_get("", "given_name").map_err(|_| ())?,
@@ -166,6 +173,15 @@ fn expired() -> Response {
         StatusCode::GONE,
         "Invite expired",
         "<p>This invite link has expired. Ask your administrator for a new one.</p>",
+    )
+}
+
+fn inactive() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "Not in the directory",
+        "<p>Your profile is not active in the directory right now, so this invite cannot be \
+         accepted. Ask your administrator.</p>",
     )
 }
 

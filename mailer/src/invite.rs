@@ -29,6 +29,43 @@ pub struct Invite {
     pub link: String,
     /// How long the link stays valid (`INVITE_TTL`).
     pub ttl: Duration,
+    /// The same for every send of one invite (`<invite.{id}@{host}>`), so a mail system that
+    /// gets it twice can drop the copy.
+    pub message_id: String,
+}
+
+/// The `Message-ID` of an invite: fixed by the invite, on the host of `public_url`.
+pub fn message_id(invite_id: uuid::Uuid, public_url: &str) -> String {
+    let host = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .filter(|h| !h.is_empty())
+        .unwrap_or("roster.invalid");
+    format!("<invite.{invite_id}@{host}>")
+}
+
+/// The name to greet from the person's stored fields: `displayName`, else given and family
+/// name.
+pub fn greeting_name(
+    display: Option<&str>,
+    given: Option<&str>,
+    family: Option<&str>,
+) -> Option<String> {
+    let name = display
+        .map(str::to_owned)
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| {
+            let full = format!(
+                "{} {}",
+                given.unwrap_or_default(),
+                family.unwrap_or_default()
+            );
+            Some(full.trim().to_owned())
+        })?;
+    let name = single_line(&name);
+    (!name.is_empty()).then_some(name)
 }
 
 /// The name to greet: `displayName`, else given and family name.
@@ -155,6 +192,7 @@ impl Invite {
                 .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?,
         );
         Message::builder()
+            .message_id(Some(self.message_id.clone()))
             .from(from.clone())
             .to(to)
             .subject(self.subject())
@@ -191,6 +229,19 @@ mod tests {
     }
 
     #[test]
+    fn greets_the_stored_name() {
+        assert_eq!(
+            greeting_name(Some("Ann B"), Some("A"), None).as_deref(),
+            Some("Ann B")
+        );
+        assert_eq!(
+            greeting_name(None, Some("Ann"), Some("Lee")).as_deref(),
+            Some("Ann Lee")
+        );
+        assert_eq!(greeting_name(Some(" "), None, None), None);
+    }
+
+    #[test]
     fn greets_by_display_name_then_full_name() {
         let e = event(
             json!({"displayName": "Ann", "name": {"givenName": "A"}}),
@@ -217,7 +268,12 @@ mod tests {
             org_name: "Acme\r\nX-Evil: 1".into(),
             link: "http://h/invite/t".into(),
             ttl: Duration::from_secs(7 * 86_400),
+            message_id: message_id(Uuid::nil(), "https://roster.example:8443/x"),
         };
+        assert_eq!(
+            invite.message_id,
+            "<invite.00000000-0000-0000-0000-000000000000@roster.example>"
+        );
         assert!(!invite.subject().contains('\n'));
         assert!(!invite.html().contains("<script>"));
         let from: Mailbox = "Roster <no-reply@roster.localhost>".parse().expect("from");
@@ -240,6 +296,7 @@ mod tests {
             org_name: "Acme".into(),
             link: "http://h/invite/t?a=1&b=\"2\"".into(),
             ttl: Duration::from_secs(36 * 3600),
+            message_id: message_id(Uuid::nil(), "http://h"),
         };
         let from: Mailbox = "Roster <no-reply@roster.localhost>".parse().expect("from");
         let message = invite.message(&from).expect("builds");

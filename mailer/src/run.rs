@@ -41,6 +41,7 @@ pub struct Mailer {
     from: Mailbox,
     public_url: String,
     invite_ttl: Duration,
+    invite_key: Arc<[u8]>,
 }
 
 struct Shared {
@@ -52,6 +53,8 @@ struct Shared {
     public_url: String,
     /// How long an invite link stays valid (`INVITE_TTL`).
     invite_ttl: Duration,
+    /// Derives each invite's link (`ROSTER_INVITE_KEY`).
+    invite_key: Arc<[u8]>,
     /// The `prefix` metrics label.
     prefix: String,
 }
@@ -107,6 +110,7 @@ impl Mailer {
             from,
             public_url: settings.public_url.clone(),
             invite_ttl: settings.invite_ttl,
+            invite_key: invite_key(settings)?,
         })
     }
 
@@ -121,6 +125,7 @@ impl Mailer {
             db: self.db.clone(),
             amqp: self.link.clone(),
             consuming: consuming.clone(),
+            outbox_unreadable: None,
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health_server =
@@ -141,6 +146,7 @@ impl Mailer {
                 from: self.from.clone(),
                 public_url: self.public_url.clone(),
                 invite_ttl: self.invite_ttl,
+                invite_key: self.invite_key.clone(),
                 prefix: common::metrics::prefix_of(&self.topology),
             });
             let ended = consume_until(
@@ -174,6 +180,21 @@ impl Mailer {
     }
 }
 
+/// The key invite links are derived from: `ROSTER_INVITE_KEY`, else a random one for this
+/// process (a resend after a restart then carries a new link).
+fn invite_key(settings: &Settings) -> anyhow::Result<Arc<[u8]>> {
+    if let Some(key) = &settings.invite_key {
+        return Ok(common::config::invite_key(key.expose())?.into());
+    }
+    tracing::warn!(
+        "ROSTER_INVITE_KEY is not set: invite links are derived from a random key made at \
+         start, so an invite sent again after a restart carries a new link"
+    );
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+    Ok(key.to_vec().into())
+}
+
 #[tracing::instrument(skip_all, fields(event_id, user_id, correlation_id))]
 async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     let decoded = Envelope::from_bytes(&delivery.data).and_then(|env| {
@@ -199,7 +220,7 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
     span.record("event_id", tracing::field::display(env.id));
     span.record("user_id", tracing::field::display(event.user_id));
     span.record("correlation_id", env.correlation_id.as_str());
-    if env.kind != events::USER_CREATED {
+    if env.kind != events::USER_CREATED && env.kind != events::USER_REACTIVATED {
         let _ = ack(&delivery).await;
         return;
     }
@@ -268,21 +289,18 @@ async fn process(
     let Some(org_id) = env.org_id else {
         return Ok(Outcome::Skipped("event has no org"));
     };
-    let Some(org) = shared
-        .db
-        .query_one_raw(stmt("SELECT name FROM orgs WHERE id = $1", [org_id.into()]))
-        .await?
-    else {
-        return Ok(Outcome::Skipped("org not found"));
-    };
-    let org_name: String = org.try_get("", "name")?;
     let tx = shared.db.begin().await?;
-    // The worker wrote this row when the user was created and the org had invites on.
-    // Holding its lock while sending makes a concurrent copy of the event wait, then find
-    // it sent.
+    // The worker wrote this row when the person was first active and the org had invites
+    // on. Holding its lock while sending makes a concurrent copy of the event wait, then
+    // find it sent; the key-share lock on the person makes a deactivation wait for a send
+    // under way, and a deactivation committed before finds the person inactive here.
     let pending = tx
         .query_one_raw(stmt(
-            "SELECT id, email FROM invites WHERE user_id = $1 AND org_id = $2 AND sent_at IS NULL FOR UPDATE",
+            "SELECT i.id, i.email, u.active, u.display_name, u.given_name, u.family_name, \
+                    o.name AS org_name \
+             FROM invites i JOIN users u ON u.id = i.user_id JOIN orgs o ON o.id = i.org_id \
+             WHERE i.user_id = $1 AND i.org_id = $2 AND i.sent_at IS NULL \
+             FOR UPDATE OF i FOR KEY SHARE OF u",
             [event.user_id.into(), org_id.into()],
         ))
         .await?;
@@ -292,15 +310,28 @@ async fn process(
             "no invite pending (invites off, or already sent)",
         ));
     };
+    if !row.try_get::<bool>("", "active")? {
+        tx.rollback().await?;
+        return Ok(Outcome::Skipped(
+            "person not active; the invite waits for their activation",
+        ));
+    }
     let invite_id: Uuid = row.try_get("", "id")?;
     let address: String = row.try_get("", "email")?;
-    let token = secret::issue(TokenKind::Invite);
+    let name = |col: &str| row.try_get::<Option<String>>("", col);
+    // One token per invite: every resend carries the same link and Message-ID.
+    let token = secret::derive(TokenKind::Invite, &shared.invite_key, invite_id.as_bytes());
     let message = Invite {
         to_address: address,
-        to_name: invite::display_name(event),
-        org_name,
+        to_name: invite::greeting_name(
+            name("display_name")?.as_deref(),
+            name("given_name")?.as_deref(),
+            name("family_name")?.as_deref(),
+        ),
+        org_name: row.try_get("", "org_name")?,
         link: format!("{}/invite/{}", shared.public_url, token.plain.expose()),
         ttl: shared.invite_ttl,
+        message_id: invite::message_id(invite_id, &shared.public_url),
     }
     .message(&shared.from)?;
     invite::send(&shared.smtp, message).await?;

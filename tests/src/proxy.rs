@@ -129,6 +129,79 @@ impl Drop for Proxy {
     }
 }
 
+/// An SMTP relay to a real server that, on its first connection only, forwards the end of
+/// a message (`CRLF.CRLF`) and then drops the connection before the server's answer reaches
+/// the client: the server has the mail, while the client sees a reset it calls transient.
+pub struct DropAfterData {
+    addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl DropAfterData {
+    pub async fn start(upstream: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a proxy port");
+        let addr = listener.local_addr().expect("proxy address");
+        let upstream = upstream.to_owned();
+        let first = Arc::new(AtomicBool::new(true));
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let drop_at_end = first.swap(false, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (mut client_rx, mut client_tx) = inbound.into_split();
+                    let (mut server_rx, mut server_tx) = outbound.into_split();
+                    let answers = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+                        client_tx
+                    });
+                    let mut tail: Vec<u8> = Vec::new();
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let Ok(n) = client_rx.read(&mut buf).await else {
+                            break;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        tail.extend_from_slice(&buf[..n]);
+                        let ends = tail.windows(5).any(|w| w == b"\r\n.\r\n");
+                        let keep = tail.len().saturating_sub(4);
+                        tail.drain(..keep);
+                        if drop_at_end && ends {
+                            // The server's answer must not reach the client.
+                            answers.abort();
+                            let _ = server_tx.write_all(&buf[..n]).await;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            return;
+                        }
+                        if server_tx.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    answers.abort();
+                });
+            }
+        });
+        Self { addr, accept }
+    }
+
+    /// `smtp://` URL of this relay.
+    pub fn url(&self) -> String {
+        format!("smtp://{}", self.addr)
+    }
+}
+
+impl Drop for DropAfterData {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]

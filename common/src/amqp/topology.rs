@@ -3,7 +3,7 @@
 //!
 //! - `{p}.commands` (topic exchange) → `{p}.commands` (quorum queue, delivery limit,
 //!   dead-lettered to `{p}.dead-letter`)
-//! - `{p}.events` (topic exchange) → `{p}.mailer` (quorum queue, bound to `user.created`)
+//! - `{p}.events` (topic exchange) → `{p}.mailer` (quorum queue, bound to `user.created` and `user.reactivated`)
 //! - `{p}.dead-letter` (fanout exchange) → `{p}.dead-letter` (quorum queue)
 //! - `{p}.commands.retry.{n}` and `{p}.mailer.retry.{n}` (quorum queues, one per retry
 //!   delay): a message waits there for the delay, then the broker dead-letters it back to
@@ -196,13 +196,11 @@ impl Topology {
             .await?;
         self.declare_quorum(ch, &self.mailer_queue(), self.dead_lettered())
             .await?;
-        self.bind(
-            ch,
-            &self.mailer_queue(),
-            &self.events_exchange(),
-            events::USER_CREATED,
-        )
-        .await?;
+        // A pending invite is sent when its person is created, or activated later.
+        for key in [events::USER_CREATED, events::USER_REACTIVATED] {
+            self.bind(ch, &self.mailer_queue(), &self.events_exchange(), key)
+                .await?;
+        }
         for target in [RetryTarget::Commands, RetryTarget::Mailer] {
             for (i, delay) in self.retry_delays.iter().enumerate() {
                 let args = vec![

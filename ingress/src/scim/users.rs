@@ -101,6 +101,9 @@ async fn patch(
 ) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
     patch::parse_request(&body, &schema::USER)?;
+    // POST and PUT drop it in `UserInput`: no password is ever published.
+    let mut body = body;
+    patch::strip_write_only(&mut body);
     let cmd = Command::PatchUser(PatchUser {
         user_id,
         patch: body,

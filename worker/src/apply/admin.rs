@@ -227,9 +227,10 @@ pub(super) async fn accept_invite(
 ) -> Result<Reply, DbErr> {
     let row = tx
         .query_one_raw(stmt(
-            "SELECT id, user_id, accepted_at IS NOT NULL AS used, \
-             (expires_at IS NULL OR expires_at <= now()) AS expired \
-             FROM invites WHERE token_hash = $1 AND org_id = $2 FOR UPDATE",
+            "SELECT i.id, i.user_id, i.accepted_at IS NOT NULL AS used, \
+             (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, u.active \
+             FROM invites i JOIN users u ON u.id = i.user_id \
+             WHERE i.token_hash = $1 AND i.org_id = $2 FOR UPDATE OF i FOR KEY SHARE OF u",
             [cmd.token_hash.as_str().into(), org_id.into()],
         ))
         .await?;
@@ -241,6 +242,15 @@ pub(super) async fn accept_invite(
     }
     if row.try_get::<bool>("", "expired")? {
         return Ok(Reply::error(410, None, "this invite has expired"));
+    }
+    // Only a person in the directory may accept: one deactivated since the invite was sent
+    // is not (reactivated, the same link works again).
+    if !row.try_get::<bool>("", "active")? {
+        return Ok(Reply::error(
+            403,
+            None,
+            "this person is not active in the directory; ask your administrator",
+        ));
     }
     let invite_id: Uuid = row.try_get("", "id")?;
     let user_id: Uuid = row.try_get("", "user_id")?;

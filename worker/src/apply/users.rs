@@ -46,8 +46,10 @@ pub(super) async fn create(
     let row = tx
         .query_one_raw(stmt(
             "INSERT INTO users (id, org_id, user_name, external_id, active, display_name, given_name, \
-                                family_name, email, resource, profile, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, now(), now()) \
+                                family_name, email, resource, profile, version, created_at, updated_at, \
+                                activated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, now(), now(), \
+                     CASE WHEN $5 THEN now() END) \
              ON CONFLICT (org_id, lower(user_name)) DO NOTHING \
              RETURNING *",
             [
@@ -89,14 +91,10 @@ pub(super) async fn create(
             changes,
         },
     );
-    // The invite is decided now, with the org's setting as it is at creation; the mailer
-    // sends what this row asks for, once.
-    let address = stored.email.clone().or_else(|| {
-        stored
-            .user_name
-            .contains('@')
-            .then(|| stored.user_name.clone())
-    });
+    // An invite is due when a person is first active in the directory, decided with the
+    // org's setting as it is then; the mailer sends what this row asks for, once, and only
+    // while the person is active. One created inactive gets it on activation (`update`).
+    let address = invite_address(&stored).filter(|_| stored.active);
     audit_with(
         tx,
         env,
@@ -314,8 +312,44 @@ async fn update(
         (false, true) => events::USER_REACTIVATED,
         _ => events::USER_UPDATED,
     };
+    if kind == events::USER_REACTIVATED {
+        first_activation(tx, org_id, &stored).await?;
+    }
     emit(tx, env, org_id, &stored, kind, changes).await?;
     rendered(tx, ctx, &stored).await
+}
+
+/// The address an invite goes to: the email, else a `userName` that is one.
+fn invite_address(u: &user::Model) -> Option<String> {
+    u.email
+        .clone()
+        .or_else(|| u.user_name.contains('@').then(|| u.user_name.clone()))
+}
+
+/// A person active for the first time (created inactive, now activated) is due an invite
+/// if the org sends them; one who was active before is not (their invite, if any, was
+/// decided then, and a pending one is sent on the `user.reactivated` event).
+async fn first_activation(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    u: &user::Model,
+) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "WITH first AS (UPDATE users SET activated_at = now() \
+                         WHERE org_id = $2 AND id = $3 AND activated_at IS NULL RETURNING id) \
+         INSERT INTO invites (id, org_id, user_id, email) \
+         SELECT $1, o.id, f.id, $4 FROM first f JOIN orgs o ON o.id = $2 AND o.send_invites \
+         WHERE $4 IS NOT NULL \
+         ON CONFLICT (user_id) DO NOTHING",
+        [
+            Uuid::now_v7().into(),
+            org_id.into(),
+            u.id.into(),
+            invite_address(u).map_or_else(none_string, Into::into),
+        ],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// The `200` reply: the user with its groups.
