@@ -323,3 +323,40 @@ async fn no_password_reaches_the_commands_exchange() {
     let _ = conn.close(200, "done".into()).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_outbox_row_is_kept_and_counted_never_marked_published() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    app.db
+        .execute_raw(stmt(
+            "INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
+             VALUES (gen_random_uuid(), $1::uuid, 'user.created', '{\"not\": \"an envelope\"}')",
+            [acme.org_id.clone().into()],
+        ))
+        .await
+        .expect("a broken outbox row");
+    // Events behind it still go out.
+    create(&acme, &app.email("after"), true).await;
+    app.wait_count(
+        "SELECT count(*) FROM outbox WHERE routing_key = 'user.created' AND published_at IS NOT NULL",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    app.wait_count(
+        "SELECT count(*) FROM outbox WHERE unreadable_at IS NOT NULL",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM outbox WHERE envelope ? 'not' AND published_at IS NOT NULL"
+        )
+        .await,
+        0,
+        "an unreadable row was marked published"
+    );
+    app.stop().await;
+}
