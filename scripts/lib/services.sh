@@ -43,6 +43,7 @@ roster_start_local() {
       mkdir -p "$dir"
       nohup maildev --smtp "$smtp" --web "$web" --ip 127.0.0.1 --mail-directory "$dir" \
         >"$log" 2>&1 &
+      # shellcheck disable=SC2034 # read by the caller
       ROSTER_STARTED_PID=$!
       ;;
     *) return 1 ;;
