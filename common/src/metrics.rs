@@ -76,11 +76,24 @@ pub const INVITES_SENT: &str = "roster_invites_sent_total";
 pub const INVITES_FAILED: &str = "roster_invites_failed_total";
 /// Counter `{prefix}`: `user.created` events that needed no invite (invites off, already sent).
 pub const INVITES_SKIPPED: &str = "roster_invites_skipped_total";
+/// Histogram `{prefix}`: time the SMTP server took to accept one invite email (sends it
+/// refused are counted by `INVITES_FAILED` instead).
+pub const SMTP_SEND_DURATION: &str = "roster_smtp_send_duration_seconds";
+/// Histogram `{prefix}`: time from a person's creation (the commit of their `user.created`
+/// event) to their invite's send, in `INVITE_DELAY_BUCKETS`.
+pub const INVITE_DELAY: &str = "roster_invite_delay_seconds";
 
 /// Histogram buckets for latencies in seconds: 5 ms to a minute (the command timeout is
 /// 25 s by default, Okta waits 60 s).
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0,
+];
+
+/// Histogram buckets for the time from a person's creation to their invite: 50 ms to an
+/// hour, since an invite that waits for broker-side retries (`RETRY_DELAYS_MS`, up to a
+/// minute each by default) or a mailer outage takes minutes.
+pub const INVITE_DELAY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
 ];
 
 /// The `Content-Type` of the Prometheus text format.
@@ -104,9 +117,14 @@ pub fn render(handle: &PrometheusHandle) -> String {
 
 fn build() -> PrometheusHandle {
     let mut builder = PrometheusBuilder::new();
-    for name in [HTTP_REQUEST_DURATION, COMMAND_DURATION] {
-        builder = match builder.set_buckets_for_metric(Matcher::Full(name.into()), LATENCY_BUCKETS)
-        {
+    let buckets = [
+        (HTTP_REQUEST_DURATION, LATENCY_BUCKETS),
+        (COMMAND_DURATION, LATENCY_BUCKETS),
+        (SMTP_SEND_DURATION, LATENCY_BUCKETS),
+        (INVITE_DELAY, INVITE_DELAY_BUCKETS),
+    ];
+    for (name, buckets) in buckets {
+        builder = match builder.set_buckets_for_metric(Matcher::Full(name.into()), buckets) {
             Ok(b) => b,
             // Only empty buckets are refused, and these are not empty.
             Err(_) => PrometheusBuilder::new(),
@@ -171,6 +189,16 @@ fn describe() {
         "Invites that failed after in-process retries"
     );
     describe_counter!(INVITES_SKIPPED, "user.created events that needed no invite");
+    describe_histogram!(
+        SMTP_SEND_DURATION,
+        metrics::Unit::Seconds,
+        "Time the SMTP server took to accept one invite"
+    );
+    describe_histogram!(
+        INVITE_DELAY,
+        metrics::Unit::Seconds,
+        "Time from a person's creation to their invite's send"
+    );
 }
 
 /// The `prefix` label of a topology: its AMQP prefix.

@@ -18,7 +18,7 @@ use common::{
     },
     db::{is_transient, redact, stmt},
     messages::{Envelope, UserEvent, events},
-    metrics::{INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED},
+    metrics::{INVITE_DELAY, INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED, SMTP_SEND_DURATION},
     secret::{self, TokenKind},
 };
 use lapin::message::Delivery;
@@ -242,6 +242,10 @@ async fn handle(shared: Arc<Shared>, delivery: Delivery) {
             let prefix = shared.prefix.clone();
             match outcome {
                 Outcome::Sent => {
+                    // From the commit of the person's creation (the event's time) to now.
+                    let delay = (Utc::now() - env.occurred_at).num_milliseconds().max(0);
+                    metrics::histogram!(INVITE_DELAY, "prefix" => prefix.clone())
+                        .record(delay as f64 / 1000.0);
                     metrics::counter!(INVITES_SENT, "prefix" => prefix).increment(1);
                     tracing::info!("invite sent");
                 }
@@ -334,7 +338,10 @@ async fn process(
         message_id: invite::message_id(invite_id, &shared.public_url),
     }
     .message(&shared.from)?;
+    let started = std::time::Instant::now();
     invite::send(&shared.smtp, message).await?;
+    metrics::histogram!(SMTP_SEND_DURATION, "prefix" => shared.prefix.clone())
+        .record(started.elapsed().as_secs_f64());
     // The mail is out. Recording that must not fail into a retry that would send it again:
     // if the database drops now, keep trying to record it (the delivery stays unacked).
     let expires = Utc::now()

@@ -278,6 +278,23 @@ async fn counters_equal_the_work_done() {
     // The mailers.
     assert_eq!(get("roster_invites_sent_total", &[]), Some(5.0), "{mine}");
     assert_eq!(get("roster_invites_failed_total", &[]), None, "{mine}");
+    // Their latencies: one SMTP send and one creation-to-send delay per invite, each
+    // within the test's wait (every sample in the `le="60"` bucket: none took a minute).
+    for name in [
+        "roster_smtp_send_duration_seconds",
+        "roster_invite_delay_seconds",
+    ] {
+        assert_eq!(get(&format!("{name}_count"), &[]), Some(5.0), "{mine}");
+        assert_eq!(
+            get(&format!("{name}_bucket"), &[("le", "60")]),
+            Some(5.0),
+            "{name}: {mine}"
+        );
+        assert!(
+            get(&format!("{name}_sum"), &[]).is_some_and(|s| s > 0.0),
+            "{name}: {mine}"
+        );
+    }
 
     // HTTP, by route pattern.
     let users = ("route", "/scim/v2/Users");
@@ -318,6 +335,17 @@ async fn counters_equal_the_work_done() {
             "{base}/metrics: {theirs}"
         );
     }
+    let theirs = metrics_text(&app.http, &mailer.base).await;
+    assert!(
+        sample(
+            &theirs,
+            "roster_invite_delay_seconds_count",
+            &[("prefix", p)]
+        )
+        .is_some(),
+        "{}/metrics: {theirs}",
+        mailer.base
+    );
 
     worker.stop().await;
     mailer.stop().await;
