@@ -26,6 +26,10 @@ pub struct Settings {
     /// `ROSTER_SESSION_KEY`: base64 of at least 64 bytes, the key that signs the admin
     /// page's session cookie. Unset: the ingress makes a random one at start.
     pub session_key: Option<Secret<String>>,
+    /// `ROSTER_SECRETS_KEY`: base64 of 32 bytes, the AES-256-GCM key that seals secrets
+    /// Roster must use again (an org's OpenID Connect client secret). Unset: employee
+    /// sign-in cannot be configured.
+    pub secrets_key: Option<crate::sealed::SealKey>,
     pub rust_log: String,
     pub log_format: LogFormat,
     /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default `roster`).
@@ -121,6 +125,14 @@ impl Settings {
         let session_key = get("ROSTER_SESSION_KEY")
             .map(|v| session_key(&v).map(|_| Secret::new(v)))
             .transpose()?;
+        let secrets_key = get("ROSTER_SECRETS_KEY")
+            .map(|v| {
+                crate::sealed::SealKey::parse(&v).map_err(|reason| ConfigError {
+                    name: "ROSTER_SECRETS_KEY",
+                    reason,
+                })
+            })
+            .transpose()?;
         let health_addr = match get("HEALTH_ADDR") {
             Some(v) => Some(parse("HEALTH_ADDR", &v)?),
             None => None,
@@ -140,6 +152,7 @@ impl Settings {
                 .to_owned(),
             operator_token: get("ROSTER_OPERATOR_TOKEN").map(Secret::new),
             session_key,
+            secrets_key,
             rust_log: string("RUST_LOG", "info"),
             log_format,
             amqp_prefix: string("AMQP_PREFIX", "roster"),
@@ -410,5 +423,18 @@ mod tests {
         let s = Settings::from_vars(&vars).expect("valid");
         assert!(s.session_key.is_some());
         assert!(!format!("{s:?}").contains(&STANDARD.encode([7u8; 64])));
+    }
+
+    #[test]
+    fn secrets_key_is_base64_of_32_bytes_and_never_prints() {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let mut vars = HashMap::new();
+        vars.insert("ROSTER_SECRETS_KEY".to_owned(), STANDARD.encode([5u8; 16]));
+        let err = Settings::from_vars(&vars).expect_err("too short");
+        assert_eq!(err.name, "ROSTER_SECRETS_KEY");
+        vars.insert("ROSTER_SECRETS_KEY".to_owned(), STANDARD.encode([5u8; 32]));
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert!(s.secrets_key.is_some());
+        assert!(!format!("{s:?}").contains(&STANDARD.encode([5u8; 32])));
     }
 }
