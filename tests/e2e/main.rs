@@ -16,5 +16,6 @@ mod okta_assign;
 mod queries;
 mod queued_commands;
 mod scaling;
+mod sso;
 mod tenants;
 mod user_lifecycle;

@@ -13,7 +13,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margi
     tr.me{background:#eef6ff}.error{color:#a00;background:#fee;padding:.6rem;border-radius:4px}\
     header{display:flex;justify-content:space-between;align-items:center}\
     label{display:block;margin-top:.6rem}input{font-size:1rem;padding:.3rem;width:20rem}\
-    .locked{color:#666}button{font-size:1rem;padding:.4rem 1rem;margin-top:.8rem}";
+    .locked{color:#666}button{font-size:1rem;padding:.4rem 1rem;margin-top:.8rem}form#profile-form button{display:block}";
 
 fn layout(title: &str, body: Markup) -> Markup {
     html! {
@@ -124,7 +124,10 @@ pub fn directory(d: &Directory<'_>) -> Markup {
                     input type="hidden" name="csrf" value=(d.csrf);
                     @for (f, editable) in d.fields {
                         @let id = format!("field-{}", f.replace('.', "-"));
-                        label for=(id) { (mapping::label(f)) }
+                        label for=(id) {
+                            (mapping::label(f))
+                            @if !*editable { span.locked { " (synced from Okta, locked)" } }
+                        }
                         @if *editable {
                             input id=(id) type="text" name={"field." (f)} value=(field(d.me, f));
                         } @else {
