@@ -153,6 +153,7 @@ impl Drop for Provider {
 struct Org {
     id: String,
     key: String,
+    secret: String,
     okta: ScimClient,
     provider: Provider,
 }
@@ -199,6 +200,7 @@ async fn org_with_sign_in(app: &TestApp, name: &str) -> Org {
     Org {
         id: t.org_id,
         key: t.admin_key,
+        secret,
         okta: t.scim,
         provider,
     }
@@ -255,6 +257,15 @@ async fn sign_in(app: &TestApp, b: &Browser, org: &Org, login: &str) {
         .await
         .expect("open the sign-in page");
     log_in_at_provider(b, &org.provider, login).await;
+}
+
+/// The `/admin` page's employee sign-in status.
+async fn sso_enabled(b: &Browser) -> Option<String> {
+    b.find("#sso-status")
+        .await
+        .attr("data-enabled")
+        .await
+        .expect("attr")
 }
 
 /// The refused sign-in's code on its page.
@@ -504,6 +515,40 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
         .expect("open");
     assert_eq!(refusal_code(&b).await, "sign_in_off");
 
+    // The admin sets it up again on the /admin page: the redirect URI to paste into Okta is
+    // shown, the secret is entered once, and people sign in again.
+    b.client
+        .goto(&format!("{}/admin", app.base))
+        .await
+        .expect("open /admin");
+    b.find("#admin-key")
+        .await
+        .send_keys(&org.key)
+        .await
+        .expect("typing");
+    b.submit("#sign-in").await;
+    assert_eq!(sso_enabled(&b).await.as_deref(), Some("false"));
+    assert_eq!(
+        b.value("#sso-redirect-uri").await,
+        format!("{}/sso/{}/callback", app.base, org.id)
+    );
+    for (field, value) in [
+        ("#sso-issuer", org.provider.issuer.as_str()),
+        ("#sso-client-id", CLIENT_ID),
+        ("#sso-client-secret", org.secret.as_str()),
+    ] {
+        b.find(field).await.send_keys(value).await.expect("typing");
+    }
+    b.submit("#save-sso").await;
+    assert_eq!(sso_enabled(&b).await.as_deref(), Some("true"));
+    assert_eq!(
+        b.value("#sso-client-secret").await,
+        "",
+        "the secret is not shown"
+    );
+    sign_in(&app, &b, &org, &jane).await;
+    b.find("#signed-in-as").await;
+
     let _ = b.client.clone().close().await;
     drop(b);
     app.stop().await;
@@ -580,11 +625,48 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     sign_in(&app, &b, &org, &jane).await;
     b.find("#signed-in-as").await;
 
-    let signed_in = activity(&app, &org.key, "person.signed_in").await;
+    // The email claim also matches a person's directory email (their userName differs);
+    // with the preferred_username claim, only the userName (Okta's login) does.
+    let login = app.email("jdoe-login");
+    let work = app.email("jd.work");
+    let mut body = create_user_body(&login, "Jo", "Doe");
+    body["emails"] = json!([{"primary": true, "value": work, "type": "work"}]);
+    assert_eq!(org.okta.post_user(&body).await.status(), 201);
+    sign_in(&app, &b, &org, &work).await;
+    b.find("#signed-in-as").await;
+    let res = app
+        .admin(
+            Method::PUT,
+            "/admin/v1/sso",
+            &org.key,
+            Some(json!({"issuer": org.provider.issuer, "client_id": CLIENT_ID, "claim": "preferred_username"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    sign_in(&app, &b, &org, &work).await;
+    assert_eq!(refusal_code(&b).await, "not_in_directory");
+    sign_in(&app, &b, &org, &login).await;
+    b.find("#signed-in-as").await;
+
+    let how: Vec<(String, String)> = activity(&app, &org.key, "person.signed_in")
+        .await
+        .iter()
+        .map(|a| {
+            let d = &a["detail"];
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+            (s("claim"), s("matched"))
+        })
+        .collect();
+    let pair = |c: &str, m: &str| (c.to_owned(), m.to_owned());
     assert_eq!(
-        signed_in.len(),
-        2,
-        "only the two good sign-ins are recorded"
+        how,
+        [
+            pair("preferred_username", "userName"),
+            pair("email", "email"),
+            pair("email", "userName"),
+            pair("email", "userName"),
+        ],
+        "only the good sign-ins are recorded, newest first"
     );
     let _ = b.client.clone().close().await;
     drop(b);
