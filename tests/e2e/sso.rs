@@ -4,8 +4,9 @@
 //! link → the provider's login page → back in Roster, signed in, the directory shown; the
 //! person's own edit within the lock; sessions ending at sign-out, deactivation and a
 //! settings change; refused sign-ins each with their page (another audience, a wrong
-//! nonce, an expired token, a key the JWKS does not list, a forged state, a person not in
-//! the org, an inactive person); a key rotation at the provider between two sign-ins.
+//! nonce, an expired token, a key the JWKS does not list or no longer lists, a forged
+//! state, a person not in the org, an inactive person); a key rotation at the provider
+//! between two sign-ins.
 
 use crate::admin_page::Browser;
 use reqwest::{Method, StatusCode, header};
@@ -624,6 +625,11 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     assert!(!before.contains(&kid));
     sign_in(&app, &b, &org, &jane).await;
     b.find("#signed-in-as").await;
+    // A token signed with the key the provider rotated out is refused.
+    org.provider.tamper("retired_key").await;
+    sign_in(&app, &b, &org, &jane).await;
+    assert_eq!(refusal_code(&b).await, "unknown_key");
+    org.provider.tamper("none").await;
 
     // The email claim also matches a person's directory email (their userName differs);
     // with the preferred_username claim, only the userName (Okta's login) does.

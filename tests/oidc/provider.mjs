@@ -9,7 +9,8 @@
 //   POST /__test/tamper?mode=M   from now on, the token endpoint's ID token is re-signed
 //                                with one thing wrong: `audience` (issued for another client),
 //                                `nonce` (another sign-in's), `expired` (an hour ago),
-//                                `unlisted_key` (a key the JWKS does not list); `none` stops.
+//                                `unlisted_key` (a key the JWKS does not list), `retired_key`
+//                                (the key before the last rotation); `none` stops.
 // It prints "listening" once it accepts connections.
 
 import http from 'node:http';
@@ -28,6 +29,7 @@ async function newKey(kid) {
 
 let tamper = 'none';
 let signingKey = await newKey(`key-${crypto.randomUUID()}`);
+let retiredKey = null;
 
 async function resign(idToken) {
   const claims = jose.decodeJwt(idToken);
@@ -38,6 +40,7 @@ async function resign(idToken) {
     case 'nonce': claims.nonce = 'a-nonce-of-another-sign-in'; break;
     case 'expired': claims.iat = now - 7200; claims.exp = now - 3600; break;
     case 'unlisted_key': key = await newKey('not-in-the-jwks'); break;
+    case 'retired_key': key = retiredKey; break;
     default: return idToken;
   }
   return new jose.SignJWT(claims)
@@ -102,6 +105,7 @@ let handler = build();
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, issuer);
   if (req.method === 'POST' && url.pathname === '/__test/rotate') {
+    retiredKey = signingKey;
     signingKey = await newKey(`key-${crypto.randomUUID()}`);
     handler = build();
     res.end(JSON.stringify({ kid: signingKey.kid }));
