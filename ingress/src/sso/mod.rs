@@ -2,20 +2,16 @@
 //! `/sso/{org}/sign-in` starts the authorization code flow (PKCE, `state`, `nonce`),
 //! `/sso/{org}/callback` finishes it (the ID token checked by `oidc`, the person chosen and
 //! recorded by the worker's `person.sign_in`), `/sso/sign-out` ends the session, and
-//! `/directory` shows the directory and lets the person edit their own fields as the
+//! `/directory` (`directory`) shows the directory and lets the person edit their own fields as the
 //! org's lock allows. The invite page starts the same flow (`start_flow`), so accepting an
 //! invite is signing in for the first time. Admin work keeps its own key and session.
 
+mod directory;
 pub mod oidc;
 pub mod session;
 mod view;
 
-use crate::{
-    admin::{page::session::Keys, service},
-    app::AppState,
-    commands::execute,
-    request_id::RequestId,
-};
+use crate::{admin::page::session::Keys, app::AppState, commands::execute, request_id::RequestId};
 use axum::{
     Extension, Router,
     body::Bytes,
@@ -30,20 +26,16 @@ use chrono::{DateTime, Utc};
 use common::{
     Settings,
     db::stmt,
-    mapping::Policy,
     messages::{Command, Reply, SignIn, SignInClaim},
 };
 use oidc::{Failure, OrgClient};
 use sea_orm::ConnectionTrait;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use session::{Flow, Session};
 use uuid::Uuid;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
-/// People the directory lists.
-const PEOPLE: u64 = 500;
 
 /// What the sign-in needs besides `AppState`'s own: the provider's HTTP client and the
 /// cookie signing key (the admin page's, `ROSTER_SESSION_KEY`).
@@ -82,8 +74,8 @@ pub fn router() -> Router<AppState> {
         .route("/sso/{org}/sign-in", get(sign_in))
         .route("/sso/{org}/callback", get(callback))
         .route("/sso/sign-out", post(sign_out))
-        .route("/directory", get(directory))
-        .route("/directory/me", post(edit_me))
+        .route("/directory", get(directory::directory))
+        .route("/directory/me", post(directory::edit_me))
         .layer(map_response(security_headers))
 }
 
@@ -101,7 +93,7 @@ pub(crate) async fn security_headers(mut res: Response) -> Response {
     res
 }
 
-fn jar(state: &AppState, headers: &axum::http::HeaderMap) -> SignedCookieJar {
+pub(super) fn jar(state: &AppState, headers: &axum::http::HeaderMap) -> SignedCookieJar {
     SignedCookieJar::from_headers(headers, state.sso.keys.key(&state.settings).clone())
 }
 
@@ -124,7 +116,7 @@ fn not_set_up() -> Failure {
     )
 }
 
-fn unavailable() -> Failure {
+pub(super) fn unavailable() -> Failure {
     Failure::new(
         "unavailable",
         503,
@@ -371,7 +363,7 @@ fn refusal(status: u16, code: Option<&str>, detail: String) -> Failure {
     Failure::new(code, status, message)
 }
 
-fn failure_page(f: &Failure, org: Option<Uuid>) -> Response {
+pub(super) fn failure_page(f: &Failure, org: Option<Uuid>) -> Response {
     let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_REQUEST);
     let retry = org
         .filter(|_| !matches!(f.code, "sign_in_off" | "misconfigured"))
@@ -392,13 +384,13 @@ fn failure_page(f: &Failure, org: Option<Uuid>) -> Response {
 
 /// Whom a request's session cookie signs in, checked against the database: the person
 /// still active and not deactivated since, the org's settings unchanged since.
-enum Visitor {
+pub(super) enum Visitor {
     SignedIn(Session),
     /// No session, or one that ended (the org it named, if any, to offer a new sign-in).
     Ended(Option<Uuid>),
 }
 
-async fn visitor(state: &AppState, jar: &SignedCookieJar) -> Result<Visitor, Failure> {
+pub(super) async fn visitor(state: &AppState, jar: &SignedCookieJar) -> Result<Visitor, Failure> {
     let Some(s) = jar
         .get(session::SESSION_COOKIE)
         .and_then(|c| Session::decode(c.value()))
@@ -436,7 +428,7 @@ async fn visitor(state: &AppState, jar: &SignedCookieJar) -> Result<Visitor, Fai
 }
 
 /// The signed-out page (or the session-ended one), removing the cookie.
-fn ended(jar: SignedCookieJar, org: Option<Uuid>, had_session: bool) -> Response {
+pub(super) fn ended(jar: SignedCookieJar, org: Option<Uuid>, had_session: bool) -> Response {
     let jar = jar.remove(session::removal(
         session::SESSION_COOKIE,
         session::SESSION_PATH,
@@ -446,120 +438,6 @@ fn ended(jar: SignedCookieJar, org: Option<Uuid>, had_session: bool) -> Response
         had_session,
     );
     (jar, (StatusCode::UNAUTHORIZED, Html(html.into_string()))).into_response()
-}
-
-async fn directory(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let jar = jar(&state, &headers);
-    match visitor(&state, &jar).await {
-        Ok(Visitor::SignedIn(s)) => render(&state, &s, None, StatusCode::OK)
-            .await
-            .unwrap_or_else(|f| failure_page(&f, Some(s.org))),
-        Ok(Visitor::Ended(org)) => ended(jar, org, org.is_some()),
-        Err(f) => failure_page(&f, None),
-    }
-}
-
-/// Which of the person's fields they may edit: every mapped field but the manager link,
-/// minus those Okta overwrites while the org locks synced fields.
-fn editable(mappings: &[common::mapping::Mapping], locked: bool) -> Vec<(String, bool)> {
-    mappings
-        .iter()
-        .filter(|m| m.field != "manager")
-        .map(|m| {
-            let locked = locked && m.policy == Policy::Overwrite;
-            (m.field.clone(), !locked)
-        })
-        .collect()
-}
-
-async fn render(
-    state: &AppState,
-    s: &Session,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, Failure> {
-    let (people, me, mappings, settings) = tokio::try_join!(
-        service::people(state, s.org, false, PEOPLE, 0),
-        service::person_by_id(state, s.org, s.user),
-        service::mappings(state, s.org),
-        service::settings(state, s.org),
-    )
-    .map_err(|_| unavailable())?;
-    let fields = editable(&mappings, settings.lock_synced_fields);
-    let page = view::Directory {
-        people: &people,
-        me: &me,
-        fields: &fields,
-        csrf: &s.csrf,
-        error: error.as_deref(),
-    };
-    Ok((status, Html(view::directory(&page).into_string())).into_response())
-}
-
-/// The person's own edit: the fields whose value changed (empty clears). A locked field in
-/// the form is sent too, and the worker refuses the whole edit (`409`), as on the API.
-#[tracing::instrument(skip_all)]
-async fn edit_me(
-    State(state): State<AppState>,
-    Extension(request): Extension<RequestId>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let jar = jar(&state, &headers);
-    let s = match visitor(&state, &jar).await {
-        Ok(Visitor::SignedIn(s)) => s,
-        Ok(Visitor::Ended(org)) => return ended(jar, org, org.is_some()),
-        Err(f) => return failure_page(&f, None),
-    };
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let csrf = form
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str());
-    if !s.csrf_matches(csrf) {
-        let f = Failure::new(
-            "stale_form",
-            403,
-            "This form has expired or did not come from Roster. Reload the directory and try again.",
-        );
-        return failure_page(&f, Some(s.org));
-    }
-    let me = match service::person_by_id(&state, s.org, s.user).await {
-        Ok(me) => me,
-        Err(_) => return failure_page(&unavailable(), Some(s.org)),
-    };
-    let changes = changed_fields(&me.fields, &form);
-    if changes.is_empty() {
-        return Redirect::to("/directory").into_response();
-    }
-    match service::update_person(&state, s.org, &request, s.user, changes).await {
-        Ok(_) => Redirect::to("/directory").into_response(),
-        Err(e) if e.status.is_client_error() => render(&state, &s, Some(e.message), e.status)
-            .await
-            .unwrap_or_else(|f| failure_page(&f, Some(s.org))),
-        Err(_) => failure_page(&unavailable(), Some(s.org)),
-    }
-}
-
-/// The form's `field.<name>` values that differ from the stored ones; empty is `null`.
-fn changed_fields(current: &Map<String, Value>, form: &[(String, String)]) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (key, value) in form {
-        let Some(field) = key.strip_prefix("field.") else {
-            continue;
-        };
-        let value = value.trim();
-        let now = current.get(field).and_then(Value::as_str).unwrap_or("");
-        if value != now {
-            let v = if value.is_empty() {
-                Value::Null
-            } else {
-                Value::String(value.to_owned())
-            };
-            out.insert(field.to_owned(), v);
-        }
-    }
-    out
 }
 
 /// Ends the person's sessions (every one: `person.sign_out` moves their session generation
@@ -594,57 +472,4 @@ async fn sign_out(
     ));
     let html = view::signed_out(org.map(|o| format!("/sso/{o}/sign-in")).as_deref(), false);
     (jar, Html(html.into_string())).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use common::mapping::Mapping;
-
-    #[test]
-    fn only_changed_fields_are_sent_and_empty_clears() {
-        let mut current = Map::new();
-        current.insert("first_name".into(), "Jane".into());
-        current.insert("phone".into(), "123".into());
-        let form = [
-            ("csrf".to_owned(), "x".to_owned()),
-            ("field.first_name".to_owned(), " Jane ".to_owned()),
-            ("field.phone".to_owned(), String::new()),
-            ("field.preferred_name".to_owned(), "JJ".to_owned()),
-            ("field.location".to_owned(), String::new()),
-        ];
-        let out = changed_fields(&current, &form);
-        assert_eq!(out.len(), 2, "{out:?}");
-        assert_eq!(out["phone"], Value::Null);
-        assert_eq!(out["preferred_name"], "JJ");
-    }
-
-    #[test]
-    fn the_lock_makes_overwritten_fields_read_only() {
-        let rows = vec![
-            Mapping {
-                field: "job_title".into(),
-                scim_attribute: "title".into(),
-                policy: Policy::Overwrite,
-            },
-            Mapping {
-                field: "preferred_name".into(),
-                scim_attribute: "nickName".into(),
-                policy: Policy::CreateOnly,
-            },
-            Mapping {
-                field: "manager".into(),
-                scim_attribute: "x".into(),
-                policy: Policy::Ignore,
-            },
-        ];
-        assert_eq!(
-            editable(&rows, true),
-            [
-                ("job_title".to_owned(), false),
-                ("preferred_name".to_owned(), true)
-            ]
-        );
-        assert!(editable(&rows, false).iter().all(|(_, e)| *e));
-    }
 }
