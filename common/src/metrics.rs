@@ -71,6 +71,11 @@ pub const INVITES_FAILED: &str = "roster_invites_failed_total";
 /// Counter `{prefix}`: `user.created` events that needed no invite (invites off, already sent).
 pub const INVITES_SKIPPED: &str = "roster_invites_skipped_total";
 
+// Ingress: employee sign-in (docs/sso.md).
+/// Counter `{outcome, prefix}`: finished sign-ins; `outcome` is `signed_in` or the refusal's
+/// code (`wrong_audience`, `not_in_directory`, `state_mismatch`, …).
+pub const SIGN_INS: &str = "roster_sign_ins_total";
+
 /// Histogram buckets for latencies in seconds: 5 ms to a minute (the command timeout is
 /// 25 s by default, Okta waits 60 s).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -165,6 +170,7 @@ fn describe() {
         "Invites that failed after in-process retries"
     );
     describe_counter!(INVITES_SKIPPED, "user.created events that needed no invite");
+    describe_counter!(SIGN_INS, "Employee sign-ins finished, by outcome");
 }
 
 /// The `prefix` label of a topology: its AMQP prefix.

@@ -589,6 +589,29 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     }
     org.provider.tamper("none").await;
 
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    for outcome in [
+        "signed_in",
+        "wrong_audience",
+        "wrong_nonce",
+        "expired_token",
+        "unknown_key",
+    ] {
+        let series = format!(
+            "roster_sign_ins_total{{outcome=\"{outcome}\",prefix=\"{}\"}} 1",
+            app.settings.amqp_prefix
+        );
+        assert!(metrics.contains(&series), "{series} not in /metrics");
+    }
+
     // People Roster refuses: not in the org, deactivated.
     for (login, code) in [
         (app.email("stranger"), "not_in_directory"),

@@ -254,7 +254,11 @@ async fn callback(
     // The flow is used once, whatever happens next.
     let jar = jar.remove(session::removal(session::FLOW_COOKIE, session::FLOW_PATH));
     let org = org_path(&org);
-    match finish(&state, &request, flow, org, q, now).await {
+    let outcome = finish(&state, &request, flow, org, q, now).await;
+    let code = outcome.as_ref().map_or_else(|f| f.code, |_| "signed_in");
+    metrics::counter!(common::metrics::SIGN_INS, "outcome" => code, "prefix" => state.settings.amqp_prefix.clone())
+        .increment(1);
+    match outcome {
         Ok(session) => {
             tracing::info!(user = %session.user, "employee signed in");
             let jar = jar.add(session.cookie(secure(&state.settings), now));
