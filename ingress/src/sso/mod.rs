@@ -37,21 +37,12 @@ use uuid::Uuid;
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-/// What the sign-in needs besides `AppState`'s own: the provider's HTTP client and the
+/// What the sign-in needs besides `AppState`'s own: the providers' side (`oidc::Providers`) and the
 /// cookie signing key (the admin page's, `ROSTER_SESSION_KEY`).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct SsoState {
-    pub http: reqwest::Client,
+    pub providers: oidc::Providers,
     pub keys: Keys,
-}
-
-impl Default for SsoState {
-    fn default() -> Self {
-        Self {
-            http: oidc::http_client(),
-            keys: Keys::default(),
-        }
-    }
 }
 
 /// The redirect URI to register at the provider for `org`.
@@ -186,7 +177,7 @@ pub async fn start_flow(
 ) -> Response {
     let outcome = async {
         let sso = org_sso(state, org).await?;
-        let start = oidc::start(&state.sso.http, &sso.client).await?;
+        let start = oidc::start(&state.sso.providers, &sso.client).await?;
         Ok::<_, Failure>((sso, start))
     }
     .await;
@@ -298,7 +289,7 @@ async fn finish(
         return Err(settings_changed());
     }
     let verified = oidc::finish(
-        &state.sso.http,
+        &state.sso.providers,
         &sso.client,
         &code,
         &flow.pkce_verifier,

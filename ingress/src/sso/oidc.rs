@@ -2,7 +2,9 @@
 //! step, so a key the provider rotates in is used at once and a key it drops is refused),
 //! the authorization request with PKCE, `state` and `nonce`, the code exchange, and the ID
 //! token's checks (signature against the provider's JWKS, issuer, audience, expiry, nonce).
-//! Nothing here is hand-written JWT handling.
+//! Nothing here is hand-written JWT handling. Only starting a sign-in reuses an issuer's
+//! discovery document for a few minutes (`Providers`), so a flood of sign-in starts is not
+//! a flood of requests to the provider; finishing always reads discovery and JWKS afresh.
 
 use common::{messages::SignInClaim, secret::Secret};
 use openidconnect::{
@@ -11,10 +13,16 @@ use openidconnect::{
     PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
     core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
 };
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 /// How long one call to the provider may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long starting a sign-in reuses an issuer's discovery document.
+const START_REUSES_DISCOVERY_FOR: Duration = Duration::from_secs(300);
 
 type Client = CoreClient<
     EndpointSet,
@@ -25,14 +33,56 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// The HTTP client for the provider: no redirects followed (the crate's advice against
-/// SSRF), a timeout, rustls with the system's roots.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PROVIDER_TIMEOUT)
-        .build()
-        .unwrap_or_default()
+/// The providers' side: the HTTP client (no redirects followed, the crate's advice against
+/// SSRF; a timeout; rustls with the system's roots) and the discovery documents sign-in
+/// starts reuse, by issuer.
+#[derive(Clone)]
+pub struct Providers {
+    http: reqwest::Client,
+    discovered: Arc<Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>>,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(PROVIDER_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+            discovered: Arc::default(),
+        }
+    }
+}
+
+impl Providers {
+    /// The issuer's discovery document (with its JWKS), read now.
+    async fn discover(&self, issuer: &str) -> Result<CoreProviderMetadata, Failure> {
+        let url = IssuerUrl::new(issuer.to_owned()).map_err(unreachable)?;
+        let metadata = CoreProviderMetadata::discover_async(url, &self.http)
+            .await
+            .map_err(unreachable)?;
+        let now = Instant::now();
+        let mut cache = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, (at, _)| now.duration_since(*at) < START_REUSES_DISCOVERY_FOR);
+        cache.insert(issuer.to_owned(), (now, metadata.clone()));
+        Ok(metadata)
+    }
+
+    /// The issuer's discovery document read in the last few minutes, else read now.
+    async fn recent(&self, issuer: &str) -> Result<CoreProviderMetadata, Failure> {
+        let cached = {
+            let cache = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(issuer)
+                .filter(|(at, _)| at.elapsed() < START_REUSES_DISCOVERY_FOR)
+                .map(|(_, m)| m.clone())
+        };
+        match cached {
+            Some(m) => Ok(m),
+            None => self.discover(issuer).await,
+        }
+    }
 }
 
 /// An org's client at its provider, as stored (the secret opened by the caller).
@@ -119,12 +169,8 @@ fn unreachable(e: impl std::fmt::Display) -> Failure {
     )
 }
 
-/// Discovery (metadata and JWKS) and the client for the org.
-async fn client(http: &reqwest::Client, org: &OrgClient) -> Result<Client, Failure> {
-    let issuer = IssuerUrl::new(org.issuer.clone()).map_err(unreachable)?;
-    let metadata = CoreProviderMetadata::discover_async(issuer, http)
-        .await
-        .map_err(unreachable)?;
+/// The org's client at the provider the metadata describes.
+fn client(metadata: CoreProviderMetadata, org: &OrgClient) -> Result<Client, Failure> {
     let redirect = RedirectUrl::new(org.redirect_uri.clone()).map_err(unreachable)?;
     Ok(CoreClient::from_provider_metadata(
         metadata,
@@ -136,8 +182,8 @@ async fn client(http: &reqwest::Client, org: &OrgClient) -> Result<Client, Failu
 
 /// Starts a sign-in: the provider's authorization URL with a fresh `state`, `nonce` and PKCE
 /// challenge (S256), asking for `openid email profile`.
-pub async fn start(http: &reqwest::Client, org: &OrgClient) -> Result<Start, Failure> {
-    let client = client(http, org).await?;
+pub async fn start(providers: &Providers, org: &OrgClient) -> Result<Start, Failure> {
+    let client = client(providers.recent(&org.issuer).await?, org)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = client
         .authorize_url(
@@ -160,13 +206,14 @@ pub async fn start(http: &reqwest::Client, org: &OrgClient) -> Result<Start, Fai
 /// Exchanges the code (with the PKCE verifier) and checks the ID token against the
 /// provider's current JWKS, the issuer, the client id as audience, the expiry and `nonce`.
 pub async fn finish(
-    http: &reqwest::Client,
+    providers: &Providers,
     org: &OrgClient,
     code: &str,
     pkce_verifier: &str,
     nonce: &str,
 ) -> Result<Verified, Failure> {
-    let client = client(http, org).await?;
+    let client = client(providers.discover(&org.issuer).await?, org)?;
+    let http = &providers.http;
     let request = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(unreachable)?
