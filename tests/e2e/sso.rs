@@ -260,6 +260,59 @@ async fn sign_in(app: &TestApp, b: &Browser, org: &Org, login: &str) {
     log_in_at_provider(b, &org.provider, login).await;
 }
 
+/// Starts a sign-in over plain HTTP: the flow cookie Roster set and the `state` it sent to
+/// the provider.
+async fn start_flow(app: &TestApp, org: &Org) -> (String, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let res = http
+        .get(format!("{}/sso/{}/sign-in", app.base, org.id))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ASCII")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let location = reqwest::Url::parse(res.headers()[header::LOCATION].to_str().expect("ASCII"))
+        .expect("the provider's URL");
+    assert!(location.as_str().starts_with(&org.provider.issuer));
+    let state = location
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("the state Roster sent");
+    (cookie, state)
+}
+
+/// A callback with a made-up code: its status and the refusal code on its page.
+async fn callback_with(app: &TestApp, org_id: &str, cookie: &str, state: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/sso/{org_id}/callback?code=made-up&state={state}",
+            app.base
+        ))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("GET");
+    let status = res.status().as_u16();
+    let html = res.text().await.expect("HTML");
+    let code = html
+        .split("data-code=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    (status, code)
+}
+
 /// The `/admin` page's employee sign-in status.
 async fn sso_enabled(b: &Browser) -> Option<String> {
     b.find("#sso-status")
@@ -640,6 +693,20 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     assert_eq!(refusal_code(&b).await, "state_mismatch");
     let res = reqwest::get(&callback).await.expect("GET");
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // The right state, but at another org's callback: refused there; at its own org's
+    // callback it gets as far as the code exchange (a made-up code: code_refused).
+    let (other_org, _) = app.create_org("Other").await;
+    let (cookie, state) = start_flow(&app, &org).await;
+    assert_eq!(
+        callback_with(&app, &other_org, &cookie, &state).await,
+        (400, "state_mismatch".to_owned())
+    );
+    let (cookie, state) = start_flow(&app, &org).await;
+    assert_eq!(
+        callback_with(&app, &org.id, &cookie, &state).await,
+        (401, "code_refused".to_owned())
+    );
 
     // The provider rotates its key between two sign-ins; Roster follows without a restart.
     let before = org.provider.jwks_kids().await;
