@@ -31,6 +31,10 @@ pub struct Settings {
     /// Unset: the mailer makes a random one at start (a resend after a restart then carries
     /// a new link, and the first one stops working).
     pub invite_key: Option<Secret<String>>,
+    /// `ROSTER_SECRETS_KEY`: base64 of 32 bytes, the AES-256-GCM key that seals secrets
+    /// Roster must use again (an org's OpenID Connect client secret). Unset: employee
+    /// sign-in cannot be configured.
+    pub secrets_key: Option<crate::sealed::SealKey>,
     pub rust_log: String,
     pub log_format: LogFormat,
     /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default `roster`).
@@ -129,6 +133,14 @@ impl Settings {
         let invite_key = get("ROSTER_INVITE_KEY")
             .map(|v| invite_key(&v).map(|_| Secret::new(v)))
             .transpose()?;
+        let secrets_key = get("ROSTER_SECRETS_KEY")
+            .map(|v| {
+                crate::sealed::SealKey::parse(&v).map_err(|reason| ConfigError {
+                    name: "ROSTER_SECRETS_KEY",
+                    reason,
+                })
+            })
+            .transpose()?;
         let health_addr = match get("HEALTH_ADDR") {
             Some(v) => Some(parse("HEALTH_ADDR", &v)?),
             None => None,
@@ -149,6 +161,7 @@ impl Settings {
             operator_token: get("ROSTER_OPERATOR_TOKEN").map(Secret::new),
             session_key,
             invite_key,
+            secrets_key,
             rust_log: string("RUST_LOG", "info"),
             log_format,
             amqp_prefix: string("AMQP_PREFIX", "roster"),
@@ -428,5 +441,18 @@ mod tests {
         let s = Settings::from_vars(&vars).expect("valid");
         assert!(s.session_key.is_some());
         assert!(!format!("{s:?}").contains(&STANDARD.encode([7u8; 64])));
+    }
+
+    #[test]
+    fn secrets_key_is_base64_of_32_bytes_and_never_prints() {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        let mut vars = HashMap::new();
+        vars.insert("ROSTER_SECRETS_KEY".to_owned(), STANDARD.encode([5u8; 16]));
+        let err = Settings::from_vars(&vars).expect_err("too short");
+        assert_eq!(err.name, "ROSTER_SECRETS_KEY");
+        vars.insert("ROSTER_SECRETS_KEY".to_owned(), STANDARD.encode([5u8; 32]));
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert!(s.secrets_key.is_some());
+        assert!(!format!("{s:?}").contains(&STANDARD.encode([5u8; 32])));
     }
 }

@@ -12,8 +12,10 @@ pub mod message_schemas;
 pub mod messages;
 pub mod metrics;
 pub mod scim;
+pub mod sealed;
 pub mod secret;
 pub mod shutdown;
+pub mod sso;
 pub mod telemetry;
 
 pub use config::Settings;

@@ -10,7 +10,8 @@ use crate::messages::{
     AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DeleteGroup, DeleteUser,
     Envelope, GroupEvent, PUBLIC_COMMANDS, PatchGroup, PatchUser, ReplaceGroup, ReplaceUser, Reply,
     RevokeIntegration, RotateAdminKey, RotateScimToken, SCHEMA_VERSION, SetMappings,
-    SetProvisioning, SetUserActive, UpdatePerson, UpdateSettings, UserEvent, events,
+    SetProvisioning, SetSso, SetUserActive, SignIn, SignOut, UpdatePerson, UpdateSettings,
+    UserEvent, events,
 };
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
@@ -166,6 +167,21 @@ pub fn commands() -> Vec<MessageSchema> {
             "integration.revoke",
             In,
             "Revoke an integration credential.",
+        ),
+        message::<SetSso>(
+            "sso.set",
+            In,
+            "Set or turn off the org's employee sign-in (OpenID Connect); ends every session.",
+        ),
+        message::<SignIn>(
+            "person.sign_in",
+            In,
+            "A person signed in with a valid ID token; from an invite link, accepts it.",
+        ),
+        message::<SignOut>(
+            "person.sign_out",
+            In,
+            "A person signed out: every session of theirs ends.",
         ),
     ]
 }

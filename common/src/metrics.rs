@@ -83,6 +83,11 @@ pub const SMTP_SEND_DURATION: &str = "roster_smtp_send_duration_seconds";
 /// event) to their invite's send, in `INVITE_DELAY_BUCKETS`.
 pub const INVITE_DELAY: &str = "roster_invite_delay_seconds";
 
+// Ingress: employee sign-in (docs/sso.md).
+/// Counter `{outcome, prefix}`: finished sign-ins; `outcome` is `signed_in` or the refusal's
+/// code (`wrong_audience`, `not_in_directory`, `state_mismatch`, …).
+pub const SIGN_INS: &str = "roster_sign_ins_total";
+
 /// Histogram buckets for latencies in seconds: 5 ms to a minute (the command timeout is
 /// 25 s by default, Okta waits 60 s).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -199,6 +204,7 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time from a person's creation to their invite's send"
     );
+    describe_counter!(SIGN_INS, "Employee sign-ins finished, by outcome");
 }
 
 /// The `prefix` label of a topology: its AMQP prefix.

@@ -3,7 +3,7 @@
 
 mod serve;
 
-use crate::{admin, health, invite, request_id, scim};
+use crate::{admin, health, invite, request_id, scim, sso};
 use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit};
 use common::{
@@ -29,6 +29,8 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::OrgLimiter>,
     /// Failed authentications per client address.
     pub auth_failures: Arc<crate::ratelimit::AuthFailures>,
+    /// Employee sign-in: the OpenID provider's HTTP client and the cookie key.
+    pub sso: crate::sso::SsoState,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/scim/v2", scim::router())
         .merge(admin::router())
         .merge(invite::router())
+        .merge(sso::router())
         .merge(health::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(request_id::layer))
@@ -93,6 +96,7 @@ impl Application {
                     settings.auth_failures_per_minute,
                     settings.auth_failures_global_per_minute,
                 )),
+                sso: crate::sso::SsoState::default(),
                 settings: Arc::new(settings),
             },
         })

@@ -2,6 +2,9 @@
 //! (mail scanners fetch links, and must not accept invites); the button `POST`s to the same
 //! URL, whose token is the proof. Accepting is a command like every write, applied once;
 //! the page says plainly what happened and shows nothing of the person but their first name.
+//! When the org has employee sign-in (docs/sso.md), accepting is signing in for the first
+//! time: the page links to `/invite/{token}/sign-in`, which starts the OpenID Connect flow
+//! with the invite's digest, and the worker accepts the invite with the sign-in.
 
 use crate::{app::AppState, commands::execute, request_id::RequestId};
 use axum::{
@@ -23,7 +26,9 @@ use uuid::Uuid;
 const MAX_TOKEN_LEN: usize = 128;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/invite/{token}", get(show).post(accept))
+    Router::new()
+        .route("/invite/{token}", get(show).post(accept))
+        .route("/invite/{token}/sign-in", get(sign_in))
 }
 
 /// What the database says about a token.
@@ -36,6 +41,8 @@ enum Found {
     Open {
         first_name: Option<String>,
         org_name: String,
+        /// The org has employee sign-in: accepting is signing in.
+        sso: bool,
     },
 }
 
@@ -44,7 +51,12 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
         Ok(Found::Open {
             first_name,
             org_name,
-        }) => confirm_page(first_name.as_deref(), &org_name),
+            sso,
+        }) => confirm_page(
+            first_name.as_deref(),
+            &org_name,
+            sso.then_some(token.as_str()),
+        ),
         Ok(Found::Unknown) => not_found(),
         Ok(Found::Used) => already_used(),
         Ok(Found::Expired) => expired(),
@@ -59,7 +71,12 @@ async fn accept(
     Path(token): Path<String>,
 ) -> Response {
     let org_id = match org_of(&state, &token).await {
-        Ok(Some(id)) => id,
+        Ok(Some((_, true))) => {
+            // With employee sign-in the button is a sign-in link; a form posted anyway
+            // goes back to the page that has it.
+            return axum::response::Redirect::to(&format!("/invite/{token}")).into_response();
+        }
+        Ok(Some((id, false))) => id,
         Ok(None) => return not_found(),
         Err(()) => return unavailable(),
     };
@@ -91,7 +108,7 @@ async fn lookup(state: &AppState, token: &str) -> Result<Found, ()> {
         .query_one_raw(stmt(
             "SELECT i.accepted_at IS NOT NULL AS used, \
              (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, \
-             u.active, u.given_name, o.name AS org_name \
+             u.active, u.given_name, o.name AS org_name, o.oidc_issuer IS NOT NULL AS sso \
              FROM invites i JOIN users u ON u.id = i.user_id JOIN orgs o ON o.id = i.org_id \
              WHERE i.token_hash = $1",
             [TokenHash::of(token).as_str().into()],
@@ -114,37 +131,74 @@ async fn lookup(state: &AppState, token: &str) -> Result<Found, ()> {
     Ok(Found::Open {
         first_name: row.try_get("", "given_name").map_err(|_| ())?,
         org_name: row.try_get("", "org_name").map_err(|_| ())?,
+        sso: flag("sso")?,
     })
 }
 
-/// The org an invite belongs to (the command is scoped by it).
-async fn org_of(state: &AppState, token: &str) -> Result<Option<Uuid>, ()> {
+/// Starts the employee sign-in that accepts the invite (its digest rides in the flow).
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    match org_of(&state, &token).await {
+        Ok(Some((org, true))) => {
+            let hash = TokenHash::of(&token).as_str().to_owned();
+            crate::sso::start_flow(&state, &headers, org, Some(hash)).await
+        }
+        Ok(Some((_, false))) => {
+            axum::response::Redirect::to(&format!("/invite/{token}")).into_response()
+        }
+        Ok(None) => not_found(),
+        Err(()) => unavailable(),
+    }
+}
+
+/// The org an invite belongs to (the command is scoped by it), and whether it has employee
+/// sign-in.
+async fn org_of(state: &AppState, token: &str) -> Result<Option<(Uuid, bool)>, ()> {
     if token.len() > MAX_TOKEN_LEN {
         return Ok(None);
     }
     let row = state
         .db
         .query_one_raw(stmt(
-            "SELECT org_id FROM invites WHERE token_hash = $1",
+            "SELECT i.org_id, o.oidc_issuer IS NOT NULL AS sso FROM invites i \
+             JOIN orgs o ON o.id = i.org_id WHERE i.token_hash = $1",
             [TokenHash::of(token).as_str().into()],
         ))
         .await
         .map_err(|_| ())?;
-    row.map(|r| r.try_get("", "org_id").map_err(|_| ()))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("", "org_id").map_err(|_| ())?,
+            r.try_get("", "sso").map_err(|_| ())?,
+        ))
+    })
+    .transpose()
 }
 
-fn confirm_page(first_name: Option<&str>, org_name: &str) -> Response {
+/// The confirmation page; with `sign_in_token`, its button is the employee sign-in link.
+fn confirm_page(first_name: Option<&str>, org_name: &str, sign_in_token: Option<&str>) -> Response {
     let hello = first_name
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map_or("Hello,".to_owned(), |n| {
             format!("Hello {},", common::html::escape(n))
         });
+    let button = match sign_in_token {
+        Some(token) => format!(
+            "<p><a id=\"accept-sign-in\" href=\"/invite/{}/sign-in\" \
+             style=\"font-size:1rem;padding:.5rem 1rem;border:1px solid;text-decoration:none\">\
+             Sign in with Okta to accept</a></p>",
+            common::html::escape(token)
+        ),
+        None => "<form method=\"post\"><button type=\"submit\" \
+                 style=\"font-size:1rem;padding:.5rem 1rem\">Accept the invite</button></form>"
+            .to_owned(),
+    };
     let body = format!(
-        "<p>{hello}</p><p>{org} invites you to its people directory on Roster.</p>\
-         <form method=\"post\"><button type=\"submit\" \
-         style=\"font-size:1rem;padding:.5rem 1rem\">Accept the invite</button></form>",
+        "<p>{hello}</p><p>{org} invites you to its people directory on Roster.</p>{button}",
         org = common::html::escape(org_name),
     );
     page(StatusCode::OK, "Accept your invite", &body)
@@ -230,7 +284,7 @@ mod tests {
 
     #[test]
     fn the_confirmation_page_escapes_names_and_posts_back() {
-        let res = confirm_page(Some("<script>x</script>"), "A&B \"Co\"");
+        let res = confirm_page(Some("<script>x</script>"), "A&B \"Co\"", None);
         assert_eq!(res.status(), StatusCode::OK);
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
@@ -242,6 +296,16 @@ mod tests {
         assert!(!body.contains("<script>"));
         assert!(body.contains("A&amp;B &quot;Co&quot;"));
         assert!(body.contains("<form method=\"post\">"));
+    }
+
+    #[test]
+    fn with_employee_sign_in_the_button_is_the_sign_in_link() {
+        let body = futures_body(confirm_page(Some("Jo"), "Acme", Some("rst_inv_abc")));
+        assert!(
+            body.contains("href=\"/invite/rst_inv_abc/sign-in\""),
+            "{body}"
+        );
+        assert!(!body.contains("<form"), "{body}");
     }
 
     fn futures_body(res: Response) -> String {

@@ -1,5 +1,5 @@
 //! Roster's ingress: SCIM 2.0 for identity providers, the admin API, invite links and
-//! health. It reads PostgreSQL; every write is a command answered by a worker's reply.
+//! health, and employees' sign-in with OpenID Connect (`sso`). It reads PostgreSQL; every write is a command answered by a worker's reply.
 
 pub mod admin;
 pub mod app;
@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod request_id;
 pub mod scim;
+pub mod sso;
 
 pub use app::{AppState, Application};

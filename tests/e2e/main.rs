@@ -17,6 +17,7 @@ mod okta_assign;
 mod queries;
 mod queued_commands;
 mod scaling;
+mod sso;
 mod tenants;
 mod truth;
 mod user_lifecycle;

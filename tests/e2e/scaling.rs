@@ -634,7 +634,10 @@ async fn a_flood_past_the_in_flight_bound_is_refused_without_growing_memory() {
             Duration::from_secs(20),
         )
         .await;
-    assert!(expired >= timed_out as i64, "{expired} expired of {timed_out}");
+    assert!(
+        expired >= timed_out as i64,
+        "{expired} expired of {timed_out}"
+    );
     assert_eq!(
         app.count("SELECT count(*) FROM users").await,
         1,

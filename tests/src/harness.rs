@@ -255,6 +255,12 @@ impl TestApp {
         // Queues are deleted when the test ends; expiry catches a test that crashed.
         settings.queue_expires = Some(Duration::from_secs(60));
         settings.public_url = base.clone();
+        // Employee sign-in seals each org's OIDC client secret with this key.
+        if settings.secrets_key.is_none() {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+            settings.secrets_key = common::sealed::SealKey::parse(&key).ok();
+        }
         settings.operator_token = Some(common::secret::Secret::new(operator_token.clone()));
         settings.command_timeout = opts.command_timeout;
         settings.max_in_flight = opts.max_in_flight;

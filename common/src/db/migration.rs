@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Directory),
             Box::new(M0004Integrations),
             Box::new(M0005Deadlines),
+            Box::new(M0006Sso),
         ]
     }
 }
@@ -123,6 +124,25 @@ impl MigrationTrait for M0005Deadlines {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0005_deadlines.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0006Sso;
+
+impl MigrationName for M0006Sso {
+    fn name(&self) -> &str {
+        "m0006_sso"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0006Sso {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0006_sso.sql"))
             .await?;
         Ok(())
     }

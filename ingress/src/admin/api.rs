@@ -49,6 +49,10 @@ pub fn router() -> Router<AppState> {
             "/admin/v1/integrations/{id}",
             axum::routing::delete(revoke_integration),
         )
+        .route(
+            "/admin/v1/sso",
+            get(get_sso).put(put_sso).delete(delete_sso),
+        )
         .route("/api/v1/people", get(list_people))
         .route("/api/v1/people/{id}", get(get_person).patch(patch_person))
 }
@@ -189,6 +193,33 @@ async fn put_mappings(
     Ok(Json(
         service::set_mappings(&state, org.0, &request, rows).await?,
     ))
+}
+
+async fn get_sso(
+    State(state): State<AppState>,
+    org: AdminOrg,
+) -> Result<Json<service::Sso>, ApiError> {
+    Ok(Json(service::sso(&state, org.0).await?))
+}
+
+async fn put_sso(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<Json<service::Sso>, ApiError> {
+    let change: service::SsoChange = parse(body)?;
+    Ok(Json(
+        service::set_sso(&state, org.0, &request, change).await?,
+    ))
+}
+
+async fn delete_sso(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+) -> Result<Json<service::Sso>, ApiError> {
+    Ok(Json(service::disable_sso(&state, org.0, &request).await?))
 }
 
 #[derive(Deserialize)]

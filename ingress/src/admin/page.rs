@@ -4,7 +4,7 @@
 //! writes the database). New SCIM tokens are rendered once, in the response to the POST
 //! that issued them, and stored nowhere.
 
-mod session;
+pub(crate) mod session;
 mod view;
 
 use crate::{
@@ -55,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/token", post(rotate_token))
         .route("/admin/settings", post(settings))
         .route("/admin/mappings", post(mappings))
+        .route("/admin/sso", post(sso))
+        .route("/admin/sso/off", post(sso_off))
         .route(
             "/admin/app.js",
             get(|| static_file("text/javascript", SCRIPT)),
@@ -235,16 +237,18 @@ async fn render(
     rows: Option<Vec<Mapping>>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let (provisioning, settings, mappings, activity, people) = tokio::try_join!(
+    let (provisioning, settings, mappings, activity, people, sso) = tokio::try_join!(
         service::provisioning(state, org),
         service::settings(state, org),
         service::mappings(state, org),
         service::activity(state, org, ACTIVITY, None),
         service::people(state, org, true, PEOPLE, 0),
+        service::sso(state, org),
     )?;
     let page = view::Page {
         provisioning,
         settings,
+        sso,
         mappings: rows.unwrap_or(mappings),
         activity,
         people,
@@ -389,6 +393,56 @@ async fn mappings(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Employee sign-in settings; a blank secret keeps the stored one. A refused change shows
+/// the page again with the problem named.
+#[tracing::instrument(skip_all)]
+async fn sso(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    visit: Visit,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Fields::parse(&body);
+    let (org, session) = visit.authorize(&form)?;
+    let claim = match form.get("claim") {
+        Some("preferred_username") => common::messages::SignInClaim::PreferredUsername,
+        _ => common::messages::SignInClaim::Email,
+    };
+    let change = service::SsoChange {
+        issuer: form.get("issuer").unwrap_or_default().to_owned(),
+        client_id: form.get("client_id").unwrap_or_default().to_owned(),
+        client_secret: form
+            .get("client_secret")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        claim: Some(claim),
+    };
+    match service::set_sso(&state, org, &request, change).await {
+        Ok(_) => Ok(see_other()),
+        Err(e) if e.status.is_client_error() => {
+            let notice = Notice {
+                token: None,
+                error: Some(format!("Sign-in was not saved: {}", e.message)),
+            };
+            render(&state, org, session, notice, None, e.status).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn sso_off(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    visit: Visit,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (org, _) = visit.authorize(&Fields::parse(&body))?;
+    service::disable_sso(&state, org, &request).await?;
+    Ok(see_other())
 }
 
 /// The page again with the problem named and the rows as submitted.

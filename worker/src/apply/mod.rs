@@ -5,6 +5,7 @@
 mod admin;
 mod groups;
 mod people;
+mod sso;
 mod users;
 
 use common::{
@@ -75,6 +76,9 @@ pub async fn apply(
         Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
         Command::CreateIntegration(p) => admin::create_integration(&tx, env, org(env), p).await?,
         Command::RevokeIntegration(p) => admin::revoke_integration(&tx, env, org(env), p).await?,
+        Command::SetSso(p) => sso::set(&tx, env, org(env), p).await?,
+        Command::SignIn(p) => sso::sign_in(&tx, env, org(env), p).await?,
+        Command::SignOut(p) => sso::sign_out(&tx, env, org(env), p).await?,
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,

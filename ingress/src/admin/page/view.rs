@@ -2,7 +2,7 @@
 //! integration page, and the error page. Elements the browser test reads have ids or
 //! `data-` attributes.
 
-use crate::admin::service::{Activity, Person, ProvisioningStatus, Settings};
+use crate::admin::service::{Activity, Person, ProvisioningStatus, Settings, Sso};
 use common::mapping::{self, Mapping, Policy};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
@@ -11,6 +11,7 @@ use serde_json::Value;
 pub struct Page {
     pub provisioning: ProvisioningStatus,
     pub settings: Settings,
+    pub sso: Sso,
     pub mappings: Vec<Mapping>,
     pub activity: Vec<Activity>,
     pub people: Vec<Person>,
@@ -107,6 +108,7 @@ pub fn page(p: &Page, csrf: &str, notice: &Notice) -> Markup {
                 (error_banner(notice.error.as_deref(), "page-error"))
                 (provisioning(&p.provisioning, csrf, notice.token.as_deref()))
                 (settings(&p.settings, csrf))
+                (sso(&p.sso, csrf))
                 (mappings(&p.mappings, csrf))
                 (activity(&p.activity))
                 (people(&p.people))
@@ -189,6 +191,50 @@ fn settings(s: &crate::admin::service::Settings, csrf: &str) -> Markup {
                     " Lock synced fields (people cannot edit what Okta overwrites)"
                 }
                 button #save-settings type="submit" { "Save settings" }
+            }
+        }
+    }
+}
+
+fn sso(s: &Sso, csrf: &str) -> Markup {
+    use common::messages::SignInClaim;
+    html! {
+        section #sso {
+            h2 { "Employee sign-in with Okta" }
+            p #sso-status data-enabled=(s.enabled) {
+                @if s.enabled {
+                    "On: people in the directory sign in with Okta (OpenID Connect)."
+                } @else {
+                    "Off: set up an OpenID Connect web app in Okta and enter it here."
+                }
+            }
+            (copyable("sso-redirect-uri", &s.redirect_uri, "Sign-in redirect URI (paste into Okta's app)"))
+            (copyable("sso-sign-in-url", &s.sign_in_url, "Sign-in page for your people"))
+            @if !s.configurable {
+                p.error { "Sign-in cannot be set up: the operator has not set ROSTER_SECRETS_KEY." }
+            }
+            form #sso-form method="post" action="/admin/sso" {
+                (csrf_field(csrf))
+                label for="sso-issuer" { "Issuer URL" }
+                input #sso-issuer type="url" name="issuer" value=(s.issuer.as_deref().unwrap_or("")) placeholder="https://acme.okta.com" spellcheck="false" required;
+                label for="sso-client-id" { "Client ID" }
+                input #sso-client-id type="text" name="client_id" value=(s.client_id.as_deref().unwrap_or("")) spellcheck="false" required;
+                label for="sso-client-secret" { "Client secret" }
+                input #sso-client-secret type="password" name="client_secret" autocomplete="off"
+                    placeholder=(if s.client_secret_set { "stored; leave blank to keep it" } else { "" });
+                label for="sso-claim" { "Match people by" }
+                select #sso-claim name="claim" {
+                    option value="email" selected[s.claim == SignInClaim::Email] { "email (userName or directory email)" }
+                    option value="preferred_username" selected[s.claim == SignInClaim::PreferredUsername] { "preferred_username (Okta login = userName)" }
+                }
+                button #save-sso type="submit" { "Save sign-in" }
+                span.hint { " Saving signs every employee out." }
+            }
+            @if s.enabled {
+                form #sso-off-form method="post" action="/admin/sso/off" {
+                    (csrf_field(csrf))
+                    button #sso-off.secondary type="submit" { "Turn sign-in off" }
+                }
             }
         }
     }
