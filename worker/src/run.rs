@@ -185,7 +185,10 @@ impl Worker {
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
         let _ = depths.join().await;
-        let _ = pruning.join().await;
+        // A pass stops between batches; one stuck on an unreachable database is aborted.
+        if pruning.join_within(Duration::from_secs(5)).await.is_none() {
+            tracing::warn!("background pruning did not stop in time; aborted");
+        }
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;

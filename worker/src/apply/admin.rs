@@ -57,11 +57,14 @@ pub(super) async fn create_org(
     Ok(Reply::ok(201, json!({"id": cmd.org_id, "name": name})))
 }
 
-/// Locks the org row; `None` when it does not exist.
+/// Locks the org row; `None` when it does not exist. `FOR NO KEY UPDATE`: admin commands
+/// of the org serialise on it, while it does not conflict with the key-share lock every
+/// command holds on its org (`apply`) — two admin commands each upgrading that to
+/// `FOR UPDATE` would deadlock.
 async fn lock_org(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Option<bool>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
-            "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR UPDATE",
+            "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR NO KEY UPDATE",
             [org_id.into()],
         ))
         .await?;
