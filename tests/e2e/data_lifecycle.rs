@@ -5,7 +5,10 @@
 //! erases deactivated people; and an org the operator removes leaves nothing carrying its
 //! id, while another org's Okta lifecycle runs on undisturbed.
 
-use crate::dead_letters::{Replies, create_user};
+use crate::{
+    auth::{Page, csrf_in},
+    dead_letters::{Replies, create_user},
+};
 use common::amqp::{Publisher, Topology, publish::PublishOptions};
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
@@ -688,6 +691,51 @@ async fn the_org_policy_erases_people_deactivated_long_enough() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     ok_json(okta.get_user(&ids[1]).await, 200).await;
 
+    // The same choice on the admin page.
+    let page = Page::from(&app, [127, 0, 0, 61]);
+    let cookie = page.session(key).await;
+    let (status, html) = page.get(Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("id=\"deactivated-keep\"") && html.contains("name=\"erase_after_days\""),
+        "the page offers the choice"
+    );
+    let res = page
+        .post(
+            "/admin/settings",
+            &cookie,
+            &[
+                ("csrf", &csrf_in(&html)),
+                ("send_invites", "on"),
+                ("deactivated_people", "erase"),
+                ("erase_after_days", "14"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let got = ok_json(
+        app.admin(Method::GET, "/admin/v1/settings", key, None)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        got["deactivated_people"],
+        json!({"policy": "erase", "after_days": 14})
+    );
+    let (_, html) = page.get(Some(&cookie)).await;
+    assert!(
+        html.contains("value=\"14\""),
+        "the page shows the saved window"
+    );
+    let keep = json!({"deactivated_people": {"policy": "keep"}});
+    ok_json(
+        app.admin(Method::PUT, "/admin/v1/settings", key, Some(keep))
+            .await,
+        200,
+    )
+    .await;
+
     // The operator's per-org activity window.
     let path = format!("/admin/v1/orgs/{}/retention", acme.org_id);
     let r = ok_json(
@@ -806,6 +854,51 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
         .await;
     ok_json(res, 200).await;
 
+    // Its integration's commands are applied while the org exists.
+    let conn = common::amqp::connect(&app.settings_amqp_direct(), "org-removal-test").await;
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let replies = Replies::declare(&conn).await;
+    let topology = Topology::from_settings(&app.settings);
+    let exchange = topology.commands_exchange();
+    let credential = integration["credential"]
+        .as_str()
+        .expect("credential")
+        .to_owned();
+    let by_integration = |local: &str| {
+        let mut env = create_user(Some(org.parse().expect("uuid")), &app.email(local), local);
+        env.credential = Some(credential.clone());
+        env
+    };
+    let send = |env: common::messages::Envelope| {
+        let publisher = &publisher;
+        let exchange = &exchange;
+        let queue = replies.queue.clone();
+        async move {
+            let cid = env.id.to_string();
+            publisher
+                .publish(
+                    exchange,
+                    "user.create",
+                    &env,
+                    PublishOptions {
+                        reply_to: Some(&queue),
+                        correlation_id: Some(&cid),
+                        mandatory: true,
+                        headers: Vec::new(),
+                    },
+                )
+                .await
+                .expect("published");
+            cid
+        }
+    };
+    let cid = send(by_integration("hr-before")).await;
+    assert_eq!(
+        replies.next(&cid).await.status(),
+        201,
+        "the integration works"
+    );
+
     // The search can fail: Acme's id is in many tables now.
     let before = hits(&app, &org, false).await;
     for table in [
@@ -879,32 +972,21 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
         .await;
     assert_eq!(res.status(), 404, "removed once");
 
-    // A command of the org still queued is refused, and leaves no row.
-    let conn = common::amqp::connect(&app.settings_amqp_direct(), "org-removal-test").await;
-    let publisher = Publisher::open(&conn).await.expect("publisher");
-    let replies = Replies::declare(&conn).await;
-    let topology = Topology::from_settings(&app.settings);
+    // Its integration credential is dead, and a command of the org still queued is
+    // refused; neither leaves a row.
+    let cid = send(by_integration("hr-after")).await;
+    assert_eq!(
+        replies.next(&cid).await.status(),
+        401,
+        "the integration credential"
+    );
     let late = create_user(
         Some(org.parse().expect("uuid")),
         &app.email("late"),
         "corr-late",
     );
-    let cid = late.id.to_string();
-    publisher
-        .publish(
-            &topology.commands_exchange(),
-            "user.create",
-            &late,
-            PublishOptions {
-                reply_to: Some(&replies.queue),
-                correlation_id: Some(&cid),
-                mandatory: true,
-                headers: Vec::new(),
-            },
-        )
-        .await
-        .expect("published");
-    assert_eq!(replies.next(&cid).await.status(), 404);
+    let cid = send(late).await;
+    assert_eq!(replies.next(&cid).await.status(), 404, "a queued command");
     let _ = conn.close(200, "done".into()).await;
 
     // Nothing carrying Acme's id remains, in any column of any table.
