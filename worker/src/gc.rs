@@ -22,7 +22,7 @@ const BATCH: i64 = 500;
 /// Batches one table gets per pass, so one pass stays short and shares the database.
 const BATCHES_PER_PASS: usize = 40;
 /// Deleted people scrubbed per transaction.
-const ERASURE_BATCH: i64 = 20;
+const ERASURE_BATCH: i64 = 100;
 /// Deactivated people erased per pass.
 const POLICY_BATCH: i64 = 100;
 
@@ -233,16 +233,24 @@ impl Gc {
                 ))
                 .await?;
             let n = rows.len();
+            // One scrub per org for the whole batch: the stored replies of an org are
+            // read once however many of its people were deleted.
+            let mut by_org: BTreeMap<Uuid, (Vec<String>, Vec<String>)> = BTreeMap::new();
             for row in rows {
                 let user_id: Uuid = row.try_get("", "user_id")?;
                 let org_id: Uuid = row.try_get("", "org_id")?;
                 let needles: Vec<String> = row.try_get("", "needles")?;
-                for (table, sql, by_needles) in SCRUB {
-                    let mut values = vec![user_id.to_string().into(), org_id.into()];
+                let entry = by_org.entry(org_id).or_default();
+                entry.0.push(user_id.to_string());
+                entry.1.extend(needles);
+            }
+            for (org_id, (ids, needles)) in by_org {
+                for (table, sql, by_needles) in scrub_statements() {
+                    let mut values = vec![text_array(&ids), org_id.into()];
                     if by_needles {
                         values.push(text_array(&needles));
                     }
-                    let done = tx.execute_raw(stmt(sql, values)).await?.rows_affected();
+                    let done = tx.execute_raw(stmt(&sql, values)).await?.rows_affected();
                     self.count(pruned, table, done);
                 }
             }
@@ -268,46 +276,55 @@ const DUE_FOR_ERASURE: &str = "SELECT u.org_id, u.id FROM users u JOIN orgs o ON
      WHERE NOT u.active AND o.erase_deactivated_after_days IS NOT NULL \
      AND u.deactivated_at <= now() - make_interval(days => o.erase_deactivated_after_days)";
 
-/// The scrub of one deleted person: `$1` their id (text), `$2` their org, `$3` their
-/// identifying strings. Stored replies are matched by the person's id, or — for errors
-/// (a `409` naming a userName) and group replies (members' names) — by those strings.
-const SCRUB: [(&str, &str, bool); 4] = [
-    (
-        "outbox",
-        "DELETE FROM outbox WHERE (envelope #>> '{payload,user_id}') = $1 AND org_id = $2",
-        false,
-    ),
-    (
-        "processed_commands",
-        "UPDATE processed_commands SET reply = CASE WHEN reply->>'outcome' = 'ok' \
-             THEN jsonb_build_object('outcome', 'ok', 'status', reply->'status', 'body', \
-                 CASE WHEN reply #>> '{body,id}' IS NOT NULL \
-                      THEN jsonb_build_object('id', reply #> '{body,id}', 'erased', true) \
-                      ELSE 'null'::jsonb END) \
-             ELSE jsonb_strip_nulls(jsonb_build_object('outcome', 'error', 'status', reply->'status', \
-                 'scim_type', reply->'scim_type', \
-                 'detail', 'the details of this result were erased with the person they concerned')) \
-             END \
-         WHERE org_id = $2 AND reply IS NOT NULL AND NOT COALESCE((reply #>> '{body,erased}')::boolean, false) \
-         AND (reply #>> '{body,id}' = $1 \
-              OR ((reply->>'outcome' = 'error' OR command_type LIKE 'group.%') AND EXISTS ( \
-                  SELECT 1 FROM jsonb_path_query(reply, 'strict $.** ? (@.type() == \"string\")') v, \
-                       unnest($3::text[]) n \
-                  WHERE strpos(lower(v #>> '{}'), lower(n)) > 0)))",
-        true,
-    ),
-    (
-        "audit_log",
-        "UPDATE audit_log SET detail = '{}'::jsonb WHERE org_id = $2 AND resource_type = 'User' \
-         AND resource_id = $1 AND detail <> '{}'::jsonb",
-        false,
-    ),
-    (
-        "erasures",
-        "DELETE FROM erasures WHERE user_id = $1::uuid AND org_id = $2",
-        false,
-    ),
-];
+/// The text a scrubbed error reply carries instead of its detail.
+const ERASED_DETAIL: &str = "the details of this result were erased with the person they concerned";
+
+/// The scrub of an org's deleted people: `$1` their ids (text), `$2` the org, `$3` their
+/// identifying strings. Stored replies are matched by a person's id, or — for errors (a
+/// `409` naming a userName) and group replies (members' names) — by those strings; a
+/// reply already scrubbed is left alone.
+fn scrub_statements() -> [(&'static str, String, bool); 4] {
+    [
+        (
+            "outbox",
+            "DELETE FROM outbox WHERE (envelope #>> '{payload,user_id}') = ANY($1) AND org_id = $2".to_owned(),
+            false,
+        ),
+        (
+            "processed_commands",
+            format!(
+                "UPDATE processed_commands SET reply = CASE WHEN reply->>'outcome' = 'ok' \
+                     THEN jsonb_build_object('outcome', 'ok', 'status', reply->'status', 'body', \
+                         CASE WHEN reply #>> '{{body,id}}' IS NOT NULL \
+                              THEN jsonb_build_object('id', reply #> '{{body,id}}', 'erased', true) \
+                              ELSE 'null'::jsonb END) \
+                     ELSE jsonb_strip_nulls(jsonb_build_object('outcome', 'error', 'status', reply->'status', \
+                         'scim_type', reply->'scim_type', 'detail', '{ERASED_DETAIL}')) \
+                     END \
+                 WHERE org_id = $2 AND reply IS NOT NULL \
+                 AND NOT COALESCE(reply->'body' = jsonb_build_object('id', reply #> '{{body,id}}', 'erased', true), false) \
+                 AND reply->>'detail' IS DISTINCT FROM '{ERASED_DETAIL}' \
+                 AND (reply #>> '{{body,id}}' = ANY($1) \
+                      OR ((reply->>'outcome' = 'error' OR command_type LIKE 'group.%') AND EXISTS ( \
+                          SELECT 1 FROM jsonb_path_query(reply, 'strict $.** ? (@.type() == \"string\")') v, \
+                               unnest($3::text[]) n \
+                          WHERE strpos(lower(v #>> '{{}}'), lower(n)) > 0)))"
+            ),
+            true,
+        ),
+        (
+            "audit_log",
+            "UPDATE audit_log SET detail = '{}'::jsonb WHERE org_id = $2 AND resource_type = 'User' \
+             AND resource_id = ANY($1) AND detail <> '{}'::jsonb".to_owned(),
+            false,
+        ),
+        (
+            "erasures",
+            "DELETE FROM erasures WHERE user_id::text = ANY($1) AND org_id = $2".to_owned(),
+            false,
+        ),
+    ]
+}
 
 fn text_array(values: &[String]) -> sea_orm::Value {
     sea_orm::Value::Array(

@@ -22,7 +22,7 @@ END $$;
 CREATE TRIGGER users_track_deactivation BEFORE INSERT OR UPDATE OF active ON users
     FOR EACH ROW EXECUTE FUNCTION users_track_deactivation();
 
-CREATE INDEX users_deactivated ON users (deactivated_at) WHERE deactivated_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS users_deactivated ON users (deactivated_at) WHERE deactivated_at IS NOT NULL;
 
 -- NULL: keep deactivated people (the default); N: erase them N days after deactivation.
 ALTER TABLE orgs ADD COLUMN erase_deactivated_after_days integer
@@ -42,11 +42,13 @@ CREATE TABLE erasures (
     requested_at timestamptz NOT NULL DEFAULT now()
 );
 
--- What the pruning and the erasure scrub look rows up by.
-CREATE INDEX outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;
-CREATE INDEX outbox_user ON outbox ((envelope #>> '{payload,user_id}'));
-CREATE INDEX outbox_org ON outbox (org_id);
-CREATE INDEX processed_commands_processed_at ON processed_commands (processed_at);
-CREATE INDEX processed_commands_org ON processed_commands (org_id);
-CREATE INDEX audit_log_created_at ON audit_log (created_at);
-CREATE INDEX audit_log_resource ON audit_log (org_id, resource_id);
+-- What the pruning and the erasure scrub look rows up by. IF NOT EXISTS: on a large
+-- database, create them beforehand with CREATE INDEX CONCURRENTLY (same names) and this
+-- migration does not lock the tables to build them (docs/data-lifecycle.md, "Upgrading").
+CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox ((envelope #>> '{payload,user_id}'));
+CREATE INDEX IF NOT EXISTS outbox_org ON outbox (org_id);
+CREATE INDEX IF NOT EXISTS processed_commands_processed_at ON processed_commands (processed_at);
+CREATE INDEX IF NOT EXISTS processed_commands_org ON processed_commands (org_id);
+CREATE INDEX IF NOT EXISTS audit_log_created_at ON audit_log (created_at);
+CREATE INDEX IF NOT EXISTS audit_log_resource ON audit_log (org_id, resource_id);
