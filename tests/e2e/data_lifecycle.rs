@@ -468,7 +468,8 @@ async fn tables_stay_within_their_windows_under_load() {
     );
 
     // The tables stay within their windows (plus a pass and a busy machine's slack).
-    let slack = 3.0;
+    // Rows go at the first pass after they expire; a busy machine delays passes.
+    let slack = 5.0;
     let limit = window.as_secs_f64() + slack;
     let watched = [
         ("outbox", "published_at"),
@@ -478,7 +479,7 @@ async fn tables_stay_within_their_windows_under_load() {
     let started = Instant::now();
     let mut oldest = [0.0f64; 3];
     let mut most = [0i64; 3];
-    while started.elapsed() < Duration::from_secs(14) {
+    while started.elapsed() < Duration::from_secs(16) {
         for (i, (table, column)) in watched.iter().enumerate() {
             let (a, n) = age(&app, table, column).await;
             oldest[i] = oldest[i].max(a);
