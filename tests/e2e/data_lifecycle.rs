@@ -929,6 +929,25 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
         }
         rounds
     });
+    // Acme's Okta keeps writing until the removal, so commands of the org are in flight
+    // while it happens: none may leave a row behind.
+    let okta = acme.scim.clone();
+    let domain = app.domain.clone();
+    let acme_run = tokio::spawn(async move {
+        let mut created = 0u32;
+        loop {
+            let name = format!("acme{created}@{domain}");
+            let res = okta
+                .post_user(&create_user_body(&name, "In", "Flight"))
+                .await;
+            match res.status().as_u16() {
+                201 => created += 1,
+                // The removal committed while the command was queued or applied.
+                404 | 401 => return created,
+                other => panic!("Acme's create answered {other}"),
+            }
+        }
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Only the operator removes an org.
@@ -950,6 +969,9 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
         )
         .await;
     assert_eq!(res.status(), 204);
+
+    let in_flight = acme_run.await.expect("Acme's writes");
+    assert!(in_flight > 0, "Acme was writing when it was removed");
 
     // Its credentials are dead at once.
     let res = acme
