@@ -467,6 +467,24 @@ async fn tables_stay_within_their_windows_under_load() {
         "one effect"
     );
 
+    // An invite accepted now (as the invite page's button would record it) goes after the
+    // window; the pending ones stay.
+    let sent = app
+        .wait_count(
+            "SELECT count(*) FROM invites WHERE sent_at IS NOT NULL",
+            2,
+            Duration::from_secs(15),
+        )
+        .await;
+    assert!(sent >= 2, "invites were sent ({sent})");
+    app.db
+        .execute_unprepared(
+            "UPDATE invites SET accepted_at = now() WHERE id = \
+             (SELECT id FROM invites WHERE sent_at IS NOT NULL ORDER BY id LIMIT 1)",
+        )
+        .await
+        .expect("accepting an invite");
+
     // The tables stay within their windows (plus a pass and a busy machine's slack).
     // Rows go at the first pass after they expire; a busy machine delays passes.
     let slack = 5.0;
@@ -497,6 +515,18 @@ async fn tables_stay_within_their_windows_under_load() {
         requests += l.await.expect("load lane");
     }
     println!("{requests} requests; oldest rows seen {oldest:?} s; most rows {most:?}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM invites WHERE accepted_at IS NOT NULL")
+            .await,
+        0,
+        "the accepted invite was pruned"
+    );
+    assert!(
+        app.count("SELECT count(*) FROM invites WHERE accepted_at IS NULL")
+            .await
+            > 0,
+        "pending invites stay"
+    );
     assert!(requests > 30, "the load ran ({requests} requests)");
     for (i, (table, _)) in watched.iter().enumerate() {
         assert!(most[i] > 0, "{table} was never written to");
@@ -511,7 +541,7 @@ async fn tables_stay_within_their_windows_under_load() {
         .text()
         .await
         .expect("text");
-    for (table, _) in watched {
+    for table in watched.iter().map(|(t, _)| *t).chain(["invites"]) {
         assert!(
             pruned_total(&metrics, &app.settings.amqp_prefix, table) > 0.0,
             "roster_rows_pruned_total counts {table}"
