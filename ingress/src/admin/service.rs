@@ -331,7 +331,8 @@ pub async fn set_mappings(
 pub struct Activity {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// `scim` (Okta), `admin`, `operator`, `invitee`.
+    /// `scim` (Okta), `admin`, `operator`, `invitee`, `employee`, `integration`, `retention`
+    /// (the org's policy for deactivated people).
     pub actor: String,
     pub action: String,
     pub resource_type: String,

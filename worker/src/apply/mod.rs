@@ -3,7 +3,7 @@
 //! finds its id and gets the stored reply, with no second effect.
 
 mod admin;
-pub mod erase;
+mod erase;
 mod groups;
 mod org;
 mod people;
