@@ -356,13 +356,13 @@ async fn a_deleted_person_leaves_no_trace_in_any_table() {
 }
 
 /// The oldest row's age in `table` by `column` (seconds; 0 when empty), and the row count.
-async fn age(app: &TestApp, table: &str, column: &str) -> (f64, i64) {
+async fn age(app: &TestApp, table: &str, column: &str, and: &str) -> (f64, i64) {
     let row = app
         .db
         .query_one_raw(common::db::stmt(
             &format!(
                 "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min({column})), 0)::float8 AS age, count(*) AS n \
-                 FROM {table} WHERE {column} IS NOT NULL"
+                 FROM {table} WHERE {column} IS NOT NULL {and}"
             ),
             [],
         ))
@@ -389,6 +389,18 @@ async fn tables_stay_within_their_windows_under_load() {
     let window = Duration::from_secs(4);
     let app = spawn(Duration::from_millis(300), Some(window)).await;
     let acme = app.tenant("Acme").await;
+    // Another org whose activity the operator keeps a day: its entries outlive the window.
+    let (keepco, _) = app.create_org("Keepco").await;
+    let res = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/v1/orgs/{keepco}/retention"),
+            &app.operator_token,
+            Some(json!({"activity_days": 1})),
+        )
+        .await;
+    ok_json(res, 200).await;
+    let others = format!("AND org_id IS DISTINCT FROM '{keepco}'");
     let org: Uuid = acme.org_id.parse().expect("org id");
 
     // A steady profile push: people created, then pushed again and again.
@@ -499,7 +511,12 @@ async fn tables_stay_within_their_windows_under_load() {
     let mut most = [0i64; 3];
     while started.elapsed() < Duration::from_secs(16) {
         for (i, (table, column)) in watched.iter().enumerate() {
-            let (a, n) = age(&app, table, column).await;
+            let and = if *table == "audit_log" {
+                others.as_str()
+            } else {
+                ""
+            };
+            let (a, n) = age(&app, table, column, and).await;
             oldest[i] = oldest[i].max(a);
             most[i] = most[i].max(n);
             assert!(
@@ -572,7 +589,14 @@ async fn tables_stay_within_their_windows_under_load() {
         windows: worker::gc::Windows::from_settings(&app.settings),
         prefix: app.settings.amqp_prefix.clone(),
     };
-    let before = app.count("SELECT count(*) FROM audit_log").await;
+    let kept = format!("SELECT count(*) FROM audit_log WHERE org_id = '{keepco}'");
+    let keepco_entries = app.count(&kept).await;
+    assert!(
+        keepco_entries >= 2,
+        "the org's own window keeps its activity ({keepco_entries})"
+    );
+    let prunable = format!("SELECT count(*) FROM audit_log WHERE TRUE {others}");
+    let before = app.count(&prunable).await;
     assert!(before > 0);
     let mut out = Vec::new();
     worker::gc::cli(&gc, true, &mut out).await.expect("dry run");
@@ -588,11 +612,12 @@ async fn tables_stay_within_their_windows_under_load() {
         "{line}"
     );
     assert!(text.contains("outbox:") && text.contains("invites:") && text.contains("erasures:"));
-    assert_eq!(app.count("SELECT count(*) FROM audit_log").await, before);
+    assert_eq!(app.count(&prunable).await, before);
     let mut out = Vec::new();
     worker::gc::cli(&gc, false, &mut out).await.expect("gc");
     println!("$ worker gc\n{}", String::from_utf8_lossy(&out));
-    assert_eq!(app.count("SELECT count(*) FROM audit_log").await, 0);
+    assert_eq!(app.count(&prunable).await, 0);
+    assert_eq!(app.count(&kept).await, keepco_entries, "Keepco's stay");
     assert_eq!(
         app.count("SELECT count(*) FROM processed_commands").await,
         0
