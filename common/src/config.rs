@@ -83,6 +83,24 @@ pub struct Settings {
     /// How long an invite link stays valid after the email is sent (`INVITE_TTL`, e.g.
     /// `7d`, `36h`, `90m`; default 7 days).
     pub invite_ttl: Duration,
+    /// Retention windows (docs/data-lifecycle.md), each `7d`/`36h`/`90m`/`600s`:
+    /// published outbox events (`OUTBOX_RETENTION`, default 7 days).
+    pub outbox_retention: Duration,
+    /// Processed command ids and their stored replies (`PROCESSED_COMMANDS_RETENTION`,
+    /// default 30 days). A command redelivered or replayed after its id is pruned would be
+    /// applied a second time, so this must exceed the longest time a command can spend in
+    /// the queues, retry queues and dead-letter queue before it is applied.
+    pub processed_commands_retention: Duration,
+    /// Activity entries (`ACTIVITY_RETENTION`, default 400 days; the operator can set
+    /// another per org).
+    pub activity_retention: Duration,
+    /// Accepted invites, and expired ones, after accepting or expiring
+    /// (`INVITE_RETENTION`, default 30 days).
+    pub invite_retention: Duration,
+    /// How often the worker prunes and erases in the background (`GC_INTERVAL`, default
+    /// 10 s); a deleted person's remaining data is gone within about this (plus the outbox
+    /// relay's lag).
+    pub gc_interval: Duration,
 }
 
 /// A setting that could not be read.
@@ -145,7 +163,7 @@ impl Settings {
             Some(v) => Some(parse("HEALTH_ADDR", &v)?),
             None => None,
         };
-        Ok(Self {
+        Self {
             database_url: Secret::new(string(
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/roster",
@@ -213,7 +231,38 @@ impl Settings {
             queue_expires: None,
             retry_delays: parse_delays(&string("RETRY_DELAYS_MS", "1000,10000,60000"))?,
             invite_ttl: parse_ttl(&string("INVITE_TTL", "7d"))?,
-        })
+            outbox_retention: parse_window("OUTBOX_RETENTION", &string("OUTBOX_RETENTION", "7d"))?,
+            processed_commands_retention: parse_window(
+                "PROCESSED_COMMANDS_RETENTION",
+                &string("PROCESSED_COMMANDS_RETENTION", "30d"),
+            )?,
+            activity_retention: parse_window(
+                "ACTIVITY_RETENTION",
+                &string("ACTIVITY_RETENTION", "400d"),
+            )?,
+            invite_retention: parse_window("INVITE_RETENTION", &string("INVITE_RETENTION", "30d"))?,
+            gc_interval: parse_window("GC_INTERVAL", &string("GC_INTERVAL", "10s"))?,
+        }
+        .checked()
+    }
+
+    /// Refuses a stored-reply window a redelivered command could outlive: the broker-side
+    /// retries plus the command timeout (what a command can spend queued before a
+    /// redelivery, not counting an operator's replay from the dead-letter queue).
+    fn checked(self) -> Result<Self, ConfigError> {
+        let redelivery: Duration =
+            self.retry_delays.iter().sum::<Duration>() + self.command_timeout;
+        if self.processed_commands_retention <= redelivery * 2 {
+            return Err(ConfigError {
+                name: "PROCESSED_COMMANDS_RETENTION",
+                reason: format!(
+                    "must be more than twice the longest redelivery (RETRY_DELAYS_MS plus \
+                     COMMAND_TIMEOUT_MS = {} s), or a redelivered command could be applied twice",
+                    redelivery.as_secs()
+                ),
+            });
+        }
+        Ok(self)
     }
 
     /// The settings every default gives: what tests start from.
@@ -315,6 +364,32 @@ fn parse_ttl(value: &str) -> Result<Duration, ConfigError> {
     }
 }
 
+/// A retention window or interval: `400d`, `36h`, `90m` or `600s`, at least a second
+/// and at most 100 years.
+fn parse_window(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let err = || ConfigError {
+        name,
+        reason: format!("{value:?} is not a duration like 400d, 36h, 90m or 600s"),
+    };
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| err())?;
+    let unit_secs = match unit.trim() {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(err()),
+    };
+    match number.checked_mul(unit_secs) {
+        Some(secs) if secs > 0 && secs <= 36_500 * 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err(ConfigError {
+            name,
+            reason: format!("{value:?} must be more than 0 and at most 100 years"),
+        }),
+    }
+}
+
 /// `KEY=VALUE` lines; `#` comments, blank lines and optional quotes. A missing file is empty.
 fn read_dotenv(path: &str) -> HashMap<String, String> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -404,6 +479,37 @@ mod tests {
         );
         let err = Settings::from_vars(&vars).expect_err("not a header name");
         assert_eq!(err.name, "CLIENT_IP_HEADER");
+    }
+
+    #[test]
+    fn retention_windows_have_defaults_and_the_reply_window_outlives_redelivery() {
+        let s = Settings::defaults();
+        assert_eq!(s.outbox_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            s.processed_commands_retention,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(s.activity_retention, Duration::from_secs(400 * 86_400));
+        assert_eq!(s.invite_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(s.gc_interval, Duration::from_secs(10));
+        let mut vars = HashMap::new();
+        vars.insert("OUTBOX_RETENTION".to_owned(), "90s".to_owned());
+        assert_eq!(
+            Settings::from_vars(&vars).expect("valid").outbox_retention,
+            Duration::from_secs(90)
+        );
+        vars.insert("OUTBOX_RETENTION".to_owned(), "0d".to_owned());
+        assert_eq!(
+            Settings::from_vars(&vars).expect_err("zero").name,
+            "OUTBOX_RETENTION"
+        );
+        vars.remove("OUTBOX_RETENTION");
+        // 1 + 10 + 60 s of retries and a 25 s timeout: a minute of stored replies is too short.
+        vars.insert("PROCESSED_COMMANDS_RETENTION".to_owned(), "1m".to_owned());
+        let err = Settings::from_vars(&vars).expect_err("too short");
+        assert_eq!(err.name, "PROCESSED_COMMANDS_RETENTION");
+        vars.insert("PROCESSED_COMMANDS_RETENTION".to_owned(), "1h".to_owned());
+        assert!(Settings::from_vars(&vars).is_ok());
     }
 
     #[test]

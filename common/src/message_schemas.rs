@@ -7,11 +7,11 @@
 //! and a test below fails when the checked-in files differ from what the code generates.
 
 use crate::messages::{
-    AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DeleteGroup, DeleteUser,
-    Envelope, GroupEvent, PUBLIC_COMMANDS, PatchGroup, PatchUser, ReplaceGroup, ReplaceUser, Reply,
-    RevokeIntegration, RotateAdminKey, RotateScimToken, SCHEMA_VERSION, SetMappings,
-    SetProvisioning, SetSso, SetUserActive, SignIn, SignOut, UpdatePerson, UpdateSettings,
-    UserEvent, events,
+    AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DeleteGroup, DeleteOrg,
+    DeletePerson, DeleteUser, Envelope, GroupEvent, PUBLIC_COMMANDS, PatchGroup, PatchUser,
+    ReplaceGroup, ReplaceUser, Reply, RevokeIntegration, RotateAdminKey, RotateScimToken,
+    SCHEMA_VERSION, SetMappings, SetOrgRetention, SetProvisioning, SetSso, SetUserActive, SignIn,
+    SignOut, UpdatePerson, UpdateSettings, UserEvent, events,
 };
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
@@ -157,6 +157,21 @@ pub fn commands() -> Vec<MessageSchema> {
             In,
             "An admin's edit of a person's directory fields.",
         ),
+        message::<DeletePerson>(
+            "person.delete",
+            In,
+            "Delete a person and erase their personal data (directory API, or the org's policy for deactivated people).",
+        ),
+        message::<DeleteOrg>(
+            "org.delete",
+            In,
+            "Remove a tenant and every row it owns (the operator).",
+        ),
+        message::<SetOrgRetention>(
+            "org.set_retention",
+            In,
+            "Set how long the org's activity entries are kept (the operator).",
+        ),
         message::<AcceptInvite>("invite.accept", In, "A person accepted their invite."),
         message::<CreateIntegration>(
             "integration.create",
@@ -284,8 +299,8 @@ fn narrow(schema: &mut Value, kind: &str, direction: Direction, about: &str, pay
             props.remove("credential");
         }
     }
-    // Every message but `org.create` belongs to an org.
-    if kind != "org.create" {
+    // Every message but `org.create` and `org.delete` belongs to an org.
+    if !matches!(kind, "org.create" | "org.delete") {
         props["org_id"] =
             json!({ "description": "The tenant.", "type": "string", "format": "uuid" });
         if let Some(required) = schema["required"].as_array_mut() {

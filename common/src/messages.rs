@@ -21,7 +21,7 @@ pub struct Envelope {
     pub kind: String,
     /// The version of the message schemas (docs/messages.md, "Versioning").
     pub schema_version: u32,
-    /// The tenant; absent only for `org.create`.
+    /// The tenant; absent only for `org.create` and `org.delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<Uuid>,
     /// Travels from the HTTP request through the command, the reply and the events.
@@ -155,6 +155,83 @@ pub struct UpdateSettings {
     pub send_invites: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_synced_fields: Option<bool>,
+    /// What happens to people Okta deactivated (docs/data-lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated_people: Option<DeactivatedPeople>,
+}
+
+/// The org's choice about deactivated people: keep them (the default), or erase them —
+/// as a delete would — `after_days` days after their deactivation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeactivatedPeople {
+    Keep,
+    Erase {
+        /// 1 to 3650.
+        after_days: u32,
+    },
+}
+
+impl DeactivatedPeople {
+    /// The most days `erase` may wait.
+    pub const MAX_DAYS: u32 = 3650;
+
+    /// As stored: `None` keeps, `Some(n)` erases after `n` days.
+    pub fn after_days(self) -> Option<u32> {
+        match self {
+            DeactivatedPeople::Keep => None,
+            DeactivatedPeople::Erase { after_days } => Some(after_days),
+        }
+    }
+
+    pub fn from_days(days: Option<i32>) -> Self {
+        match days.and_then(|d| u32::try_from(d).ok()) {
+            Some(after_days) => DeactivatedPeople::Erase { after_days },
+            None => DeactivatedPeople::Keep,
+        }
+    }
+
+    /// An error naming the problem, for a bad `after_days`.
+    pub fn validate(self) -> Result<(), String> {
+        match self.after_days() {
+            Some(d) if d == 0 || d > Self::MAX_DAYS => Err(format!(
+                "deactivated_people.after_days must be 1 to {}",
+                Self::MAX_DAYS
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `DELETE /api/v1/people/{id}` (the directory API, admin key), or the org's
+/// deactivated-people policy (`by_policy`): the person is deleted and their personal data
+/// erased from every table (docs/data-lifecycle.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePerson {
+    pub user_id: Uuid,
+    /// Erased by the org's policy for deactivated people, not by an admin: applied only if
+    /// the person is still deactivated and past the org's window.
+    #[serde(default)]
+    pub by_policy: bool,
+}
+
+/// `DELETE /admin/v1/orgs/{id}` (the operator): every row of the org goes, in one
+/// transaction. The envelope carries no `org_id`, so nothing Roster keeps about the command
+/// names the org.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteOrg {
+    pub org_id: Uuid,
+}
+
+/// `PUT /admin/v1/orgs/{id}/retention` (the operator): how long the org's activity entries
+/// are kept; `null` for the default (`ACTIVITY_RETENTION`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetOrgRetention {
+    /// 1 to 36500, or `null`.
+    pub activity_days: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -362,6 +439,9 @@ pub enum Command {
     UpdateSettings(UpdateSettings),
     SetMappings(SetMappings),
     UpdatePerson(UpdatePerson),
+    DeletePerson(DeletePerson),
+    DeleteOrg(DeleteOrg),
+    SetOrgRetention(SetOrgRetention),
     CreateUser(CreateUser),
     ReplaceUser(ReplaceUser),
     PatchUser(PatchUser),
@@ -390,6 +470,9 @@ impl Command {
             Command::UpdateSettings(_) => "settings.update",
             Command::SetMappings(_) => "mappings.set",
             Command::UpdatePerson(_) => "person.update",
+            Command::DeletePerson(_) => "person.delete",
+            Command::DeleteOrg(_) => "org.delete",
+            Command::SetOrgRetention(_) => "org.set_retention",
             Command::CreateUser(_) => "user.create",
             Command::ReplaceUser(_) => "user.replace",
             Command::PatchUser(_) => "user.patch",
@@ -425,6 +508,9 @@ impl Command {
             Command::UpdateSettings(p) => serde_json::to_value(p),
             Command::SetMappings(p) => serde_json::to_value(p),
             Command::UpdatePerson(p) => serde_json::to_value(p),
+            Command::DeletePerson(p) => serde_json::to_value(p),
+            Command::DeleteOrg(p) => serde_json::to_value(p),
+            Command::SetOrgRetention(p) => serde_json::to_value(p),
             Command::CreateUser(p) => serde_json::to_value(p),
             Command::ReplaceUser(p) => serde_json::to_value(p),
             Command::PatchUser(p) => serde_json::to_value(p),
@@ -451,7 +537,7 @@ impl Command {
                 env.schema_version
             )));
         }
-        let needs_org = env.kind != "org.create";
+        let needs_org = !matches!(env.kind.as_str(), "org.create" | "org.delete");
         if needs_org && env.org_id.is_none() {
             return Err(DecodeError(format!("{} needs an org_id", env.kind)));
         }
@@ -463,6 +549,9 @@ impl Command {
             "settings.update" => Command::UpdateSettings(env.payload_as()?),
             "mappings.set" => Command::SetMappings(env.payload_as()?),
             "person.update" => Command::UpdatePerson(env.payload_as()?),
+            "person.delete" => Command::DeletePerson(env.payload_as()?),
+            "org.delete" => Command::DeleteOrg(env.payload_as()?),
+            "org.set_retention" => Command::SetOrgRetention(env.payload_as()?),
             "user.create" => Command::CreateUser(env.payload_as()?),
             "user.replace" => Command::ReplaceUser(env.payload_as()?),
             "user.patch" => Command::PatchUser(env.payload_as()?),
@@ -493,6 +582,9 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "settings.update",
     "mappings.set",
     "person.update",
+    "person.delete",
+    "org.delete",
+    "org.set_retention",
     "user.create",
     "user.replace",
     "user.patch",

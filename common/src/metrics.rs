@@ -62,6 +62,13 @@ pub const OUTBOX_PENDING: &str = "roster_outbox_pending";
 /// Gauge `{queue, prefix}`: messages ready in a queue, sampled by the worker.
 pub const QUEUE_MESSAGES: &str = "roster_queue_messages";
 
+// Worker: retention and erasure (docs/data-lifecycle.md).
+/// Counter `{table, prefix}`: rows the background pruning removed (or, for a deleted
+/// person's rows kept in other tables, scrubbed). `table` is the table's name.
+pub const ROWS_PRUNED: &str = "roster_rows_pruned_total";
+/// Gauge `{prefix}`: deleted people whose data is still to be scrubbed from other tables.
+pub const ERASURES_PENDING: &str = "roster_erasures_pending";
+
 // Worker and mailer: retries and dead letters.
 /// Counter `{queue, prefix}`: messages sent to a broker-side retry queue.
 pub const RETRIES: &str = "roster_retries_total";
@@ -186,6 +193,14 @@ fn describe() {
     );
     describe_gauge!(OUTBOX_PENDING, "Unpublished outbox events");
     describe_gauge!(QUEUE_MESSAGES, "Messages ready in a queue");
+    describe_counter!(
+        ROWS_PRUNED,
+        "Rows pruned or scrubbed by the background pruning"
+    );
+    describe_gauge!(
+        ERASURES_PENDING,
+        "Deleted people whose data is still to be scrubbed"
+    );
     describe_counter!(RETRIES, "Messages sent to a broker-side retry queue");
     describe_counter!(DEAD_LETTERED, "Messages dead-lettered with a reason");
     describe_counter!(INVITES_SENT, "Invite emails sent");

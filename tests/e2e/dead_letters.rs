@@ -104,13 +104,13 @@ async fn failed_at(conn: &Connection, topology: &Topology, id: &str) -> Option<S
 }
 
 /// An exclusive queue of the test's own, to read the worker's replies.
-struct Replies {
+pub(crate) struct Replies {
     channel: Channel,
-    queue: String,
+    pub(crate) queue: String,
 }
 
 impl Replies {
-    async fn declare(conn: &Connection) -> Self {
+    pub(crate) async fn declare(conn: &Connection) -> Self {
         let channel = conn.create_channel().await.expect("channel");
         let queue = tests::events::exclusive_queue(&channel)
             .await
@@ -118,7 +118,7 @@ impl Replies {
         Self { channel, queue }
     }
 
-    async fn next(&self, correlation_id: &str) -> Reply {
+    pub(crate) async fn next(&self, correlation_id: &str) -> Reply {
         let start = Instant::now();
         loop {
             let got = self
@@ -140,7 +140,7 @@ impl Replies {
     }
 }
 
-fn create_user(org: Option<Uuid>, user_name: &str, correlation_id: &str) -> Envelope {
+pub(crate) fn create_user(org: Option<Uuid>, user_name: &str, correlation_id: &str) -> Envelope {
     let input = UserInput::from_json(create_user_body(user_name, "Dee", "Ell")).expect("a User");
     Command::CreateUser(CreateUser {
         resource: Value::Object(input.resource),

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_page;
 mod auth;
+mod data_lifecycle;
 mod dead_letters;
 mod directory;
 mod discovery;

@@ -361,7 +361,7 @@ async fn one_orgs_admin_key_and_session_never_reach_another_org() {
     let settings: Value = res.json().await.expect("JSON");
     assert_eq!(
         settings,
-        json!({"send_invites": false, "lock_synced_fields": true})
+        json!({"send_invites": false, "lock_synced_fields": true, "deactivated_people": {"policy": "keep"}})
     );
     app.stop().await;
 }

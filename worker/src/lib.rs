@@ -5,6 +5,7 @@ pub mod apply;
 pub mod authorize;
 pub mod depth;
 pub mod dlq;
+pub mod gc;
 pub mod outbox;
 pub mod run;
 

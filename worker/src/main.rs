@@ -1,5 +1,6 @@
 //! `worker` applies commands; `worker migrate` applies database migrations and exits;
-//! `worker dlq list|show|replay|purge` is the operator's dead-letter tooling.
+//! `worker dlq list|show|replay|purge` is the operator's dead-letter tooling; `worker gc
+//! [--dry-run]` prunes expired rows and finishes erasures now (or says what would go).
 
 use anyhow::Context;
 use common::{Settings, amqp::Topology, telemetry};
@@ -23,6 +24,16 @@ async fn main() -> anyhow::Result<()> {
             let _ = conn.close(200, "dlq done".into()).await;
             Ok(result?)
         }
+        Some("gc") => {
+            let dry_run = match std::env::args().nth(2).as_deref() {
+                None => false,
+                Some("--dry-run") => true,
+                Some(other) => {
+                    anyhow::bail!("unknown argument {other:?}; usage: worker gc [--dry-run]")
+                }
+            };
+            worker::gc::cli_from_settings(&settings, dry_run, &mut std::io::stdout().lock()).await
+        }
         None => {
             worker::migrate(&settings).await?;
             let worker = worker::Worker::connect(&settings).await;
@@ -34,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
             worker.run(health, common::shutdown::signal()).await
         }
         Some(other) => anyhow::bail!(
-            "unknown command {other:?}; usage: worker [migrate | dlq list|show|replay|purge]"
+            "unknown command {other:?}; usage: worker [migrate | dlq list|show|replay|purge | gc [--dry-run]]"
         ),
     }
 }

@@ -6,7 +6,7 @@
 use crate::{
     apply::{Applied, ApplyContext, apply},
     authorize::{Caller, Refusal, authorize, failed_outcome},
-    depth, outbox,
+    depth, gc, outbox,
 };
 use backon::{ExponentialBuilder, Retryable};
 use common::shutdown::TaskGuard;
@@ -56,6 +56,8 @@ pub struct Worker {
     prefetch: u16,
     concurrency: usize,
     ctx: ApplyContext,
+    windows: gc::Windows,
+    gc_interval: Duration,
 }
 
 struct Shared {
@@ -86,6 +88,8 @@ impl Worker {
             ctx: ApplyContext {
                 scim_base: format!("{}/scim/v2", settings.public_url),
             },
+            windows: gc::Windows::from_settings(settings),
+            gc_interval: settings.gc_interval,
         }
     }
 
@@ -111,6 +115,13 @@ impl Worker {
             self.topology.clone(),
             stop_rx.clone(),
         ));
+        let gc = gc::Gc {
+            db: self.db.clone(),
+            ctx: self.ctx.clone(),
+            windows: self.windows.clone(),
+            prefix: common::metrics::prefix_of(&self.topology),
+        };
+        let pruning = TaskGuard::spawn(gc.run(self.gc_interval, stop_rx.clone()));
         let committed = Arc::new(Notify::new());
         tokio::pin!(shutdown);
         loop {
@@ -182,6 +193,10 @@ impl Worker {
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
         let _ = depths.join().await;
+        // A pass stops between batches; one stuck on an unreachable database is aborted.
+        if pruning.join_within(Duration::from_secs(5)).await.is_none() {
+            tracing::warn!("background pruning did not stop in time; aborted");
+        }
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;

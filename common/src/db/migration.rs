@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004Integrations),
             Box::new(M0005Deadlines),
             Box::new(M0006Sso),
+            Box::new(M0007Lifecycle),
         ]
     }
 }
@@ -143,6 +144,25 @@ impl MigrationTrait for M0006Sso {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0006_sso.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0007Lifecycle;
+
+impl MigrationName for M0007Lifecycle {
+    fn name(&self) -> &str {
+        "m0007_lifecycle"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0007Lifecycle {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0007_lifecycle.sql"))
             .await?;
         Ok(())
     }

@@ -38,6 +38,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/provisioning/token", post(rotate_token))
         .route("/admin/v1/admin-key", post(rotate_admin_key))
         .route("/admin/v1/orgs/{id}/admin-key", post(reset_admin_key))
+        .route("/admin/v1/orgs/{id}", axum::routing::delete(delete_org))
+        .route(
+            "/admin/v1/orgs/{id}/retention",
+            get(get_retention).put(put_retention),
+        )
         .route("/admin/v1/settings", get(get_settings).put(put_settings))
         .route("/admin/v1/mappings", get(get_mappings).put(put_mappings))
         .route("/admin/v1/activity", get(get_activity))
@@ -54,7 +59,10 @@ pub fn router() -> Router<AppState> {
             get(get_sso).put(put_sso).delete(delete_sso),
         )
         .route("/api/v1/people", get(list_people))
-        .route("/api/v1/people/{id}", get(get_person).patch(patch_person))
+        .route(
+            "/api/v1/people/{id}",
+            get(get_person).patch(patch_person).delete(delete_person),
+        )
 }
 
 /// A JSON body parsed into `T`, with a 400 naming what is wrong.
@@ -155,6 +163,50 @@ async fn reset_admin_key(
     let org = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let key = service::rotate_admin_key(&state, org, &request, true).await?;
     Ok(Json(json!({"admin_key": key})))
+}
+
+/// The operator removes an org with every row it owns (`DELETE /admin/v1/orgs/{id}`).
+async fn delete_org(
+    State(state): State<AppState>,
+    _op: Operator,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let org = org_id(&id)?;
+    service::delete_org(&state, org, &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn org_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))
+}
+
+async fn get_retention(
+    State(state): State<AppState>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<service::Retention>, ApiError> {
+    Ok(Json(service::retention(&state, org_id(&id)?).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionChange {
+    activity_days: Option<u32>,
+}
+
+async fn put_retention(
+    State(state): State<AppState>,
+    _op: Operator,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+    body: Result<JsonBody, ScimApiError>,
+) -> Result<Json<service::Retention>, ApiError> {
+    let org = org_id(&id)?;
+    let RetentionChange { activity_days } = parse(body)?;
+    Ok(Json(
+        service::set_retention(&state, org, &request, activity_days).await?,
+    ))
 }
 
 async fn get_settings(
@@ -310,6 +362,18 @@ async fn get_person(
     Ok(Json(
         service::person_by_id(&state, org.0, person_id(&id)?).await?,
     ))
+}
+
+/// The directory API's delete: the person goes, and their personal data with them
+/// (docs/data-lifecycle.md).
+async fn delete_person(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    service::delete_person(&state, org.0, &request, person_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

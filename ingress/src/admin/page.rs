@@ -368,9 +368,25 @@ async fn settings(
     let change = common::messages::UpdateSettings {
         send_invites: Some(form.checked("send_invites")),
         lock_synced_fields: Some(form.checked("lock_synced_fields")),
+        deactivated_people: deactivated_people(&form),
     };
     service::update_settings(&state, org, &request, change).await?;
     Ok(see_other())
+}
+
+/// The form's deactivated-people choice: `keep`, or `erase` after `erase_after_days`
+/// (a number the worker checks; anything unreadable is 0, which it refuses by name).
+fn deactivated_people(form: &Fields) -> Option<common::messages::DeactivatedPeople> {
+    use common::messages::DeactivatedPeople;
+    match form.get("deactivated_people")? {
+        "erase" => Some(DeactivatedPeople::Erase {
+            after_days: form
+                .get("erase_after_days")
+                .and_then(|d| d.trim().parse().ok())
+                .unwrap_or(0),
+        }),
+        _ => Some(DeactivatedPeople::Keep),
+    }
 }
 
 #[tracing::instrument(skip_all)]
@@ -531,6 +547,17 @@ mod tests {
     fn checkboxes_are_on_when_present() {
         let form = Fields::parse(b"csrf=x&send_invites=on");
         assert!(form.checked("send_invites"));
+        assert_eq!(deactivated_people(&form), None);
+        let erase = Fields::parse(b"deactivated_people=erase&erase_after_days=30");
+        assert_eq!(
+            deactivated_people(&erase),
+            Some(common::messages::DeactivatedPeople::Erase { after_days: 30 })
+        );
+        let keep = Fields::parse(b"deactivated_people=keep&erase_after_days=30");
+        assert_eq!(
+            deactivated_people(&keep),
+            Some(common::messages::DeactivatedPeople::Keep)
+        );
         assert!(!form.checked("lock_synced_fields"));
         assert_eq!(form.get("csrf"), Some("x"));
     }

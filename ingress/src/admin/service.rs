@@ -10,9 +10,9 @@ use common::{
     db::{reads::org_mapping, stmt},
     mapping::{self, Mapping},
     messages::{
-        Command, CreateIntegration, NewToken, OidcClient, Reply, RevokeIntegration, RotateAdminKey,
-        RotateScimToken, SetMappings, SetProvisioning, SetSso, SignInClaim, UpdatePerson,
-        UpdateSettings,
+        Command, CreateIntegration, DeactivatedPeople, DeleteOrg, DeletePerson, NewToken,
+        OidcClient, Reply, RevokeIntegration, RotateAdminKey, RotateScimToken, SetMappings,
+        SetOrgRetention, SetProvisioning, SetSso, SignInClaim, UpdatePerson, UpdateSettings,
     },
     secret::{self, TokenKind},
 };
@@ -214,13 +214,15 @@ pub async fn revoke_integration(
 pub struct Settings {
     pub send_invites: bool,
     pub lock_synced_fields: bool,
+    /// Keep deactivated people, or erase them N days after deactivation.
+    pub deactivated_people: DeactivatedPeople,
 }
 
 pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError> {
     let row = state
         .db
         .query_one_raw(stmt(
-            "SELECT send_invites, lock_synced_fields FROM orgs WHERE id = $1",
+            "SELECT send_invites, lock_synced_fields, erase_deactivated_after_days FROM orgs WHERE id = $1",
             [org.into()],
         ))
         .await?
@@ -228,7 +230,66 @@ pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError>
     Ok(Settings {
         send_invites: row.try_get("", "send_invites")?,
         lock_synced_fields: row.try_get("", "lock_synced_fields")?,
+        deactivated_people: DeactivatedPeople::from_days(
+            row.try_get("", "erase_deactivated_after_days")?,
+        ),
     })
+}
+
+/// Deletes a person and erases their personal data.
+pub async fn delete_person(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let cmd = Command::DeletePerson(DeletePerson {
+        user_id: id,
+        by_policy: false,
+    });
+    command(state, org, request, cmd).await.map(|_| ())
+}
+
+/// Removes an org and every row it owns (the operator).
+pub async fn delete_org(state: &AppState, org: Uuid, request: &RequestId) -> Result<(), ApiError> {
+    let cmd = Command::DeleteOrg(DeleteOrg { org_id: org });
+    reply_body(execute(state, None, request, cmd).await?).map(|_| ())
+}
+
+/// How long an org's activity entries are kept.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Retention {
+    /// The operator's override, in days; `null`: the default.
+    pub activity_days: Option<u32>,
+    /// `ACTIVITY_RETENTION`, in days (rounded down).
+    pub default_activity_days: u64,
+}
+
+pub async fn retention(state: &AppState, org: Uuid) -> Result<Retention, ApiError> {
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT activity_retention_days FROM orgs WHERE id = $1",
+            [org.into()],
+        ))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
+    let days: Option<i32> = row.try_get("", "activity_retention_days")?;
+    Ok(Retention {
+        activity_days: days.and_then(|d| u32::try_from(d).ok()),
+        default_activity_days: state.settings.activity_retention.as_secs() / 86_400,
+    })
+}
+
+pub async fn set_retention(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    activity_days: Option<u32>,
+) -> Result<Retention, ApiError> {
+    let cmd = Command::SetOrgRetention(SetOrgRetention { activity_days });
+    command(state, org, request, cmd).await?;
+    retention(state, org).await
 }
 
 pub async fn update_settings(
@@ -270,7 +331,8 @@ pub async fn set_mappings(
 pub struct Activity {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// `scim` (Okta), `admin`, `operator`, `invitee`.
+    /// `scim` (Okta), `admin`, `operator`, `invitee`, `employee`, `integration`, `retention`
+    /// (the org's policy for deactivated people).
     pub actor: String,
     pub action: String,
     pub resource_type: String,

@@ -6,8 +6,9 @@ use super::{Audit, audit};
 use common::{
     db::stmt,
     messages::{
-        AcceptInvite, CreateIntegration, CreateOrg, Envelope, NewToken, Reply, RevokeIntegration,
-        RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning, UpdateSettings,
+        AcceptInvite, CreateIntegration, CreateOrg, DeactivatedPeople, Envelope, NewToken, Reply,
+        RevokeIntegration, RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning,
+        UpdateSettings,
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
@@ -56,11 +57,14 @@ pub(super) async fn create_org(
     Ok(Reply::ok(201, json!({"id": cmd.org_id, "name": name})))
 }
 
-/// Locks the org row; `None` when it does not exist.
+/// Locks the org row; `None` when it does not exist. `FOR NO KEY UPDATE`: admin commands
+/// of the org serialise on it, while it does not conflict with the key-share lock every
+/// command holds on its org (`apply`) — two admin commands each upgrading that to
+/// `FOR UPDATE` would deadlock.
 async fn lock_org(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Option<bool>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
-            "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR UPDATE",
+            "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR NO KEY UPDATE",
             [org_id.into()],
         ))
         .await?;
@@ -283,15 +287,25 @@ pub(super) async fn update_settings(
     org_id: Uuid,
     cmd: &UpdateSettings,
 ) -> Result<Reply, DbErr> {
+    if let Some(Err(e)) = cmd.deactivated_people.map(|p| p.validate()) {
+        return Ok(Reply::error(400, None, e));
+    }
+    let erase_after = cmd
+        .deactivated_people
+        .and_then(|p| p.after_days())
+        .and_then(|d| i32::try_from(d).ok());
     let row = tx
         .query_one_raw(stmt(
             "UPDATE orgs SET send_invites = COALESCE($2, send_invites), \
-                 lock_synced_fields = COALESCE($3, lock_synced_fields) \
-             WHERE id = $1 RETURNING send_invites, lock_synced_fields",
+                 lock_synced_fields = COALESCE($3, lock_synced_fields), \
+                 erase_deactivated_after_days = CASE WHEN $4 THEN $5 ELSE erase_deactivated_after_days END \
+             WHERE id = $1 RETURNING send_invites, lock_synced_fields, erase_deactivated_after_days",
             [
                 org_id.into(),
                 cmd.send_invites.into(),
                 cmd.lock_synced_fields.into(),
+                cmd.deactivated_people.is_some().into(),
+                erase_after.into(),
             ],
         ))
         .await?;
@@ -301,6 +315,9 @@ pub(super) async fn update_settings(
     let settings = json!({
         "send_invites": row.try_get::<bool>("", "send_invites")?,
         "lock_synced_fields": row.try_get::<bool>("", "lock_synced_fields")?,
+        "deactivated_people": DeactivatedPeople::from_days(
+            row.try_get::<Option<i32>>("", "erase_deactivated_after_days")?,
+        ),
     });
     audit(
         tx,

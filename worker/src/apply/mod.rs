@@ -3,7 +3,9 @@
 //! finds its id and gets the stored reply, with no second effect.
 
 mod admin;
+mod erase;
 mod groups;
+mod org;
 mod people;
 mod sso;
 mod users;
@@ -50,15 +52,28 @@ pub async fn apply(
         return expire(db, env).await;
     }
     let tx = db.begin().await?;
+    // The org's row is key-share locked for the transaction: an org removal
+    // (`org::delete_org`) waits for the commands in flight, and a command of an org that
+    // is gone is refused without leaving a row that names it.
     let claimed = tx
         .query_one_raw(stmt(
-            "INSERT INTO processed_commands (command_id, org_id, command_type) VALUES ($1, $2, $3) \
+            "WITH org AS (SELECT id FROM orgs WHERE id = $2 FOR KEY SHARE) \
+             INSERT INTO processed_commands (command_id, org_id, command_type) \
+             SELECT $1, $2, $3 WHERE $2::uuid IS NULL OR EXISTS (SELECT 1 FROM org) \
              ON CONFLICT (command_id) DO NOTHING RETURNING command_id",
             [env.id.into(), env.org_id.into(), env.kind.clone().into()],
         ))
         .await?;
     if claimed.is_none() {
         tx.rollback().await?;
+        if let Some(org_id) = env.org_id
+            && !org_exists(db, org_id).await?
+        {
+            return Ok(Applied {
+                reply: Reply::error(404, None, "organisation not found"),
+                expired: false,
+            });
+        }
         let reply = stored_reply(db, env.id, env.org_id).await?;
         return Ok(Applied {
             reply,
@@ -82,7 +97,10 @@ pub async fn apply(
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
-        Command::DeleteUser(p) => users::delete(&tx, env, org(env), p).await?,
+        Command::DeleteUser(p) => erase::delete_user(&tx, env, org(env), p).await?,
+        Command::DeletePerson(p) => erase::delete_person(&tx, env, org(env), p).await?,
+        Command::DeleteOrg(p) => org::delete_org(&tx, env, p).await?,
+        Command::SetOrgRetention(p) => org::set_retention(&tx, env, org(env), p).await?,
         Command::DeactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, false).await?,
         Command::ReactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, true).await?,
         Command::CreateGroup(p) => groups::create(&tx, ctx, env, org(env), p).await?,
@@ -180,7 +198,19 @@ fn expired_resource(env: &Envelope) -> (&'static str, Option<String>) {
     }
 }
 
-/// `Command::from_envelope` guarantees every command but `org.create` names its org.
+/// Whether the org exists (a command's org may have been removed while it was queued).
+async fn org_exists(db: &DatabaseConnection, org_id: Uuid) -> Result<bool, DbErr> {
+    Ok(db
+        .query_one_raw(stmt(
+            "SELECT 1 AS one FROM orgs WHERE id = $1",
+            [org_id.into()],
+        ))
+        .await?
+        .is_some())
+}
+
+/// `Command::from_envelope` guarantees every command but `org.create` and `org.delete`
+/// names its org.
 fn org(env: &Envelope) -> Uuid {
     env.org_id.unwrap_or_default()
 }
@@ -321,6 +351,13 @@ fn actor(env: &Envelope) -> String {
     match env.kind.split('.').next() {
         Some("user" | "group") => "scim".to_owned(),
         Some("invite") => "invitee".to_owned(),
+        Some("person") if env.kind == "person.delete" => {
+            if env.payload["by_policy"] == true {
+                "retention".to_owned()
+            } else {
+                "admin".to_owned()
+            }
+        }
         Some("person") => "employee".to_owned(),
         Some("org") => "operator".to_owned(),
         Some("admin_key") if env.payload["by_operator"] == true => "operator".to_owned(),

@@ -190,6 +190,7 @@ fn settings(s: &crate::admin::service::Settings, csrf: &str) -> Markup {
                     input #lock-synced-fields type="checkbox" name="lock_synced_fields" value="on" checked[s.lock_synced_fields];
                     " Lock synced fields (people cannot edit what Okta overwrites)"
                 }
+                (deactivated_people(s.deactivated_people))
                 button #save-settings type="submit" { "Save settings" }
             }
         }
@@ -235,6 +236,27 @@ fn sso(s: &Sso, csrf: &str) -> Markup {
                     (csrf_field(csrf))
                     button #sso-off.secondary type="submit" { "Turn sign-in off" }
                 }
+            }
+        }
+    }
+}
+
+/// Keep deactivated people, or erase them (as a delete would) N days after deactivation.
+fn deactivated_people(p: common::messages::DeactivatedPeople) -> Markup {
+    let days = p.after_days();
+    html! {
+        fieldset #deactivated-people {
+            legend { "When Okta deactivates someone" }
+            label.check {
+                input #deactivated-keep type="radio" name="deactivated_people" value="keep" checked[days.is_none()];
+                " Keep them in the directory (marked inactive)"
+            }
+            label.check {
+                input #deactivated-erase type="radio" name="deactivated_people" value="erase" checked[days.is_some()];
+                " Erase them and their personal data "
+                input #erase-after-days type="number" name="erase_after_days" min="1" max="3650"
+                    value=(days.unwrap_or(30)) aria-label="Days after deactivation";
+                " days after deactivation"
             }
         }
     }
