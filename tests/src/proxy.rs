@@ -161,10 +161,7 @@ impl DropAfterData {
                     });
                     let mut tail: Vec<u8> = Vec::new();
                     let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        let Ok(n) = client_rx.read(&mut buf).await else {
-                            break;
-                        };
+                    while let Ok(n) = client_rx.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
