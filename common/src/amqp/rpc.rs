@@ -301,7 +301,7 @@ async fn supervise(inner: Weak<Inner>) {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not reopen channels; trying again");
+                    tracing::warn!(error = %super::redact(&e), "could not reopen channels; trying again");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
