@@ -3,6 +3,8 @@
 mod admin;
 mod admin_page;
 mod auth;
+mod broker_gone;
+mod cluster;
 mod dead_letters;
 mod directory;
 mod discovery;
