@@ -191,7 +191,8 @@ impl Worker {
         }
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
-        let _ = depths.join().await;
+        // Only metrics: a sample stuck on a broker that is gone is not waited for.
+        let _ = depths.join_within(Duration::from_secs(1)).await;
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;

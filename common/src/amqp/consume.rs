@@ -166,11 +166,11 @@ where
                     });
                 }
                 Some(Err(err)) => {
-                    tracing::warn!(error = %err, queue = opts.queue, "consumer interrupted; waiting for recovery");
+                    tracing::warn!(error = %super::redact(&err), queue = opts.queue, "consumer interrupted; waiting for recovery");
                     match tokio::time::timeout(RECOVERY_GRACE, channel.wait_for_recovery(err)).await {
                         Ok(Ok(())) => tracing::info!(queue = opts.queue, "consumer recovered"),
                         Ok(Err(err)) => {
-                            tracing::error!(error = %err, queue = opts.queue, "consumer cannot recover");
+                            tracing::error!(error = %super::redact(&err), queue = opts.queue, "consumer cannot recover");
                             ended = Ended::Lost;
                             break;
                         }

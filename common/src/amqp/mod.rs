@@ -165,3 +165,23 @@ fn io_runtime() -> async_rs::TokioRuntime {
 pub fn is_connected(conn: &Connection) -> bool {
     conn.status().connected()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_vhost_is_logged_without_passwords() {
+        // What the broker answered when a list of nodes was taken as one URL: the rest of
+        // the list became the virtual host, and the refusal repeated it.
+        let err = lapin::Error::from(std::io::Error::other(
+            "NOT_ALLOWED - access to vhost '/,amqp://roster:n0de-2-pw@rabbit-2:5672/%2f,amqp://roster:n0de-3-pw@rabbit-3:5672/%2f' refused for user 'roster'",
+        ));
+        let text = redact(&err);
+        assert!(
+            !text.contains("n0de-2-pw") && !text.contains("n0de-3-pw"),
+            "{text}"
+        );
+        assert!(text.contains("rabbit-2:5672"), "the rest is kept: {text}");
+    }
+}
