@@ -61,8 +61,9 @@ impl Link {
     }
 
     /// Replaces the connection with a fresh one (retrying until a node answers, starting
-    /// with the one after the node that went away) and closes the old one, so its own
-    /// recovery stops; if that recovery brings it back all the same, it is closed again
+    /// with the one after the node that went away) and closes the old one if it is up (a
+    /// connection still being recovered cannot be closed: its recovery ends by itself
+    /// after `RECOVERY_ATTEMPTS`); if its recovery brings it back, it is closed then
     /// (`RETIRE_WATCH`). Callers that are stopping race this against their shutdown: it
     /// waits as long as no node answers.
     pub async fn reconnect(&self) -> Arc<Connection> {
