@@ -5,7 +5,8 @@
 //! process within `STOPPED_WITHIN` with exit status 0 (before issue 16 the worker and
 //! the mailer stayed in their reconnect loops until killed); nothing panics at exit (the
 //! ingress's broker I/O did, as the runtime shut down); and no line the processes wrote
-//! holds the broker's password.
+//! holds the broker's password. And a node that refuses connections is passed over at
+//! once for the next in `AMQP_URL`.
 
 use crate::faults::{Outcome, okta_create};
 use serde_json::Value;
@@ -278,4 +279,27 @@ async fn with_the_broker_unreachable_sigterm_stops_every_service_in_time_without
     }
     eprintln!("broker_gone: stopped after SIGTERM (broker unreachable): {took:?}");
     app.stop().await;
+}
+
+/// A list whose first node refuses connections (a node that is down): the service
+/// connects to the next at once, not after a whole connection timeout on the first.
+#[tokio::test]
+async fn a_node_that_refuses_is_passed_over_at_once() {
+    let settings = common::Settings::from_env().expect("settings from the environment");
+    let direct = common::amqp::nodes(settings.amqp_url.expose())[0].to_owned();
+    // A port nothing listens on: connections to it are refused.
+    let list = format!("amqp://guest:guest@127.0.0.1:{}/%2f,{direct}", free_port());
+    let start = Instant::now();
+    let conn = tokio::time::timeout(
+        Duration::from_secs(30),
+        common::amqp::connect(&list, "refused-first"),
+    )
+    .await
+    .expect("connected within 30 s");
+    let took = start.elapsed();
+    let _ = conn.close(200, "done".into()).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "connecting past a node that refuses took {took:?}"
+    );
 }

@@ -98,6 +98,7 @@ pub async fn connect_from(list: &str, name: &str, first: usize) -> (Connection, 
     let one = |node: &str| {
         let node = node.to_owned();
         async move {
+            reachable(&node).await?;
             let connecting = Connection::connect_with_runtime(&node, props(), io_runtime());
             tokio::time::timeout(CONNECT_TIMEOUT, connecting)
                 .await
@@ -140,6 +141,28 @@ pub async fn connect_from(list: &str, name: &str, first: usize) -> (Connection, 
         Ok(found) => found,
         // `without_max_times` never gives up, so this arm is unreachable in practice.
         Err(e) => panic!("RabbitMQ connection retries ended: {}", redact(&e)),
+    }
+}
+
+/// How long the TCP probe before a connection attempt may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether `node` takes a TCP connection, checked before lapin connects: lapin retries a
+/// refused connection within one attempt (its recovery's backoff applies to the first
+/// connection too), so a node that is down would cost the whole `CONNECT_TIMEOUT` before
+/// the next is tried; refused here, it costs nothing.
+async fn reachable(node: &str) -> lapin::Result<()> {
+    let Ok(uri) = node.parse::<lapin::uri::AMQPUri>() else {
+        return Ok(()); // checked at start (`check_nodes`); lapin will say what is wrong
+    };
+    let addr = (uri.authority.host.clone(), uri.authority.port);
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no TCP connection within {PROBE_TIMEOUT:?}"),
+        ))),
     }
 }
 
