@@ -28,8 +28,9 @@ done
 stop_all() {
   for i in 1 2 3; do
     # `stop` waits for the node to be gone; a node that is not running is fine.
-    timeout 60 rabbitmqctl -q -n "$(node "$i")" stop >/dev/null 2>&1 || true
+    (timeout 60 rabbitmqctl -q -n "$(node "$i")" stop >/dev/null 2>&1 || true) &
   done
+  wait
   rm -rf "$dir"
 }
 
