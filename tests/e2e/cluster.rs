@@ -18,8 +18,8 @@ use std::{
 use tests::harness::{Options, TestApp};
 
 /// How long after the node is stopped every service must be ready again. Measured on a
-/// busy 2-core machine: 11–13 s (`link::RECOVERY_GRACE` of 10 s, then a connection to the
-/// next node); the bound leaves room for a slow CI runner.
+/// busy 2-core machine: 12.8–14.7 s in six runs (`link::RECOVERY_GRACE` of 10 s, then a
+/// connection to the next node); the bound leaves room for a slow CI runner.
 const READY_AGAIN: Duration = Duration::from_secs(40);
 
 /// Three RabbitMQ nodes in one cluster, stopped (and their directory removed) on drop,
