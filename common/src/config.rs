@@ -57,6 +57,10 @@ pub struct Settings {
     pub worker_prefetch: u16,
     /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).
     pub delivery_limit: u32,
+    /// Members each quorum queue starts with (`QUORUM_INITIAL_GROUP_SIZE`, set as
+    /// `x-quorum-initial-group-size`; the broker caps it at the cluster's size). `None`
+    /// (unset or `0`): the broker's own default (`quorum_cluster_size`, 3).
+    pub quorum_initial_group_size: Option<u32>,
     /// Largest request body the ingress reads (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// How long a client has to send a request's headers, and how long an idle keep-alive
@@ -159,6 +163,11 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let amqp_url = string("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
+        crate::amqp::check_nodes(&amqp_url).map_err(|reason| ConfigError {
+            name: "AMQP_URL",
+            reason,
+        })?;
         let health_addr = match get("HEALTH_ADDR") {
             Some(v) => Some(parse("HEALTH_ADDR", &v)?),
             None => None,
@@ -168,7 +177,7 @@ impl Settings {
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/roster",
             )),
-            amqp_url: Secret::new(string("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")),
+            amqp_url: Secret::new(amqp_url),
             smtp_url: Secret::new(string("SMTP_URL", "smtp://127.0.0.1:1025")),
             mail_from: string("MAIL_FROM", "Roster <no-reply@roster.localhost>"),
             ingress_addr: parse("INGRESS_ADDR", &string("INGRESS_ADDR", "0.0.0.0:8080"))?,
@@ -212,6 +221,11 @@ impl Settings {
                 "COMMAND_DELIVERY_LIMIT",
                 &string("COMMAND_DELIVERY_LIMIT", "20"),
             )?,
+            quorum_initial_group_size: Some(parse::<u32>(
+                "QUORUM_INITIAL_GROUP_SIZE",
+                &string("QUORUM_INITIAL_GROUP_SIZE", "0"),
+            )?)
+            .filter(|n| *n > 0),
             max_body_bytes: parse("MAX_BODY_BYTES", &string("MAX_BODY_BYTES", "1048576"))?,
             header_read_timeout: Duration::from_millis(parse(
                 "HEADER_READ_TIMEOUT_MS",
@@ -532,6 +546,72 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(!printed.contains("pa55word"), "{printed}");
+    }
+
+    fn amqp(value: &str) -> Result<Settings, ConfigError> {
+        let mut vars = HashMap::new();
+        vars.insert("AMQP_URL".to_owned(), value.to_owned());
+        Settings::from_vars(&vars)
+    }
+
+    #[test]
+    fn amqp_url_is_one_node_or_several() {
+        assert_eq!(crate::amqp::check_nodes("amqp://u:p@h:5672/%2f"), Ok(1));
+        let list = " amqp://u:p@rc1:5681/%2f ,amqp://u:p@rc2:5682/%2f,\n\tamqps://u:p@rc3/%2f?heartbeat=15 ,";
+        assert_eq!(crate::amqp::check_nodes(list), Ok(3));
+        assert_eq!(
+            crate::amqp::nodes(list),
+            [
+                "amqp://u:p@rc1:5681/%2f",
+                "amqp://u:p@rc2:5682/%2f",
+                "amqps://u:p@rc3/%2f?heartbeat=15"
+            ]
+        );
+        let s = amqp(list).expect("three nodes");
+        assert_eq!(s.amqp_url.expose(), list.trim());
+        assert!(!format!("{s:?}").contains("u:p@"));
+    }
+
+    #[test]
+    fn a_bad_amqp_node_is_named_by_position_without_its_password() {
+        for (value, position) in [
+            (
+                "amqp://u:pw-one@rc1:5681/%2f,u:pw-two@rc2:5682",
+                "node 2 of 2",
+            ),
+            (
+                "amqp://u:pw-one@rc1:5681/%2f,http://u:pw-two@rc2/",
+                "node 2 of 2",
+            ),
+            ("amqp://u:pw-one@rc1:99999/%2f", "node 1 of 1"),
+            ("amqp://u:pw-one@rc1/%2f,,mailto:pw-two@x", "node 2 of 2"),
+        ] {
+            let err = amqp(value).expect_err(value);
+            assert_eq!(err.name, "AMQP_URL");
+            let text = err.to_string();
+            assert!(text.contains(position), "{value}: {text}");
+            assert!(
+                !text.contains("pw-one") && !text.contains("pw-two"),
+                "{value}: {text}"
+            );
+        }
+        let err = amqp(" , ").expect_err("commas only");
+        assert_eq!(err.to_string(), "invalid value for AMQP_URL: no broker URL");
+    }
+
+    #[test]
+    fn quorum_group_size_is_the_brokers_unless_set() {
+        assert_eq!(Settings::defaults().quorum_initial_group_size, None);
+        let mut vars = HashMap::new();
+        vars.insert("QUORUM_INITIAL_GROUP_SIZE".to_owned(), "5".to_owned());
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert_eq!(s.quorum_initial_group_size, Some(5));
+        vars.insert("QUORUM_INITIAL_GROUP_SIZE".to_owned(), "0".to_owned());
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert_eq!(s.quorum_initial_group_size, None);
+        vars.insert("QUORUM_INITIAL_GROUP_SIZE".to_owned(), "three".to_owned());
+        let err = Settings::from_vars(&vars).expect_err("not a number");
+        assert_eq!(err.name, "QUORUM_INITIAL_GROUP_SIZE");
     }
 
     #[test]

@@ -121,6 +121,36 @@ pub fn derive(kind: TokenKind, key: &[u8], id: &[u8]) -> IssuedToken {
     }
 }
 
+/// `text` with the user information of every URL in it (`scheme://user:password@`) replaced
+/// by `[redacted]`: for error messages that may repeat a connection URL (a broker refusing
+/// a virtual host repeats it, and a list of URLs taken as one puts them all in the vhost).
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority ends at the path, query or fragment, or where the URL itself does.
+        let end = after
+            .find(|c: char| {
+                matches!(
+                    c,
+                    '/' | '?' | '#' | ',' | ';' | '\'' | '"' | '<' | '>' | '`'
+                ) || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        match after[..end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("[redacted]");
+                rest = &after[userinfo_end..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +163,33 @@ mod tests {
         assert_ne!(a.plain, derive(TokenKind::Invite, b"k1", b"id-2").plain);
         assert_ne!(a.plain, derive(TokenKind::Invite, b"k2", b"id-1").plain);
         assert_eq!(a.hash, TokenHash::of(a.plain.expose()));
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_urls("access to vhost '/,amqp://u:pw1@h:5682/%2f,amqps://v:pw2@k/x' refused"),
+            "access to vhost '/,amqp://[redacted]@h:5682/%2f,amqps://[redacted]@k/x' refused"
+        );
+        assert_eq!(
+            redact_urls("postgres://me:s3cret@db/roster and amqp://guest:guest@[::1]:5672"),
+            "postgres://[redacted]@db/roster and amqp://[redacted]@[::1]:5672"
+        );
+        // A password with an encoded `@`, a user without a password, nothing to hide.
+        assert_eq!(redact_urls("amqp://u:p%40ss@h"), "amqp://[redacted]@h");
+        assert_eq!(redact_urls("amqp://user@h:1"), "amqp://[redacted]@h:1");
+        assert_eq!(redact_urls("amqp://h:5672/%2f"), "amqp://h:5672/%2f");
+        assert_eq!(redact_urls("no url, an @ sign"), "no url, an @ sign");
+        assert_eq!(redact_urls("ends with ://"), "ends with ://");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_password_survives(user in "[a-z]{1,8}", password in "[A-Za-z0-9%!$&()*+=:-]{6,20}", around in "[ -~]{0,20}") {
+            let text = format!("{around}amqp://{user}:{password}@node-1:5672/%2f,{around}postgres://{user}:{password}@db/x{around}");
+            let redacted = redact_urls(&text);
+            proptest::prop_assert!(!redacted.contains(&format!(":{password}@")), "{}", redacted);
+        }
     }
 
     #[test]

@@ -30,6 +30,20 @@ pub async fn signal() {
     tracing::info!("shutdown requested");
 }
 
+/// Runs `work` unless `shutdown` resolves first (then `None`, and `shutdown` must not be
+/// polled again): a step that waits on a broker or database that is gone must not hold up
+/// a stopping service.
+pub async fn unless<S, F>(shutdown: std::pin::Pin<&mut S>, work: F) -> Option<F::Output>
+where
+    S: std::future::Future<Output = ()>,
+    F: std::future::Future,
+{
+    tokio::select! {
+        () = shutdown => None,
+        out = work => Some(out),
+    }
+}
+
 /// How long closing a connection may take at shutdown before it is abandoned.
 pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -29,7 +29,7 @@ pub async fn execute(
     match result {
         Ok(reply) => Ok(reply),
         Err(RpcError::NotAccepted(e)) => {
-            tracing::warn!(error = %e, command_id = %envelope.id, "command not accepted by the broker");
+            tracing::warn!(error = %common::secret::redact_urls(&e.to_string()), command_id = %envelope.id, "command not accepted by the broker");
             Err(ScimApiError::unavailable(
                 "the request could not be queued; nothing was changed; retry later",
             ))

@@ -9,7 +9,7 @@ use chrono::Utc;
 use common::{
     Settings,
     amqp::{
-        Publisher, Topology,
+        self, Publisher, Topology,
         consume::{ConsumeOptions, Ended, ack, consume_until},
         dead_letter::dead_letter,
         link::Link,
@@ -20,6 +20,7 @@ use common::{
     messages::{Envelope, UserEvent, events},
     metrics::{INVITE_DELAY, INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED, SMTP_SEND_DURATION},
     secret::{self, TokenKind},
+    shutdown::unless,
 };
 use lapin::message::Delivery;
 use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
@@ -131,11 +132,23 @@ impl Mailer {
         let health_server =
             common::shutdown::TaskGuard::new(common::health::serve(health, probes, stop_rx));
         tokio::pin!(shutdown);
+        // Every wait on the broker is raced against the shutdown, so SIGTERM stops the
+        // mailer whatever the broker's state.
         loop {
             let conn = self.link.current();
-            let Ok(publisher) = Publisher::open(&conn).await else {
-                self.link.reconnect().await;
-                continue;
+            let publisher = match unless(shutdown.as_mut(), Publisher::open(&conn)).await {
+                None => break,
+                Some(Ok(publisher)) => publisher,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %amqp::redact(&e), "opening a channel failed");
+                    if unless(shutdown.as_mut(), self.link.reconnect())
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                    continue;
+                }
             };
             let watch = vec![publisher.channel().clone()];
             let shared = Arc::new(Shared {
@@ -167,9 +180,14 @@ impl Mailer {
             match ended {
                 Ok(Ended::Shutdown) => break,
                 Ok(Ended::Lost) => {}
-                Err(e) => tracing::error!(error = %e, "consuming failed"),
+                Err(e) => tracing::error!(error = %amqp::redact(&e), "consuming failed"),
             }
-            self.link.reconnect().await;
+            if unless(shutdown.as_mut(), self.link.reconnect())
+                .await
+                .is_none()
+            {
+                break;
+            }
         }
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;

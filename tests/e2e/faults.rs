@@ -18,7 +18,7 @@ use tests::{
 
 /// How one Okta create ended.
 #[derive(Clone, Debug, PartialEq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// `201` with this id.
     Created(String),
     /// `409`: the userName exists.
@@ -28,7 +28,7 @@ enum Outcome {
 /// Okta's create: POST; on 503, look up by filter, and POST again only if absent. A `503`
 /// means "not applied, and never will be" (docs/reliability.md): finding the user after one,
 /// or a `409` for the retry, is a failure.
-async fn okta_create(okta: &ScimClient, user_name: &str) -> Outcome {
+pub(crate) async fn okta_create(okta: &ScimClient, user_name: &str) -> Outcome {
     let body = create_user_body(user_name, "Fault", "Test");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut answered_503 = false;
@@ -81,7 +81,11 @@ async fn okta_create(okta: &ScimClient, user_name: &str) -> Outcome {
 
 /// Runs `names` as concurrent Okta creates, at most `parallel` at once. Tests inject
 /// their fault once the database shows the load under way.
-async fn load(okta: &ScimClient, names: Vec<String>, parallel: usize) -> Vec<(String, Outcome)> {
+pub(crate) async fn load(
+    okta: &ScimClient,
+    names: Vec<String>,
+    parallel: usize,
+) -> Vec<(String, Outcome)> {
     let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {
@@ -102,7 +106,7 @@ async fn load(okta: &ScimClient, names: Vec<String>, parallel: usize) -> Vec<(St
 /// The invariants after any fault: every acknowledged user exists exactly once, every
 /// 409 is a true duplicate, nothing exists that was not asked for, and no write is
 /// partial (one row, one `user.created` event, one audit entry per user).
-async fn assert_consistent(app: &TestApp, results: &[(String, Outcome)]) {
+pub(crate) async fn assert_consistent(app: &TestApp, results: &[(String, Outcome)]) {
     let asked: HashSet<String> = results.iter().map(|(n, _)| n.to_lowercase()).collect();
     let rows = app.count("SELECT count(*) FROM users").await;
     assert_eq!(rows as usize, asked.len(), "each userName exactly once");
@@ -158,7 +162,7 @@ async fn assert_consistent(app: &TestApp, results: &[(String, Outcome)]) {
 }
 
 /// Waits for every invite to be sent, then checks MailDev holds exactly one per person.
-async fn assert_one_invite_each(app: &TestApp, timeout: Duration) {
+pub(crate) async fn assert_one_invite_each(app: &TestApp, timeout: Duration) {
     let users = app.count("SELECT count(*) FROM users").await;
     let sent = app
         .wait_count(
@@ -193,7 +197,7 @@ async fn assert_one_invite_each(app: &TestApp, timeout: Duration) {
 /// After a broker fault: the worker and the mailer each consume with one connection. A
 /// replaced connection that lapin's recovery brought back would be a second consumer,
 /// holding a prefetch of deliveries nothing reads (its invites would never go out).
-async fn assert_one_consumer_each(app: &TestApp) {
+pub(crate) async fn assert_one_consumer_each(app: &TestApp) {
     let topology = common::amqp::Topology::from_settings(&app.settings);
     for queue in [topology.commands_queue(), topology.mailer_queue()] {
         let start = Instant::now();
@@ -218,7 +222,7 @@ async fn fault_stack() -> TestApp {
 }
 
 /// Waits until the database holds at least `n` users: the load is under way.
-async fn until_users(app: &TestApp, n: i64) {
+pub(crate) async fn until_users(app: &TestApp, n: i64) {
     let start = Instant::now();
     while app.count("SELECT count(*) FROM users").await < n {
         assert!(
@@ -229,7 +233,7 @@ async fn until_users(app: &TestApp, n: i64) {
     }
 }
 
-fn names(app: &TestApp, n: usize, prefix: &str) -> Vec<String> {
+pub(crate) fn names(app: &TestApp, n: usize, prefix: &str) -> Vec<String> {
     (0..n)
         .map(|i| app.email(&format!("{prefix}{i:03}")))
         .collect()

@@ -3,6 +3,8 @@
 mod admin;
 mod admin_page;
 mod auth;
+mod broker_gone;
+mod cluster;
 mod data_lifecycle;
 mod dead_letters;
 mod directory;

@@ -28,6 +28,12 @@ pub struct Options {
     pub auth_failures_per_minute: u32,
     /// `HEADER_READ_TIMEOUT_MS`.
     pub header_read_timeout: Duration,
+    /// The broker nodes (`AMQP_URL`, comma-separated: a cluster's) instead of the
+    /// environment's broker. The services then reach them directly, without the per-test
+    /// broker proxies: the test stops nodes for real.
+    pub amqp_nodes: Option<String>,
+    /// `QUORUM_INITIAL_GROUP_SIZE`.
+    pub quorum_initial_group_size: Option<u32>,
 }
 
 impl Default for Options {
@@ -40,6 +46,8 @@ impl Default for Options {
             scim_rate_limit: 0,
             auth_failures_per_minute: 10,
             header_read_timeout: Duration::from_secs(10),
+            amqp_nodes: None,
+            quorum_initial_group_size: None,
         }
     }
 }
@@ -71,6 +79,8 @@ pub struct TestApp {
     pub amqp_proxy: Proxy,
     pub smtp_proxy: Proxy,
     amqp_direct: String,
+    /// The services use `amqp_direct` (a list of cluster nodes) without proxies.
+    cluster: bool,
     /// Every event the stack publishes, checked against its schema at `stop()`.
     events: Option<EventLog>,
 }
@@ -82,6 +92,8 @@ struct Service {
     task: JoinHandle<anyhow::Result<()>>,
     /// A worker's own broker connection runs through this, so it can be killed alone.
     amqp: Option<Proxy>,
+    /// A worker's or mailer's health listener (`/readyz`).
+    health: Option<std::net::SocketAddr>,
 }
 
 impl Service {
@@ -101,6 +113,7 @@ impl Service {
             stop,
             task: tokio::spawn(run(signal)),
             amqp: None,
+            health: None,
         }
     }
 
@@ -188,7 +201,7 @@ fn server_of(url: &str) -> String {
 }
 
 /// `host:port` of a URL.
-fn host_port(url: &str, default_port: u16) -> String {
+pub fn host_port(url: &str, default_port: u16) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     let hp = rest.split(['/', '?']).next().unwrap_or(rest);
@@ -210,7 +223,9 @@ async fn require(what: &str, addr: &str, how: &str) {
 async fn require_services(s: &Settings, maildev: &MailDev) {
     let how = "run `bash .ci/test` (it starts what is missing) or `docker compose up -d postgres rabbitmq maildev`";
     require("PostgreSQL", &host_port(s.database_url.expose(), 5432), how).await;
-    require("RabbitMQ", &host_port(s.amqp_url.expose(), 5672), how).await;
+    for node in common::amqp::nodes(s.amqp_url.expose()) {
+        require("RabbitMQ", &host_port(node, 5672), how).await;
+    }
     require(
         "The SMTP server (MailDev)",
         &host_port(s.smtp_url.expose(), 25),
@@ -229,6 +244,13 @@ impl TestApp {
         init_logging();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut settings = Settings::from_env().expect("settings from the environment");
+        let cluster = opts.amqp_nodes.is_some();
+        if let Some(nodes) = &opts.amqp_nodes {
+            settings.amqp_url = common::secret::Secret::new(nodes.clone());
+        }
+        if opts.quorum_initial_group_size.is_some() {
+            settings.quorum_initial_group_size = opts.quorum_initial_group_size;
+        }
         let maildev = MailDev::from_env();
         require_services(&settings, &maildev).await;
 
@@ -282,12 +304,15 @@ impl TestApp {
             .await
             .expect("connecting to the test database");
         let db_proxy = Proxy::start(&host_port(settings.database_url.expose(), 5432)).await;
-        let amqp_proxy = Proxy::start(&host_port(settings.amqp_url.expose(), 5672)).await;
-        let smtp_proxy = Proxy::start(&host_port(settings.smtp_url.expose(), 25)).await;
         let amqp_direct = settings.amqp_url.expose().clone();
+        let first_node = common::amqp::nodes(&amqp_direct)[0].to_owned();
+        let amqp_proxy = Proxy::start(&host_port(&first_node, 5672)).await;
+        let smtp_proxy = Proxy::start(&host_port(settings.smtp_url.expose(), 25)).await;
         settings.database_url =
             common::secret::Secret::new(db_proxy.url_for(settings.database_url.expose()));
-        settings.amqp_url = common::secret::Secret::new(amqp_proxy.url_for(&amqp_direct));
+        if !cluster {
+            settings.amqp_url = common::secret::Secret::new(amqp_proxy.url_for(&amqp_direct));
+        }
         settings.smtp_url =
             common::secret::Secret::new(smtp_proxy.url_for(settings.smtp_url.expose()));
 
@@ -309,6 +334,7 @@ impl TestApp {
             amqp_proxy,
             smtp_proxy,
             amqp_direct,
+            cluster,
             events: None,
         };
         let ingress = ingress::Application::with_listener(app.settings.clone(), listener)
@@ -321,24 +347,34 @@ impl TestApp {
             app.start_worker().await;
         }
         app.wait_ready().await;
-        let exchange = common::amqp::Topology::from_settings(&app.settings).events_exchange();
-        app.events = Some(
-            EventLog::bind(&app.amqp_direct, &exchange)
-                .await
-                .expect("binding the test's event queue"),
-        );
+        // A cluster test stops nodes: an event log on one of them could go with it.
+        if !cluster {
+            let exchange = common::amqp::Topology::from_settings(&app.settings).events_exchange();
+            app.events = Some(
+                EventLog::bind(&app.amqp_direct, &exchange)
+                    .await
+                    .expect("binding the test's event queue"),
+            );
+        }
         app
     }
 
     /// Starts a worker with a broker connection of its own (see `kill_workers`).
     pub async fn start_worker(&mut self) {
-        let proxy = Proxy::start(&host_port(&self.amqp_direct, 5672)).await;
         let mut settings = self.settings.clone();
-        settings.amqp_url = common::secret::Secret::new(proxy.url_for(&self.amqp_direct));
+        let proxy = if self.cluster {
+            None
+        } else {
+            let proxy = Proxy::start(&host_port(&self.amqp_direct, 5672)).await;
+            settings.amqp_url = common::secret::Secret::new(proxy.url_for(&self.amqp_direct));
+            Some(proxy)
+        };
         let w = worker::Worker::connect(&settings).await;
         let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
+        let addr = health.local_addr().expect("health address");
         let mut service = Service::spawn("worker", |stop| w.run(health, stop));
-        service.amqp = Some(proxy);
+        service.amqp = proxy;
+        service.health = Some(addr);
         self.tasks.push(service);
     }
 
@@ -383,6 +419,26 @@ impl TestApp {
         let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
         self.tasks
             .push(Service::spawn("mailer", |stop| m.run(health, stop)));
+    }
+
+    /// Which services answer `/readyz` with 200 now: the ingress, then each worker and
+    /// mailer, by name.
+    pub async fn readiness(&self) -> Vec<(&'static str, bool)> {
+        let ready = |url: String| async move {
+            self.http
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        };
+        let mut out = vec![("ingress", ready(format!("{}/readyz", self.base)).await)];
+        for s in &self.tasks {
+            if let Some(addr) = s.health {
+                out.push((s.name, ready(format!("http://{addr}/readyz")).await));
+            }
+        }
+        out
     }
 
     /// Kills the running workers as a crash would: the process is gone and its broker
@@ -450,8 +506,10 @@ impl TestApp {
             .await
             .expect("mailer");
         let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
-        self.tasks
-            .push(Service::spawn("mailer", |stop| m.run(health, stop)));
+        let addr = health.local_addr().expect("health address");
+        let mut service = Service::spawn("mailer", |stop| m.run(health, stop));
+        service.health = Some(addr);
+        self.tasks.push(service);
     }
 
     async fn wait_ready(&self) {
@@ -481,10 +539,9 @@ impl TestApp {
 
     /// How many consumers RabbitMQ counts on `queue` now (a passive declare).
     pub async fn consumers(&self, queue: &str) -> u32 {
-        let conn =
-            lapin::Connection::connect(&self.amqp_direct, lapin::ConnectionProperties::default())
-                .await
-                .expect("connecting to RabbitMQ");
+        let conn = connect_direct(&self.amqp_direct)
+            .await
+            .expect("connecting to RabbitMQ");
         let channel = conn.create_channel().await.expect("channel");
         let q = channel
             .queue_declare(
@@ -499,6 +556,27 @@ impl TestApp {
             .expect("passive declare");
         let _ = conn.close(200, "counted".into()).await;
         q.consumer_count()
+    }
+
+    /// How many messages wait in `queue` now, ready or not (a passive declare).
+    pub async fn messages(&self, queue: &str) -> u32 {
+        let conn = connect_direct(&self.amqp_direct)
+            .await
+            .expect("connecting to RabbitMQ");
+        let channel = conn.create_channel().await.expect("channel");
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .expect("passive declare");
+        let _ = conn.close(200, "counted".into()).await;
+        q.message_count()
     }
 
     /// A unique email address for this test.
@@ -651,8 +729,7 @@ impl Drop for TestApp {
 /// Deletes a test's queues and exchanges (best effort, bounded).
 async fn delete_topology(url: &str, topology: &common::amqp::Topology) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let connect = lapin::Connection::connect(url, lapin::ConnectionProperties::default());
-    let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await else {
+    let Some(conn) = connect_direct(url).await else {
         return;
     };
     if let Ok(ch) = conn.create_channel().await {
@@ -672,4 +749,16 @@ async fn delete_topology(url: &str, topology: &common::amqp::Topology) {
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.close(200, "test over".into())).await;
+}
+
+/// A connection of the test's own to the first of `nodes` (one AMQP URL or a cluster's
+/// list) that answers within 5 s.
+async fn connect_direct(nodes: &str) -> Option<lapin::Connection> {
+    for node in common::amqp::nodes(nodes) {
+        let connect = lapin::Connection::connect(node, lapin::ConnectionProperties::default());
+        if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
+            return Some(conn);
+        }
+    }
+    None
 }

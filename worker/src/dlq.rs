@@ -136,12 +136,19 @@ fn parse_limit(n: &str) -> Result<DlqCommand, DlqError> {
 
 /// Connects once (no endless retries: an operator at a terminal wants an answer).
 pub async fn connect(url: &str) -> Result<Connection, DlqError> {
-    let props = ConnectionProperties::default().with_connection_name("roster-dlq".into());
-    match tokio::time::timeout(Duration::from_secs(10), Connection::connect(url, props)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(DlqError::Connect(e.to_string())),
-        Err(_) => Err(DlqError::Connect("no answer within 10 s".into())),
+    // `AMQP_URL` may name several nodes of a cluster: the first that answers is used.
+    let mut last = "no broker URL".to_owned();
+    for node in common::amqp::nodes(url) {
+        let props = ConnectionProperties::default().with_connection_name("roster-dlq".into());
+        match tokio::time::timeout(Duration::from_secs(10), Connection::connect(node, props)).await
+        {
+            Ok(Ok(conn)) => return Ok(conn),
+            // The broker's refusal may repeat the URL: never its password.
+            Ok(Err(e)) => last = common::amqp::redact(&e),
+            Err(_) => last = "no answer within 10 s".into(),
+        }
     }
+    Err(DlqError::Connect(last))
 }
 
 /// Runs one subcommand, writing what the operator sees to `out`.

@@ -74,7 +74,7 @@ pub async fn relay(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let wait = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "outbox relay failed; retrying");
+                tracing::warn!(error = %common::secret::redact_urls(&e.to_string()), retry_in_ms = wait.as_millis() as u64, "outbox relay failed; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {},
                     _ = shutdown.changed() => {},

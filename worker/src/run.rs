@@ -9,11 +9,11 @@ use crate::{
     depth, gc, outbox,
 };
 use backon::{ExponentialBuilder, Retryable};
-use common::shutdown::TaskGuard;
+use common::shutdown::{TaskGuard, unless};
 use common::{
     Settings,
     amqp::{
-        CORRELATION_HEADER, Publisher, Topology,
+        self, CORRELATION_HEADER, Publisher, Topology,
         consume::{ConsumeOptions, Ended, ack, consume_until},
         dead_letter::dead_letter,
         link::Link,
@@ -124,22 +124,35 @@ impl Worker {
         let pruning = TaskGuard::spawn(gc.run(self.gc_interval, stop_rx.clone()));
         let committed = Arc::new(Notify::new());
         tokio::pin!(shutdown);
+        // Every wait on the broker (opening channels, declaring, replacing the connection)
+        // is raced against the shutdown, so SIGTERM stops the worker whatever the
+        // broker's state.
         loop {
             let conn = self.link.current();
-            let (Ok(publisher), Ok(relay_publisher)) =
-                (Publisher::open(&conn).await, Publisher::open(&conn).await)
-            else {
-                self.link.reconnect().await;
-                continue;
+            let opened = unless(shutdown.as_mut(), async {
+                let publisher = Publisher::open(&conn).await?;
+                let relay_publisher = Publisher::open(&conn).await?;
+                // The whole topology before the relay's first publish: an event published
+                // to an exchange declared again but not yet bound to the mailer queue would
+                // be confirmed and dropped.
+                self.topology.declare(publisher.channel()).await?;
+                Ok::<_, lapin::Error>((publisher, relay_publisher))
+            })
+            .await;
+            let (publisher, relay_publisher) = match opened {
+                None => break,
+                Some(Ok(opened)) => opened,
+                Some(Err(e)) => {
+                    tracing::error!(error = %amqp::redact(&e), "opening channels or declaring the topology failed");
+                    if unless(shutdown.as_mut(), self.link.reconnect())
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                    continue;
+                }
             };
-            // The whole topology before the relay's first publish: an event published to
-            // an exchange declared again but not yet bound to the mailer queue would be
-            // confirmed and dropped.
-            if let Err(e) = self.topology.declare(publisher.channel()).await {
-                tracing::error!(error = %e, "declaring the topology failed");
-                self.link.reconnect().await;
-                continue;
-            }
             let watch = vec![
                 publisher.channel().clone(),
                 relay_publisher.channel().clone(),
@@ -186,13 +199,19 @@ impl Worker {
             match ended {
                 Ok(Ended::Shutdown) => break,
                 Ok(Ended::Lost) => {}
-                Err(e) => tracing::error!(error = %e, "consuming failed"),
+                Err(e) => tracing::error!(error = %amqp::redact(&e), "consuming failed"),
             }
-            self.link.reconnect().await;
+            if unless(shutdown.as_mut(), self.link.reconnect())
+                .await
+                .is_none()
+            {
+                break;
+            }
         }
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
-        let _ = depths.join().await;
+        // Only metrics: a sample stuck on a broker that is gone is not waited for.
+        let _ = depths.join_within(Duration::from_secs(1)).await;
         // A pass stops between batches; one stuck on an unreachable database is aborted.
         if pruning.join_within(Duration::from_secs(5)).await.is_none() {
             tracing::warn!("background pruning did not stop in time; aborted");

@@ -103,20 +103,28 @@ where
     F: Fn(Delivery) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let channel = conn.create_channel().await?;
-    topology.declare(&channel).await?;
-    channel
-        .basic_qos(opts.prefetch.max(1), BasicQosOptions::default())
-        .await?;
     let tag = format!("{}-{}", opts.tag_prefix, uuid::Uuid::new_v4());
-    let mut consumer = channel
-        .basic_consume(
-            opts.queue.into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    // Each step waits on the broker: one that is gone must not hold up a shutdown.
+    let setup = async {
+        let channel = conn.create_channel().await?;
+        topology.declare(&channel).await?;
+        channel
+            .basic_qos(opts.prefetch.max(1), BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                opts.queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, lapin::Error>((channel, consumer))
+    };
+    let Some(set_up) = crate::shutdown::unless(shutdown.as_mut(), setup).await else {
+        return Ok(Ended::Shutdown);
+    };
+    let (channel, mut consumer) = set_up?;
     opts.consuming.store(true, Ordering::Relaxed);
     tracing::info!(queue = opts.queue, prefetch = opts.prefetch, "consuming");
 
@@ -158,11 +166,11 @@ where
                     });
                 }
                 Some(Err(err)) => {
-                    tracing::warn!(error = %err, queue = opts.queue, "consumer interrupted; waiting for recovery");
+                    tracing::warn!(error = %super::redact(&err), queue = opts.queue, "consumer interrupted; waiting for recovery");
                     match tokio::time::timeout(RECOVERY_GRACE, channel.wait_for_recovery(err)).await {
                         Ok(Ok(())) => tracing::info!(queue = opts.queue, "consumer recovered"),
                         Ok(Err(err)) => {
-                            tracing::error!(error = %err, queue = opts.queue, "consumer cannot recover");
+                            tracing::error!(error = %super::redact(&err), queue = opts.queue, "consumer cannot recover");
                             ended = Ended::Lost;
                             break;
                         }

@@ -2,10 +2,16 @@
 //! connection first; if the connection is still not usable after `RECOVERY_GRACE` (a
 //! recovery that stalled, or a broker that came back empty), its holder replaces it with a
 //! fresh one and rebuilds what it declared. Every service holds its connection this way.
+//!
+//! `AMQP_URL` may name several nodes of one cluster: the link connects to the first that
+//! answers, and a replacement starts with the node after the one that went away.
 
 use lapin::Connection;
 use std::{
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -22,16 +28,23 @@ pub struct Link {
     current: Arc<RwLock<Arc<Connection>>>,
     url: Arc<String>,
     name: Arc<String>,
+    /// The index (in `AMQP_URL`) of the node the connection in use is to.
+    node: Arc<AtomicUsize>,
 }
 
 impl Link {
-    /// Connects, retrying until the broker answers.
+    /// Connects to the first node of `url` (one AMQP URL or several, comma-separated) that
+    /// answers, retrying until one does.
     pub async fn connect(url: &str, name: &str) -> Self {
-        let conn = super::connect(url, name).await;
+        let (conn, node) = super::connect_from(url, name, 0).await;
+        if super::nodes(url).len() > 1 {
+            tracing::info!(connection = name, node = node + 1, "connected to RabbitMQ");
+        }
         Self {
             current: Arc::new(RwLock::new(Arc::new(conn))),
             url: Arc::new(url.to_owned()),
             name: Arc::new(name.to_owned()),
+            node: Arc::new(AtomicUsize::new(node)),
         }
     }
 
@@ -47,23 +60,36 @@ impl Link {
         super::is_connected(&self.current())
     }
 
-    /// Replaces the connection with a fresh one (retrying until the broker answers) and
-    /// closes the old one, so its own recovery stops; if that recovery brings it back all
-    /// the same, it is closed again (`RETIRE_WATCH`).
+    /// Replaces the connection with a fresh one (retrying until a node answers, starting
+    /// with the one after the node that went away) and closes the old one if it is up (a
+    /// connection still being recovered cannot be closed: its recovery ends by itself
+    /// after `RECOVERY_ATTEMPTS`); if its recovery brings it back, it is closed then
+    /// (`RETIRE_WATCH`). Callers that are stopping race this against their shutdown: it
+    /// waits as long as no node answers.
     pub async fn reconnect(&self) -> Arc<Connection> {
         let old = self.current();
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), old.close(320, "replaced".into())).await;
-        let fresh = Arc::new(super::connect(&self.url, &self.name).await);
+        if old.status().connected() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), old.close(320, "replaced".into()))
+                .await;
+        }
+        let next = self.node.load(Ordering::Relaxed) + 1;
+        let (conn, node) = super::connect_from(&self.url, &self.name, next).await;
+        let fresh = Arc::new(conn);
+        self.node.store(node, Ordering::Relaxed);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-        tracing::warn!(connection = %self.name, "broker connection replaced");
+        tracing::warn!(connection = %self.name, node = node + 1, "broker connection replaced");
         tokio::spawn(retire(old, self.name.clone()));
         fresh
     }
 
-    /// Closes the connection in use (at shutdown), within a bound.
+    /// Closes the connection in use (at shutdown), within a bound. One that is down is
+    /// left alone: there is nobody to tell, and nothing it held stays with the broker.
     pub async fn close(&self, reason: &str) {
         let conn = self.current();
+        if !conn.status().connected() {
+            tracing::info!(connection = %self.name, "broker connection is down; not closing it");
+            return;
+        }
         if tokio::time::timeout(
             crate::shutdown::CLOSE_TIMEOUT,
             conn.close(200, reason.into()),

@@ -271,9 +271,9 @@ async fn consume_replies(mut consumer: lapin::Consumer, channel: &Channel, pendi
         match delivery {
             Ok(delivery) => deliver_reply(pending, &delivery),
             Err(err) => {
-                tracing::warn!(error = %err, "reply consumer interrupted; waiting for recovery");
+                tracing::warn!(error = %super::redact(&err), "reply consumer interrupted; waiting for recovery");
                 if let Err(err) = channel.wait_for_recovery(err).await {
-                    tracing::error!(error = %err, "reply consumer cannot recover");
+                    tracing::error!(error = %super::redact(&err), "reply consumer cannot recover");
                     return;
                 }
             }
@@ -328,7 +328,7 @@ async fn supervise(inner: Weak<Inner>) {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not reopen channels; trying again");
+                    tracing::warn!(error = %super::redact(&e), "could not reopen channels; trying again");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

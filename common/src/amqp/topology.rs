@@ -9,6 +9,9 @@
 //!   delay): a message waits there for the delay, then the broker dead-letters it back to
 //!   the queue it came from.
 //!
+//! Every quorum queue starts with `x-quorum-initial-group-size` members when one is set
+//! (`QUORUM_INITIAL_GROUP_SIZE`), else the broker's default, capped at the cluster's size.
+//!
 //! Every dead-lettering is at-least-once (`x-dead-letter-strategy`), so a message moving
 //! to a retry or dead-letter queue cannot be lost on the way.
 
@@ -27,6 +30,7 @@ pub struct Topology {
     queue_expires: Option<Duration>,
     retry_delays: Vec<Duration>,
     commands_max_length: Option<u32>,
+    quorum_group_size: Option<u32>,
 }
 
 /// The queues that retry through the broker.
@@ -44,7 +48,17 @@ impl Topology {
             queue_expires,
             retry_delays: Vec::new(),
             commands_max_length: None,
+            quorum_group_size: None,
         }
+    }
+
+    /// Sets `x-quorum-initial-group-size` on every quorum queue: the members a queue starts
+    /// with (the broker caps it at the cluster's size). `None`: the broker's default
+    /// (`quorum_cluster_size`, 3). A queue's arguments are fixed when it is created: a
+    /// different value than an existing queue's is refused (`PRECONDITION_FAILED`).
+    pub fn with_quorum_group_size(mut self, size: Option<u32>) -> Self {
+        self.quorum_group_size = size.filter(|n| *n > 0);
+        self
     }
 
     /// Bounds the commands queue: past `max` waiting commands the broker refuses (nacks)
@@ -64,6 +78,7 @@ impl Topology {
         Self::new(&s.amqp_prefix, s.delivery_limit, s.queue_expires)
             .with_retry_delays(&s.retry_delays)
             .with_commands_max_length(s.commands_queue_max_length)
+            .with_quorum_group_size(s.quorum_initial_group_size)
     }
 
     /// How many times a message is retried through the broker before it is dead-lettered.
@@ -246,6 +261,12 @@ impl Topology {
         args.insert("x-queue-type".into(), long_string("quorum"));
         for (k, v) in extra {
             args.insert(k.into(), v);
+        }
+        if let Some(size) = self.quorum_group_size {
+            args.insert(
+                "x-quorum-initial-group-size".into(),
+                AMQPValue::LongInt(i32::try_from(size).unwrap_or(i32::MAX)),
+            );
         }
         if let Some(expires) = self.queue_expires {
             args.insert("x-expires".into(), AMQPValue::LongInt(millis(expires)));

@@ -48,12 +48,8 @@ pub async fn connect(url: &str, max_connections: u32) -> DatabaseConnection {
 
 /// A database error as text, without anything that could be a connection secret.
 pub fn redact(err: &DbErr) -> String {
-    let text = err.to_string();
     // sqlx never prints the URL, but be certain no `scheme://user:pass@` survives.
-    match (text.find("://"), text.find('@')) {
-        (Some(a), Some(b)) if a < b => format!("{}://[redacted]{}", &text[..a], &text[b..]),
-        _ => text,
-    }
+    crate::secret::redact_urls(&err.to_string())
 }
 
 /// Whether retrying the same operation later may succeed: lost connections, pool
@@ -97,6 +93,10 @@ mod tests {
     fn redaction_hides_credentials() {
         let e = DbErr::Custom("failed for postgres://u:secret@host/db".into());
         assert!(!redact(&e).contains("secret"));
+        // Every URL, not only the first.
+        let e = DbErr::Custom("postgres://a:one@h/db, postgres://b:two@k/db".into());
+        let text = redact(&e);
+        assert!(!text.contains("one") && !text.contains("two"), "{text}");
     }
 
     #[test]
