@@ -74,6 +74,8 @@ pub struct Settings {
     /// How long an invite link stays valid after the email is sent (`INVITE_TTL`, e.g.
     /// `7d`, `36h`, `90m`; default 7 days).
     pub invite_ttl: Duration,
+    /// `PROVISIONING_LOG_RETENTION_DAYS`: how long the provisioning log keeps an entry.
+    pub provisioning_log_retention: Duration,
 }
 
 /// A setting that could not be read.
@@ -191,6 +193,14 @@ impl Settings {
             queue_expires: None,
             retry_delays: parse_delays(&string("RETRY_DELAYS_MS", "1000,10000,60000"))?,
             invite_ttl: parse_ttl(&string("INVITE_TTL", "7d"))?,
+            provisioning_log_retention: Duration::from_secs(
+                86_400
+                    * parse::<u64>(
+                        "PROVISIONING_LOG_RETENTION_DAYS",
+                        &string("PROVISIONING_LOG_RETENTION_DAYS", "30"),
+                    )?
+                    .max(1),
+            ),
         })
     }
 

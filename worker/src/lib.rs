@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod depth;
 pub mod dlq;
 pub mod outbox;
+pub mod provisioning_log;
 pub mod run;
 
 pub use run::{Worker, migrate};

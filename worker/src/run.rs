@@ -6,7 +6,7 @@
 use crate::{
     apply::{ApplyContext, apply},
     authorize::{Caller, Refusal, authorize, failed_outcome},
-    depth, outbox,
+    depth, outbox, provisioning_log,
 };
 use backon::{ExponentialBuilder, Retryable};
 use common::shutdown::TaskGuard;
@@ -51,6 +51,8 @@ pub struct Worker {
     prefetch: u16,
     concurrency: usize,
     ctx: ApplyContext,
+    /// `PROVISIONING_LOG_RETENTION_DAYS`.
+    log_retention: Duration,
 }
 
 struct Shared {
@@ -78,8 +80,10 @@ impl Worker {
             topology: Topology::from_settings(settings),
             prefetch: settings.worker_prefetch.max(1),
             concurrency: settings.worker_concurrency.max(1),
+            log_retention: settings.provisioning_log_retention,
             ctx: ApplyContext {
                 scim_base: format!("{}/scim/v2", settings.public_url),
+                prefix: common::metrics::prefix_of(&Topology::from_settings(settings)),
             },
         }
     }
@@ -102,6 +106,19 @@ impl Worker {
         let depths = TaskGuard::spawn(depth::sample(
             self.link.clone(),
             self.topology.clone(),
+            stop_rx.clone(),
+        ));
+        let log_writer = TaskGuard::spawn(provisioning_log::consume(
+            self.link.clone(),
+            self.topology.clone(),
+            self.db.clone(),
+            stop_rx.clone(),
+        ));
+        let log_prune = TaskGuard::spawn(provisioning_log::prune(
+            self.db.clone(),
+            self.log_retention,
+            self.ctx.prefix.clone(),
+            provisioning_log::PRUNE_INTERVAL,
             stop_rx.clone(),
         ));
         let committed = Arc::new(Notify::new());
@@ -174,6 +191,8 @@ impl Worker {
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
         let _ = depths.join().await;
+        let _ = log_writer.join().await;
+        let _ = log_prune.join().await;
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;

@@ -13,6 +13,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Groups),
             Box::new(M0003Directory),
             Box::new(M0004Integrations),
+            Box::new(M0005ProvisioningLog),
+            Box::new(M0006DeprovisionGuard),
         ]
     }
 }
@@ -103,6 +105,44 @@ impl MigrationTrait for M0004Integrations {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0004_integrations.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0005ProvisioningLog;
+
+impl MigrationName for M0005ProvisioningLog {
+    fn name(&self) -> &str {
+        "m0005_provisioning_log"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0005ProvisioningLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0005_provisioning_log.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0006DeprovisionGuard;
+
+impl MigrationName for M0006DeprovisionGuard {
+    fn name(&self) -> &str {
+        "m0006_deprovision_guard"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0006DeprovisionGuard {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0006_deprovision_guard.sql"))
             .await?;
         Ok(())
     }

@@ -43,6 +43,8 @@ const SCRIPT: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/style.css");
 /// Activity entries the page shows.
 const ACTIVITY: u64 = 20;
+/// Provisioning-log entries the page shows.
+const LOG_ENTRIES: u64 = 20;
 /// People the page lists.
 const PEOPLE: u64 = 500;
 
@@ -55,6 +57,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/token", post(rotate_token))
         .route("/admin/settings", post(settings))
         .route("/admin/mappings", post(mappings))
+        .route("/admin/guard/approve", post(approve_guard))
+        .route("/admin/guard/reject", post(reject_guard))
         .route(
             "/admin/app.js",
             get(|| static_file("text/javascript", SCRIPT)),
@@ -235,14 +239,22 @@ async fn render(
     rows: Option<Vec<Mapping>>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let (provisioning, settings, mappings, activity, people) = tokio::try_join!(
+    let log_query = service::LogQuery {
+        limit: LOG_ENTRIES,
+        ..Default::default()
+    };
+    let (provisioning, settings, mappings, activity, people, guard, (log, _)) = tokio::try_join!(
         service::provisioning(state, org),
         service::settings(state, org),
         service::mappings(state, org),
         service::activity(state, org, ACTIVITY, None),
         service::people(state, org, true, PEOPLE, 0),
+        service::guard(state, org),
+        service::provisioning_log(state, org, &log_query),
     )?;
     let page = view::Page {
+        guard,
+        log,
         provisioning,
         settings,
         mappings: rows.unwrap_or(mappings),
@@ -353,6 +365,32 @@ async fn rotate_token(
 }
 
 #[tracing::instrument(skip_all)]
+async fn approve_guard(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    visit: Visit,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (org, _) = visit.authorize(&Fields::parse(&body))?;
+    let decision = common::messages::GuardDecision::Approve;
+    service::decide_guard(&state, org, &request, decision).await?;
+    Ok(see_other())
+}
+
+#[tracing::instrument(skip_all)]
+async fn reject_guard(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    visit: Visit,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (org, _) = visit.authorize(&Fields::parse(&body))?;
+    let decision = common::messages::GuardDecision::Reject;
+    service::decide_guard(&state, org, &request, decision).await?;
+    Ok(see_other())
+}
+
+#[tracing::instrument(skip_all)]
 async fn settings(
     State(state): State<AppState>,
     Extension(request): Extension<RequestId>,
@@ -364,6 +402,7 @@ async fn settings(
     let change = common::messages::UpdateSettings {
         send_invites: Some(form.checked("send_invites")),
         lock_synced_fields: Some(form.checked("lock_synced_fields")),
+        deprovision_guard: None,
     };
     service::update_settings(&state, org, &request, change).await?;
     Ok(see_other())

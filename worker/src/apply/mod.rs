@@ -4,6 +4,7 @@
 
 mod admin;
 mod groups;
+mod guard;
 mod people;
 mod users;
 
@@ -22,6 +23,8 @@ use uuid::Uuid;
 pub struct ApplyContext {
     /// `PUBLIC_URL/scim/v2`, for `meta.location`.
     pub scim_base: String,
+    /// The `prefix` label of the metrics recorded while applying.
+    pub prefix: String,
 }
 
 /// Applies a command exactly once and returns its reply (the stored one on redelivery).
@@ -58,13 +61,14 @@ pub async fn apply(
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
-        Command::DeleteUser(p) => users::delete(&tx, env, org(env), p).await?,
+        Command::DeleteUser(p) => users::delete(&tx, ctx, env, org(env), p).await?,
         Command::DeactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, false).await?,
         Command::ReactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, true).await?,
         Command::CreateGroup(p) => groups::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceGroup(p) => groups::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchGroup(p) => groups::patch(&tx, ctx, env, org(env), p).await?,
         Command::DeleteGroup(p) => groups::delete(&tx, env, org(env), p).await?,
+        Command::DecideGuard(p) => guard::decide_command(&tx, env, org(env), p).await?,
     };
     tx.execute_raw(stmt(
         "UPDATE processed_commands SET reply = $2 WHERE command_id = $1",
