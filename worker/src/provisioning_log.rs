@@ -81,9 +81,7 @@ async fn handle(db: DatabaseConnection, prefix: String, delivery: Delivery) {
         Err(reason) => {
             // Nobody awaits these; an undecodable one goes to the dead-letter queue.
             tracing::warn!(reason = %reason, "undecodable provisioning-log message; dead-lettered");
-            let _ = delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await;
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             return;
         }
     };

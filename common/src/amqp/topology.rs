@@ -217,7 +217,10 @@ impl Topology {
         // without limit (the ingress counts what the broker refuses).
         self.declare_quorum(ch, &self.provisioning_log_queue(), {
             let mut args = self.dead_lettered();
-            args.push(("x-max-length", AMQPValue::LongInt(PROVISIONING_LOG_MAX_LENGTH)));
+            args.push((
+                "x-max-length",
+                AMQPValue::LongInt(PROVISIONING_LOG_MAX_LENGTH),
+            ));
             args
         })
         .await?;

@@ -268,7 +268,11 @@ async fn get_provisioning_log(
         None | Some("") | Some("all") => None,
         Some("failed") => Some(true),
         Some("succeeded") => Some(false),
-        Some(o) => return Err(bad(format!("outcome must be failed, succeeded or all, not {o:?}"))),
+        Some(o) => {
+            return Err(bad(format!(
+                "outcome must be failed, succeeded or all, not {o:?}"
+            )));
+        }
     };
     let id = |name: &str, v: Option<String>| {
         v.filter(|v| !v.is_empty())

@@ -10,8 +10,9 @@ use common::{
     db::{reads::org_mapping, stmt},
     mapping::{self, Mapping},
     messages::{
-        Command, CreateIntegration, DecideGuard, GuardDecision, NewToken, Reply, RevokeIntegration, RotateAdminKey,
-        RotateScimToken, SetMappings, SetProvisioning, UpdatePerson, UpdateSettings,
+        Command, CreateIntegration, DecideGuard, GuardDecision, NewToken, Reply, RevokeIntegration,
+        RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning, UpdatePerson,
+        UpdateSettings,
     },
     secret::{self, TokenKind},
 };
@@ -468,7 +469,10 @@ pub async fn guard(state: &AppState, org: Uuid) -> Result<GuardStatus, ApiError>
         ))
         .await?;
     let (tripped_at, refused_until) = match &row {
-        Some(r) => (r.try_get("", "tripped_at")?, r.try_get("", "refused_until")?),
+        Some(r) => (
+            r.try_get("", "tripped_at")?,
+            r.try_get("", "refused_until")?,
+        ),
         None => (None, None),
     };
     let rows = state

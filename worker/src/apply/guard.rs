@@ -66,7 +66,11 @@ pub(crate) enum Verdict {
     /// Apply it, and count it (`counted`) toward the window.
     Pass { counted: bool },
     /// Hold it; `trips` when this one trips the guard.
-    Hold { trips: bool, recent: i64, limit: i64 },
+    Hold {
+        trips: bool,
+        recent: i64,
+        limit: i64,
+    },
     /// Refuse it: an admin rejected, until then.
     Refuse { until: DateTime<Utc> },
 }
@@ -206,7 +210,11 @@ pub(super) async fn check(
             record_hold(tx, org_id, user_id, action, Some("rejected")).await?;
             metrics::counter!(GUARD_HELD, "action" => action.to_owned(), "prefix" => ctx.prefix.clone())
                 .increment(1);
-            Ok(Some(Reply::error(503, None, rejected_detail(action, until))))
+            Ok(Some(Reply::error(
+                503,
+                None,
+                rejected_detail(action, until),
+            )))
         }
     }
 }
@@ -330,7 +338,10 @@ pub(super) async fn decide_command(
     };
     let held = tx.query_all_raw(stmt(sql, [org_id.into()])).await?.len();
     let until = (cmd.decision == GuardDecision::Reject)
-        .then(|| g.tripped_at.map(|t| t + Duration::minutes(g.window_minutes)))
+        .then(|| {
+            g.tripped_at
+                .map(|t| t + Duration::minutes(g.window_minutes))
+        })
         .flatten();
     audit(
         tx,
@@ -344,7 +355,10 @@ pub(super) async fn decide_command(
         },
     )
     .await?;
-    Ok(Reply::ok(200, json!({"held": held, "refused_until": until})))
+    Ok(Reply::ok(
+        200,
+        json!({"held": held, "refused_until": until}),
+    ))
 }
 
 /// The guard's settings as the admin API shows them.

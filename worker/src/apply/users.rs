@@ -3,7 +3,8 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::{
-    ApplyContext, guard, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
+    ApplyContext, Audit, Side, audit_with, guard, none_string, not_found, precondition_failed,
+    scim_error,
 };
 use common::{
     db::{
