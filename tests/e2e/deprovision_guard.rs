@@ -294,6 +294,11 @@ async fn a_mass_deactivation_waits_for_the_admin() {
         )
         .await;
     assert_eq!(res.status(), 200);
+    let g = guard(&app, &t.admin_key).await;
+    assert_eq!(
+        (g["state"].as_str(), g["held"].as_i64()),
+        (Some("armed"), Some(0))
+    );
     assert_eq!(deactivate(okta, &ids[16]).await.status(), 200);
     app.stop().await;
 }

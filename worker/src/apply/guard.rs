@@ -361,6 +361,21 @@ pub(super) async fn decide_command(
     ))
 }
 
+/// A reactivated person no longer counts toward the window: the guard counts people
+/// gone, not deactivate/reactivate churn.
+pub(super) async fn reactivated(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "DELETE FROM deprovisions WHERE org_id = $1 AND user_id = $2",
+        [org_id.into(), user_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// The guard's settings as the admin API shows them.
 pub(super) async fn settings_json(
     tx: &DatabaseTransaction,
@@ -382,6 +397,17 @@ pub(super) async fn update_settings(
     s: &GuardSettings,
 ) -> Result<(), DbErr> {
     lock(tx, org_id).await?;
+    if s.enabled == Some(false) {
+        // Off means off: nothing stays held or refused, and the count starts afresh.
+        tx.execute_raw(stmt(
+            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL, rejected_until = NULL \
+                        WHERE org_id = $1), \
+                  d AS (DELETE FROM deprovisions WHERE org_id = $1) \
+             DELETE FROM deprovision_holds WHERE org_id = $1",
+            [org_id.into()],
+        ))
+        .await?;
+    }
     let int = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
     tx.execute_raw(stmt(
         "UPDATE deprovision_guards SET enabled = COALESCE($2, enabled), \

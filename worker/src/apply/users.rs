@@ -283,6 +283,9 @@ async fn update(
     {
         return Ok(held);
     }
+    if !old.active && input.active {
+        guard::reactivated(tx, org_id, user_id).await?;
+    }
     let before = current_resource(&old);
     let mut after = input.resource.clone();
     after.insert("userName".into(), json!(input.user_name));
