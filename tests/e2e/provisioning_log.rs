@@ -4,6 +4,7 @@
 //! no entry holds a secret or a body.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tests::{
@@ -283,5 +284,40 @@ async fn every_outcome_is_logged_for_its_own_org_only() {
         ))
         .await;
     assert_eq!(stored, 0, "a token, a password or a body in the log");
+    app.stop().await;
+}
+
+/// Entries older than the retention are pruned; younger ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_past_their_retention_are_pruned() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    for (tag, age_days) in [("old", 31), ("young", 29)] {
+        app.db
+            .execute_unprepared(&format!(
+                "INSERT INTO provisioning_log (id, org_id, at, method, path, status, duration_ms, correlation_id) \
+                 VALUES ('{}', '{}', now() - interval '{age_days} days', 'GET', '/Users', 200, 1, '{tag}')",
+                uuid::Uuid::now_v7(),
+                t.org_id
+            ))
+            .await
+            .expect("insert");
+    }
+    let retention = Duration::from_secs(30 * 86_400);
+    let pruned = worker::provisioning_log::prune_once(&app.db, retention)
+        .await
+        .expect("prune");
+    // (The worker prunes at its start too, which may have come first.)
+    assert!(pruned <= 1, "{pruned}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM provisioning_log WHERE correlation_id = 'old'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM provisioning_log WHERE correlation_id = 'young'")
+            .await,
+        1
+    );
     app.stop().await;
 }

@@ -53,8 +53,10 @@ pub async fn consume(
             ConsumeOptions {
                 queue: &queue,
                 tag_prefix: "provisioning-log",
-                prefetch: 8,
-                concurrency: 2,
+                // One batch at a time: the log must not take database connections from
+                // the commands.
+                prefetch: 4,
+                concurrency: 1,
                 consuming: Arc::new(AtomicBool::new(false)),
                 watch: Vec::new(),
             },
