@@ -160,7 +160,8 @@ async fn publish(
         "",
         ProvisioningLogEntries { entries },
     );
-    let props = common::amqp::publish::envelope_properties(&env);
+    // `user_id` is checked by the broker: the worker stores only what Roster's own user sent.
+    let props = common::amqp::publish::envelope_properties(&env).with_user_id(p.user().into());
     p.publish_raw("", queue, &env.to_bytes(), props, true)
         .await
         .map_err(|e| e.to_string())

@@ -321,3 +321,85 @@ async fn entries_past_their_retention_are_pruned() {
     );
     app.stop().await;
 }
+
+/// Another service with access to the broker cannot write an org's log: entries not
+/// published by Roster's own broker user are dead-lettered, not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_entries_are_not_stored() {
+    use common::{
+        amqp::{Publisher, Topology, publish::envelope_properties},
+        messages::{Envelope, PROVISIONING_LOG, ProvisioningLogEntries, ProvisioningLogEntry},
+    };
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let conn = lapin::Connection::connect(&app.settings_amqp_direct(), Default::default())
+        .await
+        .expect("connecting to RabbitMQ");
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let entry = ProvisioningLogEntry {
+        id: uuid::Uuid::now_v7(),
+        org_id: t.org_id.parse().expect("org id"),
+        at: chrono::Utc::now(),
+        method: "DELETE".into(),
+        path: "/Users/forged".into(),
+        resource_type: None,
+        resource_id: None,
+        status: 204,
+        detail: None,
+        duration_ms: 1,
+        correlation_id: "forged".into(),
+    };
+    let env = Envelope::new(
+        PROVISIONING_LOG,
+        None,
+        "forged",
+        ProvisioningLogEntries {
+            entries: vec![entry],
+        },
+    );
+    let queue = Topology::from_settings(&app.settings).provisioning_log_queue();
+    publisher
+        .publish_raw("", &queue, &env.to_bytes(), envelope_properties(&env), true)
+        .await
+        .expect("the broker takes it");
+    // Roster's own entries still arrive (and show the writer is consuming).
+    let res = t
+        .scim
+        .request(Method::GET, "/Users")
+        .header("X-Request-Id", "genuine")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+    let entries = log(&app, &t.admin_key, "", 1).await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0]["correlation_id"], "genuine");
+    let dead = Topology::from_settings(&app.settings).dead_letter_queue();
+    let ch = conn.create_channel().await.expect("channel");
+    let start = Instant::now();
+    loop {
+        let q = ch
+            .queue_declare(
+                dead.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("dead-letter queue");
+        if q.message_count() >= 1 || start.elapsed() > Duration::from_secs(10) {
+            assert_eq!(q.message_count(), 1, "the forged message is dead-lettered");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM provisioning_log WHERE correlation_id = 'forged'")
+            .await,
+        0
+    );
+    let _ = conn.close(200, "done".into()).await;
+    app.stop().await;
+}

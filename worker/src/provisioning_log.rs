@@ -47,6 +47,7 @@ pub async fn consume(
         };
         tokio::pin!(shutdown);
         let (db, prefix) = (db.clone(), prefix.clone());
+        let own_user: Arc<str> = conn.status().username().into();
         let ended = consume_until(
             &conn,
             &topology,
@@ -61,7 +62,7 @@ pub async fn consume(
                 watch: Vec::new(),
             },
             shutdown.as_mut(),
-            move |delivery| handle(db.clone(), prefix.clone(), delivery),
+            move |delivery| handle(db.clone(), prefix.clone(), own_user.clone(), delivery),
         )
         .await;
         match ended {
@@ -77,12 +78,20 @@ pub async fn consume(
     }
 }
 
-async fn handle(db: DatabaseConnection, prefix: String, delivery: Delivery) {
-    let entries = match decode(&delivery.data) {
+async fn handle(db: DatabaseConnection, prefix: String, own_user: Arc<str>, delivery: Delivery) {
+    // Only Roster's own ingress writes an org's log (the broker vouches for `user_id`).
+    let sender = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+    let decoded = match decode(&delivery.data) {
+        Ok(_) if sender != Some(&*own_user) => Err(format!(
+            "published by {sender:?}, not by Roster's broker user"
+        )),
+        other => other,
+    };
+    let entries = match decoded {
         Ok(e) => e,
         Err(reason) => {
-            // Nobody awaits these; an undecodable one goes to the dead-letter queue.
-            tracing::warn!(reason = %reason, "undecodable provisioning-log message; dead-lettered");
+            // Nobody awaits these; a refused one goes to the dead-letter queue.
+            tracing::warn!(reason = %reason, "provisioning-log message refused; dead-lettered");
             let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
             return;
         }
