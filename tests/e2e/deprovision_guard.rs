@@ -5,6 +5,7 @@
 //! never let more through than the limit.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tests::{
     harness::{Tenant, TestApp},
@@ -339,5 +340,59 @@ async fn concurrent_deactivations_never_pass_the_limit() {
         4
     );
     assert_eq!(guard(&app, &t.admin_key).await["held"], 26);
+    app.stop().await;
+}
+
+/// Once the window has passed, a rejection ends and old deactivations no longer count
+/// (the window's passing is simulated by moving the stored times back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_ends_when_the_window_has_passed() {
+    let app = TestApp::spawn().await;
+    let t = with_guard(&app).await;
+    let okta = &t.scim;
+    let ids = people(&app, &t, 10).await;
+    // 10 % of 10 is 1, at least 2: two pass, the third trips.
+    for id in &ids[..2] {
+        assert_eq!(deactivate(okta, id).await.status(), 200);
+    }
+    assert_held(deactivate(okta, &ids[2]).await, "held").await;
+    let res = app
+        .admin(
+            Method::POST,
+            "/admin/v1/deprovision-guard/reject",
+            &t.admin_key,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_held(deactivate(okta, &ids[2]).await, "rejected").await;
+
+    let moved = app
+        .db
+        .execute_unprepared(&format!(
+            "UPDATE deprovision_guards SET rejected_until = now() - interval '1 second' \
+             WHERE org_id = '{0}'; \
+             UPDATE deprovisions SET at = now() - interval '61 minutes' WHERE org_id = '{0}'",
+            t.org_id
+        ))
+        .await;
+    assert!(moved.is_ok());
+    assert_eq!(deactivate(okta, &ids[2]).await.status(), 200, "armed again");
+    let g = guard(&app, &t.admin_key).await;
+    assert_eq!(
+        (g["state"].as_str(), g["held"].as_i64()),
+        (Some("armed"), Some(0))
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM deprovisions WHERE org_id = '{}'",
+            t.org_id
+        ))
+        .await,
+        1,
+        "what fell out of the window is gone; the new one counts"
+    );
+    assert_eq!(deactivate(okta, &ids[3]).await.status(), 200);
+    assert_held(deactivate(okta, &ids[4]).await, "held").await;
     app.stop().await;
 }

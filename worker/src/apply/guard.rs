@@ -184,10 +184,18 @@ pub(super) async fn check(
     let active: i64 = row.try_get("", "active")?;
     match decide(&g, hold, recent, active, now) {
         Verdict::Pass { counted } => {
+            // Rows that fell out of the window go as new ones come in.
             tx.execute_raw(stmt(
-                "WITH h AS (DELETE FROM deprovision_holds WHERE org_id = $1 AND user_id = $2) \
+                "WITH h AS (DELETE FROM deprovision_holds WHERE org_id = $1 AND user_id = $2), \
+                      o AS (DELETE FROM deprovisions WHERE org_id = $1 \
+                            AND at <= now() - make_interval(mins => $4)) \
                  INSERT INTO deprovisions (org_id, user_id) SELECT $1, $2 WHERE $3",
-                [org_id.into(), user_id.into(), counted.into()],
+                [
+                    org_id.into(),
+                    user_id.into(),
+                    counted.into(),
+                    i32::try_from(g.window_minutes).unwrap_or(60).into(),
+                ],
             ))
             .await?;
             Ok(None)
