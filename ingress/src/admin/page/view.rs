@@ -403,4 +403,33 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("value=\"&lt;csrf&quot;&gt;\""), "{html}");
     }
+
+    fn guard(state: &str, held: i64) -> GuardStatus {
+        GuardStatus {
+            settings: crate::admin::service::GuardSettings {
+                enabled: true,
+                threshold_percent: 10,
+                min_count: 10,
+                window_minutes: 60,
+            },
+            state: state.into(),
+            tripped_at: None,
+            refused_until: None,
+            held,
+            changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_guard_banner_shows_only_while_changes_are_held() {
+        let html = guard_banner(&guard("tripped", 7), "c").into_string();
+        assert!(html.contains("id=\"guard-held\">7<"), "{html}");
+        assert!(html.contains("action=\"/admin/guard/approve\""), "{html}");
+        assert!(html.contains("action=\"/admin/guard/reject\""), "{html}");
+        assert!(
+            guard_banner(&guard("armed", 0), "c")
+                .into_string()
+                .is_empty()
+        );
+    }
 }
