@@ -53,6 +53,9 @@ pub struct Worker {
     ctx: ApplyContext,
     /// `PROVISIONING_LOG_RETENTION_DAYS`.
     log_retention: Duration,
+    /// One connection of its own for the provisioning log's writer and prune, so the log
+    /// never takes a connection the commands need.
+    log_db: DatabaseConnection,
 }
 
 struct Shared {
@@ -74,7 +77,9 @@ impl Worker {
         )
         .await;
         let link = Link::connect(settings.amqp_url.expose(), "roster-worker").await;
+        let log_db = common::db::connect(settings.database_url.expose(), 1).await;
         Self {
+            log_db,
             db,
             link,
             topology: Topology::from_settings(settings),
@@ -111,11 +116,11 @@ impl Worker {
         let log_writer = TaskGuard::spawn(provisioning_log::consume(
             self.link.clone(),
             self.topology.clone(),
-            self.db.clone(),
+            self.log_db.clone(),
             stop_rx.clone(),
         ));
         let log_prune = TaskGuard::spawn(provisioning_log::prune(
-            self.db.clone(),
+            self.log_db.clone(),
             self.log_retention,
             self.ctx.prefix.clone(),
             provisioning_log::PRUNE_INTERVAL,
@@ -196,6 +201,7 @@ impl Worker {
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;
+        common::shutdown::close_db(&self.log_db).await;
         tracing::info!("worker stopped");
         Ok(())
     }
