@@ -105,6 +105,8 @@ pub struct Settings {
     /// 10 s); a deleted person's remaining data is gone within about this (plus the outbox
     /// relay's lag).
     pub gc_interval: Duration,
+    /// `PROVISIONING_LOG_RETENTION_DAYS`: how long the provisioning log keeps an entry.
+    pub provisioning_log_retention: Duration,
 }
 
 /// A setting that could not be read.
@@ -256,6 +258,14 @@ impl Settings {
             )?,
             invite_retention: parse_window("INVITE_RETENTION", &string("INVITE_RETENTION", "30d"))?,
             gc_interval: parse_window("GC_INTERVAL", &string("GC_INTERVAL", "10s"))?,
+            provisioning_log_retention: Duration::from_secs(
+                86_400
+                    * parse::<u64>(
+                        "PROVISIONING_LOG_RETENTION_DAYS",
+                        &string("PROVISIONING_LOG_RETENTION_DAYS", "30"),
+                    )?
+                    .max(1),
+            ),
         }
         .checked()
     }

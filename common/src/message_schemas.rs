@@ -7,11 +7,12 @@
 //! and a test below fails when the checked-in files differ from what the code generates.
 
 use crate::messages::{
-    AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DeleteGroup, DeleteOrg,
-    DeletePerson, DeleteUser, Envelope, GroupEvent, PUBLIC_COMMANDS, PatchGroup, PatchUser,
-    ReplaceGroup, ReplaceUser, Reply, RevokeIntegration, RotateAdminKey, RotateScimToken,
-    SCHEMA_VERSION, SetMappings, SetOrgRetention, SetProvisioning, SetSso, SetUserActive, SignIn,
-    SignOut, UpdatePerson, UpdateSettings, UserEvent, events,
+    AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DecideGuard, DeleteGroup,
+    DeleteOrg, DeletePerson, DeleteUser, Envelope, GroupEvent, PROVISIONING_LOG, PUBLIC_COMMANDS,
+    PatchGroup, PatchUser, ProvisioningLogEntries, ReplaceGroup, ReplaceUser, Reply,
+    RevokeIntegration, RotateAdminKey, RotateScimToken, SCHEMA_VERSION, SetMappings,
+    SetOrgRetention, SetProvisioning, SetSso, SetUserActive, SignIn, SignOut, UpdatePerson,
+    UpdateSettings, UserEvent, events,
 };
 use schemars::{JsonSchema, generate::SchemaSettings};
 use serde_json::{Value, json};
@@ -198,7 +199,22 @@ pub fn commands() -> Vec<MessageSchema> {
             In,
             "A person signed out: every session of theirs ends.",
         ),
+        message::<DecideGuard>(
+            "deprovision_guard.decide",
+            In,
+            "An admin approves or rejects the deactivations and deletions the mass-deprovisioning guard holds.",
+        ),
     ]
+}
+
+/// Messages between Roster's own services that are neither commands nor events: the
+/// ingress's provisioning-log entries for the worker (`<p>.provisioning-log`).
+pub fn internal() -> Vec<MessageSchema> {
+    vec![message::<ProvisioningLogEntries>(
+        PROVISIONING_LOG,
+        Direction::In,
+        "SCIM requests' outcomes, for the org admins' provisioning log; the ingress publishes them, the worker stores them.",
+    )]
 }
 
 /// The envelope in general: any `type`, any payload.
@@ -222,6 +238,7 @@ pub fn schema_for(kind: &str) -> Option<Value> {
     events()
         .into_iter()
         .chain(commands())
+        .chain(internal())
         .find(|m| m.kind == kind)
         .map(|m| m.schema)
 }
@@ -232,6 +249,7 @@ pub fn files() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = events()
         .into_iter()
         .chain(commands())
+        .chain(internal())
         .map(|m| (format!("{}.json", m.kind), render(&m.schema)))
         .collect();
     files.push(("envelope.json".into(), render(&envelope())));
@@ -363,7 +381,7 @@ mod tests {
                 "asyncapi.yaml refers to {r}, which does not exist"
             );
         }
-        for m in events().into_iter().chain(commands()) {
+        for m in events().into_iter().chain(commands()).chain(internal()) {
             let file = format!("schemas/{}.json", m.kind);
             assert!(
                 refs.contains(&file.as_str()),

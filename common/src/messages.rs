@@ -158,6 +158,9 @@ pub struct UpdateSettings {
     /// What happens to people Okta deactivated (docs/data-lifecycle.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deactivated_people: Option<DeactivatedPeople>,
+    /// The mass-deprovisioning guard's settings; absent fields stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprovision_guard: Option<GuardSettings>,
 }
 
 /// The org's choice about deactivated people: keep them (the default), or erase them —
@@ -232,6 +235,71 @@ pub struct DeleteOrg {
 pub struct SetOrgRetention {
     /// 1 to 36500, or `null`.
     pub activity_days: Option<u32>,
+}
+
+/// The mass-deprovisioning guard of an org (docs/admin.md): once more than
+/// `max(min_count, threshold_percent % of its active people)` people are deactivated or
+/// deleted within `window_minutes`, further deactivations and deletions are held (`503`)
+/// until an admin approves or rejects them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// 1 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_percent: Option<u32>,
+    /// 1 to 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<u32>,
+    /// 1 to 10080 (a week).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_minutes: Option<u32>,
+}
+
+impl GuardSettings {
+    /// Every value out of range, named; `Ok` when all given values are in range.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let check = |name: &str, v: Option<u32>, max: u32, problems: &mut Vec<String>| {
+            if let Some(v) = v
+                && !(1..=max).contains(&v)
+            {
+                problems.push(format!("{name} must be 1 to {max}, not {v}"));
+            }
+        };
+        check(
+            "threshold_percent",
+            self.threshold_percent,
+            100,
+            &mut problems,
+        );
+        check("min_count", self.min_count, 100_000, &mut problems);
+        check("window_minutes", self.window_minutes, 10_080, &mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// An admin's decision on the deactivations and deletions the guard holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardDecision {
+    /// The held changes succeed on the identity provider's next retry; the count starts again.
+    Approve,
+    /// The held changes, and every other deactivation or deletion, stay refused until the
+    /// window has passed.
+    Reject,
+}
+
+/// `POST /admin/v1/deprovision-guard/{approve,reject}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideGuard {
+    pub decision: GuardDecision,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -458,6 +526,7 @@ pub enum Command {
     SetSso(SetSso),
     SignIn(SignIn),
     SignOut(SignOut),
+    DecideGuard(DecideGuard),
 }
 
 impl Command {
@@ -489,6 +558,7 @@ impl Command {
             Command::SetSso(_) => "sso.set",
             Command::SignIn(_) => "person.sign_in",
             Command::SignOut(_) => "person.sign_out",
+            Command::DecideGuard(_) => "deprovision_guard.decide",
         }
     }
 
@@ -526,6 +596,7 @@ impl Command {
             Command::SetSso(p) => serde_json::to_value(p),
             Command::SignIn(p) => serde_json::to_value(p),
             Command::SignOut(p) => serde_json::to_value(p),
+            Command::DecideGuard(p) => serde_json::to_value(p),
         };
         Envelope::new(kind, org_id, correlation_id, payload.unwrap_or(Value::Null))
     }
@@ -568,6 +639,7 @@ impl Command {
             "sso.set" => Command::SetSso(env.payload_as()?),
             "person.sign_in" => Command::SignIn(env.payload_as()?),
             "person.sign_out" => Command::SignOut(env.payload_as()?),
+            "deprovision_guard.decide" => Command::DecideGuard(env.payload_as()?),
             other => return Err(DecodeError(format!("unknown command type {other:?}"))),
         })
     }
@@ -601,6 +673,7 @@ pub const KNOWN_COMMANDS: &[&str] = &[
     "sso.set",
     "person.sign_in",
     "person.sign_out",
+    "deprovision_guard.decide",
 ];
 
 /// The worker's answer to a command, sent after commit and stored for redeliveries.
@@ -664,6 +737,45 @@ pub struct GroupEvent {
     /// What changed: `displayName`, `externalId`, `members_added` and `members_removed`
     /// (user ids); everything on create; empty on delete.
     pub changes: Map<String, Value>,
+}
+
+/// The type of the ingress's provisioning-log messages (on `<p>.provisioning-log`).
+pub const PROVISIONING_LOG: &str = "provisioning_log.entries";
+
+/// One SCIM request's outcome, as an org's admin sees it in the provisioning log. Never
+/// a body, a query string or a secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvisioningLogEntry {
+    /// Unique (a UUIDv7, so newest sorts last); a redelivered batch adds nothing twice.
+    pub id: Uuid,
+    pub org_id: Uuid,
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`.
+    pub method: String,
+    /// The path under `/scim/v2`, e.g. `/Users/0190…` (no query string).
+    pub path: String,
+    /// `User`, `Group`, or absent (discovery, search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// The person or group: from the path, or a create's `Location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<Uuid>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The SCIM error's `detail`, when the answer was an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Time to answer, in milliseconds.
+    pub duration_ms: u32,
+    /// The request's `X-Request-Id`.
+    pub correlation_id: String,
+}
+
+/// Payload of `provisioning_log.entries`: what one ingress answered in a short while.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvisioningLogEntries {
+    pub entries: Vec<ProvisioningLogEntry>,
 }
 
 /// Event routing keys.

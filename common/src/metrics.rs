@@ -95,6 +95,18 @@ pub const INVITE_DELAY: &str = "roster_invite_delay_seconds";
 /// code (`wrong_audience`, `not_in_directory`, `state_mismatch`, …).
 pub const SIGN_INS: &str = "roster_sign_ins_total";
 
+// The provisioning log and the mass-deprovisioning guard.
+/// Counter `{prefix}`: provisioning-log entries the ingress could not hand on (its buffer
+/// full, or the broker did not confirm); the SCIM requests themselves were answered.
+pub const PROVISIONING_LOG_DROPPED: &str = "roster_provisioning_log_dropped_total";
+/// Counter `{prefix}`: provisioning-log entries the worker stored.
+pub const PROVISIONING_LOG_STORED: &str = "roster_provisioning_log_entries_total";
+/// Counter `{prefix}`: times an org's mass-deprovisioning guard tripped.
+pub const GUARD_TRIPS: &str = "roster_deprovision_guard_trips_total";
+/// Counter `{action, prefix}`: deactivations and deletions the guard held or refused
+/// (each attempt; Okta retries). `action`: `deactivate` or `delete`.
+pub const GUARD_HELD: &str = "roster_deprovision_guard_held_total";
+
 /// Histogram buckets for latencies in seconds: 5 ms to a minute (the command timeout is
 /// 25 s by default, Okta waits 60 s).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -172,6 +184,16 @@ fn describe() {
         "Time to answer an HTTP request"
     );
     describe_counter!(COMMANDS_PUBLISHED, "Commands the broker accepted");
+    describe_counter!(
+        PROVISIONING_LOG_DROPPED,
+        "Provisioning-log entries the ingress could not hand on"
+    );
+    describe_counter!(PROVISIONING_LOG_STORED, "Provisioning-log entries stored");
+    describe_counter!(GUARD_TRIPS, "Mass-deprovisioning guard trips");
+    describe_counter!(
+        GUARD_HELD,
+        "Deactivations and deletions held or refused by the guard"
+    );
     describe_counter!(COMMANDS_REJECTED, "Commands the broker did not accept");
     describe_counter!(COMMAND_REPLIES, "Command replies received in time");
     describe_counter!(COMMAND_TIMEOUTS, "Accepted commands with no reply in time");

@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 /// `COMMAND_TIMEOUT_MS` for their reply, and this is longer than the default of that).
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long the provisioning-log entries still buffered get to be published at shutdown.
+const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +34,8 @@ pub struct AppState {
     pub auth_failures: Arc<crate::ratelimit::AuthFailures>,
     /// Employee sign-in: the OpenID provider's HTTP client and the cookie key.
     pub sso: crate::sso::SsoState,
+    /// Hands SCIM requests' outcomes to the worker (`provisioning_log`).
+    pub log: crate::provisioning_log::Recorder,
 }
 
 impl AppState {
@@ -43,7 +48,13 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;
     Router::new()
-        .nest("/scim/v2", scim::router())
+        .nest(
+            "/scim/v2",
+            scim::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::provisioning_log::layer,
+            )),
+        )
         .merge(admin::router())
         .merge(invite::router())
         .merge(sso::router())
@@ -85,9 +96,14 @@ impl Application {
         )
         .await
         .context("declaring the AMQP topology and reply queue")?;
+        let log = crate::provisioning_log::Recorder::start(
+            amqp.clone(),
+            &Topology::from_settings(&settings),
+        );
         Ok(Self {
             listener,
             state: AppState {
+                log,
                 db,
                 rpc,
                 amqp,
@@ -117,6 +133,7 @@ impl Application {
         let app = crate::metrics::instrument(router(self.state.clone()), &self.state.settings);
         let limits = serve::Limits::from_settings(&self.state.settings);
         serve::serve(self.listener, app, limits, shutdown, DRAIN_TIMEOUT).await;
+        self.state.log.flush(LOG_FLUSH_TIMEOUT).await;
         self.state.amqp.close("ingress shutting down").await;
         common::shutdown::close_db(&self.state.db).await;
         tracing::info!("ingress stopped");

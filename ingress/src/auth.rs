@@ -140,6 +140,10 @@ impl FromRequestParts<AppState> for ScimOrg {
             attempt.failed();
             return Err(over_budget.map_or_else(unauthorized, scim_throttled));
         };
+        // From here on the request belongs to the org: it goes into its provisioning log.
+        if let Some(slot) = parts.extensions.get::<crate::provisioning_log::OrgSlot>() {
+            slot.set(org);
+        }
         state.limiter.check(org).map_err(|wait| {
             ScimApiError::new(
                 429,

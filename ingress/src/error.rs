@@ -61,6 +61,8 @@ impl IntoResponse for ScimApiError {
 pub fn scim_error_response(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = (status, Json(e.to_json())).into_response();
+    res.extensions_mut()
+        .insert(crate::provisioning_log::ErrorDetail(e.detail.clone()));
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod invite;
 pub mod metrics;
+pub mod provisioning_log;
 pub mod ratelimit;
 pub mod request_id;
 pub mod scim;

@@ -503,3 +503,71 @@ async fn an_admin_connects_okta_from_the_integration_page() {
     drop(b);
     app.stop().await;
 }
+
+/// A tripped mass-deprovisioning guard shows on the page as a banner with the held count;
+/// approving from it lets Okta's retry through, and the banner goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_banner_shows_what_is_held_and_approves_it() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let res = app
+        .admin(
+            Method::PUT,
+            "/admin/v1/settings",
+            &t.admin_key,
+            Some(json!({"deprovision_guard": {"threshold_percent": 1, "min_count": 1}})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut ids = Vec::new();
+    for name in ["ann", "ben", "cat"] {
+        let res = t
+            .scim
+            .post_user(&create_user_body(&app.email(name), "X", name))
+            .await;
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.expect("JSON");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let deactivate = |id: String| {
+        let (okta, off) = (t.scim.clone(), off.clone());
+        async move {
+            okta.send_json(Method::PATCH, &format!("/Users/{id}"), &off)
+                .await
+                .status()
+        }
+    };
+    assert_eq!(deactivate(ids[0].clone()).await, StatusCode::OK);
+    assert_eq!(
+        deactivate(ids[1].clone()).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let b = Browser::start().await;
+    b.client
+        .goto(&format!("{}/admin", app.base))
+        .await
+        .expect("open /admin");
+    b.find("#admin-key")
+        .await
+        .send_keys(&t.admin_key)
+        .await
+        .expect("typing");
+    b.submit("#sign-in").await;
+    assert_eq!(b.text("#guard-held").await, "1");
+    assert!(b.text("#guard-banner").await.contains("held"));
+    let log = b.text("#provisioning-log-table").await;
+    assert!(
+        log.contains("503") && log.contains("held for an admin"),
+        "{log}"
+    );
+    b.submit("#guard-approve").await;
+    assert!(!b.exists("#guard-banner").await, "approved: no banner");
+    assert_eq!(deactivate(ids[1].clone()).await, StatusCode::OK);
+
+    let _ = b.client.clone().close().await;
+    drop(b);
+    app.stop().await;
+}

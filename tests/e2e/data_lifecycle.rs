@@ -585,6 +585,7 @@ async fn tables_stay_within_their_windows_under_load() {
         db: app.db.clone(),
         ctx: worker::apply::ApplyContext {
             scim_base: format!("{}/scim/v2", app.base),
+            prefix: app.settings.amqp_prefix.clone(),
         },
         windows: worker::gc::Windows::from_settings(&app.settings),
         prefix: app.settings.amqp_prefix.clone(),

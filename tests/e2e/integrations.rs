@@ -998,6 +998,16 @@ async fn each_users_events_arrive_in_version_order_under_concurrent_commands() {
     let app = TestApp::spawn().await;
     let mut service = Service::connect(&app, "user.*").await;
     let hr = app.tenant("Acme").await;
+    // Twelve deactivations of six people at once: churn, not a mass deprovisioning.
+    let res = app
+        .admin(
+            Method::PUT,
+            "/admin/v1/settings",
+            &hr.admin_key,
+            Some(json!({"deprovision_guard": {"enabled": false}})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
     let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
     let mut users = Vec::new();
     for i in 0..6 {

@@ -283,7 +283,7 @@ const ERASED_DETAIL: &str = "the details of this result were erased with the per
 /// identifying strings. Stored replies are matched by a person's id, or — for errors (a
 /// `409` naming a userName) and group replies (members' names) — by those strings; a
 /// reply already scrubbed is left alone.
-fn scrub_statements() -> [(&'static str, String, bool); 4] {
+fn scrub_statements() -> [(&'static str, String, bool); 5] {
     [
         (
             "outbox",
@@ -317,6 +317,16 @@ fn scrub_statements() -> [(&'static str, String, bool); 4] {
             "UPDATE audit_log SET detail = '{}'::jsonb WHERE org_id = $2 AND resource_type = 'User' \
              AND resource_id = ANY($1) AND detail <> '{}'::jsonb".to_owned(),
             false,
+        ),
+        (
+            // The provisioning log keeps the request (method, path, status, time) but not
+            // an error's detail that concerned the person (a `409` names the userName).
+            "provisioning_log",
+            "UPDATE provisioning_log SET detail = NULL WHERE org_id = $2 AND detail IS NOT NULL \
+             AND (resource_id::text = ANY($1) OR EXISTS ( \
+                 SELECT 1 FROM unnest($3::text[]) n WHERE strpos(lower(detail), lower(n)) > 0))"
+                .to_owned(),
+            true,
         ),
         (
             "erasures",
@@ -385,13 +395,15 @@ pub async fn cli_from_settings(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let db = common::db::connect(settings.database_url.expose(), 2).await;
+    let prefix = common::metrics::prefix_of(&common::amqp::Topology::from_settings(settings));
     let gc = Gc {
         db: db.clone(),
         ctx: ApplyContext {
             scim_base: format!("{}/scim/v2", settings.public_url),
+            prefix: prefix.clone(),
         },
         windows: Windows::from_settings(settings),
-        prefix: common::metrics::prefix_of(&common::amqp::Topology::from_settings(settings)),
+        prefix,
     };
     let result = cli(&gc, dry_run, out).await;
     let _ = db.close().await;

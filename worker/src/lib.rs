@@ -7,6 +7,7 @@ pub mod depth;
 pub mod dlq;
 pub mod gc;
 pub mod outbox;
+pub mod provisioning_log;
 pub mod run;
 
 pub use run::{Worker, migrate};

@@ -6,7 +6,7 @@
 use crate::{
     apply::{Applied, ApplyContext, apply},
     authorize::{Caller, Refusal, authorize, failed_outcome},
-    depth, gc, outbox,
+    depth, gc, outbox, provisioning_log,
 };
 use backon::{ExponentialBuilder, Retryable};
 use common::shutdown::{TaskGuard, unless};
@@ -58,6 +58,11 @@ pub struct Worker {
     ctx: ApplyContext,
     windows: gc::Windows,
     gc_interval: Duration,
+    /// `PROVISIONING_LOG_RETENTION_DAYS`.
+    log_retention: Duration,
+    /// One connection of its own for the provisioning log's writer and prune, so the log
+    /// never takes a connection the commands need.
+    log_db: DatabaseConnection,
 }
 
 struct Shared {
@@ -79,14 +84,18 @@ impl Worker {
         )
         .await;
         let link = Link::connect(settings.amqp_url.expose(), "roster-worker").await;
+        let log_db = common::db::connect(settings.database_url.expose(), 1).await;
         Self {
+            log_db,
             db,
             link,
             topology: Topology::from_settings(settings),
             prefetch: settings.worker_prefetch.max(1),
             concurrency: settings.worker_concurrency.max(1),
+            log_retention: settings.provisioning_log_retention,
             ctx: ApplyContext {
                 scim_base: format!("{}/scim/v2", settings.public_url),
+                prefix: common::metrics::prefix_of(&Topology::from_settings(settings)),
             },
             windows: gc::Windows::from_settings(settings),
             gc_interval: settings.gc_interval,
@@ -122,6 +131,19 @@ impl Worker {
             prefix: common::metrics::prefix_of(&self.topology),
         };
         let pruning = TaskGuard::spawn(gc.run(self.gc_interval, stop_rx.clone()));
+        let log_writer = TaskGuard::spawn(provisioning_log::consume(
+            self.link.clone(),
+            self.topology.clone(),
+            self.log_db.clone(),
+            stop_rx.clone(),
+        ));
+        let log_prune = TaskGuard::spawn(provisioning_log::prune(
+            self.log_db.clone(),
+            self.log_retention,
+            self.ctx.prefix.clone(),
+            provisioning_log::PRUNE_INTERVAL,
+            stop_rx.clone(),
+        ));
         let committed = Arc::new(Notify::new());
         tokio::pin!(shutdown);
         // Every wait on the broker (opening channels, declaring, replacing the connection)
@@ -216,9 +238,12 @@ impl Worker {
         if pruning.join_within(Duration::from_secs(5)).await.is_none() {
             tracing::warn!("background pruning did not stop in time; aborted");
         }
+        let _ = log_writer.join().await;
+        let _ = log_prune.join().await;
         // Closing the connection returns any unacknowledged deliveries to the queue.
         self.link.close("worker shutting down").await;
         common::shutdown::close_db(&self.db).await;
+        common::shutdown::close_db(&self.log_db).await;
         tracing::info!("worker stopped");
         Ok(())
     }

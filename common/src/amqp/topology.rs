@@ -5,6 +5,8 @@
 //!   dead-lettered to `{p}.dead-letter`)
 //! - `{p}.events` (topic exchange) → `{p}.mailer` (quorum queue, bound to `user.created` and `user.reactivated`)
 //! - `{p}.dead-letter` (fanout exchange) → `{p}.dead-letter` (quorum queue)
+//! - `{p}.provisioning-log` (quorum queue, default exchange, bounded; dead-lettered to
+//!   `{p}.dead-letter`): the ingress's provisioning-log entries for the worker
 //! - `{p}.commands.retry.{n}` and `{p}.mailer.retry.{n}` (quorum queues, one per retry
 //!   delay): a message waits there for the delay, then the broker dead-letters it back to
 //!   the queue it came from.
@@ -22,6 +24,9 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString},
 };
 use std::time::Duration;
+
+/// Most provisioning-log messages (each a batch of entries) waiting for a worker.
+pub const PROVISIONING_LOG_MAX_LENGTH: i32 = 100_000;
 
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -119,6 +124,10 @@ impl Topology {
     pub fn mailer_queue(&self) -> String {
         format!("{}.mailer", self.prefix)
     }
+    /// The ingress's provisioning-log entries (published to the default exchange).
+    pub fn provisioning_log_queue(&self) -> String {
+        format!("{}.provisioning-log", self.prefix)
+    }
     pub fn dead_letter_exchange(&self) -> String {
         format!("{}.dead-letter", self.prefix)
     }
@@ -140,6 +149,7 @@ impl Topology {
             self.commands_queue(),
             self.mailer_queue(),
             self.dead_letter_queue(),
+            self.provisioning_log_queue(),
         ];
         for target in [RetryTarget::Commands, RetryTarget::Mailer] {
             out.extend((1..=self.retry_delays.len()).map(|n| self.retry_queue(target, n)));
@@ -216,6 +226,17 @@ impl Topology {
             self.bind(ch, &self.mailer_queue(), &self.events_exchange(), key)
                 .await?;
         }
+        // Bounded: the log is best effort, and a worker that is away must not let it grow
+        // without limit (the ingress counts what the broker refuses).
+        self.declare_quorum(ch, &self.provisioning_log_queue(), {
+            let mut args = self.dead_lettered();
+            args.push((
+                "x-max-length",
+                AMQPValue::LongInt(PROVISIONING_LOG_MAX_LENGTH),
+            ));
+            args
+        })
+        .await?;
         for target in [RetryTarget::Commands, RetryTarget::Mailer] {
             for (i, delay) in self.retry_delays.iter().enumerate() {
                 let args = vec![

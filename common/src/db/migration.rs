@@ -16,6 +16,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0005Deadlines),
             Box::new(M0006Sso),
             Box::new(M0007Lifecycle),
+            Box::new(M0008ProvisioningLog),
+            Box::new(M0009DeprovisionGuard),
         ]
     }
 }
@@ -163,6 +165,44 @@ impl MigrationTrait for M0007Lifecycle {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0007_lifecycle.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0008ProvisioningLog;
+
+impl MigrationName for M0008ProvisioningLog {
+    fn name(&self) -> &str {
+        "m0008_provisioning_log"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0008ProvisioningLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0008_provisioning_log.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0009DeprovisionGuard;
+
+impl MigrationName for M0009DeprovisionGuard {
+    fn name(&self) -> &str {
+        "m0009_deprovision_guard"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0009DeprovisionGuard {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0009_deprovision_guard.sql"))
             .await?;
         Ok(())
     }

@@ -21,7 +21,7 @@ use axum::{
 };
 use common::{
     mapping::Mapping,
-    messages::{Command, CreateOrg, UpdateSettings},
+    messages::{Command, CreateOrg, GuardDecision, UpdateSettings},
     secret::{self, TokenKind},
 };
 use serde::Deserialize;
@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/settings", get(get_settings).put(put_settings))
         .route("/admin/v1/mappings", get(get_mappings).put(put_mappings))
         .route("/admin/v1/activity", get(get_activity))
+        .route("/admin/v1/provisioning/log", get(get_provisioning_log))
+        .route("/admin/v1/deprovision-guard", get(get_guard))
+        .route("/admin/v1/deprovision-guard/approve", post(approve_guard))
+        .route("/admin/v1/deprovision-guard/reject", post(reject_guard))
         .route(
             "/admin/v1/integrations",
             get(list_integrations).post(create_integration),
@@ -323,6 +327,77 @@ async fn get_activity(
 ) -> Result<Json<Vec<service::Activity>>, ApiError> {
     Ok(Json(
         service::activity(&state, org.0, q.limit.unwrap_or(50), q.before).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogParams {
+    /// `failed` or `succeeded`.
+    outcome: Option<String>,
+    person: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+/// `GET /admin/v1/provisioning/log?outcome=failed&person={id}&cursor=…&limit=…`.
+async fn get_provisioning_log(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Query(q): Query<LogParams>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let failed = match q.outcome.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("failed") => Some(true),
+        Some("succeeded") => Some(false),
+        Some(o) => {
+            return Err(bad(format!(
+                "outcome must be failed, succeeded or all, not {o:?}"
+            )));
+        }
+    };
+    let id = |name: &str, v: Option<String>| {
+        v.filter(|v| !v.is_empty())
+            .map(|v| Uuid::parse_str(&v).map_err(|_| bad(format!("{name} must be an id"))))
+            .transpose()
+    };
+    let query = service::LogQuery {
+        failed,
+        person: id("person", q.person)?,
+        cursor: id("cursor", q.cursor)?,
+        limit: q.limit.unwrap_or(50),
+    };
+    let (entries, next) = service::provisioning_log(&state, org.0, &query).await?;
+    Ok(Json(json!({"entries": entries, "next_cursor": next})))
+}
+
+async fn get_guard(
+    State(state): State<AppState>,
+    org: AdminOrg,
+) -> Result<Json<service::GuardStatus>, ApiError> {
+    Ok(Json(service::guard(&state, org.0).await?))
+}
+
+async fn approve_guard(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+) -> Result<Json<service::GuardStatus>, ApiError> {
+    let decision = GuardDecision::Approve;
+    Ok(Json(
+        service::decide_guard(&state, org.0, &request, decision).await?,
+    ))
+}
+
+async fn reject_guard(
+    State(state): State<AppState>,
+    org: AdminOrg,
+    Extension(request): Extension<RequestId>,
+) -> Result<Json<service::GuardStatus>, ApiError> {
+    let decision = GuardDecision::Reject;
+    Ok(Json(
+        service::decide_guard(&state, org.0, &request, decision).await?,
     ))
 }
 

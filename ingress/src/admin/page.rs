@@ -43,6 +43,8 @@ const SCRIPT: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/style.css");
 /// Activity entries the page shows.
 const ACTIVITY: u64 = 20;
+/// Provisioning-log entries the page shows.
+const LOG_ENTRIES: u64 = 20;
 /// People the page lists.
 const PEOPLE: u64 = 500;
 
@@ -57,6 +59,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/mappings", post(mappings))
         .route("/admin/sso", post(sso))
         .route("/admin/sso/off", post(sso_off))
+        .route("/admin/guard/approve", post(approve_guard))
+        .route("/admin/guard/reject", post(reject_guard))
         .route(
             "/admin/app.js",
             get(|| static_file("text/javascript", SCRIPT)),
@@ -237,15 +241,23 @@ async fn render(
     rows: Option<Vec<Mapping>>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let (provisioning, settings, mappings, activity, people, sso) = tokio::try_join!(
+    let log_query = service::LogQuery {
+        limit: LOG_ENTRIES,
+        ..Default::default()
+    };
+    let (provisioning, settings, mappings, activity, people, sso, guard, (log, _)) = tokio::try_join!(
         service::provisioning(state, org),
         service::settings(state, org),
         service::mappings(state, org),
         service::activity(state, org, ACTIVITY, None),
         service::people(state, org, true, PEOPLE, 0),
         service::sso(state, org),
+        service::guard(state, org),
+        service::provisioning_log(state, org, &log_query),
     )?;
     let page = view::Page {
+        guard,
+        log,
         provisioning,
         settings,
         sso,
@@ -357,6 +369,32 @@ async fn rotate_token(
 }
 
 #[tracing::instrument(skip_all)]
+async fn approve_guard(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    visit: Visit,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (org, _) = visit.authorize(&Fields::parse(&body))?;
+    let decision = common::messages::GuardDecision::Approve;
+    service::decide_guard(&state, org, &request, decision).await?;
+    Ok(see_other())
+}
+
+#[tracing::instrument(skip_all)]
+async fn reject_guard(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    visit: Visit,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (org, _) = visit.authorize(&Fields::parse(&body))?;
+    let decision = common::messages::GuardDecision::Reject;
+    service::decide_guard(&state, org, &request, decision).await?;
+    Ok(see_other())
+}
+
+#[tracing::instrument(skip_all)]
 async fn settings(
     State(state): State<AppState>,
     Extension(request): Extension<RequestId>,
@@ -369,6 +407,7 @@ async fn settings(
         send_invites: Some(form.checked("send_invites")),
         lock_synced_fields: Some(form.checked("lock_synced_fields")),
         deactivated_people: deactivated_people(&form),
+        deprovision_guard: None,
     };
     service::update_settings(&state, org, &request, change).await?;
     Ok(see_other())

@@ -10,9 +10,10 @@ use common::{
     db::{reads::org_mapping, stmt},
     mapping::{self, Mapping},
     messages::{
-        Command, CreateIntegration, DeactivatedPeople, DeleteOrg, DeletePerson, NewToken,
-        OidcClient, Reply, RevokeIntegration, RotateAdminKey, RotateScimToken, SetMappings,
-        SetOrgRetention, SetProvisioning, SetSso, SignInClaim, UpdatePerson, UpdateSettings,
+        Command, CreateIntegration, DeactivatedPeople, DecideGuard, DeleteOrg, DeletePerson,
+        GuardDecision, NewToken, OidcClient, Reply, RevokeIntegration, RotateAdminKey,
+        RotateScimToken, SetMappings, SetOrgRetention, SetProvisioning, SetSso, SignInClaim,
+        UpdatePerson, UpdateSettings,
     },
     secret::{self, TokenKind},
 };
@@ -216,13 +217,28 @@ pub struct Settings {
     pub lock_synced_fields: bool,
     /// Keep deactivated people, or erase them N days after deactivation.
     pub deactivated_people: DeactivatedPeople,
+    pub deprovision_guard: GuardSettings,
+}
+
+/// The mass-deprovisioning guard's settings (docs/admin.md).
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
+pub struct GuardSettings {
+    pub enabled: bool,
+    pub threshold_percent: i64,
+    pub min_count: i64,
+    pub window_minutes: i64,
 }
 
 pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError> {
     let row = state
         .db
         .query_one_raw(stmt(
-            "SELECT send_invites, lock_synced_fields, erase_deactivated_after_days FROM orgs WHERE id = $1",
+            "SELECT o.send_invites, o.lock_synced_fields, o.erase_deactivated_after_days, \
+                    COALESCE(g.enabled, true) AS enabled, \
+                    COALESCE(g.threshold_percent, 10)::bigint AS threshold_percent, \
+                    COALESCE(g.min_count, 10)::bigint AS min_count, \
+                    COALESCE(g.window_minutes, 60)::bigint AS window_minutes \
+             FROM orgs o LEFT JOIN deprovision_guards g ON g.org_id = o.id WHERE o.id = $1",
             [org.into()],
         ))
         .await?
@@ -233,6 +249,12 @@ pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError>
         deactivated_people: DeactivatedPeople::from_days(
             row.try_get("", "erase_deactivated_after_days")?,
         ),
+        deprovision_guard: GuardSettings {
+            enabled: row.try_get("", "enabled")?,
+            threshold_percent: row.try_get("", "threshold_percent")?,
+            min_count: row.try_get("", "min_count")?,
+            window_minutes: row.try_get("", "window_minutes")?,
+        },
     })
 }
 
@@ -298,6 +320,9 @@ pub async fn update_settings(
     request: &RequestId,
     change: UpdateSettings,
 ) -> Result<Settings, ApiError> {
+    if let Some(Err(e)) = change.deprovision_guard.as_ref().map(|g| g.validate()) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, e));
+    }
     let body = command(state, org, request, Command::UpdateSettings(change)).await?;
     serde_json::from_value(body)
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unreadable reply"))
@@ -590,4 +615,182 @@ pub async fn disable_sso(
 ) -> Result<Sso, ApiError> {
     command(state, org, request, Command::SetSso(SetSso { oidc: None })).await?;
     sso(state, org).await
+}
+
+/// One person whose deactivation or deletion the guard holds (or refused after a rejection,
+/// or was approved and awaits the identity provider's retry).
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldChange {
+    pub user_id: Uuid,
+    pub user_name: Option<String>,
+    /// `deactivate` or `delete`.
+    pub action: String,
+    pub held_at: DateTime<Utc>,
+    pub last_attempt_at: DateTime<Utc>,
+    pub attempts: i32,
+    /// `held`, `approved` (passes on the next retry) or `rejected`.
+    pub state: String,
+}
+
+/// The guard's state: its settings, whether it is tripped, and what it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuardStatus {
+    #[serde(flatten)]
+    pub settings: GuardSettings,
+    /// `armed`, `tripped` (changes are held) or `rejected` (refused until `refused_until`).
+    pub state: String,
+    pub tripped_at: Option<DateTime<Utc>>,
+    pub refused_until: Option<DateTime<Utc>>,
+    /// How many people's deactivation or deletion is held now.
+    pub held: i64,
+    pub changes: Vec<HeldChange>,
+}
+
+pub async fn guard(state: &AppState, org: Uuid) -> Result<GuardStatus, ApiError> {
+    let settings = settings(state, org).await?.deprovision_guard;
+    let row = state
+        .db
+        .query_one_raw(stmt(
+            "SELECT tripped_at, CASE WHEN rejected_until > now() THEN rejected_until END AS refused_until \
+             FROM deprovision_guards WHERE org_id = $1",
+            [org.into()],
+        ))
+        .await?;
+    let (tripped_at, refused_until) = match &row {
+        Some(r) => (
+            r.try_get("", "tripped_at")?,
+            r.try_get("", "refused_until")?,
+        ),
+        None => (None, None),
+    };
+    let rows = state
+        .db
+        .query_all_raw(stmt(
+            "SELECT h.user_id, u.user_name, h.action, h.held_at, h.last_attempt_at, h.attempts, \
+                    COALESCE(h.decision, 'held') AS state \
+             FROM deprovision_holds h LEFT JOIN users u ON u.org_id = h.org_id AND u.id = h.user_id \
+             WHERE h.org_id = $1 ORDER BY h.held_at DESC LIMIT 500",
+            [org.into()],
+        ))
+        .await?;
+    let changes = rows
+        .iter()
+        .map(|r| {
+            Ok(HeldChange {
+                user_id: r.try_get("", "user_id")?,
+                user_name: r.try_get("", "user_name")?,
+                action: r.try_get("", "action")?,
+                held_at: r.try_get("", "held_at")?,
+                last_attempt_at: r.try_get("", "last_attempt_at")?,
+                attempts: r.try_get("", "attempts")?,
+                state: r.try_get("", "state")?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let held = changes.iter().filter(|c| c.state == "held").count() as i64;
+    let state_name = if tripped_at.is_some() {
+        "tripped"
+    } else if refused_until.is_some() {
+        "rejected"
+    } else {
+        "armed"
+    };
+    Ok(GuardStatus {
+        settings,
+        state: state_name.to_owned(),
+        tripped_at,
+        refused_until,
+        held,
+        changes,
+    })
+}
+
+/// Approves or rejects what the guard holds; `409` when it holds nothing.
+pub async fn decide_guard(
+    state: &AppState,
+    org: Uuid,
+    request: &RequestId,
+    decision: GuardDecision,
+) -> Result<GuardStatus, ApiError> {
+    command(
+        state,
+        org,
+        request,
+        Command::DecideGuard(DecideGuard { decision }),
+    )
+    .await?;
+    guard(state, org).await
+}
+
+/// One provisioning-log entry as the admin API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntry {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub status: i16,
+    pub detail: Option<String>,
+    pub duration_ms: i32,
+    pub correlation_id: String,
+}
+
+/// What to list: `failed` (status 400 and up) or `succeeded` only, one person's, before
+/// the cursor (an entry id).
+#[derive(Clone, Debug, Default)]
+pub struct LogQuery {
+    pub failed: Option<bool>,
+    pub person: Option<Uuid>,
+    pub cursor: Option<Uuid>,
+    pub limit: u64,
+}
+
+/// Newest first; the page and the cursor of the next one (`None` at the end).
+pub async fn provisioning_log(
+    state: &AppState,
+    org: Uuid,
+    q: &LogQuery,
+) -> Result<(Vec<LogEntry>, Option<Uuid>), ApiError> {
+    let limit = i64::try_from(q.limit.clamp(1, 200)).unwrap_or(50);
+    let rows = state
+        .db
+        .query_all_raw(stmt(
+            "SELECT id, at, method, path, resource_type, resource_id, status, detail, duration_ms, \
+                    correlation_id FROM provisioning_log \
+             WHERE org_id = $1 AND ($2::uuid IS NULL OR id < $2) \
+               AND ($3::uuid IS NULL OR resource_id = $3) \
+               AND ($4::boolean IS NULL OR (status >= 400) = $4) \
+             ORDER BY id DESC LIMIT $5",
+            [
+                org.into(),
+                q.cursor.into(),
+                q.person.into(),
+                q.failed.into(),
+                (limit + 1).into(),
+            ],
+        ))
+        .await?;
+    let mut entries = rows
+        .iter()
+        .map(|r| {
+            Ok(LogEntry {
+                id: r.try_get("", "id")?,
+                at: r.try_get("", "at")?,
+                method: r.try_get("", "method")?,
+                path: r.try_get("", "path")?,
+                resource_type: r.try_get("", "resource_type")?,
+                resource_id: r.try_get("", "resource_id")?,
+                status: r.try_get("", "status")?,
+                detail: r.try_get("", "detail")?,
+                duration_ms: r.try_get("", "duration_ms")?,
+                correlation_id: r.try_get("", "correlation_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let more = entries.len() as i64 > limit;
+    entries.truncate(usize::try_from(limit).unwrap_or(50));
+    let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+    Ok((entries, next))
 }

@@ -26,8 +26,10 @@ pub(super) async fn create_org(
     }
     let inserted = tx
         .query_one_raw(stmt(
-            "INSERT INTO orgs (id, name, admin_key_hash) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING RETURNING id",
+            "WITH o AS (INSERT INTO orgs (id, name, admin_key_hash) VALUES ($1, $2, $3) \
+                        ON CONFLICT DO NOTHING RETURNING id), \
+                  g AS (INSERT INTO deprovision_guards (org_id) SELECT id FROM o) \
+             SELECT id FROM o",
             [
                 cmd.org_id.into(),
                 name.into(),
@@ -294,6 +296,9 @@ pub(super) async fn update_settings(
         .deactivated_people
         .and_then(|p| p.after_days())
         .and_then(|d| i32::try_from(d).ok());
+    if let Some(Err(e)) = cmd.deprovision_guard.as_ref().map(|g| g.validate()) {
+        return Ok(Reply::error(400, None, e));
+    }
     let row = tx
         .query_one_raw(stmt(
             "UPDATE orgs SET send_invites = COALESCE($2, send_invites), \
@@ -312,12 +317,16 @@ pub(super) async fn update_settings(
     let Some(row) = row else {
         return Ok(Reply::error(404, None, "organisation not found"));
     };
+    if let Some(g) = &cmd.deprovision_guard {
+        super::guard::update_settings(tx, org_id, g).await?;
+    }
     let settings = json!({
         "send_invites": row.try_get::<bool>("", "send_invites")?,
         "lock_synced_fields": row.try_get::<bool>("", "lock_synced_fields")?,
         "deactivated_people": DeactivatedPeople::from_days(
             row.try_get::<Option<i32>>("", "erase_deactivated_after_days")?,
         ),
+        "deprovision_guard": super::guard::settings_json(tx, org_id).await?,
     });
     audit(
         tx,

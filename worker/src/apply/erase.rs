@@ -20,12 +20,13 @@ pub const MIN_NEEDLE: usize = 4;
 /// `users::delete` does it, plus the erasure of what the person leaves elsewhere.
 pub(super) async fn delete_user(
     tx: &DatabaseTransaction,
+    ctx: &super::ApplyContext,
     env: &Envelope,
     org_id: Uuid,
     cmd: &DeleteUser,
 ) -> Result<Reply, DbErr> {
     let needles = lock_needles(tx, org_id, cmd.user_id).await?;
-    let reply = users::delete(tx, env, org_id, cmd).await?;
+    let reply = users::delete(tx, ctx, env, org_id, cmd).await?;
     if let (Reply::Ok { .. }, Some(needles)) = (&reply, needles) {
         record(tx, org_id, cmd.user_id, needles).await?;
     }
@@ -37,6 +38,7 @@ pub(super) async fn delete_user(
 /// since the pass looked wins).
 pub(super) async fn delete_person(
     tx: &DatabaseTransaction,
+    ctx: &super::ApplyContext,
     env: &Envelope,
     org_id: Uuid,
     cmd: &DeletePerson,
@@ -64,7 +66,7 @@ pub(super) async fn delete_person(
         user_id: cmd.user_id,
         if_match: None,
     };
-    delete_user(tx, env, org_id, &delete).await
+    delete_user(tx, ctx, env, org_id, &delete).await
 }
 
 /// The person's identifying strings, with their row locked; `None` if there is no such

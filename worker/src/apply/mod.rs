@@ -5,6 +5,7 @@
 mod admin;
 mod erase;
 mod groups;
+mod guard;
 mod org;
 mod people;
 mod sso;
@@ -25,6 +26,8 @@ use uuid::Uuid;
 pub struct ApplyContext {
     /// `PUBLIC_URL/scim/v2`, for `meta.location`.
     pub scim_base: String,
+    /// The `prefix` label of the metrics recorded while applying.
+    pub prefix: String,
 }
 
 /// What became of a command.
@@ -97,8 +100,8 @@ pub async fn apply(
         Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
-        Command::DeleteUser(p) => erase::delete_user(&tx, env, org(env), p).await?,
-        Command::DeletePerson(p) => erase::delete_person(&tx, env, org(env), p).await?,
+        Command::DeleteUser(p) => erase::delete_user(&tx, ctx, env, org(env), p).await?,
+        Command::DeletePerson(p) => erase::delete_person(&tx, ctx, env, org(env), p).await?,
         Command::DeleteOrg(p) => org::delete_org(&tx, env, p).await?,
         Command::SetOrgRetention(p) => org::set_retention(&tx, env, org(env), p).await?,
         Command::DeactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, false).await?,
@@ -107,6 +110,7 @@ pub async fn apply(
         Command::ReplaceGroup(p) => groups::replace(&tx, ctx, env, org(env), p).await?,
         Command::PatchGroup(p) => groups::patch(&tx, ctx, env, org(env), p).await?,
         Command::DeleteGroup(p) => groups::delete(&tx, env, org(env), p).await?,
+        Command::DecideGuard(p) => guard::decide_command(&tx, env, org(env), p).await?,
     };
     // The last statement before COMMIT checks the deadline on PostgreSQL's clock, holding
     // the command's fence lock until the commit (m0005_deadlines.sql): the ingress, which

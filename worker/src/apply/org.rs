@@ -44,6 +44,9 @@ pub(super) async fn delete_org(
         "DELETE FROM processed_commands WHERE org_id IS NULL AND command_type = 'org.create' \
          AND reply #>> '{body,id}' = $1::text",
         "DELETE FROM audit_log WHERE org_id = $1",
+        "DELETE FROM provisioning_log WHERE org_id = $1",
+        "DELETE FROM deprovisions WHERE org_id = $1",
+        "DELETE FROM deprovision_holds WHERE org_id = $1",
         "DELETE FROM orgs WHERE id = $1",
     ] {
         tx.execute_raw(stmt(sql, [org_id.into()])).await?;

@@ -3,7 +3,8 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::{
-    ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
+    ApplyContext, Audit, Side, audit_with, guard, none_string, not_found, precondition_failed,
+    scim_error,
 };
 use common::{
     db::{
@@ -274,6 +275,15 @@ async fn update(
             ));
         }
     }
+    if old.active
+        && !input.active
+        && let Some(held) = guard::check(tx, ctx, env, org_id, user_id, "deactivate").await?
+    {
+        return Ok(held);
+    }
+    if !old.active && input.active {
+        guard::reactivated(tx, org_id, user_id).await?;
+    }
     let before = current_resource(&old);
     let mut after = input.resource.clone();
     after.insert("userName".into(), json!(input.user_name));
@@ -409,6 +419,7 @@ async fn emit(
 
 pub(super) async fn delete(
     tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
     cmd: &DeleteUser,
@@ -418,6 +429,11 @@ pub(super) async fn delete(
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {
         return Ok(precondition_failed("user", old.version));
+    }
+    if old.active
+        && let Some(held) = guard::check(tx, ctx, env, org_id, cmd.user_id, "delete").await?
+    {
+        return Ok(held);
     }
     tx.execute_raw(stmt(
         "DELETE FROM users WHERE org_id = $1 AND id = $2",

@@ -2,13 +2,17 @@
 //! integration page, and the error page. Elements the browser test reads have ids or
 //! `data-` attributes.
 
-use crate::admin::service::{Activity, Person, ProvisioningStatus, Settings, Sso};
+use crate::admin::service::{
+    Activity, GuardStatus, LogEntry, Person, ProvisioningStatus, Settings, Sso,
+};
 use common::mapping::{self, Mapping, Policy};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
 /// Everything the integration page shows.
 pub struct Page {
+    pub guard: GuardStatus,
+    pub log: Vec<LogEntry>,
     pub provisioning: ProvisioningStatus,
     pub settings: Settings,
     pub sso: Sso,
@@ -106,10 +110,12 @@ pub fn page(p: &Page, csrf: &str, notice: &Notice) -> Markup {
             }
             main {
                 (error_banner(notice.error.as_deref(), "page-error"))
+                (guard_banner(&p.guard, csrf))
                 (provisioning(&p.provisioning, csrf, notice.token.as_deref()))
                 (settings(&p.settings, csrf))
                 (sso(&p.sso, csrf))
                 (mappings(&p.mappings, csrf))
+                (provisioning_log(&p.log))
                 (activity(&p.activity))
                 (people(&p.people))
             }
@@ -346,6 +352,71 @@ fn activity(entries: &[Activity]) -> Markup {
     }
 }
 
+/// While the mass-deprovisioning guard holds changes (or refuses them after a
+/// rejection): what happened, how many are held, and the approve and reject buttons.
+fn guard_banner(g: &GuardStatus, csrf: &str) -> Markup {
+    html! {
+        @if g.state == "tripped" {
+            section #guard-banner.alert role="alert" data-held=(g.held) {
+                h2 { "Deactivations held for your approval" }
+                p {
+                    "More people were deactivated or deleted in Okta within "
+                    (g.settings.window_minutes) " minutes than your mass-deprovisioning guard allows. "
+                    strong #guard-held { (g.held) } " deactivations and deletions are held: nothing was changed, "
+                    "and Okta shows them as failed tasks that it retries. Creates and updates go on."
+                }
+                div.actions {
+                    form #guard-approve-form method="post" action="/admin/guard/approve" {
+                        (csrf_field(csrf))
+                        button #guard-approve type="submit" { "Approve: let them through" }
+                    }
+                    form #guard-reject-form method="post" action="/admin/guard/reject" {
+                        (csrf_field(csrf))
+                        button #guard-reject.secondary type="submit" { "Reject: keep refusing them" }
+                    }
+                }
+            }
+        } @else if let Some(until) = g.refused_until {
+            section #guard-banner.alert role="status" data-held="0" {
+                p {
+                    "You rejected a mass deprovisioning: deactivations and deletions are refused until "
+                    time datetime=(until.to_rfc3339()) { (until.format("%Y-%m-%d %H:%M UTC")) } "."
+                }
+            }
+        }
+    }
+}
+
+/// The latest SCIM requests Okta made, failures marked.
+fn provisioning_log(entries: &[LogEntry]) -> Markup {
+    html! {
+        section #provisioning-log {
+            h2 { "Provisioning log" }
+            p.hint { "What Okta asked and what Roster answered; failures first in "
+                code { "GET /admin/v1/provisioning/log?outcome=failed" } "." }
+            @if entries.is_empty() {
+                p.hint { "Nothing yet." }
+            } @else {
+                div.scroll {
+                    table #provisioning-log-table {
+                        thead { tr { th { "Time" } th { "Request" } th { "Status" } th { "Detail" } } }
+                        tbody {
+                            @for e in entries {
+                                tr.log-entry.failed[e.status >= 400] data-status=(e.status) {
+                                    td { time datetime=(e.at.to_rfc3339()) { (e.at.format("%Y-%m-%d %H:%M:%S")) } }
+                                    td { (e.method) " " (e.path) }
+                                    td { (e.status) }
+                                    td { (e.detail.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn field<'a>(p: &'a Person, name: &str) -> &'a str {
     p.fields.get(name).and_then(Value::as_str).unwrap_or("")
 }
@@ -399,5 +470,34 @@ mod tests {
         );
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("value=\"&lt;csrf&quot;&gt;\""), "{html}");
+    }
+
+    fn guard(state: &str, held: i64) -> GuardStatus {
+        GuardStatus {
+            settings: crate::admin::service::GuardSettings {
+                enabled: true,
+                threshold_percent: 10,
+                min_count: 10,
+                window_minutes: 60,
+            },
+            state: state.into(),
+            tripped_at: None,
+            refused_until: None,
+            held,
+            changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_guard_banner_shows_only_while_changes_are_held() {
+        let html = guard_banner(&guard("tripped", 7), "c").into_string();
+        assert!(html.contains("id=\"guard-held\">7<"), "{html}");
+        assert!(html.contains("action=\"/admin/guard/approve\""), "{html}");
+        assert!(html.contains("action=\"/admin/guard/reject\""), "{html}");
+        assert!(
+            guard_banner(&guard("armed", 0), "c")
+                .into_string()
+                .is_empty()
+        );
     }
 }

@@ -1,0 +1,526 @@
+//! The mass-deprovisioning guard (docs/admin.md): a deactivation or deletion of an active
+//! person passes only while the org's deactivations and deletions within its window stay
+//! within `max(min_count, threshold_percent % of its people)`. The one that would pass the
+//! limit trips the guard; from then on they are held — answered `503` with nothing applied
+//! (Okta retries) — until an admin approves (the held ones pass on their next retry, and
+//! the count starts again) or rejects (every deactivation and deletion is refused until
+//! the window has passed). Creates, updates and reactivations never wait.
+//!
+//! Decided in the command's transaction under a lock of the org's `deprovision_guards`
+//! row, so concurrent workers count one at a time; `decide` is the pure decision.
+
+use super::{ApplyContext, Audit, audit};
+use chrono::{DateTime, Duration, Utc};
+use common::{
+    db::stmt,
+    messages::{DecideGuard, Envelope, GuardDecision, GuardSettings, Reply},
+    metrics::{GUARD_HELD, GUARD_TRIPS},
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use serde_json::json;
+use uuid::Uuid;
+
+/// An org's guard as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Guard {
+    pub enabled: bool,
+    pub threshold_percent: i64,
+    pub min_count: i64,
+    pub window_minutes: i64,
+    pub tripped_at: Option<DateTime<Utc>>,
+    pub rejected_until: Option<DateTime<Utc>>,
+}
+
+impl Guard {
+    fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
+        Ok(Self {
+            enabled: r.try_get("", "enabled")?,
+            threshold_percent: i64::from(r.try_get::<i32>("", "threshold_percent")?),
+            min_count: i64::from(r.try_get::<i32>("", "min_count")?),
+            window_minutes: i64::from(r.try_get::<i32>("", "window_minutes")?),
+            tripped_at: r.try_get("", "tripped_at")?,
+            rejected_until: r.try_get("", "rejected_until")?,
+        })
+    }
+
+    /// The most deactivations and deletions the window allows, for an org that had
+    /// `people` active people at its start.
+    pub fn limit(&self, people: i64) -> i64 {
+        let share = (self.threshold_percent * people + 99) / 100;
+        share.max(self.min_count)
+    }
+}
+
+/// What the guard knows about one person's pending deactivation or deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    None,
+    Held,
+    Approved,
+    Rejected,
+}
+
+/// The guard's verdict on one deactivation or deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Apply it, and count it (`counted`) toward the window.
+    Pass { counted: bool },
+    /// Hold it; `trips` when this one trips the guard.
+    Hold {
+        trips: bool,
+        recent: i64,
+        limit: i64,
+    },
+    /// Refuse it: an admin rejected, until then.
+    Refuse { until: DateTime<Utc> },
+}
+
+/// The decision, given the guard, this person's hold, the deactivations and deletions
+/// counted within the window, the org's active people now, and the time.
+pub(crate) fn decide(
+    g: &Guard,
+    hold: Hold,
+    recent: i64,
+    active: i64,
+    now: DateTime<Utc>,
+) -> Verdict {
+    if !g.enabled {
+        return Verdict::Pass { counted: false };
+    }
+    if let Some(until) = g.rejected_until.filter(|u| *u > now) {
+        return Verdict::Refuse { until };
+    }
+    if hold == Hold::Approved {
+        return Verdict::Pass { counted: false };
+    }
+    let limit = g.limit(active + recent);
+    if g.tripped_at.is_some() {
+        return Verdict::Hold {
+            trips: false,
+            recent,
+            limit,
+        };
+    }
+    if recent + 1 > limit {
+        return Verdict::Hold {
+            trips: true,
+            recent,
+            limit,
+        };
+    }
+    Verdict::Pass { counted: true }
+}
+
+/// Locks the org's guard row (creating it with the defaults if missing).
+async fn lock(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Guard, DbErr> {
+    let select = "SELECT enabled, threshold_percent, min_count, window_minutes, tripped_at, \
+                  rejected_until FROM deprovision_guards WHERE org_id = $1 FOR UPDATE";
+    if let Some(r) = tx.query_one_raw(stmt(select, [org_id.into()])).await? {
+        return Guard::from_row(&r);
+    }
+    tx.execute_raw(stmt(
+        "INSERT INTO deprovision_guards (org_id) SELECT id FROM orgs WHERE id = $1 \
+         ON CONFLICT DO NOTHING",
+        [org_id.into()],
+    ))
+    .await?;
+    let r = tx
+        .query_one_raw(stmt(select, [org_id.into()]))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("organisation not found".into()))?;
+    Guard::from_row(&r)
+}
+
+/// Checks the deactivation (`action` = `deactivate`) or deletion (`delete`) of the active
+/// person `user_id`. `None`: go ahead (it is counted); `Some(reply)`: answer that, and
+/// apply nothing of the change.
+pub(super) async fn check(
+    tx: &DatabaseTransaction,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    org_id: Uuid,
+    user_id: Uuid,
+    action: &str,
+) -> Result<Option<Reply>, DbErr> {
+    let mut g = lock(tx, org_id).await?;
+    if !g.enabled {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one_raw(stmt(
+            "SELECT now() AS now, \
+               (SELECT decision FROM deprovision_holds WHERE org_id = $1 AND user_id = $2) AS decision, \
+               (SELECT count(*) FROM deprovision_holds WHERE org_id = $1 AND user_id = $2) AS held, \
+               (SELECT count(*) FROM deprovisions WHERE org_id = $1 AND at > now() - make_interval(mins => $3)) AS recent, \
+               (SELECT count(*) FROM users WHERE org_id = $1 AND active) AS active",
+            [
+                org_id.into(),
+                user_id.into(),
+                i32::try_from(g.window_minutes).unwrap_or(60).into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("no row".into()))?;
+    let now: DateTime<Utc> = row.try_get("", "now")?;
+    // A rejection that has run out: the guard is armed again, and what it refused may be
+    // tried afresh.
+    if g.rejected_until.is_some_and(|u| u <= now) {
+        tx.execute_raw(stmt(
+            "WITH g AS (UPDATE deprovision_guards SET rejected_until = NULL WHERE org_id = $1) \
+             DELETE FROM deprovision_holds WHERE org_id = $1 AND decision = 'rejected'",
+            [org_id.into()],
+        ))
+        .await?;
+        g.rejected_until = None;
+    }
+    let decision: Option<String> = row.try_get("", "decision")?;
+    let hold = match (row.try_get::<i64>("", "held")?, decision.as_deref()) {
+        (0, _) => Hold::None,
+        (_, Some("approved")) => Hold::Approved,
+        (_, Some("rejected")) if g.rejected_until.is_some() => Hold::Rejected,
+        _ => Hold::Held,
+    };
+    let recent: i64 = row.try_get("", "recent")?;
+    let active: i64 = row.try_get("", "active")?;
+    match decide(&g, hold, recent, active, now) {
+        Verdict::Pass { counted } => {
+            // Rows that fell out of the window go as new ones come in.
+            tx.execute_raw(stmt(
+                "WITH h AS (DELETE FROM deprovision_holds WHERE org_id = $1 AND user_id = $2), \
+                      o AS (DELETE FROM deprovisions WHERE org_id = $1 \
+                            AND at <= now() - make_interval(mins => $4)) \
+                 INSERT INTO deprovisions (org_id, user_id) SELECT $1, $2 WHERE $3",
+                [
+                    org_id.into(),
+                    user_id.into(),
+                    counted.into(),
+                    i32::try_from(g.window_minutes).unwrap_or(60).into(),
+                ],
+            ))
+            .await?;
+            Ok(None)
+        }
+        Verdict::Hold {
+            trips,
+            recent,
+            limit,
+        } => {
+            record_hold(tx, org_id, user_id, action, None).await?;
+            if trips {
+                trip(tx, env, org_id, &g, recent, limit).await?;
+                metrics::counter!(GUARD_TRIPS, "prefix" => ctx.prefix.clone()).increment(1);
+            }
+            metrics::counter!(GUARD_HELD, "action" => action.to_owned(), "prefix" => ctx.prefix.clone())
+                .increment(1);
+            Ok(Some(Reply::error(503, None, held_detail(action, &g))))
+        }
+        Verdict::Refuse { until } => {
+            record_hold(tx, org_id, user_id, action, Some("rejected")).await?;
+            metrics::counter!(GUARD_HELD, "action" => action.to_owned(), "prefix" => ctx.prefix.clone())
+                .increment(1);
+            Ok(Some(Reply::error(
+                503,
+                None,
+                rejected_detail(action, until),
+            )))
+        }
+    }
+}
+
+async fn record_hold(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    user_id: Uuid,
+    action: &str,
+    decision: Option<&str>,
+) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "INSERT INTO deprovision_holds (org_id, user_id, action, decision) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id, user_id) DO UPDATE SET action = EXCLUDED.action, \
+           last_attempt_at = now(), attempts = deprovision_holds.attempts + 1, \
+           decision = COALESCE(EXCLUDED.decision, deprovision_holds.decision)",
+        [
+            org_id.into(),
+            user_id.into(),
+            action.into(),
+            decision.map(str::to_owned).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn trip(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    g: &Guard,
+    recent: i64,
+    limit: i64,
+) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "UPDATE deprovision_guards SET tripped_at = now() WHERE org_id = $1",
+        [org_id.into()],
+    ))
+    .await?;
+    tracing::warn!(%org_id, recent, limit, "mass-deprovisioning guard tripped; deactivations and deletions are held");
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: "deprovision_guard.tripped",
+            resource_type: "DeprovisionGuard",
+            resource_id: None,
+            detail: json!({
+                "deprovisioned": recent,
+                "limit": limit,
+                "window_minutes": g.window_minutes,
+            }),
+        },
+    )
+    .await
+}
+
+fn noun(action: &str) -> &'static str {
+    if action == "delete" {
+        "deletion"
+    } else {
+        "deactivation"
+    }
+}
+
+/// What Okta shows in its Tasks for a held change.
+pub(crate) fn held_detail(action: &str, g: &Guard) -> String {
+    format!(
+        "this {} is held for an admin's approval: more people were deactivated or deleted in \
+         this organisation within {} minutes than its mass-deprovisioning guard allows. Nothing \
+         was changed; an admin approves or rejects held changes on Roster's admin page, and an \
+         approved one succeeds on the next retry",
+        noun(action),
+        g.window_minutes
+    )
+}
+
+fn rejected_detail(action: &str, until: DateTime<Utc>) -> String {
+    format!(
+        "this {} was refused: an admin rejected the mass deprovisioning that Roster's guard held, \
+         and deactivations and deletions are refused until {}. Nothing was changed",
+        noun(action),
+        until.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// `deprovision_guard.decide`: the admin's approval or rejection of what the guard holds.
+/// `409` when nothing is held.
+pub(super) async fn decide_command(
+    tx: &DatabaseTransaction,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &DecideGuard,
+) -> Result<Reply, DbErr> {
+    let g = lock(tx, org_id).await?;
+    if g.tripped_at.is_none() {
+        return Ok(Reply::error(
+            409,
+            None,
+            "the mass-deprovisioning guard holds nothing to approve or reject",
+        ));
+    }
+    let (sql, action) = match cmd.decision {
+        GuardDecision::Approve => (
+            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL WHERE org_id = $1), \
+                  d AS (DELETE FROM deprovisions WHERE org_id = $1) \
+             UPDATE deprovision_holds SET decision = 'approved' \
+             WHERE org_id = $1 AND decision IS NULL RETURNING user_id",
+            "deprovision_guard.approved",
+        ),
+        GuardDecision::Reject => (
+            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL, \
+                          rejected_until = tripped_at + make_interval(mins => window_minutes) \
+                        WHERE org_id = $1) \
+             UPDATE deprovision_holds SET decision = 'rejected' \
+             WHERE org_id = $1 AND decision IS NULL RETURNING user_id",
+            "deprovision_guard.rejected",
+        ),
+    };
+    let held = tx.query_all_raw(stmt(sql, [org_id.into()])).await?.len();
+    let until = (cmd.decision == GuardDecision::Reject)
+        .then(|| {
+            g.tripped_at
+                .map(|t| t + Duration::minutes(g.window_minutes))
+        })
+        .flatten();
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action,
+            resource_type: "DeprovisionGuard",
+            resource_id: None,
+            detail: json!({"held": held, "refused_until": until}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(
+        200,
+        json!({"held": held, "refused_until": until}),
+    ))
+}
+
+/// A reactivated person no longer counts toward the window: the guard counts people
+/// gone, not deactivate/reactivate churn.
+pub(super) async fn reactivated(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "DELETE FROM deprovisions WHERE org_id = $1 AND user_id = $2",
+        [org_id.into(), user_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The guard's settings as the admin API shows them.
+pub(super) async fn settings_json(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+) -> Result<serde_json::Value, DbErr> {
+    let g = lock(tx, org_id).await?;
+    Ok(json!({
+        "enabled": g.enabled,
+        "threshold_percent": g.threshold_percent,
+        "min_count": g.min_count,
+        "window_minutes": g.window_minutes,
+    }))
+}
+
+/// Changes the guard's settings (already validated).
+pub(super) async fn update_settings(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    s: &GuardSettings,
+) -> Result<(), DbErr> {
+    lock(tx, org_id).await?;
+    if s.enabled == Some(false) {
+        // Off means off: nothing stays held or refused, and the count starts afresh.
+        tx.execute_raw(stmt(
+            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL, rejected_until = NULL \
+                        WHERE org_id = $1), \
+                  d AS (DELETE FROM deprovisions WHERE org_id = $1) \
+             DELETE FROM deprovision_holds WHERE org_id = $1",
+            [org_id.into()],
+        ))
+        .await?;
+    }
+    let int = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+    tx.execute_raw(stmt(
+        "UPDATE deprovision_guards SET enabled = COALESCE($2, enabled), \
+           threshold_percent = COALESCE($3, threshold_percent), \
+           min_count = COALESCE($4, min_count), window_minutes = COALESCE($5, window_minutes) \
+         WHERE org_id = $1",
+        [
+            org_id.into(),
+            s.enabled.into(),
+            int(s.threshold_percent).into(),
+            int(s.min_count).into(),
+            int(s.window_minutes).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard() -> Guard {
+        Guard {
+            enabled: true,
+            threshold_percent: 10,
+            min_count: 3,
+            window_minutes: 60,
+            tripped_at: None,
+            rejected_until: None,
+        }
+    }
+
+    #[test]
+    fn the_limit_is_the_share_or_the_minimum_whichever_is_more() {
+        let g = guard();
+        assert_eq!(g.limit(40), 4);
+        assert_eq!(g.limit(41), 5, "rounded up");
+        assert_eq!(g.limit(10), 3, "never below min_count");
+        assert_eq!(Guard { min_count: 10, ..g }.limit(40), 10);
+    }
+
+    #[test]
+    fn the_deprovision_past_the_limit_trips_and_later_ones_are_held() {
+        let now = Utc::now();
+        let g = guard();
+        // 40 people at the window's start, 3 gone: the 4th passes, the 5th trips.
+        assert_eq!(
+            decide(&g, Hold::None, 3, 37, now),
+            Verdict::Pass { counted: true }
+        );
+        assert_eq!(
+            decide(&g, Hold::None, 4, 36, now),
+            Verdict::Hold {
+                trips: true,
+                recent: 4,
+                limit: 4
+            }
+        );
+        let tripped = Guard {
+            tripped_at: Some(now),
+            ..g.clone()
+        };
+        assert!(matches!(
+            decide(&tripped, Hold::Held, 0, 36, now),
+            Verdict::Hold { trips: false, .. }
+        ));
+        assert_eq!(
+            decide(&tripped, Hold::Approved, 4, 36, now),
+            Verdict::Pass { counted: false },
+            "an approved one passes"
+        );
+    }
+
+    #[test]
+    fn a_rejection_refuses_until_it_runs_out_and_off_means_off() {
+        let now = Utc::now();
+        let rejected = Guard {
+            rejected_until: Some(now + Duration::minutes(5)),
+            ..guard()
+        };
+        assert_eq!(
+            decide(&rejected, Hold::Approved, 0, 40, now),
+            Verdict::Refuse {
+                until: now + Duration::minutes(5)
+            }
+        );
+        assert_eq!(
+            decide(&rejected, Hold::None, 0, 40, now + Duration::minutes(6)),
+            Verdict::Pass { counted: true }
+        );
+        let off = Guard {
+            enabled: false,
+            ..guard()
+        };
+        assert_eq!(
+            decide(&off, Hold::None, 1000, 1, now),
+            Verdict::Pass { counted: false }
+        );
+    }
+
+    #[test]
+    fn the_details_say_it_is_held_for_approval_and_nothing_changed() {
+        let d = held_detail("deactivate", &guard());
+        assert!(d.contains("held for an admin's approval") && d.contains("Nothing was changed"));
+        assert!(held_detail("delete", &guard()).starts_with("this deletion"));
+    }
+}

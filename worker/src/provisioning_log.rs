@@ -1,0 +1,190 @@
+//! The provisioning log's writer: consumes the ingress's `provisioning_log.entries`
+//! messages from `<p>.provisioning-log` and stores each message's entries in one statement
+//! (a redelivered message inserts nothing twice: the entries' ids are unique), and prunes
+//! entries older than `PROVISIONING_LOG_RETENTION_DAYS`.
+
+use common::{
+    amqp::{
+        Topology,
+        consume::{ConsumeOptions, Ended, ack, consume_until, requeue},
+        link::Link,
+    },
+    db::{redact, stmt},
+    messages::{Envelope, PROVISIONING_LOG, ProvisioningLogEntries},
+    metrics::{PROVISIONING_LOG_STORED, ROWS_PRUNED},
+};
+use lapin::{message::Delivery, options::BasicRejectOptions};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+use tokio::sync::watch;
+
+/// How often the prune runs (and once at start).
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Rows deleted per statement, so a prune never holds long locks.
+const PRUNE_CHUNK: i64 = 5000;
+
+/// Consumes the provisioning-log queue until `stop` turns true, on connections from
+/// `link` (a lost one is waited for, as the command consumer replaces it).
+pub async fn consume(
+    link: Link,
+    topology: Topology,
+    db: DatabaseConnection,
+    mut stop: watch::Receiver<bool>,
+) {
+    let prefix = common::metrics::prefix_of(&topology);
+    let queue = topology.provisioning_log_queue();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let conn = link.current();
+        let mut stopped = stop.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        tokio::pin!(shutdown);
+        let (db, prefix) = (db.clone(), prefix.clone());
+        let own_user: Arc<str> = conn.status().username().into();
+        let ended = consume_until(
+            &conn,
+            &topology,
+            ConsumeOptions {
+                queue: &queue,
+                tag_prefix: "provisioning-log",
+                // One batch at a time: the log must not take database connections from
+                // the commands.
+                prefetch: 4,
+                concurrency: 1,
+                consuming: Arc::new(AtomicBool::new(false)),
+                watch: Vec::new(),
+            },
+            shutdown.as_mut(),
+            move |delivery| handle(db.clone(), prefix.clone(), own_user.clone(), delivery),
+        )
+        .await;
+        match ended {
+            Ok(Ended::Shutdown) => return,
+            Ok(Ended::Lost) => {}
+            Err(e) => tracing::warn!(error = %e, "consuming the provisioning log failed"),
+        }
+        // The command consumer replaces a lost connection; wait a moment for it.
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn handle(db: DatabaseConnection, prefix: String, own_user: Arc<str>, delivery: Delivery) {
+    // Only Roster's own ingress writes an org's log (the broker vouches for `user_id`).
+    let sender = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+    let decoded = match decode(&delivery.data) {
+        Ok(_) if sender != Some(&*own_user) => Err(format!(
+            "published by {sender:?}, not by Roster's broker user"
+        )),
+        other => other,
+    };
+    let entries = match decoded {
+        Ok(e) => e,
+        Err(reason) => {
+            // Nobody awaits these; a refused one goes to the dead-letter queue.
+            tracing::warn!(reason = %reason, "provisioning-log message refused; dead-lettered");
+            let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            return;
+        }
+    };
+    match store(&db, &entries).await {
+        Ok(n) => {
+            metrics::counter!(PROVISIONING_LOG_STORED, "prefix" => prefix).increment(n);
+            if let Err(e) = ack(&delivery).await {
+                tracing::debug!(error = %e, "provisioning-log ack failed; it will be stored again, once");
+            }
+        }
+        Err(e) => {
+            // Back to the queue after a pause; the delivery limit bounds how often.
+            tracing::warn!(error = %redact(&e), "storing provisioning-log entries failed; requeued");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = requeue(&delivery).await;
+        }
+    }
+}
+
+fn decode(data: &[u8]) -> Result<ProvisioningLogEntries, String> {
+    let env = Envelope::from_bytes(data).map_err(|e| e.to_string())?;
+    if env.kind != PROVISIONING_LOG {
+        return Err(format!("unexpected type {:?}", env.kind));
+    }
+    serde_json::from_value(env.payload).map_err(|e| format!("payload: {e}"))
+}
+
+/// Inserts the entries in one statement; returns how many were new.
+async fn store(db: &DatabaseConnection, batch: &ProvisioningLogEntries) -> Result<u64, DbErr> {
+    if batch.entries.is_empty() {
+        return Ok(0);
+    }
+    // One statement for the batch: the entries as one JSON array, turned into rows.
+    let rows = serde_json::to_value(&batch.entries).unwrap_or_default();
+    let result = db
+        .execute_raw(stmt(
+            "INSERT INTO provisioning_log (id, org_id, at, method, path, resource_type, resource_id, \
+                 status, detail, duration_ms, correlation_id) \
+             SELECT id, org_id, at, method, path, resource_type, resource_id, status, detail, \
+                    duration_ms, correlation_id \
+             FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, org_id uuid, at timestamptz, \
+                  method text, path text, resource_type text, resource_id uuid, status smallint, \
+                  detail text, duration_ms int, correlation_id text) \
+             ON CONFLICT (id) DO NOTHING",
+            [rows.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes entries older than the retention every `interval` (and once at start), until
+/// `stop` turns true; counts what it deleted in `roster_rows_pruned_total{table=…}`.
+pub async fn prune(
+    db: DatabaseConnection,
+    retention: Duration,
+    prefix: String,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match prune_once(&db, retention).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(rows = n, "provisioning log pruned");
+                metrics::counter!(ROWS_PRUNED, "table" => "provisioning_log", "prefix" => prefix.clone())
+                    .increment(n);
+            }
+            Err(e) => tracing::warn!(error = %redact(&e), "pruning the provisioning log failed"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One prune pass: deletes in chunks until nothing older than `retention` is left.
+pub async fn prune_once(db: &DatabaseConnection, retention: Duration) -> Result<u64, DbErr> {
+    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let mut total = 0;
+    loop {
+        let n = db
+            .execute_raw(stmt(
+                "DELETE FROM provisioning_log WHERE id IN (SELECT id FROM provisioning_log \
+                 WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
+                [(secs as f64).into(), PRUNE_CHUNK.into()],
+            ))
+            .await?
+            .rows_affected();
+        total += n;
+        if n < PRUNE_CHUNK as u64 {
+            return Ok(total);
+        }
+    }
+}
