@@ -141,6 +141,9 @@ pub struct UpdateSettings {
     pub send_invites: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_synced_fields: Option<bool>,
+    /// The keys a person's manager value is tried against, in order (`org_chart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_match: Option<Vec<crate::org_chart::MatchKey>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -456,8 +459,13 @@ pub struct UserEvent {
     /// The user's `userName` (unique per org, case-insensitively).
     pub user_name: String,
     /// The fields this change set, with their new values (all of them on create; a removed
-    /// field is `null`; empty on delete).
+    /// field is `null`; empty on delete). When only the person's manager link changed
+    /// (their manager arrived), it is `{"manager_id": …}`.
     pub changes: Map<String, Value>,
+    /// The person's manager, resolved from the mapped `manager` value (docs/admin.md, "The
+    /// org chart"): their Roster id, or `null` while there is none or none matched.
+    #[serde(default)]
+    pub manager_id: Option<Uuid>,
 }
 
 /// Payload of the `group.*` events.

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Groups),
             Box::new(M0003Directory),
             Box::new(M0004Integrations),
+            Box::new(M0005OrgChart),
         ]
     }
 }
@@ -103,6 +104,25 @@ impl MigrationTrait for M0004Integrations {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0004_integrations.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0005OrgChart;
+
+impl MigrationName for M0005OrgChart {
+    fn name(&self) -> &str {
+        "m0005_org_chart"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0005OrgChart {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0005_org_chart.sql"))
             .await?;
         Ok(())
     }

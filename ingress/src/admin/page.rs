@@ -4,6 +4,7 @@
 //! writes the database). New SCIM tokens are rendered once, in the response to the POST
 //! that issued them, and stored nowhere.
 
+mod chart;
 mod session;
 mod view;
 
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 use common::{
     db::stmt,
     mapping::{Mapping, Policy},
+    org_chart::MatchKey,
     secret::TokenHash,
 };
 use sea_orm::ConnectionTrait;
@@ -55,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/token", post(rotate_token))
         .route("/admin/settings", post(settings))
         .route("/admin/mappings", post(mappings))
+        .route("/admin/org-chart", get(chart::show))
         .route(
             "/admin/app.js",
             get(|| static_file("text/javascript", SCRIPT)),
@@ -364,6 +367,7 @@ async fn settings(
     let change = common::messages::UpdateSettings {
         send_invites: Some(form.checked("send_invites")),
         lock_synced_fields: Some(form.checked("lock_synced_fields")),
+        manager_match: manager_match(&form)?,
     };
     service::update_settings(&state, org, &request, change).await?;
     Ok(see_other())
@@ -404,6 +408,28 @@ async fn mapping_error(
         error: Some(format!("The mapping was not saved: {error}")),
     };
     render(state, org, session, notice, rows, StatusCode::BAD_REQUEST).await
+}
+
+/// The manager match order from the form's `manager_match` selects, in order, blanks
+/// skipped; `None` when the form has none (it leaves the setting as it is).
+fn manager_match(form: &Fields) -> Result<Option<Vec<MatchKey>>, PageError> {
+    let chosen = form.all("manager_match");
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    let keys = chosen
+        .into_iter()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            MatchKey::parse(k).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown manager key {k:?}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(keys))
 }
 
 /// The mapping table's rows, in order. A row without a field (the empty "new" row) is
@@ -471,6 +497,20 @@ mod tests {
         let ragged =
             Fields::parse(b"field=job_title&field=email&scim_attribute=title&policy=ignore");
         assert!(mapping_rows(&ragged).is_err());
+    }
+
+    #[test]
+    fn manager_match_keeps_the_order_and_skips_blanks() {
+        let form = Fields::parse(b"manager_match=email&manager_match=&manager_match=id");
+        assert_eq!(
+            manager_match(&form).expect("valid"),
+            Some(vec![MatchKey::Email, MatchKey::Id])
+        );
+        assert_eq!(
+            manager_match(&Fields::parse(b"send_invites=on")).expect("valid"),
+            None
+        );
+        assert!(manager_match(&Fields::parse(b"manager_match=phone")).is_err());
     }
 
     #[test]

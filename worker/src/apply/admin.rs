@@ -9,6 +9,7 @@ use common::{
         AcceptInvite, CreateIntegration, CreateOrg, Envelope, NewToken, Reply, RevokeIntegration,
         RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning, UpdateSettings,
     },
+    org_chart,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
@@ -273,15 +274,24 @@ pub(super) async fn update_settings(
     org_id: Uuid,
     cmd: &UpdateSettings,
 ) -> Result<Reply, DbErr> {
+    if let Some(keys) = &cmd.manager_match
+        && let Err(e) = org_chart::validate(keys)
+    {
+        return Ok(Reply::error(400, None, e));
+    }
+    let manager_match = cmd.manager_match.as_ref().map(|k| json!(k));
     let row = tx
         .query_one_raw(stmt(
             "UPDATE orgs SET send_invites = COALESCE($2, send_invites), \
-                 lock_synced_fields = COALESCE($3, lock_synced_fields) \
-             WHERE id = $1 RETURNING send_invites, lock_synced_fields",
+                 lock_synced_fields = COALESCE($3, lock_synced_fields), \
+                 manager_match = CASE WHEN $4::jsonb IS NULL THEN manager_match \
+                     ELSE ARRAY(SELECT k FROM jsonb_array_elements_text($4::jsonb) WITH ORDINALITY AS t (k, n) ORDER BY n) END \
+             WHERE id = $1 RETURNING send_invites, lock_synced_fields, to_jsonb(manager_match) AS manager_match",
             [
                 org_id.into(),
                 cmd.send_invites.into(),
                 cmd.lock_synced_fields.into(),
+                manager_match.into(),
             ],
         ))
         .await?;
@@ -291,6 +301,7 @@ pub(super) async fn update_settings(
     let settings = json!({
         "send_invites": row.try_get::<bool>("", "send_invites")?,
         "lock_synced_fields": row.try_get::<bool>("", "lock_synced_fields")?,
+        "manager_match": row.try_get::<serde_json::Value>("", "manager_match")?,
     });
     audit(
         tx,

@@ -4,6 +4,7 @@
 
 mod admin;
 mod groups;
+mod manager;
 mod people;
 mod users;
 

@@ -3,7 +3,8 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::{
-    ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
+    ApplyContext, Audit, Side, audit_with, manager, none_string, not_found, precondition_failed,
+    scim_error,
 };
 use common::{
     db::{
@@ -72,7 +73,8 @@ pub(super) async fn create(
             format!("a user with userName {:?} already exists", input.user_name),
         ));
     };
-    let stored = user::Model::from_query_result(&row, "")?;
+    let mut stored = user::Model::from_query_result(&row, "")?;
+    manager::resolve(tx, env, org_id, None, &mut stored).await?;
     let rendered = render_user(&stored.as_stored(), &ctx.scim_base);
 
     let mut changes: Map<String, Value> = input.resource.clone();
@@ -87,6 +89,7 @@ pub(super) async fn create(
             version: stored.version,
             user_name: stored.user_name.clone(),
             changes,
+            manager_id: stored.manager_id,
         },
     );
     // The invite is decided now, with the org's setting as it is at creation; the mailer
@@ -283,7 +286,7 @@ async fn update(
     if let Some(x) = &input.external_id {
         after.insert("externalId".into(), json!(x));
     }
-    let changes = diff(&before, &after);
+    let mut changes = diff(&before, &after);
     if changes.is_empty() && profile == stored_profile {
         return rendered(tx, ctx, &old).await;
     }
@@ -308,7 +311,10 @@ async fn update(
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
-    let stored = user::Model::from_query_result(&row, "")?;
+    let mut stored = user::Model::from_query_result(&row, "")?;
+    if manager::resolve(tx, env, org_id, Some(&old), &mut stored).await? {
+        changes.insert("manager_id".into(), json!(stored.manager_id));
+    }
     let kind = match (old.active, stored.active) {
         (true, false) => events::USER_DEACTIVATED,
         (false, true) => events::USER_REACTIVATED,
@@ -353,6 +359,7 @@ async fn emit(
             version: u.version,
             user_name: u.user_name.clone(),
             changes,
+            manager_id: u.manager_id,
         },
     );
     audit_with(

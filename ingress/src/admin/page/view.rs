@@ -3,7 +3,10 @@
 //! `data-` attributes.
 
 use crate::admin::service::{Activity, Person, ProvisioningStatus, Settings};
-use common::mapping::{self, Mapping, Policy};
+use common::{
+    mapping::{self, Mapping, Policy},
+    org_chart::MatchKey,
+};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
@@ -29,7 +32,7 @@ const POLICIES: [(Policy, &str); 3] = [
     (Policy::Ignore, "Do not map"),
 ];
 
-fn layout(title: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -188,8 +191,31 @@ fn settings(s: &crate::admin::service::Settings, csrf: &str) -> Markup {
                     input #lock-synced-fields type="checkbox" name="lock_synced_fields" value="on" checked[s.lock_synced_fields];
                     " Lock synced fields (people cannot edit what Okta overwrites)"
                 }
+                (manager_match(&s.manager_match))
                 button #save-settings type="submit" { "Save settings" }
             }
+        }
+    }
+}
+
+/// One select per position: the keys a manager value is tried against, in order.
+fn manager_match(keys: &[MatchKey]) -> Markup {
+    html! {
+        fieldset #manager-match {
+            legend { "Find a person's manager by" }
+            ol {
+                @for i in 0..MatchKey::ALL.len() {
+                    li {
+                        select name="manager_match" data-position=(i + 1) aria-label={ "Manager key " (i + 1) } {
+                            option value="" selected[keys.get(i).is_none()] { "—" }
+                            @for k in MatchKey::ALL {
+                                option value=(k.as_str()) selected[keys.get(i) == Some(&k)] { (k.label()) }
+                            }
+                        }
+                    }
+                }
+            }
+            p.hint { "Okta sends whatever you map to the manager attribute; the first key that names someone wins." }
         }
     }
 }
@@ -295,6 +321,7 @@ fn people(list: &[Person]) -> Markup {
     html! {
         section #people {
             h2 { "People" }
+            p { a #org-chart-link href="/admin/org-chart" { "See the org chart" } }
             @if list.is_empty() {
                 p.hint { "No one yet: assign the app to people in Okta." }
             } @else {
