@@ -21,14 +21,14 @@ const MAIL_WAIT: Duration = Duration::from_secs(20);
 const PAGE_WAIT: Duration = Duration::from_secs(30);
 
 /// chromedriver on a free port with one headless Chromium session; both end on drop.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     profile: PathBuf,
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         for bin in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(bin).exists(),
@@ -58,7 +58,7 @@ impl Browser {
     }
 
     /// Clicks a submit button and waits until the next document has loaded.
-    async fn submit(&self, css: &str) {
+    pub(crate) async fn submit(&self, css: &str) {
         self.client
             .execute("window.__rosterOldPage = true; return true;", vec![])
             .await
@@ -84,7 +84,7 @@ impl Browser {
         }
     }
 
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(PAGE_WAIT)
@@ -93,7 +93,7 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
     }
 
-    async fn exists(&self, css: &str) -> bool {
+    pub(crate) async fn exists(&self, css: &str) -> bool {
         !self
             .client
             .find_all(Locator::Css(css))
@@ -115,11 +115,11 @@ impl Browser {
         self.find(css).await.is_selected().await.expect("checked")
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.expect("text")
     }
 
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let dir = option_env!("CARGO_TARGET_TMPDIR")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))

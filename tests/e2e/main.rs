@@ -13,6 +13,7 @@ mod integrations;
 mod invites;
 mod metrics;
 mod okta_assign;
+mod org_chart;
 mod queries;
 mod queued_commands;
 mod scaling;

@@ -361,7 +361,8 @@ async fn one_orgs_admin_key_and_session_never_reach_another_org() {
     let settings: Value = res.json().await.expect("JSON");
     assert_eq!(
         settings,
-        json!({"send_invites": false, "lock_synced_fields": true})
+        json!({"send_invites": false, "lock_synced_fields": true,
+               "manager_match": ["id", "external_id", "email", "user_name", "employee_number"]})
     );
     app.stop().await;
 }
