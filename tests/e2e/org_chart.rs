@@ -673,3 +673,101 @@ async fn the_org_chart_page_shows_the_tree_and_a_vacancy_at_phone_width() {
     drop(b);
     app.stop().await;
 }
+
+/// docs/performance.md, "The org chart at 10,000 people": a first import in reverse order
+/// (every report before their manager, so every manager's arrival links up to eight
+/// waiting reports), against the same import without managers, then the whole org's
+/// chart. Ignored by default (minutes on a busy machine); run it with
+/// `cargo test -p tests --test e2e -- --ignored --nocapture org_chart::ten_thousand`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: docs/performance.md"]
+async fn ten_thousand_people_imported_in_reverse_order() {
+    const N: usize = 10_000;
+    const FAN_OUT: usize = 8;
+    const CONCURRENCY: usize = 32;
+    let app = TestApp::spawn().await;
+    let mut rates = Vec::new();
+    for with_managers in [false, true] {
+        let t = app
+            .tenant(if with_managers { "Chart" } else { "Flat" })
+            .await;
+        ok_json(
+            app.admin(
+                Method::PUT,
+                "/admin/v1/settings",
+                &t.admin_key,
+                Some(json!({"send_invites": false})),
+            )
+            .await,
+        )
+        .await;
+        let tag = if with_managers { "c" } else { "f" };
+        let bodies: Vec<Value> = (0..N)
+            .rev()
+            .map(|i| {
+                let manager =
+                    (with_managers && i > 0).then(|| format!("00u{tag}{:06}", (i - 1) / FAN_OUT));
+                okta_user(
+                    &app.email(&format!("{tag}{i}")),
+                    &format!("00u{tag}{i:06}"),
+                    manager.as_deref(),
+                )
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        stream::iter(bodies)
+            .map(|body| {
+                let scim = t.scim.clone();
+                async move {
+                    create(&scim, &body).await;
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        let took = start.elapsed();
+        let rate = N as f64 / took.as_secs_f64();
+        println!(
+            "import of {N} ({}): {:.1} s, {rate:.0} creates/s",
+            if with_managers {
+                "reverse order, managers by externalId"
+            } else {
+                "no managers"
+            },
+            took.as_secs_f64()
+        );
+        rates.push(rate);
+        if !with_managers {
+            continue;
+        }
+        let linked = app
+            .count(&format!(
+                "SELECT count(*) FROM users WHERE org_id = '{}' AND manager_id IS NOT NULL",
+                t.org_id
+            ))
+            .await;
+        assert_eq!(
+            linked,
+            i64::try_from(N - 1).unwrap_or(0),
+            "everyone but the top is linked"
+        );
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            let whole = chart(&app, &t.admin_key, "").await;
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            let mut got = HashMap::new();
+            edges(&whole, &mut got);
+            assert_eq!(got.len(), N, "the whole org is in the chart");
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "GET /api/v1/org-chart of {N}: median {:.0} ms (min {:.0}, max {:.0})",
+            times[2], times[0], times[4]
+        );
+    }
+    println!("with managers / without: {:.2}", rates[1] / rates[0]);
+    // No `stop()`: its check of every event reads a queue the broker drops after a minute
+    // without a consumer, and this test runs for minutes. Dropping the app cleans up.
+    drop(app);
+}

@@ -103,94 +103,118 @@ pub fn parse_root(root: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     }
 }
 
-/// One row of the tree query.
+/// One person as the chart query reads them.
 struct Row {
-    node: Node,
-    parent: Option<Uuid>,
-    reports_any: i64,
+    id: Uuid,
+    manager_id: Option<Uuid>,
+    name: String,
+    job_title: Option<String>,
+    active: bool,
 }
 
 /// The tree below `root` (`[root]`), or below everyone without a manager; `depth` levels
 /// of reports. Deactivated people appear only where they have reports (a vacancy).
+///
+/// One plain read of the org's people (an index scan, no recursion for the planner to
+/// misjudge), assembled here: 10,000 people are a few milliseconds of SQL
+/// (docs/performance.md).
 pub async fn chart(
     state: &AppState,
     org: Uuid,
     root: Option<Uuid>,
     depth: u32,
 ) -> Result<Vec<Node>, ApiError> {
-    if let Some(id) = root {
-        service::person_by_id(state, org, id).await?;
-    }
     let rows = state
         .db
         .query_all_raw(stmt(
             &format!(
-                "WITH RECURSIVE t (id, parent, depth) AS ( \
-                     SELECT u.id, NULL::uuid, 0 FROM users u \
-                     WHERE u.org_id = $1 AND (CASE WHEN $2::uuid IS NULL THEN u.manager_id IS NULL ELSE u.id = $2 END) \
-                     UNION ALL \
-                     SELECT u.id, u.manager_id, t.depth + 1 FROM t JOIN users u ON u.manager_id = t.id \
-                     WHERE t.depth < $3 AND u.org_id = $1) \
-                 SELECT t.id, t.parent, {} AS name, u.profile->>'job_title' AS job_title, u.active, \
-                     c.active_reports, c.reports_any \
-                 FROM t JOIN users u ON u.id = t.id \
-                 CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE r.active) AS active_reports, count(*) AS reports_any \
-                     FROM users r WHERE r.manager_id = t.id) c",
+                "SELECT u.id, u.manager_id, {} AS name, u.profile->>'job_title' AS job_title, u.active \
+                 FROM users u WHERE u.org_id = $1",
                 name_sql("u")
             ),
-            [org.into(), root.into(), i32::try_from(depth.min(MAX_DEPTH)).unwrap_or(0).into()],
+            [org.into()],
         ))
         .await?;
     let rows = rows
         .iter()
         .map(|r| {
             Ok(Row {
-                node: Node {
-                    id: r.try_get("", "id")?,
-                    name: r.try_get("", "name")?,
-                    job_title: r.try_get("", "job_title")?,
-                    active: r.try_get("", "active")?,
-                    report_count: r.try_get("", "active_reports")?,
-                    reports: Vec::new(),
-                },
-                parent: r.try_get("", "parent")?,
-                reports_any: r.try_get("", "reports_any")?,
+                id: r.try_get("", "id")?,
+                manager_id: r.try_get("", "manager_id")?,
+                name: r.try_get("", "name")?,
+                job_title: r.try_get("", "job_title")?,
+                active: r.try_get("", "active")?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(tree(rows, root.is_some()))
+    if let Some(id) = root
+        && !rows.iter().any(|r| r.id == id)
+    {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "person not found"));
+    }
+    Ok(tree(rows, root, depth.min(MAX_DEPTH)))
 }
 
-/// Assembles the rows into trees, children by name; a deactivated person without reports
-/// is left out (unless they are the root asked for).
-fn tree(rows: Vec<Row>, keep_root: bool) -> Vec<Node> {
-    let mut children: HashMap<Option<Uuid>, Vec<Row>> = HashMap::new();
-    for r in rows {
-        children.entry(r.parent).or_default().push(r);
+/// Assembles the org's people into the trees below `root` (or below everyone without a
+/// manager), `depth` levels deep, children by name. A deactivated person without reports
+/// is left out, unless they are the root asked for.
+fn tree(rows: Vec<Row>, root: Option<Uuid>, depth: u32) -> Vec<Node> {
+    let mut children: HashMap<Option<Uuid>, Vec<usize>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        children.entry(r.manager_id).or_default().push(i);
     }
-    fn build(row: Row, children: &mut HashMap<Option<Uuid>, Vec<Row>>, keep: bool) -> Option<Node> {
-        let mut node = row.node;
-        if !node.active && row.reports_any == 0 && !keep {
-            return None;
-        }
-        let mut kids = children.remove(&Some(node.id)).unwrap_or_default();
-        kids.sort_by(|a, b| {
-            (a.node.name.to_lowercase(), a.node.id).cmp(&(b.node.name.to_lowercase(), b.node.id))
+    for kids in children.values_mut() {
+        kids.sort_by(|&a, &b| {
+            (rows[a].name.to_lowercase(), rows[a].id)
+                .cmp(&(rows[b].name.to_lowercase(), rows[b].id))
         });
-        node.reports = kids
-            .into_iter()
-            .filter_map(|k| build(k, children, false))
-            .collect();
-        Some(node)
     }
-    let mut roots = children.remove(&None).unwrap_or_default();
-    roots.sort_by(|a, b| {
-        (a.node.name.to_lowercase(), a.node.id).cmp(&(b.node.name.to_lowercase(), b.node.id))
-    });
-    roots
-        .into_iter()
-        .filter_map(|r| build(r, &mut children, keep_root))
-        .collect()
+    let kids_of = |id: Uuid| children.get(&Some(id)).map_or(&[][..], Vec::as_slice);
+    // Iterative, so no tree is too deep for the stack: a node's reports are built before
+    // it, from the bottom level up.
+    let roots: Vec<usize> = match root {
+        Some(id) => rows.iter().position(|r| r.id == id).into_iter().collect(),
+        None => children.get(&None).cloned().unwrap_or_default(),
+    };
+    let mut levels: Vec<Vec<usize>> = vec![roots.clone()];
+    while levels.len() <= depth as usize {
+        let next: Vec<usize> = levels[levels.len() - 1]
+            .iter()
+            .flat_map(|&i| kids_of(rows[i].id).iter().copied())
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        levels.push(next);
+    }
+    let mut built: HashMap<usize, Node> = HashMap::new();
+    for (level, members) in levels.iter().enumerate().rev() {
+        for &i in members {
+            let r = &rows[i];
+            let kids = kids_of(r.id);
+            let reports: Vec<Node> = if level < depth as usize {
+                kids.iter().filter_map(|k| built.remove(k)).collect()
+            } else {
+                Vec::new()
+            };
+            let keep = r.active || !kids.is_empty() || (level == 0 && root.is_some());
+            if keep {
+                let report_count = kids.iter().filter(|&&k| rows[k].active).count();
+                built.insert(
+                    i,
+                    Node {
+                        id: r.id,
+                        name: r.name.clone(),
+                        job_title: r.job_title.clone(),
+                        active: r.active,
+                        report_count: i64::try_from(report_count).unwrap_or(i64::MAX),
+                        reports,
+                    },
+                );
+            }
+        }
+    }
+    roots.iter().filter_map(|i| built.remove(i)).collect()
 }
 
 /// People whose manager value names no one yet, for the page: (id, name, raw value).
@@ -226,36 +250,58 @@ pub async fn waiting(
 mod tests {
     use super::*;
 
-    fn row(name: &str, parent: Option<Uuid>, active: bool, reports_any: i64) -> Row {
+    fn row(name: &str, manager_id: Option<Uuid>, active: bool) -> Row {
         Row {
-            node: Node {
-                id: Uuid::now_v7(),
-                name: name.into(),
-                job_title: None,
-                active,
-                report_count: 0,
-                reports: Vec::new(),
-            },
-            parent,
-            reports_any,
+            id: Uuid::now_v7(),
+            manager_id,
+            name: name.into(),
+            job_title: None,
+            active,
         }
     }
 
     #[test]
     fn trees_are_sorted_by_name_and_departed_leaves_dropped() {
-        let boss = row("Zoe", None, true, 2);
-        let vacancy = row("Gone", Some(boss.node.id), false, 1);
-        let under_vacancy = row("bob", Some(vacancy.node.id), true, 0);
-        let departed = row("Left", Some(boss.node.id), false, 0);
-        let alone = row("amy", None, true, 0);
-        let ids = (boss.node.id, vacancy.node.id, under_vacancy.node.id);
-        let t = tree(vec![under_vacancy, departed, vacancy, boss, alone], false);
+        let boss = row("Zoe", None, true);
+        let vacancy = row("Gone", Some(boss.id), false);
+        let under_vacancy = row("bob", Some(vacancy.id), true);
+        let departed = row("Left", Some(boss.id), false);
+        let alone = row("amy", None, true);
+        let ids = (boss.id, vacancy.id, under_vacancy.id);
+        let rows = vec![under_vacancy, departed, vacancy, boss, alone];
+        let t = tree(rows, None, MAX_DEPTH);
         let names: Vec<_> = t.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["amy", "Zoe"]);
         assert_eq!(t[1].id, ids.0);
         assert_eq!(t[1].reports.len(), 1, "the departed leaf is left out");
+        assert_eq!(t[1].report_count, 0, "no active direct report");
         assert_eq!(t[1].reports[0].id, ids.1);
         assert!(!t[1].reports[0].active);
         assert_eq!(t[1].reports[0].reports[0].id, ids.2);
+    }
+
+    #[test]
+    fn depth_cuts_the_tree_and_counts_stay() {
+        // A chain of 10 000: no recursion to overflow, and depth cuts it.
+        let mut rows = vec![row("p0", None, true)];
+        for i in 1..10_000 {
+            let up = rows[i - 1].id;
+            rows.push(row(&format!("p{i}"), Some(up), true));
+        }
+        let (top, second) = (rows[0].id, rows[1].id);
+        let t = tree(rows, Some(second), 2);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[0].reports[0].reports[0].reports.len(),
+            0,
+            "cut at depth 2"
+        );
+        assert_eq!(t[0].reports[0].reports[0].report_count, 1, "but counted");
+        let mut rows = vec![row("solo", None, true)];
+        rows.push(row("r", Some(rows[0].id), true));
+        let t = tree(rows, None, 0);
+        assert!(t[0].reports.is_empty());
+        assert_eq!(t[0].report_count, 1);
+        assert_ne!(top, second);
     }
 }

@@ -11,10 +11,14 @@
 //! - A deactivated manager stays linked (the chart shows a vacancy); a deleted one leaves
 //!   the reports waiting again (`ON DELETE SET NULL`).
 //!
-//! Every step that can make a link holds the org's chart lock (a transaction-level
-//! advisory lock) so that concurrent workers see each other's links: without it a report
-//! and its manager created at once could each miss the other, and two crossing changes
-//! could each pass the cycle check.
+//! Concurrent workers (transaction-level advisory locks, held until commit):
+//! - a person waiting on a value and a person arriving with it lock that value, so
+//!   whichever commits second sees the first (without it a report and its manager created
+//!   at once could each miss the other);
+//! - every link that could close a cycle is made under the org's chart lock, so each
+//!   cycle check sees every link made before it (two crossing changes could otherwise
+//!   both pass). A first import mostly never takes it: a new person's own link cannot
+//!   close a cycle, nor can linking reports to a new person who has no manager yet.
 
 use super::{Audit, actor, audit};
 use common::{
@@ -40,13 +44,11 @@ pub(super) async fn resolve(
     let (old_ref, old_id) = old.map_or((None, None), |o| (o.manager_ref.clone(), o.manager_id));
     new.manager_ref = old_ref.clone();
     new.manager_id = old_id;
-    let own = raw != old_ref || (raw.is_some() && old_id.is_none());
+    // A changed value is resolved again, and so is one still waiting.
+    let own = raw.is_some() && (raw != old_ref || old_id.is_none());
     let awaited = old.is_none_or(|o| keys_changed(o, new));
-    if !own && !awaited {
-        return Ok(false);
-    }
-    if own && raw.is_none() {
-        // Cleared: no link, nothing to wait for; no lock needed to drop a link.
+    if raw.is_none() && old_ref.is_some() {
+        // Cleared: no link, nothing to wait for; dropping a link needs no lock.
         tx.execute_raw(stmt(
             "UPDATE users SET manager_id = NULL, manager_ref = NULL WHERE org_id = $1 AND id = $2",
             [org_id.into(), new.id.into()],
@@ -54,15 +56,38 @@ pub(super) async fn resolve(
         .await?;
         new.manager_ref = None;
         new.manager_id = None;
-        if !awaited {
-            return Ok(old_id.is_some());
-        }
     }
-    let keys = lock_chart(tx, org_id).await?;
-    if own && let Some(raw) = raw {
+    if !own && !awaited {
+        return Ok(new.manager_id != old_id);
+    }
+    let mut values: Vec<String> = raw
+        .iter()
+        .filter(|_| own)
+        .map(|r| r.to_lowercase())
+        .collect();
+    if awaited {
+        values.extend(key_values(new, &MatchKey::ALL).0);
+    }
+    let keys = lock_values(tx, org_id, &values).await?;
+    // A new person's own link cannot close a cycle: no one reports to them before they
+    // commit. A changed one's can, so it waits for the chart.
+    let mut chart = false;
+    if let Some(raw) = raw.filter(|_| own) {
+        if old.is_some() {
+            lock_chart(tx, org_id).await?;
+            chart = true;
+        }
         link_own(tx, env, org_id, new, &keys, raw).await?;
     }
     if awaited {
+        // Linking reports to a new person without a manager cannot close a cycle either.
+        let may_cycle = old.is_some() || new.manager_id.is_some();
+        if may_cycle && !chart {
+            if !any_waiting(tx, org_id, new, &keys).await? {
+                return Ok(new.manager_id != old_id);
+            }
+            lock_chart(tx, org_id).await?;
+        }
         link_waiting(tx, env, org_id, new, &keys).await?;
     }
     Ok(new.manager_id != old_id)
@@ -88,15 +113,23 @@ fn keys_changed(old: &user::Model, new: &user::Model) -> bool {
         || employee_number(old) != employee_number(new)
 }
 
-/// Takes the org's chart lock (until commit) and reads its `manager_match`. Statements
-/// after this one see every link committed before the lock was granted.
-async fn lock_chart(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Vec<MatchKey>, DbErr> {
+/// Takes the locks on `values` (lowercased raw manager values and person keys; until
+/// commit) and reads the org's `manager_match`. A person waiting on a value and a person
+/// arriving with it take the same lock, so whichever comes second sees the first: neither
+/// misses the other. Locks are taken in one sorted pass, so two such sets cannot deadlock.
+async fn lock_values(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    values: &[String],
+) -> Result<Vec<MatchKey>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
-            "SELECT to_jsonb(o.manager_match) AS keys FROM orgs o, \
-                 pg_advisory_xact_lock(hashtextextended('roster.org_chart:' || $1::text, 0)) \
-             WHERE o.id = $1",
-            [org_id.into()],
+            "SELECT to_jsonb(o.manager_match) AS keys, \
+                 (SELECT count(pg_advisory_xact_lock(h)) FROM ( \
+                     SELECT DISTINCT hashtextextended($1::text || ':' || t.v, 7262810515) AS h \
+                     FROM jsonb_array_elements_text($2::jsonb) AS t (v) ORDER BY h) s) AS locked \
+             FROM orgs o WHERE o.id = $1",
+            [org_id.into(), json!(values).into()],
         ))
         .await?;
     let keys: Json = match row {
@@ -105,6 +138,17 @@ async fn lock_chart(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Vec<MatchK
     };
     let names = keys.as_array().map(Vec::as_slice).unwrap_or_default();
     Ok(org_chart::from_names(names.iter().filter_map(Json::as_str)))
+}
+
+/// Takes the org's chart lock (until commit), after any value locks: every change that
+/// can close a cycle holds it, so each one's cycle check sees every link made before it.
+async fn lock_chart(tx: &DatabaseTransaction, org_id: Uuid) -> Result<(), DbErr> {
+    tx.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended('roster.org_chart:' || $1::text, 0))",
+        [org_id.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// The SQL for "the first person matching `$3` by the keys in order" (`$1` the org; an
@@ -222,6 +266,43 @@ fn key_values(m: &user::Model, keys: &[MatchKey]) -> (Vec<String>, Vec<String>, 
     (all, exact, folded)
 }
 
+/// People of org `$1` other than `$2` waiting on a value among `$3` (lowercased), equal
+/// to one of `$4` (keys compared exactly) or, lowercased, to one of `$5` (the others).
+/// The first test is the `users_waiting_manager` index.
+const WAITING: &str = "r.org_id = $1 AND r.id <> $2 AND r.manager_id IS NULL AND r.manager_ref IS NOT NULL \
+     AND lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
+     AND (r.manager_ref = ANY (ARRAY(SELECT jsonb_array_elements_text($4::jsonb))) \
+          OR lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($5::jsonb))))";
+
+/// Whether anyone waits on one of `m`'s keys.
+async fn any_waiting(
+    tx: &DatabaseTransaction,
+    org_id: Uuid,
+    m: &user::Model,
+    keys: &[MatchKey],
+) -> Result<bool, DbErr> {
+    let (all, exact, folded) = key_values(m, keys);
+    if all.is_empty() {
+        return Ok(false);
+    }
+    let row = tx
+        .query_one_raw(stmt(
+            &format!("SELECT EXISTS (SELECT 1 FROM users r WHERE {WAITING}) AS found"),
+            [
+                org_id.into(),
+                m.id.into(),
+                json!(all).into(),
+                json!(exact).into(),
+                json!(folded).into(),
+            ],
+        ))
+        .await?;
+    match row {
+        Some(r) => r.try_get("", "found"),
+        None => Ok(false),
+    }
+}
+
 /// Links everyone waiting on one of `m`'s keys to `m`, bumping each one's version and
 /// writing their `user.updated` event; those who are above `m` (it would close a cycle)
 /// keep waiting, with an activity entry saying why. One statement, however many reports.
@@ -238,18 +319,16 @@ async fn link_waiting(
     }
     let row = tx
         .query_one_raw(stmt(
-            "WITH RECURSIVE up (id, manager_id) AS ( \
+            &format!("WITH RECURSIVE up (id, manager_id) AS ( \
                  SELECT id, manager_id FROM users WHERE id = $2 \
                  UNION SELECT u.id, u.manager_id FROM users u JOIN up ON u.id = up.manager_id), \
              cand AS ( \
                  SELECT r.id, r.user_name, r.manager_ref, r.id IN (SELECT id FROM up) AS cycle FROM users r \
-                 WHERE r.org_id = $1 AND r.manager_id IS NULL AND r.manager_ref IS NOT NULL \
-                   AND lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
-                   AND (r.manager_ref = ANY (ARRAY(SELECT jsonb_array_elements_text($4::jsonb))) \
-                        OR lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($5::jsonb))))), \
+                 WHERE {WAITING}), \
              linked AS ( \
                  UPDATE users u SET manager_id = $2, version = u.version + 1, updated_at = now() \
                  FROM cand WHERE u.id = cand.id AND NOT cand.cycle \
+                   AND u.manager_id IS NULL AND u.manager_ref = cand.manager_ref \
                  RETURNING u.id, u.version, u.user_name), \
              events AS ( \
                  INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
@@ -272,7 +351,7 @@ async fn link_waiting(
                  SELECT $1, $9, $8, $10, 'manager.reports_linked', 'User', $2::text, \
                      jsonb_build_object('userName', $11::text, 'reports', count(*)) \
                  FROM linked HAVING count(*) > 0) \
-             SELECT (SELECT count(*) FROM linked) AS linked",
+             SELECT (SELECT count(*) FROM linked) AS linked"),
             [
                 org_id.into(),
                 m.id.into(),
