@@ -472,6 +472,74 @@ async fn cycles_vacancies_and_late_managers() {
     app.stop().await;
 }
 
+/// Two changes that close a cycle only together, pushed at once: with B → C and D → A
+/// already linked, A → B and C → D. Each alone is fine; both make A → B → C → D → A. (A
+/// pair pushed crosswise, A → B with B → A, is also held apart by the rows' own locks;
+/// this shape is not, so it needs the org's chart lock.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_closing_a_cycle_together_are_not_both_applied() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let key = &t.admin_key;
+    const GROUPS: usize = 30;
+    let name = |g: usize, x: &str| app.email(&format!("{x}{g}"));
+    let ext = |g: usize, x: &str| format!("00u{x}{g}");
+    let mut groups = Vec::new();
+    for g in 0..GROUPS {
+        let mut ids = HashMap::new();
+        // D → A and B → C from the start (A and C arrive first).
+        for (x, manager) in [("a", None), ("c", None), ("b", Some("c")), ("d", Some("a"))] {
+            let m = manager.map(|m| ext(g, m));
+            let u = create(&t.scim, &okta_user(&name(g, x), &ext(g, x), m.as_deref())).await;
+            ids.insert(x, u["id"].as_str().expect("id").to_owned());
+        }
+        groups.push(ids);
+    }
+    let put = |id: String, body: Value| {
+        let scim = t.scim.clone();
+        async move {
+            let res = scim
+                .send_json(Method::PUT, &format!("/Users/{id}"), &body)
+                .await;
+            assert_eq!(res.status(), 200);
+        }
+    };
+    stream::iter(groups.iter().enumerate())
+        .map(|(g, ids)| {
+            let ab = okta_user(&name(g, "a"), &ext(g, "a"), Some(&ext(g, "b")));
+            let cd = okta_user(&name(g, "c"), &ext(g, "c"), Some(&ext(g, "d")));
+            let (x, y) = (put(ids["a"].clone(), ab), put(ids["c"].clone(), cd));
+            async move {
+                tokio::join!(x, y);
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    for ids in &groups {
+        let (pa, pc) = (
+            person(&app, key, &ids["a"]).await,
+            person(&app, key, &ids["c"]).await,
+        );
+        let links = [
+            manager_of(&pa).as_deref() == Some(ids["b"].as_str()),
+            manager_of(&pc).as_deref() == Some(ids["d"].as_str()),
+        ];
+        assert_eq!(
+            links.iter().filter(|l| **l).count(),
+            1,
+            "exactly one link: {pa} {pc}"
+        );
+    }
+    let refused = activity(&app, key)
+        .await
+        .iter()
+        .filter(|a| a["action"] == "manager.refused")
+        .count();
+    assert_eq!(refused, GROUPS, "one refusal per group");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manager_match_is_an_org_setting_and_bad_values_change_nothing() {
     let app = TestApp::spawn().await;
