@@ -12,9 +12,9 @@
 //!   the reports waiting again (`ON DELETE SET NULL`).
 //!
 //! Concurrent workers (transaction-level advisory locks, held until commit):
-//! - a person waiting on a value and a person arriving with it lock that value, so
-//!   whichever commits second sees the first (without it a report and its manager created
-//!   at once could each miss the other);
+//! - a person waiting on a value (shared) and a person arriving with it (exclusive) lock
+//!   that value, so whichever commits second sees the first (without it a report and its
+//!   manager created at once could each miss the other);
 //! - every link that could close a cycle is made under the org's chart lock, so each
 //!   cycle check sees every link made before it (two crossing changes could otherwise
 //!   both pass). A first import mostly never takes it: a new person's own link cannot
@@ -60,15 +60,17 @@ pub(super) async fn resolve(
     if !own && !awaited {
         return Ok(new.manager_id != old_id);
     }
-    let mut values: Vec<String> = raw
+    let waits_on: Vec<String> = raw
         .iter()
         .filter(|_| own)
         .map(|r| r.to_lowercase())
         .collect();
-    if awaited {
-        values.extend(key_values(new, &MatchKey::ALL).0);
-    }
-    let keys = lock_values(tx, org_id, &values).await?;
+    let arrives_with = if awaited {
+        key_values(new, &MatchKey::ALL).0
+    } else {
+        Vec::new()
+    };
+    let keys = lock_values(tx, org_id, &waits_on, &arrives_with).await?;
     // A new person's own link cannot close a cycle: no one reports to them before they
     // commit. A changed one's can, so it waits for the chart.
     let mut chart = false;
@@ -113,23 +115,30 @@ fn keys_changed(old: &user::Model, new: &user::Model) -> bool {
         || employee_number(old) != employee_number(new)
 }
 
-/// Takes the locks on `values` (lowercased raw manager values and person keys; until
-/// commit) and reads the org's `manager_match`. A person waiting on a value and a person
-/// arriving with it take the same lock, so whichever comes second sees the first: neither
-/// misses the other. Locks are taken in one sorted pass, so two such sets cannot deadlock.
+/// Locks the values a person waits on (shared) and the key values they arrive with
+/// (exclusive), lowercased, until commit, and reads the org's `manager_match`. A person
+/// waiting on a value and a person arriving with it conflict, so whichever comes second
+/// sees the first and neither misses the other; people waiting on the same manager (a
+/// team imported at once) do not. All locks are taken in one pass in hash order, so two
+/// sets cannot deadlock.
 async fn lock_values(
     tx: &DatabaseTransaction,
     org_id: Uuid,
-    values: &[String],
+    waits_on: &[String],
+    arrives_with: &[String],
 ) -> Result<Vec<MatchKey>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
             "SELECT to_jsonb(o.manager_match) AS keys, \
-                 (SELECT count(pg_advisory_xact_lock(h)) FROM ( \
-                     SELECT DISTINCT hashtextextended($1::text || ':' || t.v, 7262810515) AS h \
-                     FROM jsonb_array_elements_text($2::jsonb) AS t (v) ORDER BY h) s) AS locked \
+                 (SELECT count(CASE WHEN s.x THEN pg_advisory_xact_lock(s.h) ELSE pg_advisory_xact_lock_shared(s.h) END) \
+                  FROM (SELECT a.h, bool_or(a.x) AS x FROM ( \
+                      SELECT hashtextextended($1::text || ':' || t.v, 7262810515) AS h, false AS x \
+                      FROM jsonb_array_elements_text($2::jsonb) AS t (v) \
+                      UNION ALL SELECT hashtextextended($1::text || ':' || t.v, 7262810515), true \
+                      FROM jsonb_array_elements_text($3::jsonb) AS t (v)) a \
+                  GROUP BY a.h ORDER BY a.h) s) AS locked \
              FROM orgs o WHERE o.id = $1",
-            [org_id.into(), json!(values).into()],
+            [org_id.into(), json!(waits_on).into(), json!(arrives_with).into()],
         ))
         .await?;
     let keys: Json = match row {
