@@ -1,6 +1,7 @@
 //! The org chart (issue "#15"): managers resolved whatever order people arrive in, by each
 //! org's `manager_match`; reports and the chart served by the directory API; cycles
-//! refused for the link only; a deactivated manager a vacancy; the page in Chromium.
+//! refused for the link only; a deactivated manager a vacancy; the page (and the
+//! settings form's manager keys) in Chromium.
 
 use crate::admin_page::Browser;
 use futures_util::{StreamExt, stream};
@@ -696,6 +697,23 @@ async fn the_org_chart_page_shows_the_tree_and_a_vacancy_at_phone_width() {
         .await
         .expect("typing");
     b.submit("#sign-in").await;
+    // The settings form orders the manager keys: email first, then the user name only.
+    for (position, key) in [(1, "email"), (2, "user_name"), (3, ""), (4, ""), (5, "")] {
+        b.find(&format!(
+            "select[name='manager_match'][data-position='{position}']"
+        ))
+        .await
+        .select_by_value(key)
+        .await
+        .expect("choosing a key");
+    }
+    b.submit("#save-settings").await;
+    let settings = ok_json(
+        app.admin(Method::GET, "/admin/v1/settings", &t.admin_key, None)
+            .await,
+    )
+    .await;
+    assert_eq!(settings["manager_match"], json!(["email", "user_name"]));
     b.submit("#org-chart-link").await;
     let top = format!("li.node[data-id='{boss_id}']");
     b.find(&top).await;
