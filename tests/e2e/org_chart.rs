@@ -708,6 +708,15 @@ async fn the_org_chart_page_shows_the_tree_and_a_vacancy_at_phone_width() {
         .expect("choosing a key");
     }
     b.submit("#save-settings").await;
+    // The people table names each person's manager, a vacancy, or the value still waiting.
+    let row = |name: String| format!("tr.person[data-user-name='{name}'] td.manager");
+    assert!(
+        b.text(&row(app.email("dev0-with-a-rather-long-name")))
+            .await
+            .contains("Vacant (was Given lead)")
+    );
+    assert_eq!(b.text(&row(app.email("lead"))).await, "Given boss");
+    assert!(b.text(&row(app.email("early"))).await.contains("00uNOBODY"));
     let settings = ok_json(
         app.admin(Method::GET, "/admin/v1/settings", &t.admin_key, None)
             .await,

@@ -327,13 +327,20 @@ fn people(list: &[Person]) -> Markup {
             } @else {
                 div.scroll {
                     table #people-table {
-                        thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Active" } } }
+                        thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Manager" } th { "Active" } } }
                         tbody {
                             @for p in list {
                                 tr.person data-user-name=(p.user_name) data-active=(p.active) {
                                     td { (display_name(p)) }
                                     td { (field(p, "email")) }
                                     td { (field(p, "job_title")) }
+                                    td.manager {
+                                        @if let Some(m) = &p.manager {
+                                            @if m.active { (m.name) } @else { "Vacant (was " (m.name) ")" }
+                                        } @else if let Some(raw) = &p.manager_ref {
+                                            span.hint title="No one in Roster matches this value yet" { "waiting: " code { (raw) } }
+                                        }
+                                    }
                                     td { @if p.active { "Yes" } @else { "No" } }
                                 }
                             }
