@@ -11,6 +11,7 @@ pub mod mapping;
 pub mod message_schemas;
 pub mod messages;
 pub mod metrics;
+pub mod org_chart;
 pub mod scim;
 pub mod sealed;
 pub mod secret;

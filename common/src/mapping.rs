@@ -246,13 +246,16 @@ fn lookup<'a>(resource: &'a Map<String, Value>, t: &AttrTarget) -> Option<&'a Va
         (Some(_), _) => return None,
         (None, v) => v,
     };
-    match &t.sub {
-        Some(sub) => value
+    match (&t.sub, value) {
+        // Entra PATCHes `manager` as a bare id: a complex attribute's bare value is its
+        // `value` (the PATCH keeps it as sent; the stored resource has `{"value"}`).
+        (Some(sub), Value::String(_)) if sub.eq_ignore_ascii_case("value") => Some(value),
+        (Some(sub), _) => value
             .as_object()?
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(sub))
             .map(|(_, v)| v),
-        None => Some(value),
+        (None, _) => Some(value),
     }
 }
 
@@ -379,6 +382,18 @@ mod tests {
             Some("m1")
         );
         assert_eq!(read(&r, "nickName"), None);
+        let entra = obj(json!({
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": "m2"}
+        }));
+        assert_eq!(
+            read(
+                &entra,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
+            )
+            .as_deref(),
+            Some("m2"),
+            "Entra's bare manager id, as a PATCH leaves it"
+        );
     }
 
     #[test]

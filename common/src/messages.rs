@@ -161,6 +161,9 @@ pub struct UpdateSettings {
     /// The mass-deprovisioning guard's settings; absent fields stay as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprovision_guard: Option<GuardSettings>,
+    /// The keys a person's manager value is tried against, in order (`org_chart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_match: Option<Vec<crate::org_chart::MatchKey>>,
 }
 
 /// The org's choice about deactivated people: keep them (the default), or erase them —
@@ -721,8 +724,13 @@ pub struct UserEvent {
     /// The user's `userName` (unique per org, case-insensitively).
     pub user_name: String,
     /// The fields this change set, with their new values (all of them on create; a removed
-    /// field is `null`; empty on delete).
+    /// field is `null`; empty on delete). When only the person's manager link changed
+    /// (their manager arrived), it is `{"manager_id": …}`.
     pub changes: Map<String, Value>,
+    /// The person's manager, resolved from the mapped `manager` value (docs/admin.md, "The
+    /// org chart"): their Roster id, or `null` while there is none or none matched.
+    #[serde(default)]
+    pub manager_id: Option<Uuid>,
 }
 
 /// Payload of the `group.*` events.

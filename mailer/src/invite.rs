@@ -225,6 +225,7 @@ mod tests {
             version: 1,
             user_name: user_name.into(),
             changes: changes.as_object().cloned().unwrap_or_default(),
+            manager_id: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod invites;
 mod invites_active;
 mod metrics;
 mod okta_assign;
+mod org_chart;
 mod provisioning_log;
 mod queries;
 mod queued_commands;

@@ -362,7 +362,8 @@ async fn one_orgs_admin_key_and_session_never_reach_another_org() {
     assert_eq!(
         settings,
         json!({"send_invites": false, "lock_synced_fields": true, "deactivated_people": {"policy": "keep"}, "deprovision_guard": {
-            "enabled": true, "threshold_percent": 10, "min_count": 10, "window_minutes": 60}})
+            "enabled": true, "threshold_percent": 10, "min_count": 10, "window_minutes": 60},
+               "manager_match": ["id", "external_id", "email", "user_name", "employee_number"]})
     );
     app.stop().await;
 }

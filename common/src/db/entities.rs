@@ -84,6 +84,11 @@ pub mod user {
         pub version: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// The raw manager value the current link (or the wait for one) came from
+        /// (`m0005_org_chart.sql`).
+        pub manager_ref: Option<String>,
+        /// The person `manager_ref` resolved to, if anyone.
+        pub manager_id: Option<Uuid>,
     }
     no_relations!();
 

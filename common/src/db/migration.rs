@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007Lifecycle),
             Box::new(M0008ProvisioningLog),
             Box::new(M0009DeprovisionGuard),
+            Box::new(M0010OrgChart),
         ]
     }
 }
@@ -203,6 +204,25 @@ impl MigrationTrait for M0009DeprovisionGuard {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0009_deprovision_guard.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0010OrgChart;
+
+impl MigrationName for M0010OrgChart {
+    fn name(&self) -> &str {
+        "m0010_org_chart"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0010OrgChart {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0010_org_chart.sql"))
             .await?;
         Ok(())
     }

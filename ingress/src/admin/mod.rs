@@ -1,7 +1,8 @@
 //! The admin side: the operator's org creation, an org admin's provisioning settings
-//! (the JSON API) and the Okta integration page (HTML).
+//! (the JSON API), the org chart (`org_chart`) and the Okta integration page (HTML).
 
 pub mod api;
+pub mod org_chart;
 pub mod page;
 pub mod service;
 
@@ -9,5 +10,7 @@ use crate::app::AppState;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    api::router().merge(page::router())
+    api::router()
+        .merge(org_chart::router())
+        .merge(page::router())
 }

@@ -4,6 +4,7 @@
 //! writes the database). New SCIM tokens are rendered once, in the response to the POST
 //! that issued them, and stored nowhere.
 
+mod chart;
 pub(crate) mod session;
 mod view;
 
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 use common::{
     db::stmt,
     mapping::{Mapping, Policy},
+    org_chart::MatchKey,
     secret::TokenHash,
 };
 use sea_orm::ConnectionTrait;
@@ -61,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sso/off", post(sso_off))
         .route("/admin/guard/approve", post(approve_guard))
         .route("/admin/guard/reject", post(reject_guard))
+        .route("/admin/org-chart", get(chart::show))
         .route(
             "/admin/app.js",
             get(|| static_file("text/javascript", SCRIPT)),
@@ -408,6 +411,7 @@ async fn settings(
         lock_synced_fields: Some(form.checked("lock_synced_fields")),
         deactivated_people: deactivated_people(&form),
         deprovision_guard: None,
+        manager_match: manager_match(&form)?,
     };
     service::update_settings(&state, org, &request, change).await?;
     Ok(see_other())
@@ -515,6 +519,28 @@ async fn mapping_error(
     render(state, org, session, notice, rows, StatusCode::BAD_REQUEST).await
 }
 
+/// The manager match order from the form's `manager_match` selects, in order, blanks
+/// skipped; `None` when the form has none (it leaves the setting as it is).
+fn manager_match(form: &Fields) -> Result<Option<Vec<MatchKey>>, PageError> {
+    let chosen = form.all("manager_match");
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    let keys = chosen
+        .into_iter()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            MatchKey::parse(k).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown manager key {k:?}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(keys))
+}
+
 /// The mapping table's rows, in order. A row without a field (the empty "new" row) is
 /// skipped, and so is a custom field whose attribute was cleared (that removes it).
 fn mapping_rows(form: &Fields) -> Result<Vec<Mapping>, String> {
@@ -580,6 +606,20 @@ mod tests {
         let ragged =
             Fields::parse(b"field=job_title&field=email&scim_attribute=title&policy=ignore");
         assert!(mapping_rows(&ragged).is_err());
+    }
+
+    #[test]
+    fn manager_match_keeps_the_order_and_skips_blanks() {
+        let form = Fields::parse(b"manager_match=email&manager_match=&manager_match=id");
+        assert_eq!(
+            manager_match(&form).expect("valid"),
+            Some(vec![MatchKey::Email, MatchKey::Id])
+        );
+        assert_eq!(
+            manager_match(&Fields::parse(b"send_invites=on")).expect("valid"),
+            None
+        );
+        assert!(manager_match(&Fields::parse(b"manager_match=phone")).is_err());
     }
 
     #[test]

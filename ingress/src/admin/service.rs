@@ -15,6 +15,7 @@ use common::{
         RotateScimToken, SetMappings, SetOrgRetention, SetProvisioning, SetSso, SignInClaim,
         UpdatePerson, UpdateSettings,
     },
+    org_chart::{self, MatchKey},
     secret::{self, TokenKind},
 };
 use sea_orm::{ConnectionTrait, QueryResult};
@@ -211,13 +212,15 @@ pub async fn revoke_integration(
     command(state, org, request, cmd).await.map(|_| ())
 }
 
-#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Settings {
     pub send_invites: bool,
     pub lock_synced_fields: bool,
     /// Keep deactivated people, or erase them N days after deactivation.
     pub deactivated_people: DeactivatedPeople,
     pub deprovision_guard: GuardSettings,
+    /// The keys a person's manager value is tried against, in order (docs/admin.md).
+    pub manager_match: Vec<MatchKey>,
 }
 
 /// The mass-deprovisioning guard's settings (docs/admin.md).
@@ -234,6 +237,7 @@ pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError>
         .db
         .query_one_raw(stmt(
             "SELECT o.send_invites, o.lock_synced_fields, o.erase_deactivated_after_days, \
+                    to_jsonb(o.manager_match) AS manager_match, \
                     COALESCE(g.enabled, true) AS enabled, \
                     COALESCE(g.threshold_percent, 10)::bigint AS threshold_percent, \
                     COALESCE(g.min_count, 10)::bigint AS min_count, \
@@ -243,6 +247,7 @@ pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError>
         ))
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
+    let keys: Value = row.try_get("", "manager_match")?;
     Ok(Settings {
         send_invites: row.try_get("", "send_invites")?,
         lock_synced_fields: row.try_get("", "lock_synced_fields")?,
@@ -255,6 +260,13 @@ pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError>
             min_count: row.try_get("", "min_count")?,
             window_minutes: row.try_get("", "window_minutes")?,
         },
+        manager_match: org_chart::from_names(
+            keys.as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Value::as_str),
+        ),
     })
 }
 
@@ -322,6 +334,9 @@ pub async fn update_settings(
 ) -> Result<Settings, ApiError> {
     if let Some(Err(e)) = change.deprovision_guard.as_ref().map(|g| g.validate()) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, e));
+    }
+    if let Some(keys) = &change.manager_match {
+        org_chart::validate(keys).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     }
     let body = command(state, org, request, Command::UpdateSettings(change)).await?;
     serde_json::from_value(body)
@@ -409,10 +424,52 @@ pub struct Person {
     pub fields: Map<String, Value>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    /// Who they report to, or `null`; `active: false` is a vacancy.
+    pub manager: Option<Manager>,
+    /// The raw manager value while it names no one (yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_ref: Option<String>,
 }
 
-fn person(r: &QueryResult) -> Result<Person, ApiError> {
+/// A person's manager as the directory shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Manager {
+    pub id: Uuid,
+    pub name: String,
+    /// `false`: the manager was deactivated and the position is vacant.
+    pub active: bool,
+}
+
+/// A person's name in SQL, for the users row aliased `t`: first and last name when
+/// known, else the display name, else the user name.
+pub fn name_sql(t: &str) -> String {
+    format!(
+        "COALESCE(NULLIF(btrim(concat_ws(' ', {t}.profile->>'first_name', {t}.profile->>'last_name')), ''), \
+         NULLIF(btrim({t}.display_name), ''), {t}.user_name)"
+    )
+}
+
+/// The columns `person` reads, for `users u LEFT JOIN users m ON m.id = u.manager_id`.
+fn person_columns() -> String {
+    format!(
+        "u.id, u.user_name, u.active, u.profile, u.version, u.updated_at, u.manager_ref, \
+         m.id AS manager_id, m.active AS manager_active, {} AS manager_name",
+        name_sql("m")
+    )
+}
+
+pub(crate) fn person(r: &QueryResult) -> Result<Person, ApiError> {
     let fields: Value = r.try_get("", "profile")?;
+    let manager_id: Option<Uuid> = r.try_get("", "manager_id")?;
+    let manager = match manager_id {
+        Some(id) => Some(Manager {
+            id,
+            name: r.try_get("", "manager_name")?,
+            active: r.try_get("", "manager_active")?,
+        }),
+        None => None,
+    };
+    let manager_ref: Option<String> = r.try_get("", "manager_ref")?;
     Ok(Person {
         id: r.try_get("", "id")?,
         user_name: r.try_get("", "user_name")?,
@@ -420,6 +477,8 @@ fn person(r: &QueryResult) -> Result<Person, ApiError> {
         fields: fields.as_object().cloned().unwrap_or_default(),
         version: r.try_get("", "version")?,
         updated_at: r.try_get("", "updated_at")?,
+        manager_ref: manager_ref.filter(|_| manager.is_none()),
+        manager,
     })
 }
 
@@ -434,10 +493,13 @@ pub async fn people(
     let rows = state
         .db
         .query_all_raw(stmt(
-            "SELECT id, user_name, active, profile, version, updated_at FROM users \
-             WHERE org_id = $1 AND (active OR $2) \
-             ORDER BY lower(COALESCE(profile->>'last_name', '')), lower(COALESCE(profile->>'first_name', '')), lower(user_name), id \
-             LIMIT $3 OFFSET $4",
+            &format!(
+                "SELECT {} FROM users u LEFT JOIN users m ON m.id = u.manager_id \
+                 WHERE u.org_id = $1 AND (u.active OR $2) \
+                 ORDER BY lower(COALESCE(u.profile->>'last_name', '')), lower(COALESCE(u.profile->>'first_name', '')), lower(u.user_name), u.id \
+                 LIMIT $3 OFFSET $4",
+                person_columns()
+            ),
             [
                 org.into(),
                 include_inactive.into(),
@@ -454,7 +516,11 @@ pub async fn person_by_id(state: &AppState, org: Uuid, id: Uuid) -> Result<Perso
     let row = state
         .db
         .query_one_raw(stmt(
-            "SELECT id, user_name, active, profile, version, updated_at FROM users WHERE org_id = $1 AND id = $2",
+            &format!(
+                "SELECT {} FROM users u LEFT JOIN users m ON m.id = u.manager_id \
+                 WHERE u.org_id = $1 AND u.id = $2",
+                person_columns()
+            ),
             [org.into(), id.into()],
         ))
         .await?

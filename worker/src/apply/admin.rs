@@ -10,6 +10,7 @@ use common::{
         RevokeIntegration, RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning,
         UpdateSettings,
     },
+    org_chart,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::json;
@@ -299,18 +300,28 @@ pub(super) async fn update_settings(
     if let Some(Err(e)) = cmd.deprovision_guard.as_ref().map(|g| g.validate()) {
         return Ok(Reply::error(400, None, e));
     }
+    if let Some(keys) = &cmd.manager_match
+        && let Err(e) = org_chart::validate(keys)
+    {
+        return Ok(Reply::error(400, None, e));
+    }
+    let manager_match = cmd.manager_match.as_ref().map(|k| json!(k));
     let row = tx
         .query_one_raw(stmt(
             "UPDATE orgs SET send_invites = COALESCE($2, send_invites), \
                  lock_synced_fields = COALESCE($3, lock_synced_fields), \
-                 erase_deactivated_after_days = CASE WHEN $4 THEN $5 ELSE erase_deactivated_after_days END \
-             WHERE id = $1 RETURNING send_invites, lock_synced_fields, erase_deactivated_after_days",
+                 erase_deactivated_after_days = CASE WHEN $4 THEN $5 ELSE erase_deactivated_after_days END, \
+                 manager_match = CASE WHEN $6::jsonb IS NULL THEN manager_match \
+                     ELSE ARRAY(SELECT k FROM jsonb_array_elements_text($6::jsonb) WITH ORDINALITY AS t (k, n) ORDER BY n) END \
+             WHERE id = $1 RETURNING send_invites, lock_synced_fields, erase_deactivated_after_days, \
+                 to_jsonb(manager_match) AS manager_match",
             [
                 org_id.into(),
                 cmd.send_invites.into(),
                 cmd.lock_synced_fields.into(),
                 cmd.deactivated_people.is_some().into(),
                 erase_after.into(),
+                manager_match.into(),
             ],
         ))
         .await?;
@@ -327,6 +338,7 @@ pub(super) async fn update_settings(
             row.try_get::<Option<i32>>("", "erase_deactivated_after_days")?,
         ),
         "deprovision_guard": super::guard::settings_json(tx, org_id).await?,
+        "manager_match": row.try_get::<serde_json::Value>("", "manager_match")?,
     });
     audit(
         tx,

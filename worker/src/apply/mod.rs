@@ -6,6 +6,7 @@ mod admin;
 mod erase;
 mod groups;
 mod guard;
+mod manager;
 mod org;
 mod people;
 mod sso;

@@ -2,7 +2,7 @@
 //! overwrites are refused (`409`, naming them). Fields Okta maps are written into the
 //! stored SCIM resource too, so `GET` over SCIM returns what the directory shows.
 
-use super::{ApplyContext, Audit, Side, audit_with, not_found, scim_error};
+use super::{ApplyContext, Audit, Side, audit_with, manager, not_found, scim_error};
 use common::{
     db::{entities::user, reads::org_mapping, stmt},
     mapping::{self, CUSTOM_PREFIX, Policy, STANDARD_FIELDS},
@@ -134,7 +134,11 @@ pub(super) async fn update(
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
-    let u = user::Model::from_query_result(&row, "")?;
+    let mut u = user::Model::from_query_result(&row, "")?;
+    let mut changes = Map::from_iter([("fields".to_owned(), Value::Object(changed.clone()))]);
+    if manager::resolve(tx, env, org_id, Some(&old), &mut u).await? {
+        changes.insert("manager_id".into(), json!(u.manager_id));
+    }
     let event = Envelope::new(
         events::USER_UPDATED,
         Some(org_id),
@@ -143,7 +147,8 @@ pub(super) async fn update(
             user_id: u.id,
             version: u.version,
             user_name: u.user_name.clone(),
-            changes: Map::from_iter([("fields".to_owned(), Value::Object(changed.clone()))]),
+            changes,
+            manager_id: u.manager_id,
         },
     );
     audit_with(

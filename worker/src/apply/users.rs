@@ -3,8 +3,8 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::{
-    ApplyContext, Audit, Side, audit_with, guard, none_string, not_found, precondition_failed,
-    scim_error,
+    ApplyContext, Audit, Side, audit_with, guard, manager, none_string, not_found,
+    precondition_failed, scim_error,
 };
 use common::{
     db::{
@@ -75,7 +75,8 @@ pub(super) async fn create(
             format!("a user with userName {:?} already exists", input.user_name),
         ));
     };
-    let stored = user::Model::from_query_result(&row, "")?;
+    let mut stored = user::Model::from_query_result(&row, "")?;
+    manager::resolve(tx, env, org_id, None, &mut stored).await?;
     let rendered = render_user(&stored.as_stored(), &ctx.scim_base);
 
     let mut changes: Map<String, Value> = input.resource.clone();
@@ -90,6 +91,7 @@ pub(super) async fn create(
             version: stored.version,
             user_name: stored.user_name.clone(),
             changes,
+            manager_id: stored.manager_id,
         },
     );
     // An invite is due when a person is first active in the directory, decided with the
@@ -291,7 +293,7 @@ async fn update(
     if let Some(x) = &input.external_id {
         after.insert("externalId".into(), json!(x));
     }
-    let changes = diff(&before, &after);
+    let mut changes = diff(&before, &after);
     if changes.is_empty() && profile == stored_profile {
         return rendered(tx, ctx, &old).await;
     }
@@ -316,7 +318,10 @@ async fn update(
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
-    let stored = user::Model::from_query_result(&row, "")?;
+    let mut stored = user::Model::from_query_result(&row, "")?;
+    if manager::resolve(tx, env, org_id, Some(&old), &mut stored).await? {
+        changes.insert("manager_id".into(), json!(stored.manager_id));
+    }
     let kind = match (old.active, stored.active) {
         (true, false) => events::USER_DEACTIVATED,
         (false, true) => events::USER_REACTIVATED,
@@ -397,6 +402,7 @@ async fn emit(
             version: u.version,
             user_name: u.user_name.clone(),
             changes,
+            manager_id: u.manager_id,
         },
     );
     audit_with(

@@ -5,7 +5,10 @@
 use crate::admin::service::{
     Activity, GuardStatus, LogEntry, Person, ProvisioningStatus, Settings, Sso,
 };
-use common::mapping::{self, Mapping, Policy};
+use common::{
+    mapping::{self, Mapping, Policy},
+    org_chart::MatchKey,
+};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
@@ -34,7 +37,7 @@ const POLICIES: [(Policy, &str); 3] = [
     (Policy::Ignore, "Do not map"),
 ];
 
-fn layout(title: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -197,6 +200,7 @@ fn settings(s: &crate::admin::service::Settings, csrf: &str) -> Markup {
                     " Lock synced fields (people cannot edit what Okta overwrites)"
                 }
                 (deactivated_people(s.deactivated_people))
+                (manager_match(&s.manager_match))
                 button #save-settings type="submit" { "Save settings" }
             }
         }
@@ -264,6 +268,28 @@ fn deactivated_people(p: common::messages::DeactivatedPeople) -> Markup {
                     value=(days.unwrap_or(30)) aria-label="Days after deactivation";
                 " days after deactivation"
             }
+        }
+    }
+}
+
+/// One select per position: the keys a manager value is tried against, in order.
+fn manager_match(keys: &[MatchKey]) -> Markup {
+    html! {
+        fieldset #manager-match {
+            legend { "Find a person's manager by" }
+            ol {
+                @for i in 0..MatchKey::ALL.len() {
+                    li {
+                        select name="manager_match" data-position=(i + 1) aria-label={ "Manager key " (i + 1) } {
+                            option value="" selected[keys.get(i).is_none()] { "—" }
+                            @for k in MatchKey::ALL {
+                                option value=(k.as_str()) selected[keys.get(i) == Some(&k)] { (k.label()) }
+                            }
+                        }
+                    }
+                }
+            }
+            p.hint { "Okta sends whatever you map to the manager attribute; the first key that names someone wins." }
         }
     }
 }
@@ -434,18 +460,26 @@ fn people(list: &[Person]) -> Markup {
     html! {
         section #people {
             h2 { "People" }
+            p { a #org-chart-link href="/admin/org-chart" { "See the org chart" } }
             @if list.is_empty() {
                 p.hint { "No one yet: assign the app to people in Okta." }
             } @else {
                 div.scroll {
                     table #people-table {
-                        thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Active" } } }
+                        thead { tr { th { "Name" } th { "Email" } th { "Job title" } th { "Manager" } th { "Active" } } }
                         tbody {
                             @for p in list {
                                 tr.person data-user-name=(p.user_name) data-active=(p.active) {
                                     td { (display_name(p)) }
                                     td { (field(p, "email")) }
                                     td { (field(p, "job_title")) }
+                                    td.manager {
+                                        @if let Some(m) = &p.manager {
+                                            @if m.active { (m.name) } @else { "Vacant (was " (m.name) ")" }
+                                        } @else if let Some(raw) = &p.manager_ref {
+                                            span.hint title="No one in Roster matches this value yet" { "waiting: " code { (raw) } }
+                                        }
+                                    }
                                     td { @if p.active { "Yes" } @else { "No" } }
                                 }
                             }
