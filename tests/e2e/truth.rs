@@ -57,6 +57,19 @@ async fn user(t: &Tenant, id: &str) -> Value {
     res.json().await.expect("user JSON")
 }
 
+/// Another transaction holding the person's row until it is rolled back.
+async fn hold_row(app: &TestApp, id: &str) -> sea_orm::DatabaseTransaction {
+    let holder = app.db.begin().await.expect("begin");
+    holder
+        .execute_raw(stmt(
+            "SELECT 1 FROM users WHERE id = $1::uuid FOR UPDATE",
+            [id.to_owned().into()],
+        ))
+        .await
+        .expect("row lock");
+    holder
+}
+
 async fn detail(res: Response) -> String {
     let v: Value = res.json().await.unwrap_or_default();
     v["detail"].as_str().unwrap_or_default().to_owned()
@@ -69,14 +82,7 @@ async fn a_patch_held_on_a_row_lock_past_its_deadline_is_never_applied() {
     let id = create(&acme, &app.email("held"), true).await;
 
     // Another transaction holds the person's row, longer than the command timeout.
-    let holder = app.db.begin().await.expect("begin");
-    holder
-        .execute_raw(stmt(
-            "SELECT 1 FROM users WHERE id = $1::uuid FOR UPDATE",
-            [id.clone().into()],
-        ))
-        .await
-        .expect("row lock");
+    let holder = hold_row(&app, &id).await;
     let started = Instant::now();
     let res = patch(&acme, &id, &set_active(false)).await;
     assert_eq!(res.status(), 503);
@@ -152,14 +158,7 @@ async fn a_change_redelivered_after_a_worker_died_is_not_applied_after_its_503()
     let acme = app.tenant("Acme").await;
     let id = create(&acme, &app.email("redelivered"), true).await;
 
-    let holder = app.db.begin().await.expect("begin");
-    holder
-        .execute_raw(stmt(
-            "SELECT 1 FROM users WHERE id = $1::uuid FOR UPDATE",
-            [id.clone().into()],
-        ))
-        .await
-        .expect("row lock");
+    let holder = hold_row(&app, &id).await;
     let pending = {
         let scim = acme.scim.clone();
         let id = id.clone();

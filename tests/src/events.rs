@@ -178,6 +178,7 @@ mod tests {
                 "version": 3,
                 "user_name": "jane@example.com",
                 "changes": {"title": "CTO"},
+                "manager_id": null,
             }),
         );
         serde_json::to_value(env).expect("json")
