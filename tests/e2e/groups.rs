@@ -2,8 +2,10 @@
 //! IDP-NOTES.md, renames, uniqueness, `excludedAttributes=members`, and delete.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tests::{
+    bulk,
     harness::TestApp,
     okta::{ScimClient, create_user_body, urlencode},
 };
@@ -246,5 +248,118 @@ async fn okta_push_groups_with_every_membership_shape() {
         1 + 7 + 1,
         "one event per change: create, 7 updates, delete"
     );
+    app.stop().await;
+}
+
+/// PostgreSQL's own counters for the membership table in this test's database: rows
+/// inserted, rows deleted, rows read (by sequential and index scans).
+async fn member_table_counters(app: &TestApp) -> [i64; 3] {
+    let row = app
+        .db
+        .query_one_raw(common::db::stmt(
+            "SELECT n_tup_ins, n_tup_del, seq_tup_read + COALESCE(idx_tup_fetch, 0) AS tup_read \
+             FROM pg_stat_user_tables WHERE relname = 'group_members'",
+            [],
+        ))
+        .await
+        .expect("pg_stat_user_tables")
+        .expect("a row");
+    ["n_tup_ins", "n_tup_del", "tup_read"].map(|c| row.try_get::<i64>("", c).expect(c))
+}
+
+/// Waits until PostgreSQL's counters (flushed by each backend within about a second, or
+/// ten when it flushed just before) show `inserted` and `deleted`, or 30 s pass.
+async fn settled_counters(app: &TestApp, inserted: i64, deleted: i64) -> [i64; 3] {
+    let start = std::time::Instant::now();
+    loop {
+        let c = member_table_counters(app).await;
+        if (c[0] >= inserted && c[1] >= deleted) || start.elapsed().as_secs() > 30 {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// A one-member PATCH (Okta's add, Okta's filtered remove) to a group of 5,000 touches one
+/// membership row and reads next to none: it never loads, rewrites or diffs the whole list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_patch_to_a_large_group_touches_one_row() {
+    const N: usize = 5_000;
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let okta = &acme.scim;
+    let org_id: uuid::Uuid = acme.org_id.parse().expect("org id");
+    let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone", "members": []})).await;
+    assert_eq!(res.status(), 201);
+    let gid = res.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let users = bulk::insert_users(&app.db, org_id, "big", N + 1)
+        .await
+        .expect("users");
+    let (members, joiner) = users.split_at(N);
+    let joiner = joiner[0].to_string();
+    bulk::insert_members(&app.db, org_id, gid.parse().expect("group id"), members)
+        .await
+        .expect("members");
+    let before = settled_counters(&app, N as i64, 0).await;
+    assert_eq!(before[..2], [N as i64, 0], "the fixture's rows are counted");
+    let path = format!("/Groups/{gid}");
+
+    let add = patch(
+        json!([{"op": "add", "path": "members", "value": [{"value": joiner, "display": "joiner"}]}]),
+    );
+    assert_eq!(
+        okta.send_json(Method::PATCH, &path, &add).await.status(),
+        204
+    );
+    let after_add = settled_counters(&app, before[0] + 1, 0).await;
+    assert_eq!(
+        after_add[..2],
+        [before[0] + 1, 0],
+        "one row inserted, none deleted"
+    );
+    assert!(
+        after_add[2] - before[2] < 100,
+        "the add read {} membership rows of {N}",
+        after_add[2] - before[2]
+    );
+
+    let leaver = members[N / 2].to_string();
+    let remove =
+        patch(json!([{"op": "remove", "path": format!("members[value eq \"{leaver}\"]")}]));
+    assert_eq!(
+        okta.send_json(Method::PATCH, &path, &remove).await.status(),
+        204
+    );
+    let after_remove = settled_counters(&app, after_add[0], 1).await;
+    assert_eq!(
+        after_remove[..2],
+        [after_add[0], 1],
+        "one row deleted, none inserted"
+    );
+    assert!(
+        after_remove[2] - after_add[2] < 100,
+        "the remove read {} membership rows of {N}",
+        after_remove[2] - after_add[2]
+    );
+
+    let sql = format!("SELECT count(*) FROM group_members WHERE group_id = '{gid}'");
+    assert_eq!(app.count(&sql).await, N as i64);
+    let version = format!("SELECT version FROM groups WHERE id = '{gid}'");
+    assert_eq!(
+        app.count(&version).await,
+        3,
+        "each PATCH is one new version"
+    );
+    let joined = format!(
+        "SELECT count(*) FROM group_members WHERE group_id = '{gid}' AND user_id IN ('{joiner}')"
+    );
+    assert_eq!(app.count(&joined).await, 1);
+    let left = format!(
+        "SELECT count(*) FROM group_members WHERE group_id = '{gid}' AND user_id IN ('{leaver}')"
+    );
+    assert_eq!(app.count(&left).await, 0);
     app.stop().await;
 }

@@ -2,6 +2,7 @@
 //! RabbitMQ, PostgreSQL and SMTP, on its own database and its own queue names, and talks
 //! to them as Okta would.
 
+pub mod bulk;
 pub mod events;
 pub mod feed;
 pub mod harness;

@@ -7,6 +7,7 @@ use super::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Longest `userName` accepted.
@@ -430,6 +431,7 @@ impl GroupInput {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => {
                 let mut ids: Vec<Uuid> = Vec::with_capacity(list.len());
+                let mut seen: HashSet<Uuid> = HashSet::with_capacity(list.len());
                 for m in &list {
                     let value = m.get("value").and_then(Value::as_str).unwrap_or_default();
                     if m.get("type")
@@ -441,7 +443,7 @@ impl GroupInput {
                     let id = Uuid::parse_str(value.trim()).map_err(|_| {
                         ScimError::invalid_value(format!("member {value:?} is not a user id"))
                     })?;
-                    if !ids.contains(&id) {
+                    if seen.insert(id) {
                         ids.push(id);
                     }
                 }
