@@ -125,17 +125,21 @@ async fn store(db: &DatabaseConnection, batch: &ProvisioningLogEntries) -> Resul
     if batch.entries.is_empty() {
         return Ok(0);
     }
-    // One statement for the batch: the entries as one JSON array, turned into rows.
+    // One statement for the batch: the entries as one JSON array, turned into rows. Entries
+    // of an org removed while they were on the way are dropped; the key-share lock makes
+    // them wait for a removal under way (`org::delete_org` locks the org's row).
     let rows = serde_json::to_value(&batch.entries).unwrap_or_default();
     let result = db
         .execute_raw(stmt(
-            "INSERT INTO provisioning_log (id, org_id, at, method, path, resource_type, resource_id, \
+            "WITH t AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, org_id uuid, \
+                  at timestamptz, method text, path text, resource_type text, resource_id uuid, \
+                  status smallint, detail text, duration_ms int, correlation_id text)), \
+             live AS (SELECT id FROM orgs WHERE id IN (SELECT org_id FROM t) FOR KEY SHARE) \
+             INSERT INTO provisioning_log (id, org_id, at, method, path, resource_type, resource_id, \
                  status, detail, duration_ms, correlation_id) \
-             SELECT id, org_id, at, method, path, resource_type, resource_id, status, detail, \
-                    duration_ms, correlation_id \
-             FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, org_id uuid, at timestamptz, \
-                  method text, path text, resource_type text, resource_id uuid, status smallint, \
-                  detail text, duration_ms int, correlation_id text) \
+             SELECT t.id, t.org_id, t.at, t.method, t.path, t.resource_type, t.resource_id, \
+                    t.status, t.detail, t.duration_ms, t.correlation_id \
+             FROM t JOIN live ON live.id = t.org_id \
              ON CONFLICT (id) DO NOTHING",
             [rows.into()],
         ))
