@@ -361,7 +361,23 @@ impl TestApp {
 
     /// Starts a worker with a broker connection of its own (see `kill_workers`).
     pub async fn start_worker(&mut self) {
+        self.spawn_worker(self.settings.clone()).await;
+    }
+
+    /// Starts a worker whose database connections run through a proxy of its own, so a
+    /// test can take the database away from the worker alone (the ingress still reads it).
+    pub async fn start_worker_with_own_db(&mut self) -> Proxy {
+        let direct = format!("{}/{}", self.server_url, self.db_name);
+        let db = Proxy::start(&host_port(&direct, 5432)).await;
         let mut settings = self.settings.clone();
+        settings.database_url = common::secret::Secret::new(db.url_for(&direct));
+        self.spawn_worker(settings).await;
+        db
+    }
+
+    /// A worker with `settings`, reaching the broker through a proxy of its own (but on a
+    /// cluster, where it is given every node).
+    async fn spawn_worker(&mut self, mut settings: Settings) {
         let proxy = if self.cluster {
             None
         } else {
@@ -378,47 +394,16 @@ impl TestApp {
         self.tasks.push(service);
     }
 
-    /// Starts a worker whose database connections run through a proxy of its own, so a
-    /// test can take the database away from the worker alone (the ingress still reads it).
-    pub async fn start_worker_with_own_db(&mut self) -> Proxy {
-        let db = Proxy::start(&host_port(
-            &format!("{}/{}", self.server_url, self.db_name),
-            5432,
-        ))
-        .await;
-        let proxy = Proxy::start(&host_port(&self.amqp_direct, 5672)).await;
-        let mut settings = self.settings.clone();
-        settings.amqp_url = common::secret::Secret::new(proxy.url_for(&self.amqp_direct));
-        settings.database_url = common::secret::Secret::new(
-            db.url_for(&format!("{}/{}", self.server_url, self.db_name)),
-        );
-        let w = worker::Worker::connect(&settings).await;
-        let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
-        let mut service = Service::spawn("worker", |stop| w.run(health, stop));
-        service.amqp = Some(proxy);
-        self.tasks.push(service);
-        db
-    }
-
     /// Stops the mailer (as SIGTERM would) and checks it exited cleanly.
     pub async fn stop_mailer(&mut self) {
-        let (mailers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
-            .into_iter()
-            .partition(|s| s.name == "mailer");
-        self.tasks = rest;
-        for m in mailers {
-            m.stop().await;
-        }
+        self.stop_named("mailer").await;
     }
 
     /// Starts a mailer that sends through `smtp_url` instead of the test's SMTP proxy.
     pub async fn start_mailer_via(&mut self, smtp_url: &str) {
         let mut settings = self.settings.clone();
         settings.smtp_url = common::secret::Secret::new(smtp_url.to_owned());
-        let m = mailer::Mailer::connect(&settings).await.expect("mailer");
-        let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
-        self.tasks
-            .push(Service::spawn("mailer", |stop| m.run(health, stop)));
+        self.spawn_mailer(&settings).await;
     }
 
     /// Which services answer `/readyz` with 200 now: the ingress, then each worker and
@@ -492,19 +477,26 @@ impl TestApp {
 
     /// Stops the running workers (as SIGTERM would) and checks they exited cleanly.
     pub async fn stop_worker(&mut self) {
-        let (workers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
+        self.stop_named("worker").await;
+    }
+
+    /// Stops every service called `name` (as SIGTERM would) and checks each exited cleanly.
+    async fn stop_named(&mut self, name: &str) {
+        let (named, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tasks)
             .into_iter()
-            .partition(|s| s.name == "worker");
+            .partition(|s| s.name == name);
         self.tasks = rest;
-        for w in workers {
-            w.stop().await;
+        for service in named {
+            service.stop().await;
         }
     }
 
     pub async fn start_mailer(&mut self) {
-        let m = mailer::Mailer::connect(&self.settings)
-            .await
-            .expect("mailer");
+        self.spawn_mailer(&self.settings.clone()).await;
+    }
+
+    async fn spawn_mailer(&mut self, settings: &Settings) {
+        let m = mailer::Mailer::connect(settings).await.expect("mailer");
         let health = TcpListener::bind("127.0.0.1:0").await.expect("health port");
         let addr = health.local_addr().expect("health address");
         let mut service = Service::spawn("mailer", |stop| m.run(health, stop));
@@ -539,27 +531,15 @@ impl TestApp {
 
     /// How many consumers RabbitMQ counts on `queue` now (a passive declare).
     pub async fn consumers(&self, queue: &str) -> u32 {
-        let conn = connect_direct(&self.amqp_direct)
-            .await
-            .expect("connecting to RabbitMQ");
-        let channel = conn.create_channel().await.expect("channel");
-        let q = channel
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .expect("passive declare");
-        let _ = conn.close(200, "counted".into()).await;
-        q.consumer_count()
+        self.passive_declare(queue).await.consumer_count()
     }
 
     /// How many messages wait in `queue` now, ready or not (a passive declare).
     pub async fn messages(&self, queue: &str) -> u32 {
+        self.passive_declare(queue).await.message_count()
+    }
+
+    async fn passive_declare(&self, queue: &str) -> lapin::Queue {
         let conn = connect_direct(&self.amqp_direct)
             .await
             .expect("connecting to RabbitMQ");
@@ -576,7 +556,7 @@ impl TestApp {
             .await
             .expect("passive declare");
         let _ = conn.close(200, "counted".into()).await;
-        q.message_count()
+        q
     }
 
     /// A unique email address for this test.
