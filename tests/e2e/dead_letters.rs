@@ -491,7 +491,7 @@ async fn reading_a_long_dead_letter_queue_keeps_its_order() {
 /// once instead of waiting out the command timeout. Nothing is changed; once the cause is
 /// removed, a replay applies it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_permanent_database_failure_answers_500_at_once_and_waits_for_replay() {
+async fn a_permanent_database_failure_answers_500_at_once_and_is_never_applied_later() {
     use sea_orm::ConnectionTrait;
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
@@ -539,12 +539,31 @@ async fn a_permanent_database_failure_answers_500_at_once_and_waits_for_replay()
         .execute_unprepared("ALTER TABLE users DROP CONSTRAINT refuses_some")
         .await
         .expect("dropping the constraint");
+    // The caller was told 500, "nothing applied, ever": a replay, even within the
+    // command's deadline, finds the stored answer and changes nothing.
     cli(&conn, &topology, &["replay", "--all"])
         .await
         .expect("replay");
-    let sql = format!("SELECT count(*) FROM users WHERE user_name = '{name}'");
-    assert_eq!(app.wait_count(&sql, 1, Duration::from_secs(20)).await, 1);
     assert_eq!(wait_depth(&conn, &topology, 0).await, 0);
+    let sql = format!("SELECT count(*) FROM users WHERE user_name = '{name}'");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.count(&sql).await,
+        0,
+        "a create answered 500 was applied"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'command.failed'")
+            .await,
+        1
+    );
+    // Okta sends the create again, as a new request: applied once.
+    let res = acme
+        .scim
+        .post_user(&create_user_body(&name, "Ref", "Used"))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(app.count(&sql).await, 1);
     let _ = conn.close(200, "done".into()).await;
     app.stop().await;
 }

@@ -4,7 +4,7 @@
 //! awaited); SIGTERM stops consuming and lets in-flight commands finish.
 
 use crate::{
-    apply::{Applied, ApplyContext, apply},
+    apply::{Applied, ApplyContext, apply, record_unapplied},
     authorize::{Caller, Refusal, authorize, failed_outcome},
     depth, gc, outbox, provisioning_log,
 };
@@ -399,15 +399,27 @@ async fn failed(
     if !is_transient(e) {
         tracing::error!(error = %reason, "command failed permanently; dead-lettered");
         let dead = dead_letter(&shared.publisher, &shared.topology, delivery, &reason).await;
-        // Only once it is set aside: a message that went back to its queue fails again.
-        if dead {
+        // Only once it is set aside (a message that went back to its queue fails again), and
+        // only to a caller waiting on `reply_to`: a `500` means "nothing applied, ever", so
+        // it is stored as the command's final answer first, and a replay of the dead letter
+        // changes nothing. Not stored, the caller's fence answers at the deadline instead.
+        // A fire-and-forget command was answered nothing: replaying it applies it.
+        if dead && delivery.properties.reply_to().is_some() {
             let reply = Reply::error(
                 500,
                 None,
-                "the change could not be applied and nothing was changed; it is kept in \
-                 Roster's dead-letter queue for an operator to inspect",
+                "the change could not be applied and nothing was changed, and it never will \
+                 be; it is kept in Roster's dead-letter queue for an operator to inspect",
             );
-            send_reply(shared, delivery, &env.correlation_id, &reply, trusted).await;
+            match record_unapplied(&shared.db, env, &reply, "command.failed").await {
+                Ok(true) => {
+                    send_reply(shared, delivery, &env.correlation_id, &reply, trusted).await;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %redact(&e), "the failure could not be recorded; the caller is answered at its deadline");
+                }
+            }
         }
         return dead_outcome(dead);
     }

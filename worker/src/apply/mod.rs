@@ -146,35 +146,10 @@ pub fn expired_reply() -> Reply {
 }
 
 /// Records a command that reached its deadline unapplied: its id with the `503` reply (so a
-/// redelivery, and the ingress's fence, find it) and an activity entry, in one statement.
+/// redelivery, and the ingress's fence, find it) and an activity entry.
 async fn expire(db: &DatabaseConnection, env: &Envelope) -> Result<Applied, DbErr> {
     let reply = expired_reply();
-    let (resource_type, resource_id) = expired_resource(env);
-    let recorded = db
-        .query_one_raw(stmt(
-            "WITH claimed AS (\
-                 INSERT INTO processed_commands (command_id, org_id, command_type, reply) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (command_id) DO NOTHING RETURNING command_id), \
-             audit AS (\
-                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
-                                        resource_type, resource_id, detail) \
-                 SELECT $2, $1, $5, $6, 'command.expired', $7, $8, $9 FROM claimed \
-                 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $2)) \
-             SELECT command_id FROM claimed",
-            [
-                env.id.into(),
-                env.org_id.into(),
-                env.kind.clone().into(),
-                to_json(&reply).into(),
-                env.correlation_id.clone().into(),
-                actor(env).into(),
-                resource_type.into(),
-                resource_id.into(),
-                serde_json::json!({"type": env.kind, "apply_by": env.apply_by}).into(),
-            ],
-        ))
-        .await?;
-    if recorded.is_none() {
+    if !record_unapplied(db, env, &reply, "command.expired").await? {
         // Applied or expired by an earlier delivery: its stored reply stands.
         let reply = stored_reply(db, env.id, env.org_id).await?;
         return Ok(Applied {
@@ -188,7 +163,46 @@ async fn expire(db: &DatabaseConnection, env: &Envelope) -> Result<Applied, DbEr
     })
 }
 
-/// The resource an expired command was about, for its activity entry.
+/// Makes `reply` the final answer of a command that was not applied — expired, or refused
+/// for good by the database and answered `500` — by storing it under the command's id, with
+/// an activity entry `action`, in one statement: no redelivery or replay of the command can
+/// apply it afterwards. False if the id was already taken (its stored reply stands).
+pub async fn record_unapplied(
+    db: &DatabaseConnection,
+    env: &Envelope,
+    reply: &Reply,
+    action: &str,
+) -> Result<bool, DbErr> {
+    let (resource_type, resource_id) = expired_resource(env);
+    let recorded = db
+        .query_one_raw(stmt(
+            "WITH claimed AS (\
+                 INSERT INTO processed_commands (command_id, org_id, command_type, reply) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (command_id) DO NOTHING RETURNING command_id), \
+             audit AS (\
+                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
+                                        resource_type, resource_id, detail) \
+                 SELECT $2, $1, $5, $6, $10, $7, $8, $9 FROM claimed \
+                 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = $2)) \
+             SELECT command_id FROM claimed",
+            [
+                env.id.into(),
+                env.org_id.into(),
+                env.kind.clone().into(),
+                to_json(reply).into(),
+                env.correlation_id.clone().into(),
+                actor(env).into(),
+                resource_type.into(),
+                resource_id.into(),
+                serde_json::json!({"type": env.kind, "apply_by": env.apply_by}).into(),
+                action.into(),
+            ],
+        ))
+        .await?;
+    Ok(recorded.is_some())
+}
+
+/// The resource an unapplied command was about, for its activity entry.
 fn expired_resource(env: &Envelope) -> (&'static str, Option<String>) {
     let id = |key: &str| {
         env.payload
