@@ -43,8 +43,11 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Most PostgreSQL connections each process opens (`DATABASE_MAX_CONNECTIONS`).
     pub db_max_connections: u32,
-    /// Commands a worker applies at once (`WORKER_CONCURRENCY`, default: the prefetch).
+    /// Transactions (batches of commands) a worker applies at once (`WORKER_CONCURRENCY`,
+    /// default 2).
     pub worker_concurrency: usize,
+    /// Most commands a worker applies in one transaction (`WORKER_BATCH_MAX`, default 64).
+    pub worker_batch_max: usize,
     /// Commands the ingress waits on at once; past it, `503` at once (`INGRESS_MAX_IN_FLIGHT`).
     pub max_in_flight: usize,
     /// Most commands waiting in the queue; past it the broker refuses new ones and the
@@ -199,10 +202,8 @@ impl Settings {
                 &string("COMMAND_TIMEOUT_MS", "25000"),
             )?),
             worker_prefetch: parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
-            worker_concurrency: match get("WORKER_CONCURRENCY") {
-                Some(v) => parse("WORKER_CONCURRENCY", &v)?,
-                None => parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
-            },
+            worker_concurrency: parse("WORKER_CONCURRENCY", &string("WORKER_CONCURRENCY", "2"))?,
+            worker_batch_max: parse("WORKER_BATCH_MAX", &string("WORKER_BATCH_MAX", "64"))?,
             max_in_flight: parse(
                 "INGRESS_MAX_IN_FLIGHT",
                 &string("INGRESS_MAX_IN_FLIGHT", "1024"),

@@ -2,6 +2,7 @@
 //! token, changing org settings, accepting an invite, and issuing and revoking integration
 //! credentials. Tokens arrive as digests only.
 
+use super::Tx;
 use super::{Audit, audit};
 use common::{
     db::stmt,
@@ -12,12 +13,12 @@ use common::{
     },
     org_chart,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::json;
 use uuid::Uuid;
 
 pub(super) async fn create_org(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     cmd: &CreateOrg,
 ) -> Result<Reply, DbErr> {
@@ -55,8 +56,7 @@ pub(super) async fn create_org(
             resource_id: Some(cmd.org_id.to_string()),
             detail: json!({"name": name}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(201, json!({"id": cmd.org_id, "name": name})))
 }
 
@@ -64,7 +64,7 @@ pub(super) async fn create_org(
 /// of the org serialise on it, while it does not conflict with the key-share lock every
 /// command holds on its org (`apply`) — two admin commands each upgrading that to
 /// `FOR UPDATE` would deadlock.
-async fn lock_org(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Option<bool>, DbErr> {
+async fn lock_org(tx: &Tx<'_>, org_id: Uuid) -> Result<Option<bool>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
             "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR NO KEY UPDATE",
@@ -75,7 +75,7 @@ async fn lock_org(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Option<bool>
         .transpose()
 }
 
-async fn revoke_tokens(tx: &DatabaseTransaction, org_id: Uuid) -> Result<(), DbErr> {
+async fn revoke_tokens(tx: &Tx<'_>, org_id: Uuid) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "UPDATE scim_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL",
         [org_id.into()],
@@ -84,11 +84,7 @@ async fn revoke_tokens(tx: &DatabaseTransaction, org_id: Uuid) -> Result<(), DbE
     Ok(())
 }
 
-async fn insert_token(
-    tx: &DatabaseTransaction,
-    org_id: Uuid,
-    token: &NewToken,
-) -> Result<(), DbErr> {
+async fn insert_token(tx: &Tx<'_>, org_id: Uuid, token: &NewToken) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "INSERT INTO scim_tokens (id, org_id, token_hash, hint) VALUES ($1, $2, $3, $4)",
         [
@@ -103,7 +99,7 @@ async fn insert_token(
 }
 
 pub(super) async fn set_provisioning(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &SetProvisioning,
@@ -150,8 +146,7 @@ pub(super) async fn set_provisioning(
                 resource_id: None,
                 detail: json!({}),
             },
-        )
-        .await?;
+        );
     }
     Ok(Reply::ok(
         200,
@@ -160,7 +155,7 @@ pub(super) async fn set_provisioning(
 }
 
 pub(super) async fn rotate_token(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &RotateScimToken,
@@ -188,15 +183,14 @@ pub(super) async fn rotate_token(
             resource_id: None,
             detail: json!({"hint": cmd.token.hint}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(200, json!({"rotated": true})))
 }
 
 /// Replaces the org's admin key. The ingress looks the key up by digest on every request
 /// (and checks `/admin` sessions against it), so the old key stops working at commit.
 pub(super) async fn rotate_admin_key(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &RotateAdminKey,
@@ -219,15 +213,14 @@ pub(super) async fn rotate_admin_key(
             resource_id: None,
             detail: json!({}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(200, json!({"rotated": true})))
 }
 
 /// Accepts an invite once: an unknown token is `404`, an expired one `410`, a used one
 /// `409` — each with no effect. The row is locked, so two clicks at once accept once.
 pub(super) async fn accept_invite(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &AcceptInvite,
@@ -276,8 +269,7 @@ pub(super) async fn accept_invite(
             resource_id: Some(user_id.to_string()),
             detail: json!({}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(
         200,
         json!({"accepted": true, "user_id": user_id}),
@@ -285,7 +277,7 @@ pub(super) async fn accept_invite(
 }
 
 pub(super) async fn update_settings(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &UpdateSettings,
@@ -350,13 +342,12 @@ pub(super) async fn update_settings(
             resource_id: None,
             detail: serde_json::to_value(cmd).unwrap_or_default(),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(200, settings))
 }
 
 pub(super) async fn set_mappings(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &SetMappings,
@@ -395,14 +386,13 @@ pub(super) async fn set_mappings(
             resource_id: None,
             detail: serde_json::to_value(&cmd.mappings).unwrap_or_default(),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(200, json!({"mappings": cmd.mappings})))
 }
 
 /// Stores a new integration credential (its digest and hint) under the org.
 pub(super) async fn create_integration(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &CreateIntegration,
@@ -445,8 +435,7 @@ pub(super) async fn create_integration(
             resource_id: Some(cmd.integration_id.to_string()),
             detail: json!({"name": name, "hint": cmd.credential.hint}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(
         201,
         json!({"id": cmd.integration_id, "name": name, "created_at": created_at}),
@@ -456,7 +445,7 @@ pub(super) async fn create_integration(
 /// Revokes an integration credential of the org; the next command carrying it is refused.
 /// Revoking a revoked one changes nothing; another org's id is `404`.
 pub(super) async fn revoke_integration(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &RevokeIntegration,
@@ -490,7 +479,6 @@ pub(super) async fn revoke_integration(
             resource_id: Some(cmd.integration_id.to_string()),
             detail: json!({"name": name}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(204, serde_json::Value::Null))
 }

@@ -4,12 +4,13 @@
 //! (`crate::gc`) scrubs the rest — their published events, stored replies and activity
 //! details — once their last events are out.
 
+use super::Tx;
 use super::users;
 use common::{
     db::stmt,
     messages::{DeletePerson, DeleteUser, Envelope, Reply},
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
 /// The shortest identifying string worth searching other rows for: shorter ones (an
@@ -19,7 +20,7 @@ pub const MIN_NEEDLE: usize = 4;
 /// `user.delete` (SCIM `DELETE /Users/{id}`, an integration's delete): the delete as
 /// `users::delete` does it, plus the erasure of what the person leaves elsewhere.
 pub(super) async fn delete_user(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &super::ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -37,7 +38,7 @@ pub(super) async fn delete_user(
 /// (only if the person is still deactivated and past the org's window: a reactivation
 /// since the pass looked wins).
 pub(super) async fn delete_person(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &super::ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -72,7 +73,7 @@ pub(super) async fn delete_person(
 /// The person's identifying strings, with their row locked; `None` if there is no such
 /// person in the org.
 async fn lock_needles(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Vec<String>>, DbErr> {
@@ -111,7 +112,7 @@ pub fn needles(values: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// Records the erasure for the background pass.
 async fn record(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     user_id: Uuid,
     needles: Vec<String>,

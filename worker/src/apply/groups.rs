@@ -2,6 +2,7 @@
 //! add, remove by filter or value list, replace of the whole list, rename) and delete.
 //! Members are users of the same org; `displayName` is unique per org, case-insensitively.
 
+use super::Tx;
 use super::{
     ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
 };
@@ -22,7 +23,7 @@ use common::{
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Value as SqlValue};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value as SqlValue};
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -37,7 +38,7 @@ fn taken(name: &str) -> Reply {
 
 /// Members that are not users of the org are refused, naming them.
 async fn check_members(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     members: &[Uuid],
 ) -> Result<Option<Reply>, DbErr> {
@@ -70,7 +71,7 @@ fn uuid_array(ids: &[Uuid]) -> SqlValue {
 
 /// Inserts the memberships in one statement (STYLE.md item 16).
 async fn add_members(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     group_id: Uuid,
     members: &[Uuid],
@@ -87,11 +88,7 @@ async fn add_members(
     Ok(())
 }
 
-async fn remove_members(
-    tx: &DatabaseTransaction,
-    group_id: Uuid,
-    members: &[Uuid],
-) -> Result<(), DbErr> {
+async fn remove_members(tx: &Tx<'_>, group_id: Uuid, members: &[Uuid]) -> Result<(), DbErr> {
     if members.is_empty() {
         return Ok(());
     }
@@ -112,11 +109,7 @@ enum Scope {
 
 /// The group's member ids within `scope`, in the order they were added (the order
 /// `group_members` lists them in).
-async fn member_ids(
-    tx: &DatabaseTransaction,
-    group_id: Uuid,
-    scope: &Scope,
-) -> Result<Vec<Uuid>, DbErr> {
+async fn member_ids(tx: &Tx<'_>, group_id: Uuid, scope: &Scope) -> Result<Vec<Uuid>, DbErr> {
     let rows = match scope {
         Scope::All => {
             tx.query_all_raw(stmt(
@@ -214,7 +207,7 @@ fn diff_members(before: &[Uuid], after: &[Uuid]) -> (Vec<Uuid>, Vec<Uuid>) {
 }
 
 async fn emit(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     g: &group::Model,
@@ -247,12 +240,12 @@ async fn emit(
             event: Some(&event),
             invite: None,
         },
-    )
-    .await
+    );
+    Ok(())
 }
 
 pub(super) async fn create(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -296,7 +289,7 @@ pub(super) async fn create(
 }
 
 async fn lock_group(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     group_id: Uuid,
 ) -> Result<Option<group::Model>, DbErr> {
@@ -311,7 +304,7 @@ async fn lock_group(
 }
 
 pub(super) async fn replace(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -332,7 +325,7 @@ pub(super) async fn replace(
 }
 
 pub(super) async fn patch(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -381,7 +374,7 @@ pub(super) async fn patch(
 /// either).
 #[allow(clippy::too_many_arguments)]
 async fn update(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -484,7 +477,7 @@ async fn update(
 }
 
 pub(super) async fn delete(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &DeleteGroup,

@@ -9,6 +9,7 @@
 //! Decided in the command's transaction under a lock of the org's `deprovision_guards`
 //! row, so concurrent workers count one at a time; `decide` is the pure decision.
 
+use super::Tx;
 use super::{ApplyContext, Audit, audit};
 use chrono::{DateTime, Duration, Utc};
 use common::{
@@ -16,7 +17,7 @@ use common::{
     messages::{DecideGuard, Envelope, GuardDecision, GuardSettings, Reply},
     metrics::{GUARD_HELD, GUARD_TRIPS},
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -112,7 +113,7 @@ pub(crate) fn decide(
 }
 
 /// Locks the org's guard row (creating it with the defaults if missing).
-async fn lock(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Guard, DbErr> {
+async fn lock(tx: &Tx<'_>, org_id: Uuid) -> Result<Guard, DbErr> {
     let select = "SELECT enabled, threshold_percent, min_count, window_minutes, tripped_at, \
                   rejected_until FROM deprovision_guards WHERE org_id = $1 FOR UPDATE";
     if let Some(r) = tx.query_one_raw(stmt(select, [org_id.into()])).await? {
@@ -135,7 +136,7 @@ async fn lock(tx: &DatabaseTransaction, org_id: Uuid) -> Result<Guard, DbErr> {
 /// person `user_id`. `None`: go ahead (it is counted); `Some(reply)`: answer that, and
 /// apply nothing of the change.
 pub(super) async fn check(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -228,7 +229,7 @@ pub(super) async fn check(
 }
 
 async fn record_hold(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     user_id: Uuid,
     action: &str,
@@ -251,7 +252,7 @@ async fn record_hold(
 }
 
 async fn trip(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     g: &Guard,
@@ -278,8 +279,8 @@ async fn trip(
                 "window_minutes": g.window_minutes,
             }),
         },
-    )
-    .await
+    );
+    Ok(())
 }
 
 fn noun(action: &str) -> &'static str {
@@ -314,7 +315,7 @@ fn rejected_detail(action: &str, until: DateTime<Utc>) -> String {
 /// `deprovision_guard.decide`: the admin's approval or rejection of what the guard holds.
 /// `409` when nothing is held.
 pub(super) async fn decide_command(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &DecideGuard,
@@ -361,8 +362,7 @@ pub(super) async fn decide_command(
             resource_id: None,
             detail: json!({"held": held, "refused_until": until}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(
         200,
         json!({"held": held, "refused_until": until}),
@@ -371,11 +371,7 @@ pub(super) async fn decide_command(
 
 /// A reactivated person no longer counts toward the window: the guard counts people
 /// gone, not deactivate/reactivate churn.
-pub(super) async fn reactivated(
-    tx: &DatabaseTransaction,
-    org_id: Uuid,
-    user_id: Uuid,
-) -> Result<(), DbErr> {
+pub(super) async fn reactivated(tx: &Tx<'_>, org_id: Uuid, user_id: Uuid) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "DELETE FROM deprovisions WHERE org_id = $1 AND user_id = $2",
         [org_id.into(), user_id.into()],
@@ -385,10 +381,7 @@ pub(super) async fn reactivated(
 }
 
 /// The guard's settings as the admin API shows them.
-pub(super) async fn settings_json(
-    tx: &DatabaseTransaction,
-    org_id: Uuid,
-) -> Result<serde_json::Value, DbErr> {
+pub(super) async fn settings_json(tx: &Tx<'_>, org_id: Uuid) -> Result<serde_json::Value, DbErr> {
     let g = lock(tx, org_id).await?;
     Ok(json!({
         "enabled": g.enabled,
@@ -400,7 +393,7 @@ pub(super) async fn settings_json(
 
 /// Changes the guard's settings (already validated).
 pub(super) async fn update_settings(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     s: &GuardSettings,
 ) -> Result<(), DbErr> {

@@ -20,13 +20,14 @@
 //!   both pass). A first import mostly never takes it: a new person's own link cannot
 //!   close a cycle, nor can linking reports to a new person who has no manager yet.
 
+use super::Tx;
 use super::{Audit, actor, audit};
 use common::{
     db::{entities::user, stmt},
     messages::{Envelope, SCHEMA_VERSION, events},
     org_chart::{self, MatchKey},
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -34,7 +35,7 @@ use uuid::Uuid;
 /// create), links the people waiting for `new`, and sets `new.manager_id`/`manager_ref`
 /// to what is stored. Returns whether `new`'s own link changed.
 pub(super) async fn resolve(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     old: Option<&user::Model>,
@@ -122,7 +123,7 @@ fn keys_changed(old: &user::Model, new: &user::Model) -> bool {
 /// team imported at once) do not. All locks are taken in one pass in hash order, so two
 /// sets cannot deadlock.
 async fn lock_values(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     waits_on: &[String],
     arrives_with: &[String],
@@ -151,7 +152,7 @@ async fn lock_values(
 
 /// Takes the org's chart lock (until commit), after any value locks: every change that
 /// can close a cycle holds it, so each one's cycle check sees every link made before it.
-async fn lock_chart(tx: &DatabaseTransaction, org_id: Uuid) -> Result<(), DbErr> {
+async fn lock_chart(tx: &Tx<'_>, org_id: Uuid) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "SELECT pg_advisory_xact_lock(hashtextextended('roster.org_chart:' || $1::text, 0))",
         [org_id.into()],
@@ -189,7 +190,7 @@ fn candidate_sql(keys: &[MatchKey], raw: &str, values: &mut Vec<Value>) -> Strin
 /// Links `u` to the person its raw value names, unless that closes a cycle; no match
 /// leaves `u` waiting on `raw`. One statement.
 async fn link_own(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     u: &mut user::Model,
@@ -246,8 +247,8 @@ async fn link_own(
                 "reason": format!("{reason}; the manager link stays as it was, the rest of the change was applied"),
             }),
         },
-    )
-    .await
+    );
+    Ok(())
 }
 
 /// `m`'s values for the org's keys: (every value lowercased, the exact ones, the
@@ -285,7 +286,7 @@ const WAITING: &str = "r.org_id = $1 AND r.id <> $2 AND r.manager_id IS NULL AND
 
 /// Whether anyone waits on one of `m`'s keys.
 async fn any_waiting(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     org_id: Uuid,
     m: &user::Model,
     keys: &[MatchKey],
@@ -316,7 +317,7 @@ async fn any_waiting(
 /// writing their `user.updated` event; those who are above `m` (it would close a cycle)
 /// keep waiting, with an activity entry saying why. One statement, however many reports.
 async fn link_waiting(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     m: &user::Model,

@@ -3,6 +3,7 @@
 //! finds its id and gets the stored reply, with no second effect.
 
 mod admin;
+mod effects;
 mod erase;
 mod groups;
 mod guard;
@@ -16,10 +17,16 @@ use common::{
     db::stmt,
     messages::{Command, Envelope, Reply},
 };
+pub use effects::Tx;
+use effects::{AuditEntry, Effects, Invite};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value,
 };
 use serde_json::Value as Json;
+use std::{
+    collections::HashSet,
+    sync::{Mutex, PoisonError},
+};
 use uuid::Uuid;
 
 /// What the worker needs to render replies.
@@ -40,6 +47,50 @@ pub struct Applied {
     pub expired: bool,
 }
 
+impl Applied {
+    fn answered(reply: Reply) -> Self {
+        Self {
+            reply,
+            expired: false,
+        }
+    }
+}
+
+/// One command of a batch.
+#[derive(Clone, Copy)]
+pub struct Item<'a> {
+    pub env: &'a Envelope,
+    pub cmd: &'a Command,
+}
+
+/// What became of a batch: `settled[i]` is item `i`'s. Items from `settled.len()` on were
+/// not applied (nothing of theirs is committed): `error` is what item `settled.len()` met,
+/// and the caller applies them one by one ([`apply`]), in order.
+#[derive(Debug)]
+pub struct Batch {
+    pub settled: Vec<Applied>,
+    pub error: Option<DbErr>,
+}
+
+/// Whether a command runs in a batch of its own: it reads or removes rows that other
+/// commands' effects write (the activity log, the outbox, invites, processed commands), or
+/// removes what an effect points at (a user an invite names). Okta's hot path — users' and
+/// groups' create, replace, patch and (de)activation, a group's removal — batches.
+pub fn runs_alone(cmd: &Command) -> bool {
+    !matches!(
+        cmd,
+        Command::CreateUser(_)
+            | Command::ReplaceUser(_)
+            | Command::PatchUser(_)
+            | Command::DeactivateUser(_)
+            | Command::ReactivateUser(_)
+            | Command::CreateGroup(_)
+            | Command::ReplaceGroup(_)
+            | Command::PatchGroup(_)
+            | Command::DeleteGroup(_)
+    )
+}
+
 /// Applies a command exactly once and returns its reply (the stored one on redelivery).
 /// Only transient database errors escape; permanent failures are replies. A command whose
 /// deadline has passed is not applied: its transaction rolls back, even when the deadline
@@ -55,84 +106,259 @@ pub async fn apply(
     if env.expired_at(chrono::Utc::now()) {
         return expire(db, env).await;
     }
-    let tx = db.begin().await?;
-    // The org's row is key-share locked for the transaction: an org removal
-    // (`org::delete_org`) waits for the commands in flight, and a command of an org that
-    // is gone is refused without leaving a row that names it.
-    let claimed = tx
-        .query_one_raw(stmt(
-            "WITH org AS (SELECT id FROM orgs WHERE id = $2 FOR KEY SHARE) \
-             INSERT INTO processed_commands (command_id, org_id, command_type) \
-             SELECT $1, $2, $3 WHERE $2::uuid IS NULL OR EXISTS (SELECT 1 FROM org) \
-             ON CONFLICT (command_id) DO NOTHING RETURNING command_id",
-            [env.id.into(), env.org_id.into(), env.kind.clone().into()],
-        ))
-        .await?;
-    if claimed.is_none() {
-        tx.rollback().await?;
-        if let Some(org_id) = env.org_id
-            && !org_exists(db, org_id).await?
-        {
-            return Ok(Applied {
-                reply: Reply::error(404, None, "organisation not found"),
-                expired: false,
-            });
-        }
-        let reply = stored_reply(db, env.id, env.org_id).await?;
-        return Ok(Applied {
-            reply,
-            expired: false,
-        });
+    let mut batch = apply_batch(db, ctx, &[Item { env, cmd }]).await?;
+    match batch.settled.pop() {
+        Some(applied) => Ok(applied),
+        None => Err(batch
+            .error
+            .unwrap_or_else(|| DbErr::Custom("the command was not applied".into()))),
     }
-    let reply = match cmd {
-        Command::CreateOrg(p) => admin::create_org(&tx, env, p).await?,
-        Command::SetProvisioning(p) => admin::set_provisioning(&tx, env, org(env), p).await?,
-        Command::RotateScimToken(p) => admin::rotate_token(&tx, env, org(env), p).await?,
-        Command::RotateAdminKey(p) => admin::rotate_admin_key(&tx, env, org(env), p).await?,
-        Command::UpdateSettings(p) => admin::update_settings(&tx, env, org(env), p).await?,
-        Command::SetMappings(p) => admin::set_mappings(&tx, env, org(env), p).await?,
-        Command::UpdatePerson(p) => people::update(&tx, ctx, env, org(env), p).await?,
-        Command::AcceptInvite(p) => admin::accept_invite(&tx, env, org(env), p).await?,
-        Command::CreateIntegration(p) => admin::create_integration(&tx, env, org(env), p).await?,
-        Command::RevokeIntegration(p) => admin::revoke_integration(&tx, env, org(env), p).await?,
-        Command::SetSso(p) => sso::set(&tx, env, org(env), p).await?,
-        Command::SignIn(p) => sso::sign_in(&tx, env, org(env), p).await?,
-        Command::SignOut(p) => sso::sign_out(&tx, env, org(env), p).await?,
-        Command::CreateUser(p) => users::create(&tx, ctx, env, org(env), p).await?,
-        Command::ReplaceUser(p) => users::replace(&tx, ctx, env, org(env), p).await?,
-        Command::PatchUser(p) => users::patch(&tx, ctx, env, org(env), p).await?,
-        Command::DeleteUser(p) => erase::delete_user(&tx, ctx, env, org(env), p).await?,
-        Command::DeletePerson(p) => erase::delete_person(&tx, ctx, env, org(env), p).await?,
-        Command::DeleteOrg(p) => org::delete_org(&tx, env, p).await?,
-        Command::SetOrgRetention(p) => org::set_retention(&tx, env, org(env), p).await?,
-        Command::DeactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, false).await?,
-        Command::ReactivateUser(p) => users::set_active(&tx, ctx, env, org(env), p, true).await?,
-        Command::CreateGroup(p) => groups::create(&tx, ctx, env, org(env), p).await?,
-        Command::ReplaceGroup(p) => groups::replace(&tx, ctx, env, org(env), p).await?,
-        Command::PatchGroup(p) => groups::patch(&tx, ctx, env, org(env), p).await?,
-        Command::DeleteGroup(p) => groups::delete(&tx, env, org(env), p).await?,
-        Command::DecideGuard(p) => guard::decide_command(&tx, env, org(env), p).await?,
-    };
-    // The last statement before COMMIT checks the deadline on PostgreSQL's clock, holding
-    // the command's fence lock until the commit (m0005_deadlines.sql): the ingress, which
-    // answers `503` only after it has seen that clock pass the deadline under the same
-    // lock, can then never be contradicted by a commit.
-    let stored = tx
-        .execute_raw(stmt(
-            "UPDATE processed_commands SET reply = $2 \
-             WHERE command_id = $1 AND roster_before_deadline($1, $3)",
-            [env.id.into(), to_json(&reply).into(), env.apply_by.into()],
+}
+
+/// Applies the commands in one transaction, in order, each in a savepoint of its own (a
+/// command that meets a database error rolls back alone, and it and the ones after it are
+/// left to the caller), their effects written by one writer, their replies stored and
+/// their deadlines checked in one statement, and one commit (DESIGN invariant 3 for each).
+/// A redelivered command finds its id and gets its stored reply, with no second effect.
+/// The caller has already declared the commands expired on its own clock; one whose
+/// deadline passes during the batch is recorded as expired and the others applied again
+/// without it. A barrier command ([`runs_alone`]) must come alone.
+pub async fn apply_batch(
+    db: &DatabaseConnection,
+    ctx: &ApplyContext,
+    items: &[Item<'_>],
+) -> Result<Batch, DbErr> {
+    let mut late: Vec<usize> = Vec::new();
+    loop {
+        let todo: Vec<usize> = (0..items.len()).filter(|i| !late.contains(i)).collect();
+        let run = run_batch(db, ctx, items, &todo).await?;
+        match run {
+            Run::Committed { replies, error } => {
+                let mut settled = Vec::with_capacity(replies.len() + late.len());
+                let mut replies = replies.into_iter();
+                for (i, item) in items.iter().enumerate() {
+                    let applied = if late.contains(&i) {
+                        expire(db, item.env).await?
+                    } else if let Some(reply) = replies.next() {
+                        match reply {
+                            Some(reply) => Applied::answered(reply),
+                            None => Applied::answered(unclaimed_reply(db, item.env).await?),
+                        }
+                    } else {
+                        break;
+                    };
+                    settled.push(applied);
+                }
+                return Ok(Batch { settled, error });
+            }
+            // Their deadline passed while the batch ran: rolled back; the batch runs again
+            // without them, and they are recorded as expired.
+            Run::Late(more) => late.extend(more),
+        }
+    }
+}
+
+/// What one attempt at a batch did.
+enum Run {
+    /// Committed: a reply for each of the first items (`None`: its id was taken, by an
+    /// earlier delivery or another org's command, or its org is gone), and the error of the
+    /// item after them, if one stopped the batch.
+    Committed {
+        replies: Vec<Option<Reply>>,
+        error: Option<DbErr>,
+    },
+    /// Rolled back: these items' deadlines passed before the commit.
+    Late(Vec<usize>),
+}
+
+async fn run_batch(
+    db: &DatabaseConnection,
+    ctx: &ApplyContext,
+    items: &[Item<'_>],
+    todo: &[usize],
+) -> Result<Run, DbErr> {
+    let tx = db.begin().await?;
+    let claimed = claim(&tx, todo.iter().map(|&i| items[i].env)).await?;
+    let mut pending = Effects::default();
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(todo.len());
+    let mut error = None;
+    for &i in todo {
+        let Item { env, cmd } = items[i];
+        if !claimed.contains(&env.id) {
+            replies.push(None);
+            continue;
+        }
+        let savepoint = tx.begin().await?;
+        let own = Mutex::new(Effects::default());
+        match apply_one(&Tx::new(&savepoint, &own), ctx, env, cmd).await {
+            Ok(reply) => {
+                savepoint.commit().await?;
+                pending.append(own.into_inner().unwrap_or_else(PoisonError::into_inner));
+                replies.push(Some(reply));
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    if error.is_some() && replies.is_empty() {
+        tx.rollback().await?;
+        return Ok(Run::Committed { replies, error });
+    }
+    // The ids claimed by the items left for the caller are given back.
+    let left: Vec<Uuid> = todo[replies.len()..]
+        .iter()
+        .map(|&i| items[i].env.id)
+        .filter(|id| claimed.contains(id))
+        .collect();
+    if !left.is_empty() {
+        tx.execute_raw(stmt(
+            "DELETE FROM processed_commands WHERE command_id = ANY($1)",
+            [uuids(left)],
         ))
         .await?;
-    if stored.rows_affected() == 0 {
+    }
+    pending.write(&tx).await?;
+    let applied: Vec<(usize, &Reply)> = todo
+        .iter()
+        .zip(&replies)
+        .filter_map(|(&i, r)| r.as_ref().map(|r| (i, r)))
+        .collect();
+    let stored = store_replies(&tx, items, &applied).await?;
+    let late: Vec<usize> = applied
+        .iter()
+        .map(|&(i, _)| i)
+        .filter(|&i| !stored.contains(&items[i].env.id))
+        .collect();
+    if !late.is_empty() {
         tx.rollback().await?;
-        return expire(db, env).await;
+        return Ok(Run::Late(late));
     }
     tx.commit().await?;
-    Ok(Applied {
-        reply,
-        expired: false,
+    Ok(Run::Committed { replies, error })
+}
+
+/// Claims the commands' ids (`processed_commands`), key-share locking their orgs for the
+/// transaction: an org removal (`org::delete_org`) waits for the commands in flight, and a
+/// command of an org that is gone is not claimed, so it leaves no row that names the org.
+/// Returns the ids claimed.
+async fn claim<'e>(
+    tx: &DatabaseTransaction,
+    envs: impl Iterator<Item = &'e Envelope>,
+) -> Result<HashSet<Uuid>, DbErr> {
+    let rows: Vec<Json> = envs
+        .map(|e| serde_json::json!({"id": e.id, "org_id": e.org_id, "kind": e.kind}))
+        .collect();
+    let claimed = tx
+        .query_all_raw(stmt(
+            "WITH t AS (SELECT * FROM jsonb_to_recordset($1) AS t (id uuid, org_id uuid, kind text)), \
+                  org AS (SELECT id FROM orgs WHERE id IN (SELECT org_id FROM t) \
+                          ORDER BY id FOR KEY SHARE) \
+             INSERT INTO processed_commands (command_id, org_id, command_type) \
+             SELECT id, org_id, kind FROM t \
+             WHERE org_id IS NULL OR org_id IN (SELECT id FROM org) \
+             ON CONFLICT (command_id) DO NOTHING RETURNING command_id",
+            [Json::Array(rows).into()],
+        ))
+        .await?;
+    claimed
+        .iter()
+        .map(|r| r.try_get::<Uuid>("", "command_id"))
+        .collect()
+}
+
+/// Stores each applied command's reply, only if its deadline has not passed: the last
+/// statement before COMMIT checks every deadline on PostgreSQL's clock, holding each
+/// command's fence lock until the commit (m0005_deadlines.sql). The ingress, which answers
+/// `503` only after it has seen that clock pass the deadline under the same lock, can then
+/// never be contradicted by a commit. Returns the ids stored.
+async fn store_replies(
+    tx: &DatabaseTransaction,
+    items: &[Item<'_>],
+    applied: &[(usize, &Reply)],
+) -> Result<HashSet<Uuid>, DbErr> {
+    if applied.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<Json> = applied
+        .iter()
+        .map(|&(i, reply)| {
+            let env = items[i].env;
+            serde_json::json!({"id": env.id, "reply": to_json(reply), "apply_by": env.apply_by})
+        })
+        .collect();
+    let stored = tx
+        .query_all_raw(stmt(
+            "UPDATE processed_commands p SET reply = t.reply \
+             FROM jsonb_to_recordset($1) AS t (id uuid, reply jsonb, apply_by timestamptz) \
+             WHERE p.command_id = t.id AND roster_before_deadline(t.id, t.apply_by) \
+             RETURNING p.command_id",
+            [Json::Array(rows).into()],
+        ))
+        .await?;
+    stored
+        .iter()
+        .map(|r| r.try_get::<Uuid>("", "command_id"))
+        .collect()
+}
+
+/// The answer to a command whose id was not claimed: `404` if its org is gone, else the
+/// reply stored for the id.
+async fn unclaimed_reply(db: &DatabaseConnection, env: &Envelope) -> Result<Reply, DbErr> {
+    if let Some(org_id) = env.org_id
+        && !org_exists(db, org_id).await?
+    {
+        return Ok(Reply::error(404, None, "organisation not found"));
+    }
+    stored_reply(db, env.id, env.org_id).await
+}
+
+/// Applies one command in `tx`: its resource rows are written, its other effects
+/// collected in `tx`; the reply is returned.
+async fn apply_one(
+    tx: &Tx<'_>,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    cmd: &Command,
+) -> Result<Reply, DbErr> {
+    Ok(match cmd {
+        Command::CreateOrg(p) => admin::create_org(tx, env, p).await?,
+        Command::SetProvisioning(p) => admin::set_provisioning(tx, env, org(env), p).await?,
+        Command::RotateScimToken(p) => admin::rotate_token(tx, env, org(env), p).await?,
+        Command::RotateAdminKey(p) => admin::rotate_admin_key(tx, env, org(env), p).await?,
+        Command::UpdateSettings(p) => admin::update_settings(tx, env, org(env), p).await?,
+        Command::SetMappings(p) => admin::set_mappings(tx, env, org(env), p).await?,
+        Command::UpdatePerson(p) => people::update(tx, ctx, env, org(env), p).await?,
+        Command::AcceptInvite(p) => admin::accept_invite(tx, env, org(env), p).await?,
+        Command::CreateIntegration(p) => admin::create_integration(tx, env, org(env), p).await?,
+        Command::RevokeIntegration(p) => admin::revoke_integration(tx, env, org(env), p).await?,
+        Command::SetSso(p) => sso::set(tx, env, org(env), p).await?,
+        Command::SignIn(p) => sso::sign_in(tx, env, org(env), p).await?,
+        Command::SignOut(p) => sso::sign_out(tx, env, org(env), p).await?,
+        Command::CreateUser(p) => users::create(tx, ctx, env, org(env), p).await?,
+        Command::ReplaceUser(p) => users::replace(tx, ctx, env, org(env), p).await?,
+        Command::PatchUser(p) => users::patch(tx, ctx, env, org(env), p).await?,
+        Command::DeleteUser(p) => erase::delete_user(tx, ctx, env, org(env), p).await?,
+        Command::DeletePerson(p) => erase::delete_person(tx, ctx, env, org(env), p).await?,
+        Command::DeleteOrg(p) => org::delete_org(tx, env, p).await?,
+        Command::SetOrgRetention(p) => org::set_retention(tx, env, org(env), p).await?,
+        Command::DeactivateUser(p) => users::set_active(tx, ctx, env, org(env), p, false).await?,
+        Command::ReactivateUser(p) => users::set_active(tx, ctx, env, org(env), p, true).await?,
+        Command::CreateGroup(p) => groups::create(tx, ctx, env, org(env), p).await?,
+        Command::ReplaceGroup(p) => groups::replace(tx, ctx, env, org(env), p).await?,
+        Command::PatchGroup(p) => groups::patch(tx, ctx, env, org(env), p).await?,
+        Command::DeleteGroup(p) => groups::delete(tx, env, org(env), p).await?,
+        Command::DecideGuard(p) => guard::decide_command(tx, env, org(env), p).await?,
     })
+}
+
+fn uuids(ids: Vec<Uuid>) -> Value {
+    Value::Array(
+        sea_orm::sea_query::ArrayType::Uuid,
+        Some(Box::new(ids.into_iter().map(Into::into).collect())),
+    )
 }
 
 /// The reply of a command that reached its deadline unapplied.
@@ -289,77 +515,35 @@ struct Side<'a> {
     invite: Option<(Uuid, String)>,
 }
 
-async fn audit(
-    tx: &DatabaseTransaction,
-    env: &Envelope,
-    org_id: Option<Uuid>,
-    a: Audit<'_>,
-) -> Result<(), DbErr> {
-    audit_with(tx, env, org_id, a, Side::default()).await
+fn audit(tx: &Tx<'_>, env: &Envelope, org_id: Option<Uuid>, a: Audit<'_>) {
+    audit_with(tx, env, org_id, a, Side::default());
 }
 
-/// The audit entry and what `side` asks for, in one statement (one round trip): data-
-/// modifying `WITH` parts run once each whether or not the statement reads them.
-async fn audit_with(
-    tx: &DatabaseTransaction,
-    env: &Envelope,
-    org_id: Option<Uuid>,
-    a: Audit<'_>,
-    side: Side<'_>,
-) -> Result<(), DbErr> {
-    let mut values: Vec<sea_orm::Value> = vec![
-        org_id.into(),
-        env.id.into(),
-        env.correlation_id.clone().into(),
-        actor(env).into(),
-        a.action.into(),
-        a.resource_type.into(),
-        a.resource_id.into(),
-        a.detail.into(),
-    ];
-    let mut parts = Vec::new();
+/// The audit entry and what `side` asks for, collected in `tx` for the batch's writer
+/// (`Effects::write`).
+fn audit_with(tx: &Tx<'_>, env: &Envelope, org_id: Option<Uuid>, a: Audit<'_>, side: Side<'_>) {
+    let mut fx = tx.effects();
+    fx.audits.push(AuditEntry {
+        org_id,
+        command_id: env.id,
+        correlation_id: env.correlation_id.clone(),
+        actor: actor(env),
+        action: a.action.to_owned(),
+        resource_type: a.resource_type.to_owned(),
+        resource_id: a.resource_id,
+        detail: a.detail,
+    });
     if let Some(e) = side.event {
-        let n = values.len();
-        parts.push(format!(
-            "event AS (INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
-             VALUES (${}, ${}, ${}, ${}))",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4
-        ));
-        values.extend([
-            e.id.into(),
-            e.org_id.into(),
-            e.kind.clone().into(),
-            to_json(e).into(),
-        ]);
+        fx.events.push(e.clone());
     }
-    if let Some((user_id, email)) = side.invite {
-        let n = values.len();
-        parts.push(format!(
-            "invite AS (INSERT INTO invites (id, org_id, user_id, email) \
-             SELECT ${}, id, ${}, ${} FROM orgs WHERE id = $1 AND send_invites)",
-            n + 1,
-            n + 2,
-            n + 3
-        ));
-        values.extend([Uuid::now_v7().into(), user_id.into(), email.into()]);
+    if let (Some(org_id), Some((user_id, email))) = (org_id, side.invite) {
+        fx.invites.push(Invite {
+            id: Uuid::now_v7(),
+            org_id,
+            user_id,
+            email,
+        });
     }
-    let with = if parts.is_empty() {
-        String::new()
-    } else {
-        format!("WITH {} ", parts.join(", "))
-    };
-    tx.execute_raw(stmt(
-        &format!(
-            "{with}INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
-             resource_type, resource_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ),
-        values,
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Who sent the command, as the audit log shows it.

@@ -1,12 +1,13 @@
 //! The operator's org lifecycle commands: removing an org with every row it owns, and
 //! setting how long its activity entries are kept (docs/data-lifecycle.md).
 
+use super::Tx;
 use super::{Audit, audit};
 use common::{
     db::stmt,
     messages::{DeleteOrg, Envelope, Reply, SetOrgRetention},
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ pub const MAX_ACTIVITY_DAYS: u32 = 36_500;
 /// and are refused without a trace. Nothing Roster keeps about this command names the org
 /// (its envelope has no `org_id`); the worker's log line does.
 pub(super) async fn delete_org(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     _env: &Envelope,
     cmd: &DeleteOrg,
 ) -> Result<Reply, DbErr> {
@@ -57,7 +58,7 @@ pub(super) async fn delete_org(
 
 /// Sets (or, with `null`, clears) the org's activity retention override.
 pub(super) async fn set_retention(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &SetOrgRetention,
@@ -92,7 +93,6 @@ pub(super) async fn set_retention(
             resource_id: None,
             detail: json!({"activity_days": cmd.activity_days}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(200, json!({"activity_days": cmd.activity_days})))
 }

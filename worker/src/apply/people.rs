@@ -2,6 +2,7 @@
 //! overwrites are refused (`409`, naming them). Fields Okta maps are written into the
 //! stored SCIM resource too, so `GET` over SCIM returns what the directory shows.
 
+use super::Tx;
 use super::{ApplyContext, Audit, Side, audit_with, manager, not_found, scim_error};
 use common::{
     db::{entities::user, reads::org_mapping, stmt},
@@ -9,7 +10,7 @@ use common::{
     messages::{Envelope, Reply, UpdatePerson, UserEvent, events},
     scim::model::UserInput,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ fn known_field(field: &str) -> bool {
 }
 
 pub(super) async fn update(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     _ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -165,8 +166,7 @@ pub(super) async fn update(
             event: Some(&event),
             invite: None,
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(
         200,
         json!({"id": u.id, "fields": profile, "version": u.version}),

@@ -3,13 +3,14 @@
 //! rows locked, whether its claim names an active person of the org, records who signed
 //! in and which claim matched, and accepts the invite the sign-in came from.
 
+use super::Tx;
 use super::{Audit, audit};
 use common::{
     db::stmt,
     messages::{Envelope, Reply, SetSso, SignIn, SignInClaim, SignOut},
     sso::{validate_client_value, validate_issuer},
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ use uuid::Uuid;
 const MAX_SEALED_LEN: usize = 4096;
 
 pub(super) async fn set(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &SetSso,
@@ -41,7 +42,7 @@ pub(super) async fn set(
             ))
             .await?;
         let generation: i64 = row.map_or(Ok(0), |r| r.try_get("", "oidc_generation"))?;
-        audit(tx, env, Some(org_id), sso_audit("sso.disabled", json!({}))).await?;
+        audit(tx, env, Some(org_id), sso_audit("sso.disabled", json!({})));
         return Ok(Reply::ok(
             200,
             json!({"enabled": false, "generation": generation}),
@@ -92,7 +93,7 @@ pub(super) async fn set(
         "claim": oidc.claim.as_str(),
         "client_secret_replaced": oidc.client_secret_sealed.is_some(),
     });
-    audit(tx, env, Some(org_id), sso_audit("sso.updated", detail)).await?;
+    audit(tx, env, Some(org_id), sso_audit("sso.updated", detail));
     Ok(Reply::ok(
         200,
         json!({"enabled": true, "issuer": issuer, "client_id": client_id,
@@ -131,11 +132,7 @@ fn found(r: &QueryResult, matched: &'static str) -> Result<Found, DbErr> {
 
 /// Every person the value names: the userName match, then directory-email matches (active
 /// first), each row locked so a deactivation cannot slip in before commit.
-async fn people_named(
-    tx: &DatabaseTransaction,
-    org_id: Uuid,
-    cmd: &SignIn,
-) -> Result<Vec<Found>, DbErr> {
+async fn people_named(tx: &Tx<'_>, org_id: Uuid, cmd: &SignIn) -> Result<Vec<Found>, DbErr> {
     let cols = "id, user_name, active, session_generation";
     let mut out = Vec::new();
     if let Some(r) = tx
@@ -199,7 +196,7 @@ fn choose(people: Vec<Found>, claim: SignInClaim) -> Result<Found, Reply> {
 }
 
 pub(super) async fn sign_in(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &SignIn,
@@ -259,8 +256,7 @@ pub(super) async fn sign_in(
                 "invite_accepted": invite_accepted,
             }),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(
         200,
         json!({
@@ -274,7 +270,7 @@ pub(super) async fn sign_in(
 
 /// Ends every session of the person: their session generation moves on.
 pub(super) async fn sign_out(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     cmd: &SignOut,
@@ -300,15 +296,14 @@ pub(super) async fn sign_out(
             resource_id: Some(cmd.user_id.to_string()),
             detail: json!({"userName": user_name}),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(200, json!({"signed_out": true})))
 }
 
 /// Accepts the person's own open invite; someone else's, a used or an expired one is left
 /// as it is (the sign-in still counts).
 async fn accept_invite(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     user_id: Uuid,
@@ -334,8 +329,7 @@ async fn accept_invite(
             resource_id: Some(user_id.to_string()),
             detail: json!({"by": "sign_in"}),
         },
-    )
-    .await?;
+    );
     Ok(true)
 }
 

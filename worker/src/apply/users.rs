@@ -2,6 +2,7 @@
 //! (§3.6), with per-org case-insensitive `userName` uniqueness answered as
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
+use super::Tx;
 use super::{
     ApplyContext, Audit, Side, audit_with, guard, manager, none_string, not_found,
     precondition_failed, scim_error,
@@ -23,12 +24,12 @@ use common::{
         patch, schema,
     },
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 pub(super) async fn create(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -112,17 +113,12 @@ pub(super) async fn create(
             event: Some(&event),
             invite: address.map(|email| (stored.id, email)),
         },
-    )
-    .await?;
+    );
     Ok(Reply::ok(201, rendered))
 }
 
 /// Locks the org's user for the rest of the transaction; `None` if there is no such user.
-async fn lock_user(
-    tx: &DatabaseTransaction,
-    org_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<user::Model>, DbErr> {
+async fn lock_user(tx: &Tx<'_>, org_id: Uuid, user_id: Uuid) -> Result<Option<user::Model>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
             "SELECT * FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE",
@@ -165,7 +161,7 @@ fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value
 }
 
 pub(super) async fn replace(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -185,7 +181,7 @@ pub(super) async fn replace(
 }
 
 pub(super) async fn patch(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -211,7 +207,7 @@ pub(super) async fn patch(
 /// `user.deactivate` / `user.reactivate`: exactly a PATCH that replaces `active`, so the
 /// effect, the event and the reply are the ones Okta's deactivation gets.
 pub(super) async fn set_active(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -234,7 +230,7 @@ pub(super) async fn set_active(
 /// (`user.deactivated`/`user.reactivated` when `active` flips, else `user.updated`). A
 /// change that changes nothing bumps nothing.
 async fn update(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
@@ -344,35 +340,29 @@ fn invite_address(u: &user::Model) -> Option<String> {
 /// A person active for the first time (created inactive, now activated) is due an invite
 /// if the org sends them; one who was active before is not (their invite, if any, was
 /// decided then, and a pending one is sent on the `user.reactivated` event).
-async fn first_activation(
-    tx: &DatabaseTransaction,
-    org_id: Uuid,
-    u: &user::Model,
-) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "WITH first AS (UPDATE users SET activated_at = now() \
-                         WHERE org_id = $2 AND id = $3 AND activated_at IS NULL RETURNING id) \
-         INSERT INTO invites (id, org_id, user_id, email) \
-         SELECT $1, o.id, f.id, $4 FROM first f JOIN orgs o ON o.id = $2 AND o.send_invites \
-         WHERE $4 IS NOT NULL \
-         ON CONFLICT (user_id) DO NOTHING",
-        [
-            Uuid::now_v7().into(),
-            org_id.into(),
-            u.id.into(),
-            invite_address(u).map_or_else(none_string, Into::into),
-        ],
-    ))
-    .await?;
+async fn first_activation(tx: &Tx<'_>, org_id: Uuid, u: &user::Model) -> Result<(), DbErr> {
+    let first = tx
+        .query_one_raw(stmt(
+            "UPDATE users SET activated_at = now() \
+             WHERE org_id = $1 AND id = $2 AND activated_at IS NULL RETURNING id",
+            [org_id.into(), u.id.into()],
+        ))
+        .await?;
+    if first.is_some()
+        && let Some(email) = invite_address(u)
+    {
+        tx.effects().invites.push(super::effects::Invite {
+            id: Uuid::now_v7(),
+            org_id,
+            user_id: u.id,
+            email,
+        });
+    }
     Ok(())
 }
 
 /// The `200` reply: the user with its groups.
-async fn rendered(
-    tx: &DatabaseTransaction,
-    ctx: &ApplyContext,
-    u: &user::Model,
-) -> Result<Reply, DbErr> {
+async fn rendered(tx: &Tx<'_>, ctx: &ApplyContext, u: &user::Model) -> Result<Reply, DbErr> {
     let mut body = render_user(&u.as_stored(), &ctx.scim_base);
     let groups = user_groups(tx, &[u.id]).await?;
     set_user_groups(
@@ -385,7 +375,7 @@ async fn rendered(
 
 /// Writes the user event to the outbox and the audit log.
 async fn emit(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     u: &user::Model,
@@ -419,12 +409,12 @@ async fn emit(
             event: Some(&event),
             invite: None,
         },
-    )
-    .await
+    );
+    Ok(())
 }
 
 pub(super) async fn delete(
-    tx: &DatabaseTransaction,
+    tx: &Tx<'_>,
     ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,

@@ -1,0 +1,192 @@
+//! What applying a command changes besides its own resource rows, as values: its audit
+//! entries, its events (to the outbox, published by the relay) and its invite. Commands
+//! collect them in [`Tx`] while they run; one writer ([`Effects::write`]) persists a whole
+//! batch's in one statement.
+//!
+//! A command's resource rows (users, groups, members, …) are written in place, not
+//! collected: a later command of the same batch must read them (a `PATCH` after its
+//! create), and the database's unique constraints must judge them as they happen (a
+//! `409` is decided there). Nothing a command reads is in `Effects`, except for the
+//! commands `runs_alone` names (`super::runs_alone`), which run in a batch of their own.
+
+use common::messages::Envelope;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+};
+use serde::Serialize;
+use serde_json::Value as Json;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use uuid::Uuid;
+
+/// Everything a batch of commands writes besides its resource rows.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub audits: Vec<AuditEntry>,
+    pub events: Vec<Envelope>,
+    pub invites: Vec<Invite>,
+}
+
+/// One activity entry (`audit_log`).
+#[derive(Debug, Serialize)]
+pub struct AuditEntry {
+    pub org_id: Option<Uuid>,
+    pub command_id: Uuid,
+    pub correlation_id: String,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub detail: Json,
+}
+
+/// An invite due to a person (`invites`), written only if the org sends invites.
+#[derive(Debug, Serialize)]
+pub struct Invite {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+/// An outbox row, as the writer sends it.
+#[derive(Serialize)]
+struct OutboxRow<'a> {
+    event_id: Uuid,
+    org_id: Option<Uuid>,
+    routing_key: &'a str,
+    envelope: Json,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.audits.is_empty() && self.events.is_empty() && self.invites.is_empty()
+    }
+
+    pub fn append(&mut self, mut other: Effects) {
+        self.audits.append(&mut other.audits);
+        self.events.append(&mut other.events);
+        self.invites.append(&mut other.invites);
+    }
+
+    /// Persists and clears the effects: every audit entry, outbox event and invite in one
+    /// statement (data-modifying `WITH` parts run once each), whatever their number.
+    ///
+    /// Hand-written on purpose: it is the measured hot path (one round trip per batch,
+    /// docs/performance.md "Group commit"), and each table's rows travel as one JSON
+    /// document (`jsonb_to_recordset`), which keeps nulls and order and needs no numbered
+    /// placeholder per row.
+    pub async fn write(&mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<OutboxRow> = self
+            .events
+            .iter()
+            .map(|e| OutboxRow {
+                event_id: e.id,
+                org_id: e.org_id,
+                routing_key: &e.kind,
+                envelope: serde_json::to_value(e).unwrap_or(Json::Null),
+            })
+            .collect();
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH audit AS (\
+                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
+                                        resource_type, resource_id, detail) \
+                 SELECT org_id, command_id, correlation_id, actor, action, resource_type, \
+                        resource_id, detail \
+                 FROM jsonb_to_recordset($1) AS t (org_id uuid, command_id uuid, \
+                      correlation_id text, actor text, action text, resource_type text, \
+                      resource_id text, detail jsonb)), \
+             event AS (\
+                 INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
+                 SELECT event_id, org_id, routing_key, envelope \
+                 FROM jsonb_to_recordset($2) AS t (event_id uuid, org_id uuid, \
+                      routing_key text, envelope jsonb)) \
+             INSERT INTO invites (id, org_id, user_id, email) \
+             SELECT t.id, o.id, t.user_id, t.email \
+             FROM jsonb_to_recordset($3) AS t (id uuid, org_id uuid, user_id uuid, email text) \
+             JOIN orgs o ON o.id = t.org_id AND o.send_invites \
+             ON CONFLICT (user_id) DO NOTHING",
+            [json(&self.audits), json(&events), json(&self.invites)],
+        ))
+        .await?;
+        self.audits.clear();
+        self.events.clear();
+        self.invites.clear();
+        Ok(())
+    }
+}
+
+/// A list as one JSON parameter.
+fn json(rows: &impl Serialize) -> sea_orm::Value {
+    serde_json::to_value(rows).unwrap_or_default().into()
+}
+
+/// The transaction (or savepoint) a command runs in, with the effects it collects.
+pub struct Tx<'a> {
+    db: &'a DatabaseTransaction,
+    effects: &'a Mutex<Effects>,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(db: &'a DatabaseTransaction, effects: &'a Mutex<Effects>) -> Self {
+        Self { db, effects }
+    }
+
+    /// The effects collected so far (held only for a push, never across an await).
+    pub fn effects(&self) -> MutexGuard<'_, Effects> {
+        self.effects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Tx<'_> {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.db.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.db.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.db.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.db.query_all_raw(stmt).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_keeps_order() {
+        let entry = |n: u8| AuditEntry {
+            org_id: None,
+            command_id: Uuid::nil(),
+            correlation_id: n.to_string(),
+            actor: "scim".into(),
+            action: "user.created".into(),
+            resource_type: "User".into(),
+            resource_id: None,
+            detail: Json::Null,
+        };
+        let mut a = Effects::default();
+        a.audits.push(entry(1));
+        let mut b = Effects::default();
+        b.audits.push(entry(2));
+        a.append(b);
+        let order: Vec<_> = a.audits.iter().map(|e| e.correlation_id.as_str()).collect();
+        assert_eq!(order, ["1", "2"]);
+        assert!(!a.is_empty());
+    }
+}
