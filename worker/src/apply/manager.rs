@@ -5,7 +5,8 @@
 //! - The person's own value is tried against the org's `manager_match` keys in order; a
 //!   match links them, no match leaves them waiting on the raw value (`manager_ref`).
 //! - A person who arrives (or whose keys change) picks up everyone waiting on one of their
-//!   keys, in one statement that also writes each report's `user.updated` event.
+//!   keys, in one statement; each report's `user.updated` event is one of the command's
+//!   effects (`effects`), so it follows the events written before it.
 //! - A link that would close a cycle is refused: the rest of the change stands, the link
 //!   stays as it was, and the activity log says why.
 //! - A deactivated manager stays linked (the chart shows a vacancy); a deleted one leaves
@@ -21,10 +22,10 @@
 //!   close a cycle, nor can linking reports to a new person who has no manager yet.
 
 use super::Tx;
-use super::{Audit, actor, audit};
+use super::{Audit, audit};
 use common::{
     db::{entities::user, stmt},
-    messages::{Envelope, SCHEMA_VERSION, events},
+    messages::{Envelope, UserEvent, events},
     org_chart::{self, MatchKey},
 };
 use sea_orm::{ConnectionTrait, DbErr, Value};
@@ -314,7 +315,7 @@ async fn any_waiting(
 }
 
 /// Links everyone waiting on one of `m`'s keys to `m`, bumping each one's version and
-/// writing their `user.updated` event; those who are above `m` (it would close a cycle)
+/// with their `user.updated` events; those who are above `m` (it would close a cycle)
 /// keep waiting, with an activity entry saying why. One statement, however many reports.
 async fn link_waiting(
     tx: &Tx<'_>,
@@ -327,8 +328,8 @@ async fn link_waiting(
     if all.is_empty() {
         return Ok(());
     }
-    let row = tx
-        .query_one_raw(stmt(
+    let rows = tx
+        .query_all_raw(stmt(
             &format!("WITH RECURSIVE up (id, manager_id) AS ( \
                  SELECT id, manager_id FROM users WHERE id = $2 \
                  UNION SELECT u.id, u.manager_id FROM users u JOIN up ON u.id = up.manager_id), \
@@ -339,49 +340,76 @@ async fn link_waiting(
                  UPDATE users u SET manager_id = $2, version = u.version + 1, updated_at = now() \
                  FROM cand WHERE u.id = cand.id AND NOT cand.cycle \
                    AND u.manager_id IS NULL AND u.manager_ref = cand.manager_ref \
-                 RETURNING u.id, u.version, u.user_name), \
-             events AS ( \
-                 INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
-                 SELECT e.id, $1, $6, jsonb_build_object( \
-                     'id', e.id, 'type', $6, 'schema_version', $7::int, 'org_id', $1, \
-                     'correlation_id', $8::text, 'occurred_at', now(), \
-                     'payload', jsonb_build_object('user_id', l.id, 'version', l.version, \
-                         'user_name', l.user_name, 'changes', jsonb_build_object('manager_id', $2), \
-                         'manager_id', $2)) \
-                 FROM linked l CROSS JOIN LATERAL (SELECT gen_random_uuid() AS id) e), \
-             refused AS ( \
-                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, resource_type, resource_id, detail) \
-                 SELECT $1, $9, $8, $10, 'manager.refused', 'User', c.id::text, jsonb_build_object( \
-                     'userName', c.user_name, 'manager', c.manager_ref, 'manager_id', $2, \
-                     'reason', $11::text || ' already reports to ' || c.user_name \
-                         || ', directly or through others; ' || c.user_name || ' stays without a manager') \
-                 FROM cand c WHERE c.cycle), \
-             noted AS ( \
-                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, resource_type, resource_id, detail) \
-                 SELECT $1, $9, $8, $10, 'manager.reports_linked', 'User', $2::text, \
-                     jsonb_build_object('userName', $11::text, 'reports', count(*)) \
-                 FROM linked HAVING count(*) > 0) \
-             SELECT (SELECT count(*) FROM linked) AS linked"),
+                 RETURNING u.id, u.version, u.user_name) \
+             SELECT true AS linked, id, version, user_name, NULL::text AS manager_ref FROM linked \
+             UNION ALL \
+             SELECT false, id, NULL, user_name, manager_ref FROM cand WHERE cycle"),
             [
                 org_id.into(),
                 m.id.into(),
                 json!(all).into(),
                 json!(exact).into(),
                 json!(folded).into(),
-                events::USER_UPDATED.into(),
-                i32::try_from(SCHEMA_VERSION).unwrap_or(1).into(),
-                env.correlation_id.clone().into(),
-                env.id.into(),
-                actor(env).into(),
-                m.user_name.clone().into(),
             ],
         ))
         .await?;
-    let linked: i64 = match row {
-        Some(r) => r.try_get("", "linked")?,
-        None => 0,
-    };
+    // Their events and activity entries are effects, written in order with the batch's.
+    let mut linked = 0;
+    for r in &rows {
+        let (id, user_name): (Uuid, String) = (r.try_get("", "id")?, r.try_get("", "user_name")?);
+        if r.try_get::<bool>("", "linked")? {
+            linked += 1;
+            let mut changes = serde_json::Map::new();
+            changes.insert("manager_id".into(), json!(m.id));
+            let event = Envelope::new(
+                events::USER_UPDATED,
+                Some(org_id),
+                &env.correlation_id,
+                UserEvent {
+                    user_id: id,
+                    version: r.try_get("", "version")?,
+                    user_name,
+                    changes,
+                    manager_id: Some(m.id),
+                },
+            );
+            tx.effects().events.push(event);
+        } else {
+            let manager_ref: Option<String> = r.try_get("", "manager_ref")?;
+            audit(
+                tx,
+                env,
+                Some(org_id),
+                Audit {
+                    action: "manager.refused",
+                    resource_type: "User",
+                    resource_id: Some(id.to_string()),
+                    detail: json!({
+                        "userName": user_name,
+                        "manager": manager_ref,
+                        "manager_id": m.id,
+                        "reason": format!(
+                            "{} already reports to {user_name}, directly or through others; \
+                             {user_name} stays without a manager",
+                            m.user_name
+                        ),
+                    }),
+                },
+            );
+        }
+    }
     if linked > 0 {
+        audit(
+            tx,
+            env,
+            Some(org_id),
+            Audit {
+                action: "manager.reports_linked",
+                resource_type: "User",
+                resource_id: Some(m.id.to_string()),
+                detail: json!({"userName": m.user_name, "reports": linked}),
+            },
+        );
         tracing::debug!(manager = %m.id, linked, "reports waiting for their manager linked");
     }
     Ok(())

@@ -179,6 +179,9 @@ async fn run_batch(
 ) -> Result<Run, DbErr> {
     let tx = db.begin().await?;
     let claimed = claim(&tx, todo.iter().map(|&i| items[i].env)).await?;
+    if todo.len() > 1 {
+        lock_in_order(&tx, todo.iter().map(|&i| items[i].env)).await?;
+    }
     let mut pending = Effects::default();
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(todo.len());
     let mut error = None;
@@ -267,6 +270,38 @@ async fn claim<'e>(
         .iter()
         .map(|r| r.try_get::<Uuid>("", "command_id"))
         .collect()
+}
+
+/// Locks the users and groups the commands change, in one order (by id), before any
+/// command runs. Each command locks its row again when it runs; taken here first, two
+/// batches that change the same people wait for each other instead of deadlocking (a
+/// deadlock costs PostgreSQL's `deadlock_timeout`, a second, and a retry).
+async fn lock_in_order<'e>(
+    tx: &DatabaseTransaction,
+    envs: impl Iterator<Item = &'e Envelope>,
+) -> Result<(), DbErr> {
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    for env in envs {
+        let id = |key: &str| {
+            env.payload
+                .get(key)
+                .and_then(Json::as_str)
+                .and_then(|s| s.parse::<Uuid>().ok())
+        };
+        users.extend(id("user_id"));
+        groups.extend(id("group_id"));
+    }
+    if users.is_empty() && groups.is_empty() {
+        return Ok(());
+    }
+    tx.query_one_raw(stmt(
+        "WITH u AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
+              g AS (SELECT id FROM groups WHERE id = ANY($2) ORDER BY id FOR UPDATE) \
+         SELECT (SELECT count(*) FROM u) AS users, (SELECT count(*) FROM g) AS groups",
+        [uuids(users), uuids(groups)],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Stores each applied command's reply, only if its deadline has not passed: the last
