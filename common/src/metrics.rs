@@ -53,6 +53,9 @@ pub const COMMANDS_EXPIRED: &str = "roster_commands_expired_total";
 pub const OUTBOX_UNREADABLE: &str = "roster_outbox_unreadable";
 /// Histogram `{type, prefix}`: time to handle one command delivery (apply, reply, ack).
 pub const COMMAND_DURATION: &str = "roster_command_duration_seconds";
+/// Histogram `{prefix}`: commands a worker applied in one transaction (group commit,
+/// `WORKER_BATCH_MAX`).
+pub const COMMAND_BATCH_SIZE: &str = "roster_command_batch_size";
 /// Counter `{type, prefix}`: events the outbox relay published (confirmed and marked).
 pub const EVENTS_PUBLISHED: &str = "roster_events_published_total";
 /// Gauge `{prefix}`: age of the oldest unpublished outbox event (0 when none).
@@ -120,6 +123,9 @@ pub const INVITE_DELAY_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
 ];
 
+/// Histogram buckets for commands per transaction: 1 to 256 (`WORKER_BATCH_MAX`).
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// The `Content-Type` of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -144,6 +150,7 @@ fn build() -> PrometheusHandle {
     let buckets = [
         (HTTP_REQUEST_DURATION, LATENCY_BUCKETS),
         (COMMAND_DURATION, LATENCY_BUCKETS),
+        (COMMAND_BATCH_SIZE, BATCH_SIZE_BUCKETS),
         (SMTP_SEND_DURATION, LATENCY_BUCKETS),
         (INVITE_DELAY, INVITE_DELAY_BUCKETS),
     ];

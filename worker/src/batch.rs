@@ -216,6 +216,7 @@ async fn apply_run(shared: &Shared, run: Vec<Ready>) {
     };
     if !settled.is_empty() {
         shared.committed.notify_one();
+        batch_size(shared, settled.len());
     }
     let n = settled.len();
     let mut run = run.into_iter();
@@ -240,8 +241,15 @@ async fn one(shared: &Shared, r: &Ready) -> Result<Applied, DbErr> {
         .await;
     if matches!(result, Ok(Applied { expired: false, .. })) {
         shared.committed.notify_one();
+        batch_size(shared, 1);
     }
     result
+}
+
+/// Counts one committed transaction of `n` commands.
+fn batch_size(shared: &Shared, n: usize) {
+    metrics::histogram!(common::metrics::COMMAND_BATCH_SIZE, "prefix" => shared.settler.prefix.clone())
+        .record(n as f64);
 }
 
 /// Settles an applied (or failed) command.
