@@ -218,14 +218,18 @@ async fn apply_run(shared: &Shared, run: Vec<Ready>) {
         shared.committed.notify_one();
         batch_size(shared, settled.len());
     }
+    // The batch's replies and acks go out together: each waits only for its own confirm.
     let n = settled.len();
-    let mut run = run.into_iter();
-    for (r, applied) in run.by_ref().take(n).zip(settled) {
-        settle(shared, &r, Ok(applied)).await;
-    }
-    for r in run {
-        let result = one(shared, &r).await;
-        settle(shared, &r, result).await;
+    let (done, rest) = run.split_at(n);
+    futures_util::future::join_all(
+        done.iter()
+            .zip(settled)
+            .map(|(r, applied)| settle(shared, r, Ok(applied))),
+    )
+    .await;
+    for r in rest {
+        let result = one(shared, r).await;
+        settle(shared, r, result).await;
     }
 }
 
