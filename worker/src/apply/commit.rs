@@ -1,0 +1,254 @@
+//! Group commit: a batch of commands in one transaction — ids claimed together, people
+//! and groups locked in one order, a savepoint per command, the batch's effects written
+//! by one statement, replies stored and deadlines checked by one statement, one commit.
+
+use super::{
+    Applied, ApplyContext, Batch, Item, Tx, apply_one,
+    effects::Effects,
+    to_json,
+    unapplied::{expire, unclaimed_reply},
+};
+use common::{
+    db::stmt,
+    messages::{Envelope, Reply},
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value,
+};
+use serde_json::Value as Json;
+use std::{
+    collections::HashSet,
+    sync::{Mutex, PoisonError},
+};
+use uuid::Uuid;
+
+/// Applies the commands in one transaction, in order, each in a savepoint of its own (a
+/// command that meets a database error rolls back alone, and it and the ones after it are
+/// left to the caller), their effects written by one writer, their replies stored and
+/// their deadlines checked in one statement, and one commit (DESIGN invariant 3 for each).
+/// A redelivered command finds its id and gets its stored reply, with no second effect.
+/// The caller has already declared the commands expired on its own clock; one whose
+/// deadline passes during the batch is recorded as expired and the others applied again
+/// without it. A barrier command ([`runs_alone`]) must come alone.
+pub async fn apply_batch(
+    db: &DatabaseConnection,
+    ctx: &ApplyContext,
+    items: &[Item<'_>],
+) -> Result<Batch, DbErr> {
+    let mut late: Vec<usize> = Vec::new();
+    loop {
+        let todo: Vec<usize> = (0..items.len()).filter(|i| !late.contains(i)).collect();
+        let run = run_batch(db, ctx, items, &todo).await?;
+        match run {
+            Run::Committed { replies, error } => {
+                let mut settled = Vec::with_capacity(replies.len() + late.len());
+                let mut replies = replies.into_iter();
+                for (i, item) in items.iter().enumerate() {
+                    let applied = if late.contains(&i) {
+                        expire(db, item.env).await?
+                    } else if let Some(reply) = replies.next() {
+                        match reply {
+                            Some(reply) => Applied::answered(reply),
+                            None => Applied::answered(unclaimed_reply(db, item.env).await?),
+                        }
+                    } else {
+                        break;
+                    };
+                    settled.push(applied);
+                }
+                return Ok(Batch { settled, error });
+            }
+            // Their deadline passed while the batch ran: rolled back; the batch runs again
+            // without them, and they are recorded as expired.
+            Run::Late(more) => late.extend(more),
+        }
+    }
+}
+
+/// What one attempt at a batch did.
+enum Run {
+    /// Committed: a reply for each of the first items (`None`: its id was taken, by an
+    /// earlier delivery or another org's command, or its org is gone), and the error of the
+    /// item after them, if one stopped the batch.
+    Committed {
+        replies: Vec<Option<Reply>>,
+        error: Option<DbErr>,
+    },
+    /// Rolled back: these items' deadlines passed before the commit.
+    Late(Vec<usize>),
+}
+
+async fn run_batch(
+    db: &DatabaseConnection,
+    ctx: &ApplyContext,
+    items: &[Item<'_>],
+    todo: &[usize],
+) -> Result<Run, DbErr> {
+    let tx = db.begin().await?;
+    let claimed = claim(&tx, todo.iter().map(|&i| items[i].env)).await?;
+    if todo.len() > 1 {
+        lock_in_order(&tx, todo.iter().map(|&i| items[i].env)).await?;
+    }
+    let mut pending = Effects::default();
+    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(todo.len());
+    let mut error = None;
+    for &i in todo {
+        let Item { env, cmd } = items[i];
+        if !claimed.contains(&env.id) {
+            replies.push(None);
+            continue;
+        }
+        let savepoint = tx.begin().await?;
+        let own = Mutex::new(Effects::default());
+        match apply_one(&Tx::new(&savepoint, &own), ctx, env, cmd).await {
+            Ok(reply) => {
+                savepoint.commit().await?;
+                pending.append(own.into_inner().unwrap_or_else(PoisonError::into_inner));
+                replies.push(Some(reply));
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    if error.is_some() && replies.is_empty() {
+        tx.rollback().await?;
+        return Ok(Run::Committed { replies, error });
+    }
+    // The ids claimed by the items left for the caller are given back.
+    let left: Vec<Uuid> = todo[replies.len()..]
+        .iter()
+        .map(|&i| items[i].env.id)
+        .filter(|id| claimed.contains(id))
+        .collect();
+    if !left.is_empty() {
+        tx.execute_raw(stmt(
+            "DELETE FROM processed_commands WHERE command_id = ANY($1)",
+            [uuids(left)],
+        ))
+        .await?;
+    }
+    pending.write(&tx).await?;
+    let applied: Vec<(usize, &Reply)> = todo
+        .iter()
+        .zip(&replies)
+        .filter_map(|(&i, r)| r.as_ref().map(|r| (i, r)))
+        .collect();
+    let stored = store_replies(&tx, items, &applied).await?;
+    let late: Vec<usize> = applied
+        .iter()
+        .map(|&(i, _)| i)
+        .filter(|&i| !stored.contains(&items[i].env.id))
+        .collect();
+    if !late.is_empty() {
+        tx.rollback().await?;
+        return Ok(Run::Late(late));
+    }
+    tx.commit().await?;
+    Ok(Run::Committed { replies, error })
+}
+
+/// Claims the commands' ids (`processed_commands`), key-share locking their orgs for the
+/// transaction: an org removal (`org::delete_org`) waits for the commands in flight, and a
+/// command of an org that is gone is not claimed, so it leaves no row that names the org.
+/// Returns the ids claimed.
+async fn claim<'e>(
+    tx: &DatabaseTransaction,
+    envs: impl Iterator<Item = &'e Envelope>,
+) -> Result<HashSet<Uuid>, DbErr> {
+    let rows: Vec<Json> = envs
+        .map(|e| serde_json::json!({"id": e.id, "org_id": e.org_id, "kind": e.kind}))
+        .collect();
+    let claimed = tx
+        .query_all_raw(stmt(
+            "WITH t AS (SELECT * FROM jsonb_to_recordset($1) AS t (id uuid, org_id uuid, kind text)), \
+                  org AS (SELECT id FROM orgs WHERE id IN (SELECT org_id FROM t) \
+                          ORDER BY id FOR KEY SHARE) \
+             INSERT INTO processed_commands (command_id, org_id, command_type) \
+             SELECT id, org_id, kind FROM t \
+             WHERE org_id IS NULL OR org_id IN (SELECT id FROM org) \
+             ON CONFLICT (command_id) DO NOTHING RETURNING command_id",
+            [Json::Array(rows).into()],
+        ))
+        .await?;
+    claimed
+        .iter()
+        .map(|r| r.try_get::<Uuid>("", "command_id"))
+        .collect()
+}
+
+/// Locks the users and groups the commands change, in one order (by id), before any
+/// command runs. Each command locks its row again when it runs; taken here first, two
+/// batches that change the same people wait for each other instead of deadlocking (a
+/// deadlock costs PostgreSQL's `deadlock_timeout`, a second, and a retry).
+async fn lock_in_order<'e>(
+    tx: &DatabaseTransaction,
+    envs: impl Iterator<Item = &'e Envelope>,
+) -> Result<(), DbErr> {
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    for env in envs {
+        let id = |key: &str| {
+            env.payload
+                .get(key)
+                .and_then(Json::as_str)
+                .and_then(|s| s.parse::<Uuid>().ok())
+        };
+        users.extend(id("user_id"));
+        groups.extend(id("group_id"));
+    }
+    if users.is_empty() && groups.is_empty() {
+        return Ok(());
+    }
+    tx.query_one_raw(stmt(
+        "WITH u AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
+              g AS (SELECT id FROM groups WHERE id = ANY($2) ORDER BY id FOR UPDATE) \
+         SELECT (SELECT count(*) FROM u) AS users, (SELECT count(*) FROM g) AS groups",
+        [uuids(users), uuids(groups)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Stores each applied command's reply, only if its deadline has not passed: the last
+/// statement before COMMIT checks every deadline on PostgreSQL's clock, holding each
+/// command's fence lock until the commit (m0005_deadlines.sql). The ingress, which answers
+/// `503` only after it has seen that clock pass the deadline under the same lock, can then
+/// never be contradicted by a commit. Returns the ids stored.
+async fn store_replies(
+    tx: &DatabaseTransaction,
+    items: &[Item<'_>],
+    applied: &[(usize, &Reply)],
+) -> Result<HashSet<Uuid>, DbErr> {
+    if applied.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<Json> = applied
+        .iter()
+        .map(|&(i, reply)| {
+            let env = items[i].env;
+            serde_json::json!({"id": env.id, "reply": to_json(reply), "apply_by": env.apply_by})
+        })
+        .collect();
+    let stored = tx
+        .query_all_raw(stmt(
+            "UPDATE processed_commands p SET reply = t.reply \
+             FROM jsonb_to_recordset($1) AS t (id uuid, reply jsonb, apply_by timestamptz) \
+             WHERE p.command_id = t.id AND roster_before_deadline(t.id, t.apply_by) \
+             RETURNING p.command_id",
+            [Json::Array(rows).into()],
+        ))
+        .await?;
+    stored
+        .iter()
+        .map(|r| r.try_get::<Uuid>("", "command_id"))
+        .collect()
+}
+
+fn uuids(ids: Vec<Uuid>) -> Value {
+    Value::Array(
+        sea_orm::sea_query::ArrayType::Uuid,
+        Some(Box::new(ids.into_iter().map(Into::into).collect())),
+    )
+}
