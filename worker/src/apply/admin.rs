@@ -1,15 +1,14 @@
 //! Admin commands: creating an org, switching provisioning on and off, rotating the SCIM
-//! token, changing org settings, accepting an invite, and issuing and revoking integration
-//! credentials. Tokens arrive as digests only.
+//! token and the admin key, changing org settings and field mappings. Tokens arrive as
+//! digests only.
 
 use super::Tx;
 use super::{Audit, audit};
 use common::{
     db::stmt,
     messages::{
-        AcceptInvite, CreateIntegration, CreateOrg, DeactivatedPeople, Envelope, NewToken, Reply,
-        RevokeIntegration, RotateAdminKey, RotateScimToken, SetMappings, SetProvisioning,
-        UpdateSettings,
+        CreateOrg, DeactivatedPeople, Envelope, NewToken, Reply, RotateAdminKey, RotateScimToken,
+        SetMappings, SetProvisioning, UpdateSettings,
     },
     org_chart,
 };
@@ -64,7 +63,7 @@ pub(super) async fn create_org(
 /// of the org serialise on it, while it does not conflict with the key-share lock every
 /// command holds on its org (`apply`) — two admin commands each upgrading that to
 /// `FOR UPDATE` would deadlock.
-async fn lock_org(tx: &Tx<'_>, org_id: Uuid) -> Result<Option<bool>, DbErr> {
+pub(super) async fn lock_org(tx: &Tx<'_>, org_id: Uuid) -> Result<Option<bool>, DbErr> {
     let row = tx
         .query_one_raw(stmt(
             "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR NO KEY UPDATE",
@@ -217,65 +216,6 @@ pub(super) async fn rotate_admin_key(
     Ok(Reply::ok(200, json!({"rotated": true})))
 }
 
-/// Accepts an invite once: an unknown token is `404`, an expired one `410`, a used one
-/// `409` — each with no effect. The row is locked, so two clicks at once accept once.
-pub(super) async fn accept_invite(
-    tx: &Tx<'_>,
-    env: &Envelope,
-    org_id: Uuid,
-    cmd: &AcceptInvite,
-) -> Result<Reply, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT i.id, i.user_id, i.accepted_at IS NOT NULL AS used, \
-             (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, u.active \
-             FROM invites i JOIN users u ON u.id = i.user_id \
-             WHERE i.token_hash = $1 AND i.org_id = $2 FOR UPDATE OF i FOR KEY SHARE OF u",
-            [cmd.token_hash.as_str().into(), org_id.into()],
-        ))
-        .await?;
-    let Some(row) = row else {
-        return Ok(Reply::error(404, None, "this invite does not exist"));
-    };
-    if row.try_get::<bool>("", "used")? {
-        return Ok(Reply::error(409, None, "this invite was already used"));
-    }
-    if row.try_get::<bool>("", "expired")? {
-        return Ok(Reply::error(410, None, "this invite has expired"));
-    }
-    // Only a person in the directory may accept: one deactivated since the invite was sent
-    // is not (reactivated, the same link works again).
-    if !row.try_get::<bool>("", "active")? {
-        return Ok(Reply::error(
-            403,
-            None,
-            "this person is not active in the directory; ask your administrator",
-        ));
-    }
-    let invite_id: Uuid = row.try_get("", "id")?;
-    let user_id: Uuid = row.try_get("", "user_id")?;
-    tx.execute_raw(stmt(
-        "UPDATE invites SET accepted_at = now() WHERE id = $1",
-        [invite_id.into()],
-    ))
-    .await?;
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "invite.accepted",
-            resource_type: "User",
-            resource_id: Some(user_id.to_string()),
-            detail: json!({}),
-        },
-    );
-    Ok(Reply::ok(
-        200,
-        json!({"accepted": true, "user_id": user_id}),
-    ))
-}
-
 pub(super) async fn update_settings(
     tx: &Tx<'_>,
     env: &Envelope,
@@ -388,97 +328,4 @@ pub(super) async fn set_mappings(
         },
     );
     Ok(Reply::ok(200, json!({"mappings": cmd.mappings})))
-}
-
-/// Stores a new integration credential (its digest and hint) under the org.
-pub(super) async fn create_integration(
-    tx: &Tx<'_>,
-    env: &Envelope,
-    org_id: Uuid,
-    cmd: &CreateIntegration,
-) -> Result<Reply, DbErr> {
-    let name = cmd.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Ok(Reply::error(400, None, "name must be 1 to 200 characters"));
-    }
-    if lock_org(tx, org_id).await?.is_none() {
-        return Ok(Reply::error(404, None, "organisation not found"));
-    }
-    let row = tx
-        .query_one_raw(stmt(
-            "INSERT INTO integration_credentials (id, org_id, name, token_hash, hint) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING created_at",
-            [
-                cmd.integration_id.into(),
-                org_id.into(),
-                name.into(),
-                cmd.credential.hash.as_str().into(),
-                cmd.credential.hint.clone().into(),
-            ],
-        ))
-        .await?;
-    let Some(row) = row else {
-        return Ok(Reply::error(
-            409,
-            None,
-            "an integration with this id or credential already exists",
-        ));
-    };
-    let created_at: chrono::DateTime<chrono::Utc> = row.try_get("", "created_at")?;
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "integration.created",
-            resource_type: "Integration",
-            resource_id: Some(cmd.integration_id.to_string()),
-            detail: json!({"name": name, "hint": cmd.credential.hint}),
-        },
-    );
-    Ok(Reply::ok(
-        201,
-        json!({"id": cmd.integration_id, "name": name, "created_at": created_at}),
-    ))
-}
-
-/// Revokes an integration credential of the org; the next command carrying it is refused.
-/// Revoking a revoked one changes nothing; another org's id is `404`.
-pub(super) async fn revoke_integration(
-    tx: &Tx<'_>,
-    env: &Envelope,
-    org_id: Uuid,
-    cmd: &RevokeIntegration,
-) -> Result<Reply, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT name, revoked_at IS NOT NULL AS revoked FROM integration_credentials \
-             WHERE id = $1 AND org_id = $2 FOR UPDATE",
-            [cmd.integration_id.into(), org_id.into()],
-        ))
-        .await?;
-    let Some(row) = row else {
-        return Ok(Reply::error(404, None, "integration not found"));
-    };
-    if row.try_get::<bool>("", "revoked")? {
-        return Ok(Reply::ok(204, serde_json::Value::Null));
-    }
-    tx.execute_raw(stmt(
-        "UPDATE integration_credentials SET revoked_at = now() WHERE id = $1 AND org_id = $2",
-        [cmd.integration_id.into(), org_id.into()],
-    ))
-    .await?;
-    let name: String = row.try_get("", "name")?;
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "integration.revoked",
-            resource_type: "Integration",
-            resource_id: Some(cmd.integration_id.to_string()),
-            detail: json!({"name": name}),
-        },
-    );
-    Ok(Reply::ok(204, serde_json::Value::Null))
 }

@@ -7,26 +7,24 @@ use super::{
     ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
 };
 use common::{
-    db::{
-        entities::group,
-        reads::{existing_users, group_members},
-        stmt,
-    },
+    db::{entities::group, reads::group_members, stmt},
     messages::{
         CreateGroup, DeleteGroup, Envelope, GroupEvent, PatchGroup, ReplaceGroup, Reply, events,
     },
     scim::{
         ScimError,
-        filter::{CompValue, CompareOp, Filter},
         model::{GroupInput, render_group},
-        patch::{self, OpKind, PatchOp, PatchPath},
-        schema,
+        patch, schema,
     },
 };
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value as SqlValue};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::{Map, Value, json};
-use std::collections::HashSet;
 use uuid::Uuid;
+
+mod members;
+use members::{
+    Scope, add_members, check_members, diff_members, member_ids, named_members, remove_members,
+};
 
 fn taken(name: &str) -> Reply {
     Reply::error(
@@ -34,176 +32,6 @@ fn taken(name: &str) -> Reply {
         Some("uniqueness"),
         format!("a group named {name:?} already exists"),
     )
-}
-
-/// Members that are not users of the org are refused, naming them.
-async fn check_members(
-    tx: &Tx<'_>,
-    org_id: Uuid,
-    members: &[Uuid],
-) -> Result<Option<Reply>, DbErr> {
-    let found: HashSet<Uuid> = existing_users(tx, org_id, members)
-        .await?
-        .into_iter()
-        .collect();
-    let missing: Vec<String> = members
-        .iter()
-        .filter(|m| !found.contains(m))
-        .map(Uuid::to_string)
-        .collect();
-    Ok((!missing.is_empty()).then(|| {
-        Reply::error(
-            400,
-            Some("invalidValue"),
-            format!("no such users: {}", missing.join(", ")),
-        )
-    }))
-}
-
-fn uuid_array(ids: &[Uuid]) -> SqlValue {
-    SqlValue::Array(
-        sea_orm::sea_query::ArrayType::Uuid,
-        Some(Box::new(
-            ids.iter().map(|m| SqlValue::Uuid(Some(*m))).collect(),
-        )),
-    )
-}
-
-/// Inserts the memberships in one statement (STYLE.md item 16).
-async fn add_members(
-    tx: &Tx<'_>,
-    org_id: Uuid,
-    group_id: Uuid,
-    members: &[Uuid],
-) -> Result<(), DbErr> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    tx.execute_raw(stmt(
-        "INSERT INTO group_members (group_id, user_id, org_id) \
-         SELECT $1, u, $2 FROM UNNEST($3::uuid[]) AS u ON CONFLICT DO NOTHING",
-        [group_id.into(), org_id.into(), uuid_array(members)],
-    ))
-    .await?;
-    Ok(())
-}
-
-async fn remove_members(tx: &Tx<'_>, group_id: Uuid, members: &[Uuid]) -> Result<(), DbErr> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    tx.execute_raw(stmt(
-        "DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2)",
-        [group_id.into(), uuid_array(members)],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Which members a change may touch: all of them (a PUT, a replace of the list), or only
-/// those it names (see [`named_members`]).
-enum Scope {
-    All,
-    Only(Vec<Uuid>),
-}
-
-/// The group's member ids within `scope`, in the order they were added (the order
-/// `group_members` lists them in).
-async fn member_ids(tx: &Tx<'_>, group_id: Uuid, scope: &Scope) -> Result<Vec<Uuid>, DbErr> {
-    let rows = match scope {
-        Scope::All => {
-            tx.query_all_raw(stmt(
-                "SELECT user_id FROM group_members WHERE group_id = $1 ORDER BY added_at, user_id",
-                [group_id.into()],
-            ))
-            .await?
-        }
-        Scope::Only(ids) if ids.is_empty() => return Ok(Vec::new()),
-        Scope::Only(ids) => {
-            tx.query_all_raw(stmt(
-                "SELECT user_id FROM group_members WHERE group_id = $1 AND user_id = ANY($2) \
-                 ORDER BY added_at, user_id",
-                [group_id.into(), uuid_array(ids)],
-            ))
-            .await?
-        }
-    };
-    rows.iter().map(|r| r.try_get("", "user_id")).collect()
-}
-
-/// The member ids a PATCH can touch when it touches members only by naming them: Okta's
-/// `add` to `members`, `remove` of `members[value eq "…"]`, and Entra's `remove` of
-/// `members` with a value list. `None` when some operation may touch members it does not
-/// name (a replace of the list, a remove of all, another filter, a pathless operation that
-/// mentions members): then the whole list is needed. Names that are not ids are left out:
-/// no stored member (a canonical id) can match them.
-fn named_members(ops: &[PatchOp]) -> Option<Vec<Uuid>> {
-    let mut named = Vec::new();
-    for op in ops {
-        let target = match &op.path {
-            None => {
-                let Some(Value::Object(values)) = &op.value else {
-                    return None;
-                };
-                if values
-                    .keys()
-                    .any(|k| k.to_ascii_lowercase().contains("members"))
-                {
-                    return None;
-                }
-                continue;
-            }
-            Some(PatchPath::Extension(_)) => continue,
-            Some(PatchPath::Attr(t)) if !t.attr.eq_ignore_ascii_case("members") => continue,
-            Some(PatchPath::Attr(t)) => t,
-        };
-        if target.extension.is_some() || target.sub.is_some() {
-            return None;
-        }
-        match (op.op, &target.filter, &op.value) {
-            (OpKind::Add, None, Some(v @ (Value::Array(_) | Value::Object(_))))
-            | (OpKind::Remove, None, Some(v @ (Value::Array(_) | Value::Object(_)))) => {
-                let list = match v {
-                    Value::Array(list) => list.as_slice(),
-                    one => std::slice::from_ref(one),
-                };
-                named.extend(
-                    list.iter()
-                        .filter_map(|m| m.get("value").and_then(Value::as_str))
-                        .filter_map(|s| Uuid::parse_str(s.trim()).ok()),
-                );
-            }
-            (
-                OpKind::Remove,
-                Some(Filter::Compare {
-                    path,
-                    op: CompareOp::Eq,
-                    value: CompValue::Str(s),
-                }),
-                _,
-            ) if path.uri.is_none() && path.sub.is_none() && path.name == "value" => {
-                named.extend(Uuid::parse_str(s.trim()).ok());
-            }
-            _ => return None,
-        }
-    }
-    let mut seen = HashSet::with_capacity(named.len());
-    named.retain(|id| seen.insert(*id));
-    Some(named)
-}
-
-/// What a change does to a member list, as sets: who joins (in the new list's order) and
-/// who leaves (in the old list's order).
-fn diff_members(before: &[Uuid], after: &[Uuid]) -> (Vec<Uuid>, Vec<Uuid>) {
-    let (was, now): (HashSet<&Uuid>, HashSet<&Uuid>) =
-        (before.iter().collect(), after.iter().collect());
-    let added = after.iter().filter(|m| !was.contains(m)).copied().collect();
-    let removed = before
-        .iter()
-        .filter(|m| !now.contains(m))
-        .copied()
-        .collect();
-    (added, removed)
 }
 
 async fn emit(
@@ -502,116 +330,4 @@ pub(super) async fn delete(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ops(list: Value) -> Vec<PatchOp> {
-        patch::parse_request(
-            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list}),
-            &schema::GROUP,
-        )
-        .expect("a valid PATCH")
-    }
-
-    fn ids(n: u128) -> Vec<Uuid> {
-        (1..=n).map(Uuid::from_u128).collect()
-    }
-
-    /// The member list `ops` makes of `members`, as the worker computes it.
-    fn patched(members: &[Uuid], ops: &[PatchOp]) -> Result<Vec<Uuid>, ScimError> {
-        let list: Vec<Value> = members
-            .iter()
-            .map(|m| json!({"value": m.to_string()}))
-            .collect();
-        let mut resource = Map::new();
-        resource.insert("displayName".into(), json!("G"));
-        resource.insert("members".into(), Value::Array(list));
-        patch::apply(&mut resource, &schema::GROUP, ops)?;
-        GroupInput::from_json(Value::Object(resource)).map(|g| g.members)
-    }
-
-    #[test]
-    fn okta_and_entra_member_changes_name_their_members() {
-        let (a, b) = (Uuid::from_u128(7), Uuid::from_u128(8));
-        let add = ops(
-            json!([{"op": "add", "path": "members", "value": [{"value": a.to_string(), "display": "A"}, {"value": a.to_string()}]}]),
-        );
-        assert_eq!(named_members(&add), Some(vec![a]), "deduplicated");
-        let remove = ops(json!([{"op": "remove", "path": format!("members[value eq \"{b}\"]")}]));
-        assert_eq!(named_members(&remove), Some(vec![b]));
-        let entra = ops(
-            json!([{"op": "Remove", "path": "members", "value": [{"value": a.to_string()}, {"value": b.to_string()}]}]),
-        );
-        assert_eq!(named_members(&entra), Some(vec![a, b]));
-        let rename = ops(json!([{"op": "replace", "value": {"id": "x", "displayName": "New"}}]));
-        assert_eq!(named_members(&rename), Some(vec![]));
-        let not_ids = ops(json!([{"op": "add", "path": "members", "value": [{"value": "nope"}]}]));
-        assert_eq!(named_members(&not_ids), Some(vec![]));
-    }
-
-    #[test]
-    fn changes_that_may_touch_unnamed_members_need_the_whole_list() {
-        let a = Uuid::from_u128(7).to_string();
-        for body in [
-            json!([{"op": "replace", "path": "members", "value": [{"value": a}]}]),
-            json!([{"op": "remove", "path": "members"}]),
-            json!([{"op": "add", "path": "members", "value": null}]),
-            json!([{"op": "replace", "value": {"members": [{"value": a}]}}]),
-            json!([{"op": "add", "value": {"Members": [{"value": a}]}}]),
-            json!([{"op": "remove", "path": format!("members[value ne \"{a}\"]")}]),
-            json!([{"op": "remove", "path": "members[display eq \"A\"]"}]),
-            json!([{"op": "replace", "path": format!("members[value eq \"{a}\"].display"), "value": "B"}]),
-        ] {
-            assert_eq!(named_members(&ops(body.clone())), None, "{body}");
-        }
-    }
-
-    /// Applying a PATCH to only the members it names changes exactly what applying it to the
-    /// whole list changes: the worker's shortcut is not a different semantics.
-    #[test]
-    fn named_members_alone_give_the_same_change_as_the_whole_list() {
-        let all = ids(50);
-        let s = |i: u128| Uuid::from_u128(i).to_string();
-        for body in [
-            json!([{"op": "add", "path": "members", "value": [{"value": s(60), "display": "x"}]}]),
-            json!([{"op": "add", "path": "members", "value": [{"value": s(3)}, {"value": s(61)}, {"value": s(61)}]}]),
-            json!([{"op": "add", "path": "members", "value": {"value": s(62)}}]),
-            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", s(10))}]),
-            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", s(99))}]),
-            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", s(10).to_uppercase())}]),
-            json!([{"op": "remove", "path": "members", "value": [{"value": s(1)}, {"value": s(50)}, {"value": s(77)}]}]),
-            json!([
-                {"op": "add", "path": "members", "value": [{"value": s(70)}]},
-                {"op": "remove", "path": format!("members[value eq \"{}\"]", s(70))},
-                {"op": "remove", "path": format!("members[value eq \"{}\"]", s(20))},
-                {"op": "add", "path": "members", "value": [{"value": s(20)}]},
-                {"op": "replace", "value": {"displayName": "Renamed"}},
-            ]),
-        ] {
-            let ops = ops(body.clone());
-            let named: HashSet<Uuid> = named_members(&ops).expect("named").into_iter().collect();
-            let scoped: Vec<Uuid> = all.iter().filter(|m| named.contains(m)).copied().collect();
-            let whole = diff_members(&all, &patched(&all, &ops).expect("applies"));
-            let part = diff_members(&scoped, &patched(&scoped, &ops).expect("applies"));
-            assert_eq!(whole, part, "{body}");
-        }
-        let bad = ops(json!([{"op": "add", "path": "members", "value": [{"value": "nope"}]}]));
-        assert!(patched(&all, &bad).is_err() && patched(&[], &bad).is_err());
-    }
-
-    #[test]
-    fn member_lists_diff_as_sets_in_order() {
-        let [a, b, c, d] = [1, 2, 3, 4].map(Uuid::from_u128);
-        assert_eq!(
-            diff_members(&[a, b, c], &[d, c, a]),
-            (vec![d], vec![b]),
-            "joiners in the new order, leavers in the old"
-        );
-        assert_eq!(diff_members(&[a, b], &[b, a]), (vec![], vec![]));
-        assert_eq!(diff_members(&[], &[a, b]), (vec![a, b], vec![]));
-        assert_eq!(diff_members(&[a, b], &[]), (vec![], vec![a, b]));
-        let big = ids(100_000);
-        let (added, removed) = diff_members(&big, &big[1..]);
-        assert_eq!((added.len(), removed), (0, vec![big[0]]));
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@ use super::{ApplyContext, Audit, audit};
 use chrono::{DateTime, Duration, Utc};
 use common::{
     db::stmt,
-    messages::{DecideGuard, Envelope, GuardDecision, GuardSettings, Reply},
+    messages::{DecideGuard, Envelope, GuardDecision, Reply},
     metrics::{GUARD_HELD, GUARD_TRIPS},
 };
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
@@ -380,140 +380,8 @@ pub(super) async fn reactivated(tx: &Tx<'_>, org_id: Uuid, user_id: Uuid) -> Res
     Ok(())
 }
 
-/// The guard's settings as the admin API shows them.
-pub(super) async fn settings_json(tx: &Tx<'_>, org_id: Uuid) -> Result<serde_json::Value, DbErr> {
-    let g = lock(tx, org_id).await?;
-    Ok(json!({
-        "enabled": g.enabled,
-        "threshold_percent": g.threshold_percent,
-        "min_count": g.min_count,
-        "window_minutes": g.window_minutes,
-    }))
-}
-
-/// Changes the guard's settings (already validated).
-pub(super) async fn update_settings(
-    tx: &Tx<'_>,
-    org_id: Uuid,
-    s: &GuardSettings,
-) -> Result<(), DbErr> {
-    lock(tx, org_id).await?;
-    if s.enabled == Some(false) {
-        // Off means off: nothing stays held or refused, and the count starts afresh.
-        tx.execute_raw(stmt(
-            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL, rejected_until = NULL \
-                        WHERE org_id = $1), \
-                  d AS (DELETE FROM deprovisions WHERE org_id = $1) \
-             DELETE FROM deprovision_holds WHERE org_id = $1",
-            [org_id.into()],
-        ))
-        .await?;
-    }
-    let int = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
-    tx.execute_raw(stmt(
-        "UPDATE deprovision_guards SET enabled = COALESCE($2, enabled), \
-           threshold_percent = COALESCE($3, threshold_percent), \
-           min_count = COALESCE($4, min_count), window_minutes = COALESCE($5, window_minutes) \
-         WHERE org_id = $1",
-        [
-            org_id.into(),
-            s.enabled.into(),
-            int(s.threshold_percent).into(),
-            int(s.min_count).into(),
-            int(s.window_minutes).into(),
-        ],
-    ))
-    .await?;
-    Ok(())
-}
+mod settings;
+pub(super) use settings::{settings_json, update_settings};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn guard() -> Guard {
-        Guard {
-            enabled: true,
-            threshold_percent: 10,
-            min_count: 3,
-            window_minutes: 60,
-            tripped_at: None,
-            rejected_until: None,
-        }
-    }
-
-    #[test]
-    fn the_limit_is_the_share_or_the_minimum_whichever_is_more() {
-        let g = guard();
-        assert_eq!(g.limit(40), 4);
-        assert_eq!(g.limit(41), 5, "rounded up");
-        assert_eq!(g.limit(10), 3, "never below min_count");
-        assert_eq!(Guard { min_count: 10, ..g }.limit(40), 10);
-    }
-
-    #[test]
-    fn the_deprovision_past_the_limit_trips_and_later_ones_are_held() {
-        let now = Utc::now();
-        let g = guard();
-        // 40 people at the window's start, 3 gone: the 4th passes, the 5th trips.
-        assert_eq!(
-            decide(&g, Hold::None, 3, 37, now),
-            Verdict::Pass { counted: true }
-        );
-        assert_eq!(
-            decide(&g, Hold::None, 4, 36, now),
-            Verdict::Hold {
-                trips: true,
-                recent: 4,
-                limit: 4
-            }
-        );
-        let tripped = Guard {
-            tripped_at: Some(now),
-            ..g.clone()
-        };
-        assert!(matches!(
-            decide(&tripped, Hold::Held, 0, 36, now),
-            Verdict::Hold { trips: false, .. }
-        ));
-        assert_eq!(
-            decide(&tripped, Hold::Approved, 4, 36, now),
-            Verdict::Pass { counted: false },
-            "an approved one passes"
-        );
-    }
-
-    #[test]
-    fn a_rejection_refuses_until_it_runs_out_and_off_means_off() {
-        let now = Utc::now();
-        let rejected = Guard {
-            rejected_until: Some(now + Duration::minutes(5)),
-            ..guard()
-        };
-        assert_eq!(
-            decide(&rejected, Hold::Approved, 0, 40, now),
-            Verdict::Refuse {
-                until: now + Duration::minutes(5)
-            }
-        );
-        assert_eq!(
-            decide(&rejected, Hold::None, 0, 40, now + Duration::minutes(6)),
-            Verdict::Pass { counted: true }
-        );
-        let off = Guard {
-            enabled: false,
-            ..guard()
-        };
-        assert_eq!(
-            decide(&off, Hold::None, 1000, 1, now),
-            Verdict::Pass { counted: false }
-        );
-    }
-
-    #[test]
-    fn the_details_say_it_is_held_for_approval_and_nothing_changed() {
-        let d = held_detail("deactivate", &guard());
-        assert!(d.contains("held for an admin's approval") && d.contains("Nothing was changed"));
-        assert!(held_detail("delete", &guard()).starts_with("this deletion"));
-    }
-}
+mod tests;

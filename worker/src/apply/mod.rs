@@ -9,6 +9,8 @@ mod effects;
 mod erase;
 mod groups;
 mod guard;
+mod integrations;
+mod invites;
 mod manager;
 mod org;
 mod people;
@@ -128,9 +130,13 @@ async fn apply_one(
         Command::UpdateSettings(p) => admin::update_settings(tx, env, org(env), p).await?,
         Command::SetMappings(p) => admin::set_mappings(tx, env, org(env), p).await?,
         Command::UpdatePerson(p) => people::update(tx, ctx, env, org(env), p).await?,
-        Command::AcceptInvite(p) => admin::accept_invite(tx, env, org(env), p).await?,
-        Command::CreateIntegration(p) => admin::create_integration(tx, env, org(env), p).await?,
-        Command::RevokeIntegration(p) => admin::revoke_integration(tx, env, org(env), p).await?,
+        Command::AcceptInvite(p) => invites::accept_invite(tx, env, org(env), p).await?,
+        Command::CreateIntegration(p) => {
+            integrations::create_integration(tx, env, org(env), p).await?
+        }
+        Command::RevokeIntegration(p) => {
+            integrations::revoke_integration(tx, env, org(env), p).await?
+        }
         Command::SetSso(p) => sso::set(tx, env, org(env), p).await?,
         Command::SignIn(p) => sso::sign_in(tx, env, org(env), p).await?,
         Command::SignOut(p) => sso::sign_out(tx, env, org(env), p).await?,

@@ -3,6 +3,7 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::Tx;
+use super::invites::{first_activation, invite_address};
 use super::{
     ApplyContext, Audit, Side, audit_with, guard, manager, none_string, not_found,
     precondition_failed, scim_error,
@@ -328,37 +329,6 @@ async fn update(
     }
     emit(tx, env, org_id, &stored, kind, changes).await?;
     rendered(tx, ctx, &stored).await
-}
-
-/// The address an invite goes to: the email, else a `userName` that is one.
-fn invite_address(u: &user::Model) -> Option<String> {
-    u.email
-        .clone()
-        .or_else(|| u.user_name.contains('@').then(|| u.user_name.clone()))
-}
-
-/// A person active for the first time (created inactive, now activated) is due an invite
-/// if the org sends them; one who was active before is not (their invite, if any, was
-/// decided then, and a pending one is sent on the `user.reactivated` event).
-async fn first_activation(tx: &Tx<'_>, org_id: Uuid, u: &user::Model) -> Result<(), DbErr> {
-    let first = tx
-        .query_one_raw(stmt(
-            "UPDATE users SET activated_at = now() \
-             WHERE org_id = $1 AND id = $2 AND activated_at IS NULL RETURNING id",
-            [org_id.into(), u.id.into()],
-        ))
-        .await?;
-    if first.is_some()
-        && let Some(email) = invite_address(u)
-    {
-        tx.effects().invites.push(super::effects::Invite {
-            id: Uuid::now_v7(),
-            org_id,
-            user_id: u.id,
-            email,
-        });
-    }
-    Ok(())
 }
 
 /// The `200` reply: the user with its groups.

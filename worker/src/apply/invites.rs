@@ -1,0 +1,106 @@
+//! Invites in the worker: when one is due (a person first active in the directory, if the
+//! org sends invites), and accepting one. The mailer sends them (docs/reliability.md,
+//! "Invites").
+
+use super::{Audit, Tx, audit};
+use common::{
+    db::{entities::user, stmt},
+    messages::{AcceptInvite, Envelope, Reply},
+};
+use sea_orm::{ConnectionTrait, DbErr};
+use serde_json::json;
+use uuid::Uuid;
+
+/// The address an invite goes to: the email, else a `userName` that is one.
+pub(super) fn invite_address(u: &user::Model) -> Option<String> {
+    u.email
+        .clone()
+        .or_else(|| u.user_name.contains('@').then(|| u.user_name.clone()))
+}
+
+/// A person active for the first time (created inactive, now activated) is due an invite
+/// if the org sends them; one who was active before is not (their invite, if any, was
+/// decided then, and a pending one is sent on the `user.reactivated` event).
+pub(super) async fn first_activation(
+    tx: &Tx<'_>,
+    org_id: Uuid,
+    u: &user::Model,
+) -> Result<(), DbErr> {
+    let first = tx
+        .query_one_raw(stmt(
+            "UPDATE users SET activated_at = now() \
+             WHERE org_id = $1 AND id = $2 AND activated_at IS NULL RETURNING id",
+            [org_id.into(), u.id.into()],
+        ))
+        .await?;
+    if first.is_some()
+        && let Some(email) = invite_address(u)
+    {
+        tx.effects().invites.push(super::effects::Invite {
+            id: Uuid::now_v7(),
+            org_id,
+            user_id: u.id,
+            email,
+        });
+    }
+    Ok(())
+}
+
+/// Accepts an invite once: an unknown token is `404`, an expired one `410`, a used one
+/// `409` — each with no effect. The row is locked, so two clicks at once accept once.
+pub(super) async fn accept_invite(
+    tx: &Tx<'_>,
+    env: &Envelope,
+    org_id: Uuid,
+    cmd: &AcceptInvite,
+) -> Result<Reply, DbErr> {
+    let row = tx
+        .query_one_raw(stmt(
+            "SELECT i.id, i.user_id, i.accepted_at IS NOT NULL AS used, \
+             (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, u.active \
+             FROM invites i JOIN users u ON u.id = i.user_id \
+             WHERE i.token_hash = $1 AND i.org_id = $2 FOR UPDATE OF i FOR KEY SHARE OF u",
+            [cmd.token_hash.as_str().into(), org_id.into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(Reply::error(404, None, "this invite does not exist"));
+    };
+    if row.try_get::<bool>("", "used")? {
+        return Ok(Reply::error(409, None, "this invite was already used"));
+    }
+    if row.try_get::<bool>("", "expired")? {
+        return Ok(Reply::error(410, None, "this invite has expired"));
+    }
+    // Only a person in the directory may accept: one deactivated since the invite was sent
+    // is not (reactivated, the same link works again).
+    if !row.try_get::<bool>("", "active")? {
+        return Ok(Reply::error(
+            403,
+            None,
+            "this person is not active in the directory; ask your administrator",
+        ));
+    }
+    let invite_id: Uuid = row.try_get("", "id")?;
+    let user_id: Uuid = row.try_get("", "user_id")?;
+    tx.execute_raw(stmt(
+        "UPDATE invites SET accepted_at = now() WHERE id = $1",
+        [invite_id.into()],
+    ))
+    .await?;
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        Audit {
+            action: "invite.accepted",
+            resource_type: "User",
+            resource_id: Some(user_id.to_string()),
+            detail: json!({}),
+        },
+    );
+    Ok(Reply::ok(
+        200,
+        json!({"accepted": true, "user_id": user_id}),
+    ))
+}

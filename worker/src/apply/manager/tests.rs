@@ -1,0 +1,89 @@
+use super::*;
+
+fn person(external_id: &str, email: &str, user_name: &str, employee: Option<&str>) -> user::Model {
+    let now = chrono::Utc::now();
+    user::Model {
+        id: Uuid::now_v7(),
+        org_id: Uuid::nil(),
+        user_name: user_name.into(),
+        external_id: Some(external_id.into()),
+        active: true,
+        display_name: None,
+        given_name: None,
+        family_name: None,
+        email: Some(email.into()),
+        resource: json!({}),
+        profile: employee.map_or(json!({}), |e| json!({"employee_number": e})),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        manager_ref: None,
+        manager_id: None,
+    }
+}
+
+#[test]
+fn key_values_split_exact_from_case_insensitive_keys() {
+    let m = person("00uAbC", "Boss@X.com", "boss@x.com", Some("E-7"));
+    let (all, exact, folded) = key_values(
+        &m,
+        &[
+            MatchKey::ExternalId,
+            MatchKey::Email,
+            MatchKey::EmployeeNumber,
+        ],
+    );
+    assert_eq!(all, ["00uabc", "boss@x.com", "e-7"]);
+    assert_eq!(exact, ["00uAbC", "E-7"]);
+    assert_eq!(folded, ["boss@x.com"]);
+    let (all, ..) = key_values(&m, &[MatchKey::Id]);
+    assert_eq!(all, [m.id.to_string()]);
+}
+
+#[test]
+fn only_keys_someone_may_wait_on_count_as_changed() {
+    let a = person("00u1", "a@x", "a@x", None);
+    let mut b = a.clone();
+    b.active = false;
+    b.display_name = Some("A".into());
+    b.email = Some("A@X".into());
+    assert!(!keys_changed(&a, &b), "case and other fields do not count");
+    b.email = Some("new@x".into());
+    assert!(keys_changed(&a, &b));
+    let mut c = a.clone();
+    c.profile = json!({"employee_number": "9"});
+    assert!(keys_changed(&a, &c));
+}
+
+#[test]
+fn candidates_follow_the_key_order() {
+    let mut values = vec![
+        Value::from(Uuid::nil()),
+        Value::from(Uuid::nil()),
+        Value::from("x"),
+    ];
+    let sql = candidate_sql(
+        &[MatchKey::Email, MatchKey::Id, MatchKey::ExternalId],
+        "boss@x",
+        &mut values,
+    );
+    assert!(
+        sql.starts_with("COALESCE((SELECT id FROM users WHERE org_id = $1 AND lower(email)"),
+        "{sql}"
+    );
+    assert!(
+        !sql.contains("id = $4"),
+        "no id key for a value that is not a UUID: {sql}"
+    );
+    assert_eq!(values.len(), 3);
+    let id = Uuid::now_v7().to_string();
+    let sql = candidate_sql(&[MatchKey::Id], &id, &mut values);
+    assert_eq!(
+        sql,
+        "(SELECT id FROM users WHERE org_id = $1 AND id = $4 ORDER BY id LIMIT 1)"
+    );
+    assert_eq!(
+        candidate_sql(&[MatchKey::Id], "boss", &mut values),
+        "NULL::uuid"
+    );
+}
