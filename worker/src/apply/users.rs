@@ -3,6 +3,8 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::Tx;
+
+mod resource;
 use super::invites::{first_activation, invite_address};
 use super::{
     ApplyContext, Audit, Side, audit_with, guard, manager, none_string, not_found,
@@ -25,6 +27,7 @@ use common::{
         patch, schema,
     },
 };
+use resource::{current_resource, diff};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -128,37 +131,6 @@ async fn lock_user(tx: &Tx<'_>, org_id: Uuid, user_id: Uuid) -> Result<Option<us
         .await?;
     row.map(|r| user::Model::from_query_result(&r, ""))
         .transpose()
-}
-
-/// The stored resource with the indexed columns folded back in, as PATCH starts from it.
-fn current_resource(u: &user::Model) -> Map<String, Value> {
-    let mut m = match &u.resource {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
-    m.insert("userName".into(), json!(u.user_name));
-    m.insert("active".into(), json!(u.active));
-    match &u.external_id {
-        Some(x) => m.insert("externalId".into(), json!(x)),
-        None => m.remove("externalId"),
-    };
-    m
-}
-
-/// Top-level fields that differ; a removed field maps to `null`.
-fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (k, v) in new {
-        if k != "schemas" && old.get(k) != Some(v) {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    for k in old.keys() {
-        if k != "schemas" && !new.contains_key(k) {
-            out.insert(k.clone(), Value::Null);
-        }
-    }
-    out
 }
 
 pub(super) async fn replace(
