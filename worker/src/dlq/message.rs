@@ -2,6 +2,7 @@
 //! and body (pure; no broker): its id, route, failure time and reason, and the properties
 //! a replay publishes it with.
 
+use super::headers::{as_integer, as_string, deaths, header_str, table_str};
 use chrono::{DateTime, Utc};
 use lapin::{
     BasicProperties,
@@ -182,49 +183,6 @@ fn is_dead_letter_header(name: &str) -> bool {
         || name.starts_with("x-first-death-")
         || name.starts_with("x-last-death-")
         || name == "x-delivery-count"
-}
-
-fn deaths(headers: &FieldTable) -> Vec<&FieldTable> {
-    match headers.inner().get(DEATH_HEADER) {
-        Some(AMQPValue::FieldArray(entries)) => entries
-            .as_slice()
-            .iter()
-            .filter_map(|e| match e {
-                AMQPValue::FieldTable(t) => Some(t),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn header_str(headers: &FieldTable, name: &str) -> Option<String> {
-    headers.inner().get(name).and_then(as_string)
-}
-
-fn table_str(table: &FieldTable, name: &str) -> Option<String> {
-    table.inner().get(name).and_then(as_string)
-}
-
-fn as_string(v: &AMQPValue) -> Option<String> {
-    match v {
-        AMQPValue::LongString(s) => Some(s.to_string()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    }
-}
-
-pub(super) fn as_integer(v: &AMQPValue) -> Option<i64> {
-    match v {
-        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongLongInt(n) => Some(*n),
-        _ => None,
-    }
 }
 
 fn one_line(s: &str) -> String {

@@ -1,10 +1,11 @@
 //! The operator's dead-letter tooling, `worker dlq list|show|replay|purge`
 //! (docs/dead-letters.md): the command line (`cli`), what a dead-lettered message says
-//! about itself (`message`), reading, republishing and purging the queue (`broker`), and
+//! about itself (`message`, over `headers`), reading, republishing and purging the queue (`broker`), and
 //! what the operator sees (`render`). `run` ties them together for one subcommand.
 
 mod broker;
 mod cli;
+mod headers;
 mod message;
 mod render;
 

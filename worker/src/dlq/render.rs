@@ -3,7 +3,8 @@
 
 use super::{
     broker::{Listing, ReplayReport, Shown},
-    message::{Route, as_integer},
+    headers::as_integer,
+    message::Route,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use lapin::{BasicProperties, types::AMQPValue};

@@ -144,36 +144,39 @@ pub(crate) fn ago(interval: Expr) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::PostgresQueryBuilder;
+    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
+
+    /// `statement` renders as `sql` with `values` bound parameters.
+    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
+        let (built, bound) = statement.build(PostgresQueryBuilder);
+        assert_eq!(built, sql);
+        assert_eq!(bound.0.len(), values, "{built}");
+    }
 
     #[test]
     fn a_batch_deletes_expired_keys_skipping_locked_rows() {
-        let (sql, values) = TARGETS[0]
-            .delete_batch(60.0, 500)
-            .build(PostgresQueryBuilder);
-        assert_eq!(
-            sql,
-            r#"DELETE FROM "outbox" WHERE "id" IN (SELECT "t"."id" FROM "outbox" AS "t" WHERE "t"."published_at" < (now() - make_interval(secs => $1)) LIMIT $2 FOR UPDATE OF "t" SKIP LOCKED)"#
+        assert_sql(
+            &TARGETS[0].delete_batch(60.0, 500),
+            r#"DELETE FROM "outbox" WHERE "id" IN (SELECT "t"."id" FROM "outbox" AS "t" WHERE "t"."published_at" < (now() - make_interval(secs => $1)) LIMIT $2 FOR UPDATE OF "t" SKIP LOCKED)"#,
+            2,
         );
-        assert_eq!(values.0.len(), 2);
     }
 
     #[test]
     fn activity_honours_the_shortest_window_then_the_orgs_own() {
-        let (sql, values) = TARGETS[2].expired(86400.0).build(PostgresQueryBuilder);
-        assert_eq!(
-            sql,
-            r#"SELECT "t"."id" FROM "audit_log" AS "t" LEFT JOIN "orgs" AS "o" ON "o"."id" = "t"."org_id" WHERE "t"."created_at" < (now() - make_interval(secs => LEAST($1::float8, (SELECT min(activity_retention_days) FROM orgs) * 86400.0::float8))) AND "t"."created_at" < (now() - COALESCE(make_interval(days => "o"."activity_retention_days"), make_interval(secs => $2)))"#
+        assert_sql(
+            &TARGETS[2].expired(86400.0),
+            r#"SELECT "t"."id" FROM "audit_log" AS "t" LEFT JOIN "orgs" AS "o" ON "o"."id" = "t"."org_id" WHERE "t"."created_at" < (now() - make_interval(secs => LEAST($1::float8, (SELECT min(activity_retention_days) FROM orgs) * 86400.0::float8))) AND "t"."created_at" < (now() - COALESCE(make_interval(days => "o"."activity_retention_days"), make_interval(secs => $2)))"#,
+            2,
         );
-        assert_eq!(values.0.len(), 2);
     }
 
     #[test]
     fn invites_end_when_accepted_else_when_they_expire() {
-        let (sql, _) = TARGETS[3].expired(1.0).build(PostgresQueryBuilder);
-        assert_eq!(
-            sql,
-            r#"SELECT "t"."id" FROM "invites" AS "t" WHERE COALESCE("t"."accepted_at", "t"."expires_at") < (now() - make_interval(secs => $1))"#
+        assert_sql(
+            &TARGETS[3].expired(1.0),
+            r#"SELECT "t"."id" FROM "invites" AS "t" WHERE COALESCE("t"."accepted_at", "t"."expires_at") < (now() - make_interval(secs => $1))"#,
+            1,
         );
     }
 }
