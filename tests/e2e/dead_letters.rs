@@ -412,10 +412,15 @@ async fn dead_letters_are_listed_shown_replayed_and_purged() {
     expected.sort();
     assert_eq!(back, expected);
 
-    // purge: refused without --yes, then empties the queue.
+    // purge: refused without --yes (and a mistyped flag is a usage error, not a purge),
+    // then empties the queue.
     assert!(matches!(
         cli(&conn, &topology, &["purge"]).await,
         Err(DlqError::PurgeNotConfirmed)
+    ));
+    assert!(matches!(
+        cli(&conn, &topology, &["purge", "-y"]).await,
+        Err(DlqError::Usage(_))
     ));
     assert_eq!(dlq::depth(&conn, &topology).await.expect("depth"), 3);
     let out = cli(&conn, &topology, &["purge", "--yes"])

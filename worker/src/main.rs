@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("dlq") => {
-            let cmd = worker::dlq::DlqCommand::parse(std::env::args().skip(2))?;
+            let cmd = worker::dlq::DlqCommand::parse_or_exit(std::env::args().skip(2));
             let conn = worker::dlq::connect(settings.amqp_url.expose()).await?;
             let topology = Topology::from_settings(&settings);
             let result =
