@@ -10,7 +10,7 @@ mod values;
 pub use values::{invite_key, session_key};
 
 use crate::secret::Secret;
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Settings as the contract (CONTRACT.md) describes them: defaults, and bad values named.
 
 use super::{values::parse_ttl, *};
+use std::collections::HashMap;
 
 #[test]
 fn defaults_match_the_contract() {
