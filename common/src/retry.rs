@@ -9,42 +9,42 @@ use std::time::Duration;
 /// doubling to 5 s, with jitter, until it answers — a service without its database or
 /// broker has nothing else to do.
 pub fn until_reachable() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
+    jittered(ms(200), secs(5)).without_max_times()
 }
 
 /// lapin's automatic recovery of a lost broker connection: 100 ms doubling to 5 s, with
 /// jitter, at most `attempts` times.
 pub fn broker_recovery(attempts: usize) -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .with_max_times(attempts)
+    jittered(ms(100), secs(5)).with_max_times(attempts)
 }
 
 /// A transient database failure while the worker handles a command (a lost connection, a
 /// serialization failure, a deadlock): 50 ms doubling to 2 s, with jitter, 5 times; then
 /// the broker-side retry queues take over.
 pub fn database_transient() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(2))
-        .with_max_times(5)
-        .with_jitter()
+    jittered(ms(50), secs(2)).with_max_times(5)
 }
 
 /// A transient failure sending an invite (the SMTP server or the database): 200 ms
 /// doubling to 5 s, with jitter, 4 times; then the mailer's retry queues take over.
 pub fn smtp_transient() -> ExponentialBuilder {
+    jittered(ms(200), secs(5)).with_max_times(4)
+}
+
+/// Delays doubling from `min` to at most `max`, each plus up to itself again of jitter.
+fn jittered(min: Duration, max: Duration) -> ExponentialBuilder {
     ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(4)
+        .with_min_delay(min)
+        .with_max_delay(max)
         .with_jitter()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 #[cfg(test)]
