@@ -75,35 +75,27 @@ pub(super) fn parse_delays(value: &str) -> Result<Vec<Duration>, ConfigError> {
 
 /// A positive duration with a unit: `7d`, `36h`, `90m` or `600s`.
 pub(super) fn parse_ttl(value: &str) -> Result<Duration, ConfigError> {
-    let err = || ConfigError {
-        name: "INVITE_TTL",
-        reason: format!("{value:?} is not a duration like 7d, 36h, 90m or 600s"),
-    };
-    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().map_err(|_| err())?;
-    let unit_secs = match unit.trim() {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(err()),
-    };
-    match number.checked_mul(unit_secs) {
-        Some(secs) if secs > 0 && secs <= 366 * 86_400 => Ok(Duration::from_secs(secs)),
-        _ => Err(ConfigError {
-            name: "INVITE_TTL",
-            reason: format!("{value:?} must be more than 0 and at most a year"),
-        }),
-    }
+    with_unit("INVITE_TTL", value, "7d", 366, "a year")
 }
 
 /// A retention window or interval: `400d`, `36h`, `90m` or `600s`, at least a second
 /// and at most 100 years.
 pub(super) fn parse_window(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    with_unit(name, value, "400d", 36_500, "100 years")
+}
+
+/// A duration `<number><d|h|m|s>` of at least a second and at most `max_days`
+/// (`max_text` in the error); `days_example` shows the `d` form in the error.
+fn with_unit(
+    name: &'static str,
+    value: &str,
+    days_example: &str,
+    max_days: u64,
+    max_text: &str,
+) -> Result<Duration, ConfigError> {
     let err = || ConfigError {
         name,
-        reason: format!("{value:?} is not a duration like 400d, 36h, 90m or 600s"),
+        reason: format!("{value:?} is not a duration like {days_example}, 36h, 90m or 600s"),
     };
     let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
     let (number, unit) = value.split_at(split);
@@ -116,10 +108,10 @@ pub(super) fn parse_window(name: &'static str, value: &str) -> Result<Duration, 
         _ => return Err(err()),
     };
     match number.checked_mul(unit_secs) {
-        Some(secs) if secs > 0 && secs <= 36_500 * 86_400 => Ok(Duration::from_secs(secs)),
+        Some(secs) if secs > 0 && secs <= max_days * 86_400 => Ok(Duration::from_secs(secs)),
         _ => Err(ConfigError {
             name,
-            reason: format!("{value:?} must be more than 0 and at most 100 years"),
+            reason: format!("{value:?} must be more than 0 and at most {max_text}"),
         }),
     }
 }
