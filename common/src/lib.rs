@@ -12,6 +12,7 @@ pub mod message_schemas;
 pub mod messages;
 pub mod metrics;
 pub mod org_chart;
+pub mod retry;
 pub mod scim;
 pub mod sealed;
 pub mod secret;

@@ -7,14 +7,10 @@
 //! and a test below fails when the checked-in files differ from what the code generates.
 
 use crate::messages::{
-    AcceptInvite, CreateGroup, CreateIntegration, CreateOrg, CreateUser, DecideGuard, DeleteGroup,
-    DeleteOrg, DeletePerson, DeleteUser, Envelope, GroupEvent, PROVISIONING_LOG, PUBLIC_COMMANDS,
-    PatchGroup, PatchUser, ProvisioningLogEntries, ReplaceGroup, ReplaceUser, Reply,
-    RevokeIntegration, RotateAdminKey, RotateScimToken, SCHEMA_VERSION, SetMappings,
-    SetOrgRetention, SetProvisioning, SetSso, SetUserActive, SignIn, SignOut, UpdatePerson,
-    UpdateSettings, UserEvent, events,
+    Audience, COMMANDS, Envelope, GroupEvent, PROVISIONING_LOG, ProvisioningLogEntries, Reply,
+    SCHEMA_VERSION, Scope, UserEvent, events,
 };
-use schemars::{JsonSchema, generate::SchemaSettings};
+use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Value, json};
 
 /// Which way a message travels, which decides what its schema describes.
@@ -85,126 +81,24 @@ pub fn events() -> Vec<MessageSchema> {
     ]
 }
 
-/// Every command type with its envelope schema.
+/// Every command type with its envelope schema, from the catalogue
+/// ([`crate::messages::command`]).
 pub fn commands() -> Vec<MessageSchema> {
-    use Direction::In;
-    vec![
-        message::<CreateUser>("user.create", In, "Create a user (as SCIM `POST /Users`)."),
-        message::<ReplaceUser>(
-            "user.replace",
-            In,
-            "Replace a user (as SCIM `PUT /Users/{id}`).",
-        ),
-        message::<PatchUser>(
-            "user.patch",
-            In,
-            "Patch a user (as SCIM `PATCH /Users/{id}`).",
-        ),
-        message::<SetUserActive>(
-            "user.deactivate",
-            In,
-            "Deactivate a user (as a SCIM PATCH setting `active` to false).",
-        ),
-        message::<SetUserActive>(
-            "user.reactivate",
-            In,
-            "Reactivate a user (as a SCIM PATCH setting `active` to true).",
-        ),
-        message::<DeleteUser>(
-            "user.delete",
-            In,
-            "Delete a user (as SCIM `DELETE /Users/{id}`).",
-        ),
-        message::<CreateGroup>(
-            "group.create",
-            In,
-            "Create a group (as SCIM `POST /Groups`).",
-        ),
-        message::<ReplaceGroup>(
-            "group.replace",
-            In,
-            "Replace a group (as SCIM `PUT /Groups/{id}`).",
-        ),
-        message::<PatchGroup>(
-            "group.patch",
-            In,
-            "Patch a group (as SCIM `PATCH /Groups/{id}`).",
-        ),
-        message::<DeleteGroup>(
-            "group.delete",
-            In,
-            "Delete a group (as SCIM `DELETE /Groups/{id}`).",
-        ),
-        message::<CreateOrg>("org.create", In, "Create a tenant."),
-        message::<RotateAdminKey>(
-            "admin_key.rotate",
-            In,
-            "Replace the org's admin key; the old one stops working at once.",
-        ),
-        message::<SetProvisioning>(
-            "provisioning.set",
-            In,
-            "Switch SCIM provisioning on or off.",
-        ),
-        message::<RotateScimToken>(
-            "provisioning.rotate_token",
-            In,
-            "Replace the org's SCIM token.",
-        ),
-        message::<UpdateSettings>("settings.update", In, "Change the org's settings."),
-        message::<SetMappings>("mappings.set", In, "Replace the org's attribute mapping."),
-        message::<UpdatePerson>(
-            "person.update",
-            In,
-            "An admin's edit of a person's directory fields.",
-        ),
-        message::<DeletePerson>(
-            "person.delete",
-            In,
-            "Delete a person and erase their personal data (directory API, or the org's policy for deactivated people).",
-        ),
-        message::<DeleteOrg>(
-            "org.delete",
-            In,
-            "Remove a tenant and every row it owns (the operator).",
-        ),
-        message::<SetOrgRetention>(
-            "org.set_retention",
-            In,
-            "Set how long the org's activity entries are kept (the operator).",
-        ),
-        message::<AcceptInvite>("invite.accept", In, "A person accepted their invite."),
-        message::<CreateIntegration>(
-            "integration.create",
-            In,
-            "Issue an integration credential to another service of the org.",
-        ),
-        message::<RevokeIntegration>(
-            "integration.revoke",
-            In,
-            "Revoke an integration credential.",
-        ),
-        message::<SetSso>(
-            "sso.set",
-            In,
-            "Set or turn off the org's employee sign-in (OpenID Connect); ends every session.",
-        ),
-        message::<SignIn>(
-            "person.sign_in",
-            In,
-            "A person signed in with a valid ID token; from an invite link, accepts it.",
-        ),
-        message::<SignOut>(
-            "person.sign_out",
-            In,
-            "A person signed out: every session of theirs ends.",
-        ),
-        message::<DecideGuard>(
-            "deprovision_guard.decide",
-            In,
-            "An admin approves or rejects the deactivations and deletions the mass-deprovisioning guard holds.",
-        ),
-    ]
+    COMMANDS
+        .iter()
+        .map(|c| {
+            message_of(
+                c.kind,
+                Direction::In,
+                c.about,
+                Contract {
+                    audience: c.audience,
+                    scope: c.scope,
+                },
+                c.payload_schema,
+            )
+        })
+        .collect()
 }
 
 /// Messages between Roster's own services that are neither commands nor events: the
@@ -276,17 +170,43 @@ fn settings(direction: Direction) -> SchemaSettings {
     }
 }
 
+/// What the description and the `org_id` of a message's schema depend on.
+#[derive(Clone, Copy)]
+struct Contract {
+    audience: Audience,
+    scope: Scope,
+}
+
+/// Events and Roster's internal messages: sent by Roster, always for an org.
+const ROSTER_IN_ORG: Contract = Contract {
+    audience: Audience::Own,
+    scope: Scope::Org,
+};
+
 /// The envelope schema with `type`, `schema_version` and `payload` narrowed to one type.
 fn message<P: JsonSchema>(
     kind: &'static str,
     direction: Direction,
     about: &'static str,
 ) -> MessageSchema {
+    message_of(kind, direction, about, ROSTER_IN_ORG, |g| {
+        g.subschema_for::<P>()
+    })
+}
+
+/// [`message`], with the payload's schema and the contract given.
+fn message_of(
+    kind: &'static str,
+    direction: Direction,
+    about: &'static str,
+    contract: Contract,
+    payload_schema: fn(&mut SchemaGenerator) -> Schema,
+) -> MessageSchema {
     let mut generator = settings(direction).into_generator();
     // The payload's definitions stay in the generator and land in the root's `$defs`.
-    let payload = generator.subschema_for::<P>().to_value();
+    let payload = payload_schema(&mut generator).to_value();
     let mut schema = generator.into_root_schema_for::<Envelope>().to_value();
-    narrow(&mut schema, kind, direction, about, payload);
+    narrow(&mut schema, kind, direction, about, contract, payload);
     MessageSchema {
         kind,
         direction,
@@ -294,14 +214,23 @@ fn message<P: JsonSchema>(
     }
 }
 
-fn narrow(schema: &mut Value, kind: &str, direction: Direction, about: &str, payload: Value) {
+fn narrow(
+    schema: &mut Value,
+    kind: &str,
+    direction: Direction,
+    about: &str,
+    contract: Contract,
+    payload: Value,
+) {
     schema["title"] = json!(kind);
-    schema["description"] = json!(match direction {
-        Direction::Out => about.to_owned(),
-        Direction::In if PUBLIC_COMMANDS.contains(&kind) => {
+    schema["description"] = json!(match (direction, contract.audience) {
+        (Direction::Out, _) => about.to_owned(),
+        (Direction::In, Audience::Public) => {
             format!("{about} Other services may publish it with an integration credential.")
         }
-        Direction::In => format!("{about} Roster's own: refused from other services."),
+        (Direction::In, Audience::Own) => {
+            format!("{about} Roster's own: refused from other services.")
+        }
     });
     let props = &mut schema["properties"];
     props["type"] =
@@ -317,8 +246,9 @@ fn narrow(schema: &mut Value, kind: &str, direction: Direction, about: &str, pay
             props.remove("credential");
         }
     }
-    // Every message but `org.create` and `org.delete` belongs to an org.
-    if !matches!(kind, "org.create" | "org.delete") {
+    // Every message but the catalogue's global commands (`org.create`, `org.delete`)
+    // belongs to an org.
+    if contract.scope == Scope::Org {
         props["org_id"] =
             json!({ "description": "The tenant.", "type": "string", "format": "uuid" });
         if let Some(required) = schema["required"].as_array_mut() {

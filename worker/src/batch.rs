@@ -11,17 +11,14 @@ use crate::{
     authorize::{Caller, Refusal, authorize, failed_outcome},
     settle::{Answer, Outcome, Settler},
 };
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use common::{
     db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope, Reply},
 };
 use lapin::message::Delivery;
 use sea_orm::{DatabaseConnection, DbErr};
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 /// What the appliers share.
@@ -237,7 +234,7 @@ async fn apply_run(shared: &Shared, run: Vec<Ready>) {
 async fn one(shared: &Shared, r: &Ready) -> Result<Applied, DbErr> {
     let attempt = || apply::apply(&shared.db, &shared.ctx, &r.env, &r.cmd);
     let result = attempt
-        .retry(backoff())
+        .retry(common::retry::database_transient())
         // A unique violation means a concurrent command won a race the pre-checks could
         // not see; running again answers it properly (a 409).
         .when(|e| is_transient(e) || is_unique_violation(e))
@@ -345,17 +342,8 @@ async fn authorized(
     let own_user = shared.settler.publisher().user();
     let attempt = || authorize(&shared.db, env, user_id, own_user);
     attempt
-        .retry(backoff())
+        .retry(common::retry::database_transient())
         .when(is_transient)
         .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
         .await
-}
-
-/// The in-process retries of a transient database failure.
-fn backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(2))
-        .with_max_times(5)
-        .with_jitter()
 }

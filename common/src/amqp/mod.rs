@@ -12,7 +12,7 @@ pub mod topology;
 pub use publish::{PublishError, Publisher};
 pub use topology::Topology;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use lapin::{Connection, ConnectionProperties};
 use std::time::Duration;
 
@@ -85,13 +85,7 @@ pub async fn connect_from(list: &str, name: &str, first: usize) -> (Connection, 
         ConnectionProperties::default()
             .with_connection_name(name.into())
             .enable_auto_recover()
-            .with_backoff(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_max_delay(Duration::from_secs(5))
-                    .with_jitter()
-                    .with_max_times(RECOVERY_ATTEMPTS),
-            )
+            .with_backoff(crate::retry::broker_recovery(RECOVERY_ATTEMPTS))
     };
     // Bounded: a broker (or a load balancer in front of it) that takes the TCP connection
     // and never answers the handshake must not hold the service for ever.
@@ -127,13 +121,7 @@ pub async fn connect_from(list: &str, name: &str, first: usize) -> (Connection, 
         Err(last.unwrap_or_else(|| lapin::Error::from(std::io::Error::other("no broker URL"))))
     };
     let retry = round
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_jitter()
-                .without_max_times(),
-        )
+        .retry(crate::retry::until_reachable())
         .notify(|err: &lapin::Error, after: Duration| {
             tracing::warn!(error = %redact(err), retry_in_ms = after.as_millis() as u64, "cannot reach RabbitMQ");
         });

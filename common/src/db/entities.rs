@@ -159,6 +159,23 @@ pub mod group_member {
     no_relations!();
 }
 
+pub mod field_mapping {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "field_mappings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub field: String,
+        pub scim_attribute: String,
+        pub policy: String,
+        pub position: i32,
+    }
+    no_relations!();
+}
+
 pub mod outbox {
     use sea_orm::entity::prelude::*;
 

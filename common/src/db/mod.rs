@@ -6,7 +6,7 @@ pub mod migration;
 pub mod query;
 pub mod reads;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlErr, Statement,
     Value,
@@ -30,13 +30,7 @@ pub async fn connect(url: &str, max_connections: u32) -> DatabaseConnection {
         Database::connect(opts).await
     };
     let retry = attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_jitter()
-                .without_max_times(),
-        )
+        .retry(crate::retry::until_reachable())
         .notify(|err: &DbErr, after: Duration| {
             tracing::warn!(error = %redact(err), retry_in_ms = after.as_millis() as u64, "cannot reach PostgreSQL");
         });
