@@ -4,7 +4,7 @@
 //! often is refused (`429`) before its next secret is even checked (`ratelimit::AuthFailures`).
 
 use crate::{
-    app::AppState,
+    state::AppState,
     error::{ApiError, ScimApiError, with_retry_after},
     ratelimit::client_addr,
 };

@@ -5,7 +5,7 @@
 
 use super::service::{self, reply_body};
 use crate::{
-    app::AppState,
+    state::AppState,
     auth::{AdminOrg, Operator},
     body::JsonBody,
     commands::execute,

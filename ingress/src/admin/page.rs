@@ -10,7 +10,7 @@ mod view;
 
 use crate::{
     admin::service,
-    app::AppState,
+    state::AppState,
     auth::{Attempt, admin_org_for_key, too_many_failures},
     error::{ApiError, with_retry_after},
     ratelimit::client_addr,

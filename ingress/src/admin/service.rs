@@ -3,7 +3,7 @@
 //! integration credentials) are generated here, returned once, and sent to the worker only
 //! as digests.
 
-use crate::{app::AppState, commands::execute, error::ApiError, request_id::RequestId};
+use crate::{state::AppState, commands::execute, error::ApiError, request_id::RequestId};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::{

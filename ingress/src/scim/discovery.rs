@@ -3,7 +3,7 @@
 //! `common::scim::schema`. Every endpoint requires the SCIM token, as any SCIM call does.
 
 use crate::{
-    app::AppState,
+    state::AppState,
     auth::ScimOrg,
     error::ScimApiError,
     scim::{scim_json, users},

@@ -3,7 +3,7 @@
 //! (answered `204`), delete. Reads come from PostgreSQL; writes are commands.
 
 use crate::{
-    app::AppState,
+    state::AppState,
     auth::ScimOrg,
     body::JsonBody,
     commands::execute,

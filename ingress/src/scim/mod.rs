@@ -7,7 +7,7 @@ pub mod list;
 pub mod users;
 
 use crate::{
-    app::AppState,
+    state::AppState,
     commands::reply_error,
     error::{ScimApiError, scim_error_response},
 };

@@ -2,7 +2,7 @@
 //! PostgreSQL scoped by the token's org; writes are commands.
 
 use crate::{
-    app::AppState,
+    state::AppState,
     auth::ScimOrg,
     body::JsonBody,
     commands::execute,

@@ -11,7 +11,7 @@ pub mod oidc;
 pub mod session;
 mod view;
 
-use crate::{admin::page::session::Keys, app::AppState, commands::execute, request_id::RequestId};
+use crate::{admin::page::session::Keys, state::AppState, commands::execute, request_id::RequestId};
 use axum::{
     Extension, Router,
     body::Bytes,
