@@ -5,7 +5,7 @@
 //! the deadline: the fence below learns from PostgreSQL whether the command committed in
 //! time — its own reply if it did, else `503`, and then it never will be applied.
 
-use crate::{state::AppState, error::ScimApiError, request_id::RequestId};
+use crate::{error::ScimApiError, request_id::RequestId, state::AppState};
 use chrono::{DateTime, Utc};
 use common::{
     amqp::rpc::RpcError,

@@ -6,7 +6,7 @@
 //! time: the page links to `/invite/{token}/sign-in`, which starts the OpenID Connect flow
 //! with the invite's digest, and the worker accepts the invite with the sign-in.
 
-use crate::{state::AppState, commands::execute, request_id::RequestId};
+use crate::{commands::execute, request_id::RequestId, state::AppState};
 use axum::{
     Extension, Router,
     extract::{Path, State},

@@ -16,6 +16,7 @@ pub mod request_id;
 pub mod scim;
 pub mod sso;
 pub mod state;
+pub mod store;
 
 pub use app::Application;
 pub use state::AppState;

@@ -5,12 +5,12 @@
 
 use super::service::{self, reply_body};
 use crate::{
-    state::AppState,
     auth::{AdminOrg, Operator},
     body::JsonBody,
     commands::execute,
     error::{ApiError, ScimApiError},
     request_id::RequestId,
+    state::AppState,
 };
 use axum::{
     Extension, Json, Router,

@@ -3,7 +3,7 @@
 //! and the tree the `/admin/org-chart` page renders.
 
 use super::service::{self, Person, name_sql};
-use crate::{state::AppState, auth::AdminOrg, error::ApiError};
+use crate::{auth::AdminOrg, error::ApiError, state::AppState};
 use axum::{
     Json, Router,
     extract::{Path, Query, State},

@@ -10,11 +10,11 @@ mod view;
 
 use crate::{
     admin::service,
-    state::AppState,
     auth::{Attempt, admin_org_for_key, too_many_failures},
     error::{ApiError, with_retry_after},
     ratelimit::client_addr,
     request_id::RequestId,
+    state::AppState,
 };
 use axum::{
     Extension, Router,
@@ -28,12 +28,10 @@ use axum::{
 use axum_extra::extract::cookie::SignedCookieJar;
 use chrono::{DateTime, Utc};
 use common::{
-    db::stmt,
     mapping::{Mapping, Policy},
     org_chart::MatchKey,
     secret::TokenHash,
 };
-use sea_orm::ConnectionTrait;
 use session::{Keys, Session};
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -134,14 +132,7 @@ impl FromRequestParts<AppState> for Visit {
 /// A signed-in session, if the org still has the admin key it signed in with.
 async fn still_valid(state: &AppState, s: Session) -> Result<Option<Session>, PageError> {
     let Some(org) = s.org else { return Ok(None) };
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT admin_key_hash FROM orgs WHERE id = $1",
-            [org.into()],
-        ))
-        .await?;
-    let current: Option<String> = row.map(|r| r.try_get("", "admin_key_hash")).transpose()?;
+    let current = crate::store::auth::admin_key_hash(&state.db, org).await?;
     Ok(current.filter(|hash| s.key_matches(hash)).map(|_| s))
 }
 

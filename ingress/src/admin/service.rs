@@ -3,7 +3,7 @@
 //! integration credentials) are generated here, returned once, and sent to the worker only
 //! as digests.
 
-use crate::{state::AppState, commands::execute, error::ApiError, request_id::RequestId};
+use crate::{commands::execute, error::ApiError, request_id::RequestId, state::AppState};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::{

@@ -3,7 +3,6 @@
 //! (answered `204`), delete. Reads come from PostgreSQL; writes are commands.
 
 use crate::{
-    state::AppState,
     auth::ScimOrg,
     body::JsonBody,
     commands::execute,
@@ -12,8 +11,10 @@ use crate::{
     scim::{
         etag_version,
         list::{ListParams, Table, fetch_page, list_response},
-        reply_response, resource_id, scim_json,
+        not_modified, reply_response, resource_id, scim_json,
     },
+    state::AppState,
+    store,
 };
 use axum::{
     Extension, Router,
@@ -26,20 +27,19 @@ use common::{
     db::{
         entities::group,
         query::{groups_order, groups_where},
-        reads::group_members,
-        stmt,
     },
     messages::{Command, CreateGroup, DeleteGroup, PatchGroup, ReplaceGroup},
     scim::{
-        GROUP_SCHEMA,
-        model::{GroupInput, render_group},
+        GROUP_SCHEMA, ScimError,
+        model::{GroupInput, MemberRef, render_group},
         patch,
         projection::project,
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::Value;
+use std::collections::HashMap;
+use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,7 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/Groups/.search", post(search))
         .route(
             "/Groups/{id}",
-            get(retrieve).put(replace).patch(patch_group).delete(delete),
+            get(retrieve).put(replace).patch(patch).delete(delete),
         )
 }
 
@@ -64,24 +64,36 @@ fn members_wanted(params: &ListParams) -> bool {
     probe.get("members").is_some()
 }
 
-async fn render(
+/// A group as its body, with `members` when the projection keeps them (`members` holds
+/// them for every group of the page, read in one query by `store::scim::group_members`).
+fn render(
     state: &AppState,
     g: &group::Model,
+    members: Option<&HashMap<Uuid, Vec<MemberRef>>>,
     params: &ListParams,
-) -> Result<Value, ScimApiError> {
-    let members = if members_wanted(params) {
-        Some(group_members(&state.db, g.id).await?)
-    } else {
-        None
-    };
-    let mut body = render_group(&g.as_stored(), members.as_deref(), &state.scim_base());
+) -> Value {
+    let members = members.map(|m| m.get(&g.id).map_or(&[][..], Vec::as_slice));
+    let mut body = render_group(&g.as_stored(), members, &state.scim_base());
     project(
         &mut body,
         GROUP_SCHEMA,
         &params.attributes,
         &params.excluded,
     );
-    Ok(body)
+    body
+}
+
+/// The members of `groups`, when the projection keeps them: one query for them all.
+async fn members_of(
+    state: &AppState,
+    groups: &[group::Model],
+    params: &ListParams,
+) -> Result<Option<HashMap<Uuid, Vec<MemberRef>>>, ScimApiError> {
+    if !members_wanted(params) {
+        return Ok(None);
+    }
+    let ids: Vec<_> = groups.iter().map(|g| g.id).collect();
+    Ok(Some(store::scim::group_members(&state.db, &ids).await?))
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -102,25 +114,22 @@ async fn retrieve(
     org: ScimOrg,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ScimApiError> {
     let params = ListParams::from_query(query.as_deref())?;
+    let not_found = || ScimApiError::from(ScimError::not_found(format!("Group {id} not found")));
     let group_id = resource_id("Group", &id)?;
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT * FROM groups WHERE org_id = $1 AND id = $2",
-            [org.0.into(), group_id.into()],
-        ))
+    let g = store::scim::group(&state.db, org.0, group_id)
         .await?
-        .ok_or_else(|| {
-            ScimApiError::from(common::scim::ScimError::not_found(format!(
-                "Group {id} not found"
-            )))
-        })?;
-    let g = group::Model::from_query_result(&row, "")?;
+        .ok_or_else(not_found)?;
+    if let Some(res) = not_modified(&headers, g.version)? {
+        return Ok(res);
+    }
+    let groups = std::slice::from_ref(&g);
+    let members = members_of(&state, groups, &params).await?;
     Ok(scim_json(
         StatusCode::OK,
-        render(&state, &g, &params).await?,
+        render(&state, &g, members.as_ref(), &params),
     ))
 }
 
@@ -154,10 +163,11 @@ async fn query_groups(
     params: ListParams,
 ) -> Result<Response, ScimApiError> {
     let (total, groups) = fetch_page::<group::Model>(&state.db, &GROUPS, org.0, &params).await?;
-    let mut resources = Vec::with_capacity(groups.len());
-    for g in &groups {
-        resources.push(render(state, g, &params).await?);
-    }
+    let members = members_of(state, &groups, &params).await?;
+    let resources = groups
+        .iter()
+        .map(|g| render(state, g, members.as_ref(), &params))
+        .collect();
     Ok(list_response(total, params.start_index, resources))
 }
 
@@ -181,7 +191,7 @@ async fn replace(
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn patch_group(
+async fn patch(
     State(state): State<AppState>,
     org: ScimOrg,
     Extension(request): Extension<RequestId>,

@@ -7,9 +7,9 @@ pub mod list;
 pub mod users;
 
 use crate::{
-    state::AppState,
     commands::reply_error,
     error::{ScimApiError, scim_error_response},
+    state::AppState,
 };
 use axum::{
     Json, Router,
@@ -120,6 +120,22 @@ pub(crate) fn etag_version(
     let digits = v.trim_start_matches("W/").trim_matches('"');
     // An ETag we never issued can never match the current version.
     Ok(Some(digits.parse::<i64>().unwrap_or(-1)))
+}
+
+/// `304 Not Modified` with the resource's `ETag`, when `If-None-Match` names its current
+/// version (RFC 7232 §3.2); Users and Groups answer it alike.
+pub(crate) fn not_modified(
+    headers: &HeaderMap,
+    version: i64,
+) -> Result<Option<Response>, ScimApiError> {
+    if etag_version(headers, header::IF_NONE_MATCH)? != Some(version) {
+        return Ok(None);
+    }
+    let mut res = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&common::scim::model::etag(version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(Some(res))
 }
 
 /// A resource id from the path; anything that is not one of ours is simply not found.

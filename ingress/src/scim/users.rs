@@ -2,7 +2,6 @@
 //! PostgreSQL scoped by the token's org; writes are commands.
 
 use crate::{
-    state::AppState,
     auth::ScimOrg,
     body::JsonBody,
     commands::execute,
@@ -11,14 +10,16 @@ use crate::{
     scim::{
         etag_version,
         list::{ListParams, Table, fetch_page, list_response},
-        reply_response, resource_id, scim_json,
+        not_modified, reply_response, resource_id, scim_json,
     },
+    state::AppState,
+    store,
 };
 use axum::{
     Extension, Router,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode, header},
+    response::Response,
     routing::{get, post},
 };
 use common::{
@@ -26,7 +27,6 @@ use common::{
         entities::user,
         query::{users_order, users_where},
         reads::user_groups,
-        stmt,
     },
     messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser},
     scim::{
@@ -37,7 +37,6 @@ use common::{
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -139,20 +138,10 @@ async fn retrieve(
     let params = ListParams::from_query(query.as_deref())?;
     let not_found = || ScimApiError::from(ScimError::not_found(format!("User {id} not found")));
     let uuid = user_id(&id)?;
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT * FROM users WHERE org_id = $1 AND id = $2",
-            [org.0.into(), uuid.into()],
-        ))
+    let u = store::scim::user(&state.db, org.0, uuid)
         .await?
         .ok_or_else(not_found)?;
-    let u = user::Model::from_query_result(&row, "")?;
-    if etag_version(&headers, header::IF_NONE_MATCH)? == Some(u.version) {
-        let mut res = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&common::scim::model::etag(u.version)) {
-            res.headers_mut().insert(header::ETAG, v);
-        }
+    if let Some(res) = not_modified(&headers, u.version)? {
         return Ok(res);
     }
     let groups = user_groups(&state.db, &[u.id]).await?;

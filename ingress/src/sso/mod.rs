@@ -11,7 +11,9 @@ pub mod oidc;
 pub mod session;
 mod view;
 
-use crate::{admin::page::session::Keys, state::AppState, commands::execute, request_id::RequestId};
+use crate::{
+    admin::page::session::Keys, commands::execute, request_id::RequestId, state::AppState,
+};
 use axum::{
     Extension, Router,
     body::Bytes,
