@@ -3,11 +3,11 @@
 //! integration credentials) are generated here, returned once, and sent to the worker only
 //! as digests.
 
-use crate::{commands::execute, error::ApiError, request_id::RequestId, state::AppState};
+use crate::{commands::execute, error::ApiError, request_id::RequestId, state::AppState, store};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::{
-    db::{reads::org_mapping, stmt},
+    db::reads::org_mapping,
     mapping::{self, Mapping},
     messages::{
         Command, CreateIntegration, DeactivatedPeople, DecideGuard, DeleteOrg, DeletePerson,
@@ -18,10 +18,11 @@ use common::{
     org_chart::{self, MatchKey},
     secret::{self, TokenKind},
 };
-use sea_orm::{ConnectionTrait, QueryResult};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
+
+pub use crate::store::admin::{Activity, HeldChange, LogEntry};
 
 /// A reply as an admin API result: the body on success, `{"error"}` otherwise.
 pub fn reply_body(reply: Reply) -> Result<(StatusCode, Value), ApiError> {
@@ -34,6 +35,10 @@ pub fn reply_body(reply: Reply) -> Result<(StatusCode, Value), ApiError> {
             detail,
         )),
     }
+}
+
+fn org_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "organisation not found")
 }
 
 async fn command(
@@ -56,21 +61,13 @@ pub struct ProvisioningStatus {
 }
 
 pub async fn provisioning(state: &AppState, org: Uuid) -> Result<ProvisioningStatus, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT o.provisioning_enabled, t.hint, t.created_at FROM orgs o \
-             LEFT JOIN scim_tokens t ON t.org_id = o.id AND t.revoked_at IS NULL \
-             WHERE o.id = $1 ORDER BY t.created_at DESC LIMIT 1",
-            [org.into()],
-        ))
+    let row = store::admin::provisioning(&state.db, org)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
-    let hint: Option<String> = row.try_get("", "hint")?;
+        .ok_or_else(org_not_found)?;
     Ok(ProvisioningStatus {
-        enabled: row.try_get("", "provisioning_enabled")?,
-        token_hint: hint.map(|h| format!("…{h}")),
-        token_created_at: row.try_get("", "created_at")?,
+        enabled: row.provisioning_enabled,
+        token_hint: row.hint.map(|h| format!("…{h}")),
+        token_created_at: row.created_at,
         scim_base_url: state.scim_base(),
     })
 }
@@ -179,26 +176,17 @@ pub async fn create_integration(
 
 /// The org's integrations, newest first, revoked ones included.
 pub async fn integrations(state: &AppState, org: Uuid) -> Result<Vec<Integration>, ApiError> {
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            "SELECT id, name, hint, created_at, revoked_at FROM integration_credentials \
-             WHERE org_id = $1 ORDER BY created_at DESC, id DESC",
-            [org.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| {
-            let hint: String = r.try_get("", "hint")?;
-            Ok(Integration {
-                id: r.try_get("", "id")?,
-                name: r.try_get("", "name")?,
-                hint: format!("…{hint}"),
-                created_at: r.try_get("", "created_at")?,
-                revoked_at: r.try_get("", "revoked_at")?,
-            })
+    let rows = store::admin::integrations(&state.db, org).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Integration {
+            id: r.id,
+            name: r.name,
+            hint: format!("…{}", r.hint),
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
         })
-        .collect()
+        .collect())
 }
 
 /// Revokes an integration's credential: commands carrying it are refused from now on.
@@ -233,35 +221,22 @@ pub struct GuardSettings {
 }
 
 pub async fn settings(state: &AppState, org: Uuid) -> Result<Settings, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT o.send_invites, o.lock_synced_fields, o.erase_deactivated_after_days, \
-                    to_jsonb(o.manager_match) AS manager_match, \
-                    COALESCE(g.enabled, true) AS enabled, \
-                    COALESCE(g.threshold_percent, 10)::bigint AS threshold_percent, \
-                    COALESCE(g.min_count, 10)::bigint AS min_count, \
-                    COALESCE(g.window_minutes, 60)::bigint AS window_minutes \
-             FROM orgs o LEFT JOIN deprovision_guards g ON g.org_id = o.id WHERE o.id = $1",
-            [org.into()],
-        ))
+    let row = store::admin::settings(&state.db, org)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
-    let keys: Value = row.try_get("", "manager_match")?;
+        .ok_or_else(org_not_found)?;
     Ok(Settings {
-        send_invites: row.try_get("", "send_invites")?,
-        lock_synced_fields: row.try_get("", "lock_synced_fields")?,
-        deactivated_people: DeactivatedPeople::from_days(
-            row.try_get("", "erase_deactivated_after_days")?,
-        ),
+        send_invites: row.send_invites,
+        lock_synced_fields: row.lock_synced_fields,
+        deactivated_people: DeactivatedPeople::from_days(row.erase_deactivated_after_days),
         deprovision_guard: GuardSettings {
-            enabled: row.try_get("", "enabled")?,
-            threshold_percent: row.try_get("", "threshold_percent")?,
-            min_count: row.try_get("", "min_count")?,
-            window_minutes: row.try_get("", "window_minutes")?,
+            enabled: row.enabled,
+            threshold_percent: row.threshold_percent,
+            min_count: row.min_count,
+            window_minutes: row.window_minutes,
         },
         manager_match: org_chart::from_names(
-            keys.as_array()
+            row.manager_match
+                .as_array()
                 .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
@@ -300,15 +275,9 @@ pub struct Retention {
 }
 
 pub async fn retention(state: &AppState, org: Uuid) -> Result<Retention, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT activity_retention_days FROM orgs WHERE id = $1",
-            [org.into()],
-        ))
+    let days = store::admin::retention_days(&state.db, org)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
-    let days: Option<i32> = row.try_get("", "activity_retention_days")?;
+        .ok_or_else(org_not_found)?;
     Ok(Retention {
         activity_days: days.and_then(|d| u32::try_from(d).ok()),
         default_activity_days: state.settings.activity_retention.as_secs() / 86_400,
@@ -366,22 +335,6 @@ pub async fn set_mappings(
     mappings(state, org).await
 }
 
-/// One entry of the provisioning log.
-#[derive(Clone, Debug, Serialize)]
-pub struct Activity {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    /// `scim` (Okta), `admin`, `operator`, `invitee`, `employee`, `integration`, `retention`
-    /// (the org's policy for deactivated people).
-    pub actor: String,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_id: Option<String>,
-    pub detail: Value,
-    /// The request that caused it (`X-Request-Id`).
-    pub correlation_id: String,
-}
-
 /// Newest first; `before` (an activity id) pages back.
 pub async fn activity(
     state: &AppState,
@@ -389,29 +342,8 @@ pub async fn activity(
     limit: u64,
     before: Option<i64>,
 ) -> Result<Vec<Activity>, ApiError> {
-    let limit = i64::try_from(limit.clamp(1, 200)).unwrap_or(50);
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            "SELECT id, created_at, actor, action, resource_type, resource_id, detail, correlation_id FROM audit_log \
-             WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-            [org.into(), before.unwrap_or(i64::MAX).into(), limit.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Activity {
-                id: r.try_get("", "id")?,
-                at: r.try_get("", "created_at")?,
-                actor: r.try_get("", "actor")?,
-                action: r.try_get("", "action")?,
-                resource_type: r.try_get("", "resource_type")?,
-                resource_id: r.try_get("", "resource_id")?,
-                detail: r.try_get("", "detail")?,
-                correlation_id: r.try_get("", "correlation_id")?,
-            })
-        })
-        .collect()
+    let limit = limit.clamp(1, 200);
+    Ok(store::admin::activity(&state.db, org, before.unwrap_or(i64::MAX), limit).await?)
 }
 
 /// A person in the directory.
@@ -440,46 +372,23 @@ pub struct Manager {
     pub active: bool,
 }
 
-/// A person's name in SQL, for the users row aliased `t`: first and last name when
-/// known, else the display name, else the user name.
-pub fn name_sql(t: &str) -> String {
-    format!(
-        "COALESCE(NULLIF(btrim(concat_ws(' ', {t}.profile->>'first_name', {t}.profile->>'last_name')), ''), \
-         NULLIF(btrim({t}.display_name), ''), {t}.user_name)"
-    )
-}
-
-/// The columns `person` reads, for `users u LEFT JOIN users m ON m.id = u.manager_id`.
-fn person_columns() -> String {
-    format!(
-        "u.id, u.user_name, u.active, u.profile, u.version, u.updated_at, u.manager_ref, \
-         m.id AS manager_id, m.active AS manager_active, {} AS manager_name",
-        name_sql("m")
-    )
-}
-
-pub(crate) fn person(r: &QueryResult) -> Result<Person, ApiError> {
-    let fields: Value = r.try_get("", "profile")?;
-    let manager_id: Option<Uuid> = r.try_get("", "manager_id")?;
-    let manager = match manager_id {
-        Some(id) => Some(Manager {
-            id,
-            name: r.try_get("", "manager_name")?,
-            active: r.try_get("", "manager_active")?,
-        }),
-        None => None,
-    };
-    let manager_ref: Option<String> = r.try_get("", "manager_ref")?;
-    Ok(Person {
-        id: r.try_get("", "id")?,
-        user_name: r.try_get("", "user_name")?,
-        active: r.try_get("", "active")?,
-        fields: fields.as_object().cloned().unwrap_or_default(),
-        version: r.try_get("", "version")?,
-        updated_at: r.try_get("", "updated_at")?,
-        manager_ref: manager_ref.filter(|_| manager.is_none()),
-        manager,
-    })
+impl From<store::directory::PersonRow> for Person {
+    fn from(r: store::directory::PersonRow) -> Self {
+        let manager = match (r.manager_id, r.manager_name, r.manager_active) {
+            (Some(id), Some(name), Some(active)) => Some(Manager { id, name, active }),
+            _ => None,
+        };
+        Self {
+            id: r.id,
+            user_name: r.user_name,
+            active: r.active,
+            fields: r.profile.as_object().cloned().unwrap_or_default(),
+            version: r.version,
+            updated_at: r.updated_at,
+            manager_ref: r.manager_ref.filter(|_| manager.is_none()),
+            manager,
+        }
+    }
 }
 
 /// The directory: active people (all with `include_inactive`), by name.
@@ -490,42 +399,23 @@ pub async fn people(
     limit: u64,
     offset: u64,
 ) -> Result<Vec<Person>, ApiError> {
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            &format!(
-                "SELECT {} FROM users u LEFT JOIN users m ON m.id = u.manager_id \
-                 WHERE u.org_id = $1 AND (u.active OR $2) \
-                 ORDER BY lower(COALESCE(u.profile->>'last_name', '')), lower(COALESCE(u.profile->>'first_name', '')), lower(u.user_name), u.id \
-                 LIMIT $3 OFFSET $4",
-                person_columns()
-            ),
-            [
-                org.into(),
-                include_inactive.into(),
-                i64::try_from(limit.clamp(1, 500)).unwrap_or(100).into(),
-                i64::try_from(offset).unwrap_or(0).into(),
-            ],
-        ))
-        .await?;
-    rows.iter().map(person).collect()
+    let rows = store::directory::people(
+        &state.db,
+        org,
+        include_inactive,
+        limit.clamp(1, 500),
+        offset,
+    )
+    .await?;
+    Ok(rows.into_iter().map(Person::from).collect())
 }
 
 /// One person of the org (inactive ones included), or `404`.
 pub async fn person_by_id(state: &AppState, org: Uuid, id: Uuid) -> Result<Person, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            &format!(
-                "SELECT {} FROM users u LEFT JOIN users m ON m.id = u.manager_id \
-                 WHERE u.org_id = $1 AND u.id = $2",
-                person_columns()
-            ),
-            [org.into(), id.into()],
-        ))
+    store::directory::person(&state.db, org, id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "person not found"))?;
-    person(&row)
+        .map(Person::from)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "person not found"))
 }
 
 /// An employee's edit of their fields. With "lock synced fields" on, fields Okta
@@ -605,28 +495,20 @@ impl std::fmt::Debug for SsoChange {
 }
 
 pub async fn sso(state: &AppState, org: Uuid) -> Result<Sso, ApiError> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT oidc_issuer, oidc_client_id, oidc_client_secret IS NOT NULL AS has_secret, \
-             oidc_claim, oidc_updated_at FROM orgs WHERE id = $1",
-            [org.into()],
-        ))
+    let row = store::admin::sso(&state.db, org)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "organisation not found"))?;
-    let issuer: Option<String> = row.try_get("", "oidc_issuer")?;
-    let claim: String = row.try_get("", "oidc_claim")?;
+        .ok_or_else(org_not_found)?;
     Ok(Sso {
-        enabled: issuer.is_some(),
-        issuer,
-        client_id: row.try_get("", "oidc_client_id")?,
-        client_secret_set: row.try_get("", "has_secret")?,
-        claim: if claim == SignInClaim::PreferredUsername.as_str() {
+        enabled: row.oidc_issuer.is_some(),
+        issuer: row.oidc_issuer,
+        client_id: row.oidc_client_id,
+        client_secret_set: row.has_secret,
+        claim: if row.oidc_claim == SignInClaim::PreferredUsername.as_str() {
             SignInClaim::PreferredUsername
         } else {
             SignInClaim::Email
         },
-        updated_at: row.try_get("", "oidc_updated_at")?,
+        updated_at: row.oidc_updated_at,
         redirect_uri: crate::sso::redirect_uri(&state.settings, org),
         sign_in_url: crate::sso::sign_in_url(&state.settings, org),
         configurable: state.settings.secrets_key.is_some(),
@@ -683,21 +565,6 @@ pub async fn disable_sso(
     sso(state, org).await
 }
 
-/// One person whose deactivation or deletion the guard holds (or refused after a rejection,
-/// or was approved and awaits the identity provider's retry).
-#[derive(Clone, Debug, Serialize)]
-pub struct HeldChange {
-    pub user_id: Uuid,
-    pub user_name: Option<String>,
-    /// `deactivate` or `delete`.
-    pub action: String,
-    pub held_at: DateTime<Utc>,
-    pub last_attempt_at: DateTime<Utc>,
-    pub attempts: i32,
-    /// `held`, `approved` (passes on the next retry) or `rejected`.
-    pub state: String,
-}
-
 /// The guard's state: its settings, whether it is tripped, and what it holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct GuardStatus {
@@ -714,45 +581,10 @@ pub struct GuardStatus {
 
 pub async fn guard(state: &AppState, org: Uuid) -> Result<GuardStatus, ApiError> {
     let settings = settings(state, org).await?.deprovision_guard;
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT tripped_at, CASE WHEN rejected_until > now() THEN rejected_until END AS refused_until \
-             FROM deprovision_guards WHERE org_id = $1",
-            [org.into()],
-        ))
-        .await?;
-    let (tripped_at, refused_until) = match &row {
-        Some(r) => (
-            r.try_get("", "tripped_at")?,
-            r.try_get("", "refused_until")?,
-        ),
-        None => (None, None),
-    };
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            "SELECT h.user_id, u.user_name, h.action, h.held_at, h.last_attempt_at, h.attempts, \
-                    COALESCE(h.decision, 'held') AS state \
-             FROM deprovision_holds h LEFT JOIN users u ON u.org_id = h.org_id AND u.id = h.user_id \
-             WHERE h.org_id = $1 ORDER BY h.held_at DESC LIMIT 500",
-            [org.into()],
-        ))
-        .await?;
-    let changes = rows
-        .iter()
-        .map(|r| {
-            Ok(HeldChange {
-                user_id: r.try_get("", "user_id")?,
-                user_name: r.try_get("", "user_name")?,
-                action: r.try_get("", "action")?,
-                held_at: r.try_get("", "held_at")?,
-                last_attempt_at: r.try_get("", "last_attempt_at")?,
-                attempts: r.try_get("", "attempts")?,
-                state: r.try_get("", "state")?,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+    let (tripped_at, refused_until) = store::admin::guard_state(&state.db, org)
+        .await?
+        .map_or((None, None), |g| (g.tripped_at, g.refused_until));
+    let changes = store::admin::held_changes(&state.db, org).await?;
     let held = changes.iter().filter(|c| c.state == "held").count() as i64;
     let state_name = if tripped_at.is_some() {
         "tripped"
@@ -788,21 +620,6 @@ pub async fn decide_guard(
     guard(state, org).await
 }
 
-/// One provisioning-log entry as the admin API shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct LogEntry {
-    pub id: Uuid,
-    pub at: DateTime<Utc>,
-    pub method: String,
-    pub path: String,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<Uuid>,
-    pub status: i16,
-    pub detail: Option<String>,
-    pub duration_ms: i32,
-    pub correlation_id: String,
-}
-
 /// What to list: `failed` (status 400 and up) or `succeeded` only, one person's, before
 /// the cursor (an entry id).
 #[derive(Clone, Debug, Default)]
@@ -819,43 +636,11 @@ pub async fn provisioning_log(
     org: Uuid,
     q: &LogQuery,
 ) -> Result<(Vec<LogEntry>, Option<Uuid>), ApiError> {
-    let limit = i64::try_from(q.limit.clamp(1, 200)).unwrap_or(50);
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            "SELECT id, at, method, path, resource_type, resource_id, status, detail, duration_ms, \
-                    correlation_id FROM provisioning_log \
-             WHERE org_id = $1 AND ($2::uuid IS NULL OR id < $2) \
-               AND ($3::uuid IS NULL OR resource_id = $3) \
-               AND ($4::boolean IS NULL OR (status >= 400) = $4) \
-             ORDER BY id DESC LIMIT $5",
-            [
-                org.into(),
-                q.cursor.into(),
-                q.person.into(),
-                q.failed.into(),
-                (limit + 1).into(),
-            ],
-        ))
-        .await?;
-    let mut entries = rows
-        .iter()
-        .map(|r| {
-            Ok(LogEntry {
-                id: r.try_get("", "id")?,
-                at: r.try_get("", "at")?,
-                method: r.try_get("", "method")?,
-                path: r.try_get("", "path")?,
-                resource_type: r.try_get("", "resource_type")?,
-                resource_id: r.try_get("", "resource_id")?,
-                status: r.try_get("", "status")?,
-                detail: r.try_get("", "detail")?,
-                duration_ms: r.try_get("", "duration_ms")?,
-                correlation_id: r.try_get("", "correlation_id")?,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    let more = entries.len() as i64 > limit;
+    let limit = q.limit.clamp(1, 200);
+    let mut entries =
+        store::admin::provisioning_log(&state.db, org, q.failed, q.person, q.cursor, limit + 1)
+            .await?;
+    let more = entries.len() as u64 > limit;
     entries.truncate(usize::try_from(limit).unwrap_or(50));
     let next = more.then(|| entries.last().map(|e| e.id)).flatten();
     Ok((entries, next))

@@ -12,7 +12,7 @@ pub mod session;
 mod view;
 
 use crate::{
-    admin::page::session::Keys, commands::execute, request_id::RequestId, state::AppState,
+    admin::page::session::Keys, commands::execute, request_id::RequestId, state::AppState, store,
 };
 use axum::{
     Extension, Router,
@@ -27,11 +27,9 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use chrono::{DateTime, Utc};
 use common::{
     Settings,
-    db::stmt,
     messages::{Command, Reply, SignIn, SignInClaim},
 };
 use oidc::{Failure, OrgClient};
-use sea_orm::ConnectionTrait;
 use serde::Deserialize;
 use session::{Flow, Session};
 use uuid::Uuid;
@@ -120,22 +118,13 @@ pub(super) fn unavailable() -> Failure {
 /// The org's settings, or the failure to show: off, or a secret this ingress cannot open
 /// (another `ROSTER_SECRETS_KEY`).
 async fn org_sso(state: &AppState, org: Uuid) -> Result<OrgSso, Failure> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT oidc_issuer, oidc_client_id, oidc_client_secret, oidc_claim, oidc_generation \
-             FROM orgs WHERE id = $1",
-            [org.into()],
-        ))
+    let row = store::sso::org_oidc(&state.db, org)
         .await
         .map_err(|_| unavailable())?
         .ok_or_else(not_set_up)?;
-    let get = |c: &str| row.try_get::<Option<String>>("", c).ok().flatten();
-    let (Some(issuer), Some(client_id), Some(sealed)) = (
-        get("oidc_issuer"),
-        get("oidc_client_id"),
-        get("oidc_client_secret"),
-    ) else {
+    let (Some(issuer), Some(client_id), Some(sealed)) =
+        (row.oidc_issuer, row.oidc_client_id, row.oidc_client_secret)
+    else {
         return Err(not_set_up());
     };
     let secret = state
@@ -151,7 +140,7 @@ async fn org_sso(state: &AppState, org: Uuid) -> Result<OrgSso, Failure> {
                 "Sign-in is misconfigured on Roster's side. Tell your administrator (the client secret must be entered again).",
             )
         })?;
-    let claim = match get("oidc_claim").as_deref() {
+    let claim = match row.oidc_claim.as_deref() {
         Some("preferred_username") => SignInClaim::PreferredUsername,
         _ => SignInClaim::Email,
     };
@@ -163,9 +152,7 @@ async fn org_sso(state: &AppState, org: Uuid) -> Result<OrgSso, Failure> {
             redirect_uri: redirect_uri(&state.settings, org),
         },
         claim,
-        generation: row
-            .try_get("", "oidc_generation")
-            .map_err(|_| unavailable())?,
+        generation: row.oidc_generation,
     })
 }
 
@@ -397,26 +384,15 @@ pub(super) async fn visitor(state: &AppState, jar: &SignedCookieJar) -> Result<V
     if !s.live(Utc::now()) {
         return Ok(Visitor::Ended(Some(s.org)));
     }
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT u.active AND o.oidc_issuer IS NOT NULL \
-             AND u.session_generation = $3 AND o.oidc_generation = $4 AS valid \
-             FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = $1 AND u.org_id = $2",
-            [
-                s.user.into(),
-                s.org.into(),
-                s.person_generation.into(),
-                s.org_generation.into(),
-            ],
-        ))
-        .await
-        .map_err(|_| unavailable())?;
-    let valid = row
-        .map(|r| r.try_get::<bool>("", "valid"))
-        .transpose()
-        .map_err(|_| unavailable())?
-        .unwrap_or(false);
+    let valid = store::sso::session_valid(
+        &state.db,
+        s.org,
+        s.user,
+        s.person_generation,
+        s.org_generation,
+    )
+    .await
+    .map_err(|_| unavailable())?;
     Ok(if valid {
         Visitor::SignedIn(s)
     } else {

@@ -5,6 +5,11 @@
 //! lookups and list pages (`scim`, `page`) and the token check every SCIM request makes
 //! (`auth`), whose hand-written SQL each module says why it keeps.
 
+pub mod admin;
 pub mod auth;
+pub mod commands;
+pub mod directory;
+pub mod invite;
 pub mod page;
 pub mod scim;
+pub mod sso;
