@@ -5,21 +5,19 @@
 use crate::{
     auth::ScimOrg,
     body::JsonBody,
-    commands::execute,
     error::ScimApiError,
-    request_id::RequestId,
     scim::{
-        etag_version,
+        ListQuery, Write,
         list::{ListParams, Table, fetch_page, list_response},
-        not_modified, reply_response, resource_id, scim_json,
+        not_modified, resource_id, scim_json,
     },
     state::AppState,
     store,
 };
 use axum::{
-    Extension, Router,
+    Router,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::Response,
     routing::{get, post},
 };
@@ -44,7 +42,7 @@ use uuid::Uuid;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/Groups", get(list).post(create))
-        .route("/Groups/.search", post(search))
+        .route("/Groups/.search", post(list))
         .route(
             "/Groups/{id}",
             get(retrieve).put(replace).patch(patch).delete(delete),
@@ -96,16 +94,15 @@ async fn members_of(
     Ok(Some(store::scim::group_members(&state.db, &ids).await?))
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn create(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn create(w: Write, JsonBody(body): JsonBody) -> Result<Response, ScimApiError> {
     GroupInput::from_json(body.clone())?;
-    let cmd = Command::CreateGroup(CreateGroup { resource: body });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|_| Command::CreateGroup(CreateGroup { resource: body }))
+        .await
+}
+
+fn group_id(id: &str) -> Result<Uuid, ScimApiError> {
+    resource_id("Group", id)
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -118,7 +115,7 @@ async fn retrieve(
 ) -> Result<Response, ScimApiError> {
     let params = ListParams::from_query(query.as_deref())?;
     let not_found = || ScimApiError::from(ScimError::not_found(format!("Group {id} not found")));
-    let group_id = resource_id("Group", &id)?;
+    let group_id = group_id(&id)?;
     let g = store::scim::group(&state.db, org.0, group_id)
         .await?
         .ok_or_else(not_found)?;
@@ -133,94 +130,67 @@ async fn retrieve(
     ))
 }
 
+/// `GET /Groups` and `POST /Groups/.search`.
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
 async fn list(
     State(state): State<AppState>,
     org: ScimOrg,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ScimApiError> {
-    query_groups(&state, org, ListParams::from_query(query.as_deref())?).await
-}
-
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn search(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
-    query_groups(&state, org, ListParams::from_search(&body)?).await
-}
-
-const GROUPS: Table = Table {
-    name: "groups",
-    filter: groups_where,
-    order: groups_order,
-};
-
-async fn query_groups(
-    state: &AppState,
-    org: ScimOrg,
-    params: ListParams,
+    ListQuery(params): ListQuery,
 ) -> Result<Response, ScimApiError> {
     let (total, groups) = fetch_page::<group::Model>(&state.db, &GROUPS, org.0, &params).await?;
-    let members = members_of(state, &groups, &params).await?;
+    const GROUPS: Table = Table {
+        name: "groups",
+        filter: groups_where,
+        order: groups_order,
+    };
+
+    let members = members_of(&state, &groups, &params).await?;
     let resources = groups
         .iter()
-        .map(|g| render(state, g, members.as_ref(), &params))
+        .map(|g| render(&state, g, members.as_ref(), &params))
         .collect();
     Ok(list_response(total, params.start_index, resources))
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn replace(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
-    let group_id = resource_id("Group", &id)?;
+    let group_id = group_id(&id)?;
     GroupInput::from_json(body.clone())?;
-    let cmd = Command::ReplaceGroup(ReplaceGroup {
-        group_id,
-        resource: body,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|if_match| {
+        Command::ReplaceGroup(ReplaceGroup {
+            group_id,
+            resource: body,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn patch(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
-    let group_id = resource_id("Group", &id)?;
+    let group_id = group_id(&id)?;
     patch::parse_request(&body, &schema::GROUP)?;
-    let cmd = Command::PatchGroup(PatchGroup {
-        group_id,
-        patch: body,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|if_match| {
+        Command::PatchGroup(PatchGroup {
+            group_id,
+            patch: body,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn delete(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimApiError> {
-    let group_id = resource_id("Group", &id)?;
-    let cmd = Command::DeleteGroup(DeleteGroup {
-        group_id,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn delete(w: Write, Path(id): Path<String>) -> Result<Response, ScimApiError> {
+    let group_id = group_id(&id)?;
+    w.send(|if_match| Command::DeleteGroup(DeleteGroup { group_id, if_match }))
+        .await
 }

@@ -4,21 +4,19 @@
 use crate::{
     auth::ScimOrg,
     body::JsonBody,
-    commands::execute,
     error::ScimApiError,
-    request_id::RequestId,
     scim::{
-        etag_version,
+        ListQuery, Write,
         list::{ListParams, Table, fetch_page, list_response},
-        not_modified, reply_response, resource_id, scim_json,
+        not_modified, resource_id, scim_json,
     },
     state::AppState,
     store,
 };
 use axum::{
-    Extension, Router,
+    Router,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::Response,
     routing::{get, post},
 };
@@ -45,86 +43,69 @@ pub use super::list::MAX_PAGE;
 pub fn router() -> axum::Router<AppState> {
     Router::new()
         .route("/Users", get(list).post(create))
-        .route("/Users/.search", post(search))
+        .route("/Users/.search", post(list))
         .route(
             "/Users/{id}",
             get(retrieve).put(replace).patch(patch).delete(delete),
         )
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn create(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn create(w: Write, JsonBody(body): JsonBody) -> Result<Response, ScimApiError> {
     let input = UserInput::from_json(body)?;
-    let cmd = Command::CreateUser(CreateUser {
-        resource: Value::Object(input.resource),
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    let resource = Value::Object(input.resource);
+    w.send(|_| Command::CreateUser(CreateUser { resource }))
+        .await
 }
 
 fn user_id(id: &str) -> Result<Uuid, ScimApiError> {
     resource_id("User", id)
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn replace(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
-    let input = UserInput::from_json(body)?;
-    let cmd = Command::ReplaceUser(ReplaceUser {
-        user_id,
-        resource: Value::Object(input.resource),
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    let resource = Value::Object(UserInput::from_json(body)?.resource);
+    w.send(|if_match| {
+        Command::ReplaceUser(ReplaceUser {
+            user_id,
+            resource,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn patch(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
     patch::parse_request(&body, &schema::USER)?;
     // POST and PUT drop it in `UserInput`: no password is ever published.
-    let mut body = body;
-    patch::strip_write_only(&mut body);
-    let cmd = Command::PatchUser(PatchUser {
-        user_id,
-        patch: body,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    let mut patch = body;
+    patch::strip_write_only(&mut patch);
+    w.send(|if_match| {
+        Command::PatchUser(PatchUser {
+            user_id,
+            patch,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn delete(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimApiError> {
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn delete(w: Write, Path(id): Path<String>) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
-    let cmd = Command::DeleteUser(DeleteUser {
-        user_id,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|if_match| Command::DeleteUser(DeleteUser { user_id, if_match }))
+        .await
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -155,37 +136,20 @@ async fn retrieve(
     Ok(scim_json(StatusCode::OK, body))
 }
 
+/// `GET /Users` and `POST /Users/.search`.
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
 async fn list(
     State(state): State<AppState>,
     org: ScimOrg,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ScimApiError> {
-    query_users(&state, org, ListParams::from_query(query.as_deref())?).await
-}
-
-/// `POST /Users/.search` (RFC 7644 §3.4.3): the query in the body.
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn search(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
-    query_users(&state, org, ListParams::from_search(&body)?).await
-}
-
-const USERS: Table = Table {
-    name: "users",
-    filter: users_where,
-    order: users_order,
-};
-
-async fn query_users(
-    state: &AppState,
-    org: ScimOrg,
-    params: ListParams,
+    ListQuery(params): ListQuery,
 ) -> Result<Response, ScimApiError> {
     let (total, users) = fetch_page::<user::Model>(&state.db, &USERS, org.0, &params).await?;
+    const USERS: Table = Table {
+        name: "users",
+        filter: users_where,
+        order: users_order,
+    };
+
     let ids: Vec<_> = users.iter().map(|u| u.id).collect();
     let groups = user_groups(&state.db, &ids).await?;
     let base = state.scim_base();
