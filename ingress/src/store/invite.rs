@@ -3,7 +3,7 @@
 use common::secret::TokenHash;
 use sea_orm::{
     ConnectionTrait, DbErr, FromQueryResult,
-    sea_query::{Expr, ExprTrait, JoinType, Query},
+    sea_query::{Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
 use uuid::Uuid;
 
@@ -20,12 +20,26 @@ pub struct Invite {
     pub sso: bool,
 }
 
+/// `invites i JOIN orgs o`, the invite whose token has this digest.
+fn by_digest(hash: &TokenHash) -> SelectStatement {
+    Query::select()
+        .from_as("invites", "i")
+        .join_as(
+            JoinType::InnerJoin,
+            "orgs",
+            "o",
+            Expr::col(("o", "id")).equals(("i", "org_id")),
+        )
+        .and_where(Expr::col(("i", "token_hash")).eq(hash.as_str()))
+        .to_owned()
+}
+
 /// The invite whose token has this digest.
 pub async fn by_token(
     db: &impl ConnectionTrait,
     hash: &TokenHash,
 ) -> Result<Option<Invite>, DbErr> {
-    let q = Query::select()
+    let q = by_digest(hash)
         .expr_as(Expr::col(("i", "accepted_at")).is_not_null(), "used")
         .expr_as(
             Expr::col(("i", "expires_at"))
@@ -37,20 +51,12 @@ pub async fn by_token(
         .column(("u", "given_name"))
         .expr_as(Expr::col(("o", "name")), "org_name")
         .expr_as(Expr::col(("o", "oidc_issuer")).is_not_null(), "sso")
-        .from_as("invites", "i")
         .join_as(
             JoinType::InnerJoin,
             "users",
             "u",
             Expr::col(("u", "id")).equals(("i", "user_id")),
         )
-        .join_as(
-            JoinType::InnerJoin,
-            "orgs",
-            "o",
-            Expr::col(("o", "id")).equals(("i", "org_id")),
-        )
-        .and_where(Expr::col(("i", "token_hash")).eq(hash.as_str()))
         .to_owned();
     Invite::find_by_statement(db.get_database_backend().build(&q))
         .one(db)
@@ -62,17 +68,9 @@ pub async fn org_of(
     db: &impl ConnectionTrait,
     hash: &TokenHash,
 ) -> Result<Option<(Uuid, bool)>, DbErr> {
-    let q = Query::select()
+    let q = by_digest(hash)
         .column(("i", "org_id"))
         .expr_as(Expr::col(("o", "oidc_issuer")).is_not_null(), "sso")
-        .from_as("invites", "i")
-        .join_as(
-            JoinType::InnerJoin,
-            "orgs",
-            "o",
-            Expr::col(("o", "id")).equals(("i", "org_id")),
-        )
-        .and_where(Expr::col(("i", "token_hash")).eq(hash.as_str()))
         .to_owned();
     let row = db.query_one(&q).await?;
     row.map(|r| Ok((r.try_get("", "org_id")?, r.try_get("", "sso")?)))
