@@ -59,11 +59,13 @@ pub async fn provisioning(
     one(db, &q).await
 }
 
-/// An integration credential as stored (its hint, never the credential).
-#[derive(Debug, FromQueryResult)]
+/// An integration as listed: never its credential, only a hint.
+#[derive(Clone, Debug, Serialize, FromQueryResult)]
 pub struct Integration {
     pub id: Uuid,
     pub name: String,
+    /// The credential's last four characters as stored; `…` and them once
+    /// `admin::service::integrations` has listed it.
     pub hint: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

@@ -14,6 +14,8 @@ use common::{
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use crate::store::admin::Integration;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ProvisioningStatus {
     pub enabled: bool,
@@ -100,17 +102,6 @@ pub struct NewIntegration {
     pub created_at: DateTime<Utc>,
 }
 
-/// An integration as listed: never its credential, only a hint.
-#[derive(Clone, Debug, Serialize)]
-pub struct Integration {
-    pub id: Uuid,
-    pub name: String,
-    /// `…` and the credential's last four characters.
-    pub hint: String,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
 /// Issues an integration credential for another service of the org.
 pub async fn create_integration(
     state: &AppState,
@@ -144,11 +135,8 @@ pub async fn integrations(state: &AppState, org: Uuid) -> Result<Vec<Integration
     Ok(rows
         .into_iter()
         .map(|r| Integration {
-            id: r.id,
-            name: r.name,
             hint: format!("…{}", r.hint),
-            created_at: r.created_at,
-            revoked_at: r.revoked_at,
+            ..r
         })
         .collect())
 }
