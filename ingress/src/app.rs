@@ -1,8 +1,10 @@
-//! The `Application`: shared state, the router (SCIM, admin, invites, health merged in one
-//! place), and serving with graceful shutdown. Tests build it on port 0.
+//! The `Application`: the router (SCIM, admin, invites, health merged in one place) and
+//! serving with graceful shutdown. Tests build it on port 0. The state every handler
+//! reaches is `crate::state`, so no handler imports this file.
 
 mod serve;
 
+pub use crate::state::AppState;
 use crate::{admin, health, invite, request_id, scim, sso};
 use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit};
@@ -10,7 +12,6 @@ use common::{
     Settings,
     amqp::{Topology, link::Link, rpc::RpcClient},
 };
-use sea_orm::DatabaseConnection;
 use std::{future::Future, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
 
@@ -20,30 +21,6 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 
 /// How long the provisioning-log entries still buffered get to be published at shutdown.
 const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub rpc: RpcClient,
-    pub amqp: Link,
-    pub settings: Arc<Settings>,
-    /// Per-org SCIM request rate.
-    pub limiter: Arc<crate::ratelimit::OrgLimiter>,
-    /// Failed authentications per client address.
-    pub auth_failures: Arc<crate::ratelimit::AuthFailures>,
-    /// Employee sign-in: the OpenID provider's HTTP client and the cookie key.
-    pub sso: crate::sso::SsoState,
-    /// Hands SCIM requests' outcomes to the worker (`provisioning_log`).
-    pub log: crate::provisioning_log::Recorder,
-}
-
-impl AppState {
-    /// The SCIM base URL as clients see it, for `meta.location`.
-    pub fn scim_base(&self) -> String {
-        format!("{}/scim/v2", self.settings.public_url)
-    }
-}
 
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;

@@ -4,17 +4,17 @@
 //! often is refused (`429`) before its next secret is even checked (`ratelimit::AuthFailures`).
 
 use crate::{
-    app::AppState,
     error::{ApiError, ScimApiError, with_retry_after},
     ratelimit::client_addr,
+    state::AppState,
+    store,
 };
 use axum::{
     extract::FromRequestParts,
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use common::{db::stmt, secret::TokenHash};
-use sea_orm::ConnectionTrait;
+use common::secret::TokenHash;
 use std::{net::IpAddr, time::Duration, time::Instant};
 use uuid::Uuid;
 
@@ -92,26 +92,26 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Looks a presented secret up by its digest with `sql` (one `$1` parameter, selecting
-/// `org_id` and `hash`), and confirms the match in constant time. `None`: not valid.
+/// Which lookup a presented secret is for.
+#[derive(Clone, Copy)]
+enum Secret {
+    ScimToken,
+    AdminKey,
+}
+
+/// Looks a presented secret up by its digest (`store::auth`), and confirms the match in
+/// constant time. `None`: not valid.
 async fn org_for_secret(
     state: &AppState,
-    sql: &str,
+    kind: Secret,
     presented: &str,
 ) -> Result<Option<Uuid>, sea_orm::DbErr> {
     let presented = TokenHash::of(presented);
-    let Some(row) = state
-        .db
-        .query_one_raw(stmt(sql, [presented.as_str().into()]))
-        .await?
-    else {
-        return Ok(None);
+    let found = match kind {
+        Secret::ScimToken => store::auth::scim_token(&state.db, &presented).await?,
+        Secret::AdminKey => store::auth::admin_key(&state.db, &presented).await?,
     };
-    let stored = TokenHash(row.try_get("", "hash")?);
-    stored
-        .ct_eq(&presented)
-        .then(|| row.try_get("", "org_id"))
-        .transpose()
+    Ok(found.and_then(|(org, stored)| stored.ct_eq(&presented).then_some(org)))
 }
 
 /// The org a valid SCIM token belongs to: a live token, while provisioning is on.
@@ -130,9 +130,7 @@ impl FromRequestParts<AppState> for ScimOrg {
         };
         let token = bearer(parts).ok_or_else(unauthorized)?;
         let attempt = Attempt::lenient(state, client_addr(parts, &state.settings));
-        let sql = "SELECT t.org_id, t.token_hash AS hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
-                   WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled";
-        let found = org_for_secret(state, sql, token)
+        let found = org_for_secret(state, Secret::ScimToken, token)
             .await
             .map_err(|e| ScimApiError::from(e).into_response())?;
         let Some(org) = found else {
@@ -192,8 +190,7 @@ pub(crate) async fn admin_org_for_key(
     state: &AppState,
     key: &str,
 ) -> Result<Option<Uuid>, sea_orm::DbErr> {
-    let sql = "SELECT id AS org_id, admin_key_hash AS hash FROM orgs WHERE admin_key_hash = $1";
-    org_for_secret(state, sql, key).await
+    org_for_secret(state, Secret::AdminKey, key).await
 }
 
 /// The operator, authenticated by `ROSTER_OPERATOR_TOKEN`. Without that setting the

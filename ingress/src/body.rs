@@ -4,7 +4,7 @@
 //! UTF-8 and hold no NUL character (PostgreSQL cannot store one). Rejections are SCIM
 //! errors (`400 invalidSyntax`, `invalidValue` for a NUL).
 
-use crate::{app::AppState, error::ScimApiError};
+use crate::{error::ScimApiError, state::AppState};
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},

@@ -5,14 +5,14 @@
 //! the deadline: the fence below learns from PostgreSQL whether the command committed in
 //! time — its own reply if it did, else `503`, and then it never will be applied.
 
-use crate::{app::AppState, error::ScimApiError, request_id::RequestId};
+use crate::{error::ScimApiError, request_id::RequestId, state::AppState, store};
 use chrono::{DateTime, Utc};
 use common::{
     amqp::rpc::RpcError,
-    db::{redact, stmt},
+    db::redact,
     messages::{Command, Envelope, Reply},
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -105,33 +105,13 @@ async fn fence_once(
     env: &Envelope,
     apply_by: DateTime<Utc>,
 ) -> Result<Option<Settled>, DbErr> {
-    let tx = db.begin().await?;
-    tx.execute_raw(stmt("SET LOCAL lock_timeout = '2s'", []))
-        .await?;
-    tx.query_one_raw(stmt(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))::text AS locked",
-        [env.id.into()],
-    ))
-    .await?;
-    // A new statement, so a new snapshot: it sees a commit the lock waited for.
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT clock_timestamp() > $2 AS passed, \
-                    (SELECT reply FROM processed_commands \
-                      WHERE command_id = $1 AND org_id IS NOT DISTINCT FROM $3) AS reply",
-            [env.id.into(), apply_by.into(), env.org_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("fence".into()))?;
-    tx.commit().await?;
-    let reply: Option<serde_json::Value> = row.try_get("", "reply")?;
+    let (passed, reply) = store::commands::fence(db, env.id, env.org_id, apply_by).await?;
     if let Some(reply) = reply {
         let reply = serde_json::from_value(reply).unwrap_or_else(|_| {
             Reply::error(500, None, "the stored result of this command is unreadable")
         });
         return Ok(Some(Settled::Committed(reply)));
     }
-    let passed: bool = row.try_get("", "passed")?;
     Ok(passed.then_some(Settled::NotApplied))
 }
 

@@ -1,7 +1,7 @@
 //! `/healthz` (alive) and `/readyz` (PostgreSQL reachable; commands can be published and
 //! their replies received) for the ingress.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@
 //! time: the page links to `/invite/{token}/sign-in`, which starts the OpenID Connect flow
 //! with the invite's digest, and the worker accepts the invite with the sign-in.
 
-use crate::{app::AppState, commands::execute, request_id::RequestId};
+use crate::{commands::execute, request_id::RequestId, state::AppState, store};
 use axum::{
     Extension, Router,
     extract::{Path, State},
@@ -15,11 +15,9 @@ use axum::{
     routing::get,
 };
 use common::{
-    db::stmt,
     messages::{AcceptInvite, Command, Reply},
     secret::TokenHash,
 };
-use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 /// Longer paths are not Roster's tokens (`rst_inv_` and 43 characters).
@@ -103,35 +101,25 @@ async fn lookup(state: &AppState, token: &str) -> Result<Found, ()> {
     if token.len() > MAX_TOKEN_LEN {
         return Ok(Found::Unknown);
     }
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT i.accepted_at IS NOT NULL AS used, \
-             (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, \
-             u.active, u.given_name, o.name AS org_name, o.oidc_issuer IS NOT NULL AS sso \
-             FROM invites i JOIN users u ON u.id = i.user_id JOIN orgs o ON o.id = i.org_id \
-             WHERE i.token_hash = $1",
-            [TokenHash::of(token).as_str().into()],
-        ))
+    let Some(invite) = store::invite::by_token(&state.db, &TokenHash::of(token))
         .await
-        .map_err(|_| ())?;
-    let Some(row) = row else {
+        .map_err(|_| ())?
+    else {
         return Ok(Found::Unknown);
     };
-    let flag = |name: &str| row.try_get::<bool>("", name).map_err(|_| ());
-    if flag("used")? {
+    if invite.used {
         return Ok(Found::Used);
     }
-    if flag("expired")? {
+    if invite.expired {
         return Ok(Found::Expired);
     }
-    if !flag("active")? {
+    if !invite.active {
         return Ok(Found::Inactive);
     }
     Ok(Found::Open {
-        first_name: row.try_get("", "given_name").map_err(|_| ())?,
-        org_name: row.try_get("", "org_name").map_err(|_| ())?,
-        sso: flag("sso")?,
+        first_name: invite.given_name,
+        org_name: invite.org_name,
+        sso: invite.sso,
     })
 }
 
@@ -160,22 +148,9 @@ async fn org_of(state: &AppState, token: &str) -> Result<Option<(Uuid, bool)>, (
     if token.len() > MAX_TOKEN_LEN {
         return Ok(None);
     }
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT i.org_id, o.oidc_issuer IS NOT NULL AS sso FROM invites i \
-             JOIN orgs o ON o.id = i.org_id WHERE i.token_hash = $1",
-            [TokenHash::of(token).as_str().into()],
-        ))
+    store::invite::org_of(&state.db, &TokenHash::of(token))
         .await
-        .map_err(|_| ())?;
-    row.map(|r| {
-        Ok((
-            r.try_get("", "org_id").map_err(|_| ())?,
-            r.try_get("", "sso").map_err(|_| ())?,
-        ))
-    })
-    .transpose()
+        .map_err(|_| ())
 }
 
 /// The confirmation page; with `sign_in_token`, its button is the employee sign-in link.

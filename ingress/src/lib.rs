@@ -15,5 +15,8 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod scim;
 pub mod sso;
+pub mod state;
+pub mod store;
 
-pub use app::{AppState, Application};
+pub use app::Application;
+pub use state::AppState;

@@ -9,7 +9,7 @@
 //! what gathered every `FLUSH_EVERY` as one persistent, confirmed message to
 //! `<p>.provisioning-log`, which the worker stores (`worker::provisioning_log`).
 
-use crate::{app::AppState, request_id::RequestId};
+use crate::{request_id::RequestId, state::AppState};
 use axum::{
     extract::{Request, State},
     http::header,

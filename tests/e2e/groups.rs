@@ -363,3 +363,169 @@ async fn one_member_patch_to_a_large_group_touches_one_row() {
     assert_eq!(app.count(&left).await, 0);
     app.stop().await;
 }
+
+/// Groups answer conditional requests as Users do: `If-None-Match` naming the current
+/// version is `304` with the `ETag`, another version is `200`; a stale `If-Match` is `412`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_answer_conditional_requests_as_users_do() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let okta = &acme.scim;
+    let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales", "members": []})).await;
+    assert_eq!(res.status(), 201);
+    let gid = res.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/Groups/{gid}");
+    let res = okta.request(Method::GET, &path).send().await.expect("GET");
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().expect("ETag").to_owned();
+    assert_eq!(etag, "W/\"1\"");
+
+    let res = okta
+        .request(Method::GET, &path)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 304);
+    assert_eq!(res.headers()["etag"].to_str().expect("ETag"), etag);
+    assert!(res.bytes().await.expect("body").is_empty());
+    let res = okta
+        .request(Method::GET, &path)
+        .header("If-None-Match", "W/\"9\"")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+
+    let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "Sales EU"}]));
+    let res = okta
+        .request(Method::PATCH, &path)
+        .header("Content-Type", "application/scim+json")
+        .header("If-Match", "W/\"7\"")
+        .body(rename.to_string())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status(), 412);
+    let res = okta
+        .request(Method::PATCH, &path)
+        .header("Content-Type", "application/scim+json")
+        .header("If-Match", &etag)
+        .body(rename.to_string())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status(), 204);
+    // The old version no longer matches: the renamed group is sent again.
+    let res = okta
+        .request(Method::GET, &path)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["etag"].to_str().expect("ETag"), "W/\"2\"");
+    assert_eq!(
+        res.json::<Value>().await.expect("JSON")["displayName"],
+        "Sales EU"
+    );
+    app.stop().await;
+}
+
+/// A page of groups carries each group's own members, in the order they were added (all
+/// read in one query), the same as each group's own GET; without members when excluded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_groups_carries_each_groups_own_members() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let okta = &acme.scim;
+    let mut users = Vec::new();
+    for local in ["m1", "m2", "m3", "m4"] {
+        let res = okta
+            .post_user(&create_user_body(&app.email(local), local, "X"))
+            .await;
+        assert_eq!(res.status(), 201);
+        users.push(
+            res.json::<Value>().await.expect("JSON")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    // Added one PATCH at a time, so each group's order is the order of adding.
+    let plan: [(&str, Vec<&String>); 4] = [
+        ("Alpha", vec![&users[2], &users[0]]),
+        ("Beta", vec![&users[3]]),
+        ("Gamma", vec![]),
+        ("Delta", vec![&users[1], &users[3], &users[0]]),
+    ];
+    let mut expected = std::collections::HashMap::new();
+    for (name, members) in &plan {
+        let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []})).await;
+        assert_eq!(res.status(), 201);
+        let gid = res.json::<Value>().await.expect("JSON")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        for m in members {
+            let add = patch(json!([{"op": "add", "path": "members", "value": [{"value": m}]}]));
+            assert_eq!(
+                okta.send_json(Method::PATCH, &format!("/Groups/{gid}"), &add)
+                    .await
+                    .status(),
+                204
+            );
+        }
+        let ids: Vec<String> = members.iter().map(|m| (*m).clone()).collect();
+        expected.insert(gid, ids);
+    }
+
+    let page: Value = okta
+        .request(Method::GET, "/Groups?count=10")
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(page["totalResults"], 4);
+    let groups = page["Resources"].as_array().expect("Resources");
+    assert_eq!(groups.len(), 4);
+    for g in groups {
+        let gid = g["id"].as_str().expect("id");
+        let listed: Vec<&str> = g["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["value"].as_str().expect("value"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(listed, expected[gid], "{}", g["displayName"]);
+        let own: Value = okta
+            .request(Method::GET, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(own, *g, "the list renders a group as its own GET does");
+    }
+
+    let page: Value = okta
+        .request(Method::GET, "/Groups?excludedAttributes=members")
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let groups = page["Resources"].as_array().expect("Resources");
+    assert_eq!(groups.len(), 4);
+    assert!(groups.iter().all(|g| g.get("members").is_none()));
+    app.stop().await;
+}

@@ -6,7 +6,7 @@ pub mod org_chart;
 pub mod page;
 pub mod service;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {

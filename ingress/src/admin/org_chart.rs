@@ -2,16 +2,14 @@
 //! `GET /api/v1/people/{id}/reports` and `GET /api/v1/org-chart?root=&depth=` (admin key),
 //! and the tree the `/admin/org-chart` page renders.
 
-use super::service::{self, Person, name_sql};
-use crate::{app::AppState, auth::AdminOrg, error::ApiError};
+use super::service::{self, Person};
+use crate::{auth::AdminOrg, error::ApiError, state::AppState, store};
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
     http::StatusCode,
     routing::get,
 };
-use common::db::stmt;
-use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -52,22 +50,8 @@ async fn get_reports(
 /// A person's direct reports (inactive ones too), by name; `404` for no such person.
 pub async fn reports(state: &AppState, org: Uuid, id: Uuid) -> Result<Vec<Person>, ApiError> {
     service::person_by_id(state, org, id).await?;
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            &format!(
-                "SELECT u.id, u.user_name, u.active, u.profile, u.version, u.updated_at, u.manager_ref, \
-                     m.id AS manager_id, m.active AS manager_active, {} AS manager_name \
-                 FROM users u JOIN users m ON m.id = u.manager_id \
-                 WHERE u.manager_id = $2 AND u.org_id = $1 \
-                 ORDER BY lower({}), u.id",
-                name_sql("m"),
-                name_sql("u")
-            ),
-            [org.into(), id.into()],
-        ))
-        .await?;
-    rows.iter().map(service::person).collect()
+    let rows = store::directory::reports(&state.db, org, id).await?;
+    Ok(rows.into_iter().map(Person::from).collect())
 }
 
 #[derive(Deserialize)]
@@ -103,14 +87,7 @@ pub fn parse_root(root: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     }
 }
 
-/// One person as the chart query reads them.
-struct Row {
-    id: Uuid,
-    manager_id: Option<Uuid>,
-    name: String,
-    job_title: Option<String>,
-    active: bool,
-}
+use store::directory::ChartRow as Row;
 
 /// The tree below `root` (`[root]`), or below everyone without a manager; `depth` levels
 /// of reports. Deactivated people appear only where they have reports (a vacancy).
@@ -124,29 +101,7 @@ pub async fn chart(
     root: Option<Uuid>,
     depth: u32,
 ) -> Result<Vec<Node>, ApiError> {
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            &format!(
-                "SELECT u.id, u.manager_id, {} AS name, u.profile->>'job_title' AS job_title, u.active \
-                 FROM users u WHERE u.org_id = $1",
-                name_sql("u")
-            ),
-            [org.into()],
-        ))
-        .await?;
-    let rows = rows
-        .iter()
-        .map(|r| {
-            Ok(Row {
-                id: r.try_get("", "id")?,
-                manager_id: r.try_get("", "manager_id")?,
-                name: r.try_get("", "name")?,
-                job_title: r.try_get("", "job_title")?,
-                active: r.try_get("", "active")?,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+    let rows = store::directory::chart(&state.db, org).await?;
     if let Some(id) = root
         && !rows.iter().any(|r| r.id == id)
     {
@@ -223,27 +178,7 @@ pub async fn waiting(
     org: Uuid,
     limit: u64,
 ) -> Result<Vec<(Uuid, String, String)>, ApiError> {
-    let rows = state
-        .db
-        .query_all_raw(stmt(
-            &format!(
-                "SELECT u.id, {} AS name, u.manager_ref FROM users u \
-                 WHERE u.org_id = $1 AND u.manager_id IS NULL AND u.manager_ref IS NOT NULL AND u.active \
-                 ORDER BY lower(u.manager_ref), u.id LIMIT $2",
-                name_sql("u")
-            ),
-            [org.into(), i64::try_from(limit).unwrap_or(100).into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "id")?,
-                r.try_get("", "name")?,
-                r.try_get("", "manager_ref")?,
-            ))
-        })
-        .collect()
+    Ok(store::directory::waiting(&state.db, org, limit).await?)
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! `common::scim::schema`. Every endpoint requires the SCIM token, as any SCIM call does.
 
 use crate::{
-    app::AppState,
     auth::ScimOrg,
     error::ScimApiError,
     scim::{scim_json, users},
+    state::AppState,
 };
 use axum::{
     Router,

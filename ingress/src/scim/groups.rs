@@ -3,22 +3,21 @@
 //! (answered `204`), delete. Reads come from PostgreSQL; writes are commands.
 
 use crate::{
-    app::AppState,
     auth::ScimOrg,
     body::JsonBody,
-    commands::execute,
     error::ScimApiError,
-    request_id::RequestId,
     scim::{
-        etag_version,
+        ListQuery, Write,
         list::{ListParams, Table, fetch_page, list_response},
-        reply_response, resource_id, scim_json,
+        not_modified, resource_id, scim_json,
     },
+    state::AppState,
+    store,
 };
 use axum::{
-    Extension, Router,
+    Router,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::Response,
     routing::{get, post},
 };
@@ -26,28 +25,27 @@ use common::{
     db::{
         entities::group,
         query::{groups_order, groups_where},
-        reads::group_members,
-        stmt,
     },
     messages::{Command, CreateGroup, DeleteGroup, PatchGroup, ReplaceGroup},
     scim::{
-        GROUP_SCHEMA,
-        model::{GroupInput, render_group},
+        GROUP_SCHEMA, ScimError,
+        model::{GroupInput, MemberRef, render_group},
         patch,
         projection::project,
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::Value;
+use std::collections::HashMap;
+use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/Groups", get(list).post(create))
-        .route("/Groups/.search", post(search))
+        .route("/Groups/.search", post(list))
         .route(
             "/Groups/{id}",
-            get(retrieve).put(replace).patch(patch_group).delete(delete),
+            get(retrieve).put(replace).patch(patch).delete(delete),
         )
 }
 
@@ -64,36 +62,47 @@ fn members_wanted(params: &ListParams) -> bool {
     probe.get("members").is_some()
 }
 
-async fn render(
+/// A group as its body, with `members` when the projection keeps them (`members` holds
+/// them for every group of the page, read in one query by `store::scim::group_members`).
+fn render(
     state: &AppState,
     g: &group::Model,
+    members: Option<&HashMap<Uuid, Vec<MemberRef>>>,
     params: &ListParams,
-) -> Result<Value, ScimApiError> {
-    let members = if members_wanted(params) {
-        Some(group_members(&state.db, g.id).await?)
-    } else {
-        None
-    };
-    let mut body = render_group(&g.as_stored(), members.as_deref(), &state.scim_base());
+) -> Value {
+    let members = members.map(|m| m.get(&g.id).map_or(&[][..], Vec::as_slice));
+    let mut body = render_group(&g.as_stored(), members, &state.scim_base());
     project(
         &mut body,
         GROUP_SCHEMA,
         &params.attributes,
         &params.excluded,
     );
-    Ok(body)
+    body
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn create(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
+/// The members of `groups`, when the projection keeps them: one query for them all.
+async fn members_of(
+    state: &AppState,
+    groups: &[group::Model],
+    params: &ListParams,
+) -> Result<Option<HashMap<Uuid, Vec<MemberRef>>>, ScimApiError> {
+    if !members_wanted(params) {
+        return Ok(None);
+    }
+    let ids: Vec<_> = groups.iter().map(|g| g.id).collect();
+    Ok(Some(store::scim::group_members(&state.db, &ids).await?))
+}
+
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn create(w: Write, JsonBody(body): JsonBody) -> Result<Response, ScimApiError> {
     GroupInput::from_json(body.clone())?;
-    let cmd = Command::CreateGroup(CreateGroup { resource: body });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|_| Command::CreateGroup(CreateGroup { resource: body }))
+        .await
+}
+
+fn group_id(id: &str) -> Result<Uuid, ScimApiError> {
+    resource_id("Group", id)
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -102,115 +111,86 @@ async fn retrieve(
     org: ScimOrg,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ScimApiError> {
     let params = ListParams::from_query(query.as_deref())?;
-    let group_id = resource_id("Group", &id)?;
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT * FROM groups WHERE org_id = $1 AND id = $2",
-            [org.0.into(), group_id.into()],
-        ))
+    let not_found = || ScimApiError::from(ScimError::not_found(format!("Group {id} not found")));
+    let group_id = group_id(&id)?;
+    let g = store::scim::group(&state.db, org.0, group_id)
         .await?
-        .ok_or_else(|| {
-            ScimApiError::from(common::scim::ScimError::not_found(format!(
-                "Group {id} not found"
-            )))
-        })?;
-    let g = group::Model::from_query_result(&row, "")?;
+        .ok_or_else(not_found)?;
+    if let Some(res) = not_modified(&headers, g.version)? {
+        return Ok(res);
+    }
+    let groups = std::slice::from_ref(&g);
+    let members = members_of(&state, groups, &params).await?;
     Ok(scim_json(
         StatusCode::OK,
-        render(&state, &g, &params).await?,
+        render(&state, &g, members.as_ref(), &params),
     ))
 }
 
+/// `GET /Groups` and `POST /Groups/.search`.
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
 async fn list(
     State(state): State<AppState>,
     org: ScimOrg,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ScimApiError> {
-    query_groups(&state, org, ListParams::from_query(query.as_deref())?).await
-}
-
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn search(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
-    query_groups(&state, org, ListParams::from_search(&body)?).await
-}
-
-const GROUPS: Table = Table {
-    name: "groups",
-    filter: groups_where,
-    order: groups_order,
-};
-
-async fn query_groups(
-    state: &AppState,
-    org: ScimOrg,
-    params: ListParams,
+    ListQuery(params): ListQuery,
 ) -> Result<Response, ScimApiError> {
     let (total, groups) = fetch_page::<group::Model>(&state.db, &GROUPS, org.0, &params).await?;
-    let mut resources = Vec::with_capacity(groups.len());
-    for g in &groups {
-        resources.push(render(state, g, &params).await?);
-    }
+    const GROUPS: Table = Table {
+        name: "groups",
+        filter: groups_where,
+        order: groups_order,
+    };
+
+    let members = members_of(&state, &groups, &params).await?;
+    let resources = groups
+        .iter()
+        .map(|g| render(&state, g, members.as_ref(), &params))
+        .collect();
     Ok(list_response(total, params.start_index, resources))
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn replace(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
-    let group_id = resource_id("Group", &id)?;
+    let group_id = group_id(&id)?;
     GroupInput::from_json(body.clone())?;
-    let cmd = Command::ReplaceGroup(ReplaceGroup {
-        group_id,
-        resource: body,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|if_match| {
+        Command::ReplaceGroup(ReplaceGroup {
+            group_id,
+            resource: body,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn patch_group(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn patch(
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
-    let group_id = resource_id("Group", &id)?;
+    let group_id = group_id(&id)?;
     patch::parse_request(&body, &schema::GROUP)?;
-    let cmd = Command::PatchGroup(PatchGroup {
-        group_id,
-        patch: body,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|if_match| {
+        Command::PatchGroup(PatchGroup {
+            group_id,
+            patch: body,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn delete(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimApiError> {
-    let group_id = resource_id("Group", &id)?;
-    let cmd = Command::DeleteGroup(DeleteGroup {
-        group_id,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn delete(w: Write, Path(id): Path<String>) -> Result<Response, ScimApiError> {
+    let group_id = group_id(&id)?;
+    w.send(|if_match| Command::DeleteGroup(DeleteGroup { group_id, if_match }))
+        .await
 }

@@ -4,19 +4,14 @@
 
 use super::scim_json;
 use crate::error::ScimApiError;
+use crate::store::page::{self, PageError, PageRequest};
 use axum::{http::StatusCode, response::Response};
-use common::{
-    db::{query::SqlWhere, stmt},
-    scim::{LIST_RESPONSE_SCHEMA, ScimError, filter, projection::AttrList},
-};
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Value as SqlValue};
+use common::scim::{LIST_RESPONSE_SCHEMA, ScimError, projection::AttrList};
+use sea_orm::{DatabaseConnection, FromQueryResult};
 use serde_json::{Value, json};
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
 use uuid::Uuid;
+
+pub use crate::store::page::Table;
 
 /// Largest page a list returns (advertised in ServiceProviderConfig).
 pub const MAX_PAGE: u64 = 200;
@@ -122,172 +117,28 @@ impl ListParams {
         }
         Ok(())
     }
-
-    /// The OFFSET of the page.
-    pub fn offset(&self) -> i64 {
-        i64::try_from(self.start_index - 1).unwrap_or(i64::MAX)
-    }
 }
 
-/// How one resource table is queried: its name, and its filter and sort translations.
-pub struct Table {
-    pub name: &'static str,
-    pub filter: fn(&filter::Filter, usize) -> Result<SqlWhere, ScimError>,
-    pub order: fn(Option<&str>, bool) -> Result<String, ScimError>,
-}
-
-/// One page of an org's rows matching `params`, and the exact total. Filtering, sorting
-/// and paging all happen in PostgreSQL.
-///
-/// A page is chosen by ids first and its rows fetched by id: the ids come from an
-/// index-only scan of `(org_id, id)`, so skipping `startIndex − 1` rows reads the index,
-/// not every skipped row. And because clients page sequentially (Okta's import asks for
-/// `startIndex` 1, 101, 201, … with one filter), a page in id order remembers where it
-/// ended (`CONTINUATIONS`); the next page asked for at exactly that `startIndex` seeks
-/// past that id instead of skipping. On an unchanged table both give the same rows; when
-/// rows come or go between pages, OFFSET may repeat or skip one, the seek does not
-/// (RFC 7644 §3.4.2.4 promises neither).
+/// One page of the org's rows matching `params`, and the exact total (`store::page`).
 pub async fn fetch_page<M: FromQueryResult>(
     db: &DatabaseConnection,
     table: &Table,
     org_id: Uuid,
     params: &ListParams,
 ) -> Result<(i64, Vec<M>), ScimApiError> {
-    let mut values: Vec<SqlValue> = vec![org_id.into()];
-    let mut where_sql = "org_id = $1".to_owned();
-    if let Some(f) = params.filter.as_deref() {
-        let w = (table.filter)(&filter::parse(f)?, values.len())?;
-        where_sql = format!("{where_sql} AND {}", w.sql);
-        values.extend(w.params);
-    }
-    let order = (table.order)(params.sort_by.as_deref(), params.descending)?;
-    let name = table.name;
-    let total: i64 = db
-        .query_one_raw(stmt(
-            &format!("SELECT count(*) AS n FROM {name} WHERE {where_sql}"),
-            values.clone(),
-        ))
-        .await?
-        .map(|r| r.try_get("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    if params.count == 0 || params.offset() >= total {
-        return Ok((total, Vec::new()));
-    }
-    // Only the id order can be continued by a seek on the id alone.
-    let by_id = order == "id ASC" || order == "id DESC";
-    let at = |start_index: u64| PageKey {
-        table: name,
-        org_id,
-        filter: params.filter.clone(),
+    let req = PageRequest {
+        filter: params.filter.as_deref(),
+        sort_by: params.sort_by.as_deref(),
         descending: params.descending,
-        start_index,
+        start_index: params.start_index,
+        count: params.count,
     };
-    let after = if by_id {
-        CONTINUATIONS.get(&at(params.start_index))
-    } else {
-        None
-    };
-    let n = values.len();
-    values.push(i64::try_from(params.count).unwrap_or(i64::MAX).into());
-    let sql = match after {
-        Some(last) => {
-            values.push(last.into());
-            let cmp = if params.descending { "<" } else { ">" };
-            format!(
-                "SELECT * FROM {name} WHERE {where_sql} AND id {cmp} ${} ORDER BY {order} LIMIT ${}",
-                n + 2,
-                n + 1
-            )
-        }
-        None => {
-            values.push(params.offset().into());
-            format!(
-                "SELECT * FROM {name} WHERE id IN (SELECT id FROM {name} WHERE {where_sql} \
-                 ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
-                n + 1,
-                n + 2
-            )
-        }
-    };
-    let rows = db.query_all_raw(stmt(&sql, values)).await?;
-    if by_id && let Some(last) = rows.last() {
-        let next = params.start_index + rows.len() as u64;
-        if i64::try_from(next - 1).unwrap_or(i64::MAX) < total {
-            CONTINUATIONS.put(at(next), last.try_get("", "id")?);
-        }
-    }
-    let models = rows
-        .iter()
-        .map(|r| M::from_query_result(r, ""))
-        .collect::<Result<Vec<M>, _>>()?;
-    Ok((total, models))
-}
-
-/// Where a page in id order starts: the list (table, org, filter, direction) and the
-/// `startIndex`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct PageKey {
-    table: &'static str,
-    org_id: Uuid,
-    filter: Option<String>,
-    descending: bool,
-    start_index: u64,
-}
-
-/// How many page continuations one process remembers, and for how long: enough for
-/// every org importing at once, each holding one (a served page replaces the key it
-/// continued from only by a new one, so a sequential import holds one entry).
-const CONTINUATION_CAPACITY: usize = 4096;
-const CONTINUATION_TTL: Duration = Duration::from_secs(600);
-
-/// The last id of recently served pages, under the key of the page that follows.
-static CONTINUATIONS: Continuations = Continuations::new(CONTINUATION_CAPACITY, CONTINUATION_TTL);
-
-/// A small bounded map from the start of the next page to the last id before it. Taking
-/// an entry removes it (an import moves on); when full, expired entries go first, then
-/// the oldest.
-struct Continuations {
-    capacity: usize,
-    ttl: Duration,
-    map: Mutex<Option<HashMap<PageKey, (Uuid, Instant)>>>,
-}
-
-impl Continuations {
-    const fn new(capacity: usize, ttl: Duration) -> Self {
-        Self {
-            capacity,
-            ttl,
-            map: Mutex::new(None),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<HashMap<PageKey, (Uuid, Instant)>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self, key: &PageKey) -> Option<Uuid> {
-        let mut map = self.lock();
-        let (id, at) = map.as_mut()?.remove(key)?;
-        (at.elapsed() < self.ttl).then_some(id)
-    }
-
-    fn put(&self, key: PageKey, last: Uuid) {
-        let mut guard = self.lock();
-        let map = guard.get_or_insert_with(HashMap::new);
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            map.retain(|_, (_, at)| at.elapsed() < self.ttl);
-            if map.len() >= self.capacity
-                && let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(key, (last, Instant::now()));
-    }
+    page::fetch_page(db, table, org_id, &req)
+        .await
+        .map_err(|e| match e {
+            PageError::Scim(e) => e.into(),
+            PageError::Db(e) => e.into(),
+        })
 }
 
 /// A ListResponse with `itemsPerPage` equal to what it holds.
@@ -350,42 +201,5 @@ mod tests {
         assert_eq!(p.sort_by.as_deref(), Some("userName"));
         assert_eq!(p.attributes, AttrList::parse("userName,name.givenName"));
         assert_eq!(p.excluded, AttrList::parse("emails"));
-    }
-
-    fn key(start_index: u64) -> PageKey {
-        PageKey {
-            table: "users",
-            org_id: Uuid::nil(),
-            filter: None,
-            descending: false,
-            start_index,
-        }
-    }
-
-    #[test]
-    fn a_continuation_is_taken_once_and_the_oldest_goes_first() {
-        let c = Continuations::new(2, Duration::from_secs(60));
-        let (a, b, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        c.put(key(101), a);
-        assert_eq!(c.get(&key(101)), Some(a));
-        assert_eq!(c.get(&key(101)), None, "taken");
-        c.put(key(101), a);
-        c.put(key(201), b);
-        c.put(key(301), d);
-        assert_eq!(c.get(&key(101)), None, "evicted, the oldest");
-        assert_eq!((c.get(&key(201)), c.get(&key(301))), (Some(b), Some(d)));
-        let other_filter = PageKey {
-            filter: Some("active eq true".into()),
-            ..key(201)
-        };
-        c.put(key(201), b);
-        assert_eq!(c.get(&other_filter), None, "another list");
-    }
-
-    #[test]
-    fn an_expired_continuation_is_not_used() {
-        let c = Continuations::new(4, Duration::ZERO);
-        c.put(key(101), Uuid::new_v4());
-        assert_eq!(c.get(&key(101)), None);
     }
 }

@@ -7,21 +7,25 @@ pub mod list;
 pub mod users;
 
 use crate::{
-    app::AppState,
-    commands::reply_error,
+    auth::ScimOrg,
+    body::JsonBody,
+    commands::{execute, reply_error},
     error::{ScimApiError, scim_error_response},
+    request_id::RequestId,
+    state::AppState,
 };
 use axum::{
     Json, Router,
-    extract::Request,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use common::{
-    messages::Reply,
+    messages::{Command, Reply},
     scim::{SCIM_CONTENT_TYPE, ScimError},
 };
+use list::ListParams;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -120,6 +124,85 @@ pub(crate) fn etag_version(
     let digits = v.trim_start_matches("W/").trim_matches('"');
     // An ETag we never issued can never match the current version.
     Ok(Some(digits.parse::<i64>().unwrap_or(-1)))
+}
+
+/// `304 Not Modified` with the resource's `ETag`, when `If-None-Match` names its current
+/// version (RFC 7232 §3.2); Users and Groups answer it alike.
+pub(crate) fn not_modified(
+    headers: &HeaderMap,
+    version: i64,
+) -> Result<Option<Response>, ScimApiError> {
+    if etag_version(headers, header::IF_NONE_MATCH)? != Some(version) {
+        return Ok(None);
+    }
+    let mut res = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&common::scim::model::etag(version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(Some(res))
+}
+
+/// What every SCIM write carries: the state, the token's org, the request's correlation
+/// id and the version `If-Match` names.
+pub(crate) struct Write {
+    state: AppState,
+    pub(crate) org: Uuid,
+    request: RequestId,
+    if_match: Option<i64>,
+}
+
+impl FromRequestParts<AppState> for Write {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let org = ScimOrg::from_request_parts(parts, state).await?;
+        let request = parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .ok_or_else(|| ScimApiError::internal().into_response())?;
+        let if_match =
+            etag_version(&parts.headers, header::IF_MATCH).map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: state.clone(),
+            org: org.0,
+            request,
+            if_match,
+        })
+    }
+}
+
+impl Write {
+    /// Sends the command `cmd` builds (given `If-Match`) and answers with the worker's reply.
+    pub(crate) async fn send(
+        self,
+        cmd: impl FnOnce(Option<i64>) -> Command,
+    ) -> Result<Response, ScimApiError> {
+        let cmd = cmd(self.if_match);
+        reply_response(execute(&self.state, Some(self.org), &self.request, cmd).await?)
+    }
+}
+
+/// A list's parameters, from the query string (`GET /Users`) or a SearchRequest body
+/// (`POST /Users/.search`, RFC 7644 §3.4.3).
+pub(crate) struct ListQuery(pub(crate) ListParams);
+
+impl FromRequest<AppState> for ListQuery {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let params = if req.method() == Method::POST {
+            let JsonBody(body) = JsonBody::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            ListParams::from_search(&body)
+        } else {
+            ListParams::from_query(req.uri().query())
+        };
+        params
+            .map(Self)
+            .map_err(|e| ScimApiError::from(e).into_response())
+    }
 }
 
 /// A resource id from the path; anything that is not one of ours is simply not found.

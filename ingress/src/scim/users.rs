@@ -2,23 +2,22 @@
 //! PostgreSQL scoped by the token's org; writes are commands.
 
 use crate::{
-    app::AppState,
     auth::ScimOrg,
     body::JsonBody,
-    commands::execute,
     error::ScimApiError,
-    request_id::RequestId,
     scim::{
-        etag_version,
+        ListQuery, Write,
         list::{ListParams, Table, fetch_page, list_response},
-        reply_response, resource_id, scim_json,
+        not_modified, resource_id, scim_json,
     },
+    state::AppState,
+    store,
 };
 use axum::{
-    Extension, Router,
+    Router,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
     routing::{get, post},
 };
 use common::{
@@ -26,7 +25,6 @@ use common::{
         entities::user,
         query::{users_order, users_where},
         reads::user_groups,
-        stmt,
     },
     messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser},
     scim::{
@@ -37,7 +35,6 @@ use common::{
         schema,
     },
 };
-use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -46,86 +43,69 @@ pub use super::list::MAX_PAGE;
 pub fn router() -> axum::Router<AppState> {
     Router::new()
         .route("/Users", get(list).post(create))
-        .route("/Users/.search", post(search))
+        .route("/Users/.search", post(list))
         .route(
             "/Users/{id}",
             get(retrieve).put(replace).patch(patch).delete(delete),
         )
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn create(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn create(w: Write, JsonBody(body): JsonBody) -> Result<Response, ScimApiError> {
     let input = UserInput::from_json(body)?;
-    let cmd = Command::CreateUser(CreateUser {
-        resource: Value::Object(input.resource),
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    let resource = Value::Object(input.resource);
+    w.send(|_| Command::CreateUser(CreateUser { resource }))
+        .await
 }
 
 fn user_id(id: &str) -> Result<Uuid, ScimApiError> {
     resource_id("User", id)
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn replace(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
-    let input = UserInput::from_json(body)?;
-    let cmd = Command::ReplaceUser(ReplaceUser {
-        user_id,
-        resource: Value::Object(input.resource),
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    let resource = Value::Object(UserInput::from_json(body)?.resource);
+    w.send(|if_match| {
+        Command::ReplaceUser(ReplaceUser {
+            user_id,
+            resource,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
 async fn patch(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
+    w: Write,
     Path(id): Path<String>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
     patch::parse_request(&body, &schema::USER)?;
     // POST and PUT drop it in `UserInput`: no password is ever published.
-    let mut body = body;
-    patch::strip_write_only(&mut body);
-    let cmd = Command::PatchUser(PatchUser {
-        user_id,
-        patch: body,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    let mut patch = body;
+    patch::strip_write_only(&mut patch);
+    w.send(|if_match| {
+        Command::PatchUser(PatchUser {
+            user_id,
+            patch,
+            if_match,
+        })
+    })
+    .await
 }
 
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn delete(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Extension(request): Extension<RequestId>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ScimApiError> {
+#[tracing::instrument(skip_all, fields(org_id = %w.org))]
+async fn delete(w: Write, Path(id): Path<String>) -> Result<Response, ScimApiError> {
     let user_id = user_id(&id)?;
-    let cmd = Command::DeleteUser(DeleteUser {
-        user_id,
-        if_match: etag_version(&headers, header::IF_MATCH)?,
-    });
-    reply_response(execute(&state, Some(org.0), &request, cmd).await?)
+    w.send(|if_match| Command::DeleteUser(DeleteUser { user_id, if_match }))
+        .await
 }
 
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
@@ -139,20 +119,10 @@ async fn retrieve(
     let params = ListParams::from_query(query.as_deref())?;
     let not_found = || ScimApiError::from(ScimError::not_found(format!("User {id} not found")));
     let uuid = user_id(&id)?;
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT * FROM users WHERE org_id = $1 AND id = $2",
-            [org.0.into(), uuid.into()],
-        ))
+    let u = store::scim::user(&state.db, org.0, uuid)
         .await?
         .ok_or_else(not_found)?;
-    let u = user::Model::from_query_result(&row, "")?;
-    if etag_version(&headers, header::IF_NONE_MATCH)? == Some(u.version) {
-        let mut res = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&common::scim::model::etag(u.version)) {
-            res.headers_mut().insert(header::ETAG, v);
-        }
+    if let Some(res) = not_modified(&headers, u.version)? {
         return Ok(res);
     }
     let groups = user_groups(&state.db, &[u.id]).await?;
@@ -166,37 +136,20 @@ async fn retrieve(
     Ok(scim_json(StatusCode::OK, body))
 }
 
+/// `GET /Users` and `POST /Users/.search`.
 #[tracing::instrument(skip_all, fields(org_id = %org.0))]
 async fn list(
     State(state): State<AppState>,
     org: ScimOrg,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ScimApiError> {
-    query_users(&state, org, ListParams::from_query(query.as_deref())?).await
-}
-
-/// `POST /Users/.search` (RFC 7644 §3.4.3): the query in the body.
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn search(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
-    query_users(&state, org, ListParams::from_search(&body)?).await
-}
-
-const USERS: Table = Table {
-    name: "users",
-    filter: users_where,
-    order: users_order,
-};
-
-async fn query_users(
-    state: &AppState,
-    org: ScimOrg,
-    params: ListParams,
+    ListQuery(params): ListQuery,
 ) -> Result<Response, ScimApiError> {
     let (total, users) = fetch_page::<user::Model>(&state.db, &USERS, org.0, &params).await?;
+    const USERS: Table = Table {
+        name: "users",
+        filter: users_where,
+        order: users_order,
+    };
+
     let ids: Vec<_> = users.iter().map(|u| u.id).collect();
     let groups = user_groups(&state.db, &ids).await?;
     let base = state.scim_base();

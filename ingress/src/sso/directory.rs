@@ -5,7 +5,7 @@
 use super::{
     Visitor, ended, failure_page, jar, oidc::Failure, session::Session, unavailable, view, visitor,
 };
-use crate::{admin::service, app::AppState, request_id::RequestId};
+use crate::{admin::service, request_id::RequestId, state::AppState};
 use axum::{
     Extension,
     body::Bytes,

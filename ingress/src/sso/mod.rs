@@ -7,31 +7,31 @@
 //! invite is signing in for the first time. Admin work keeps its own key and session.
 
 mod directory;
+mod flow;
 pub mod oidc;
 pub mod session;
 mod view;
 
-use crate::{admin::page::session::Keys, app::AppState, commands::execute, request_id::RequestId};
+use crate::{
+    admin::page::session::Keys, commands::execute, request_id::RequestId, state::AppState, store,
+};
 use axum::{
     Extension, Router,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     middleware::map_response,
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
 use axum_extra::extract::cookie::SignedCookieJar;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use common::{
     Settings,
-    db::stmt,
-    messages::{Command, Reply, SignIn, SignInClaim},
+    messages::{Command, Reply},
 };
-use oidc::{Failure, OrgClient};
-use sea_orm::ConnectionTrait;
-use serde::Deserialize;
-use session::{Flow, Session};
+use oidc::Failure;
+use session::Session;
 use uuid::Uuid;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
@@ -59,6 +59,10 @@ pub fn sign_in_url(settings: &Settings, org: Uuid) -> String {
 pub fn seal_context(org: Uuid) -> String {
     format!("oidc-client-secret:{org}")
 }
+
+pub use flow::start_flow;
+pub(super) use flow::unavailable;
+use flow::{callback, sign_in};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -90,272 +94,6 @@ pub(super) fn jar(state: &AppState, headers: &axum::http::HeaderMap) -> SignedCo
 
 fn secure(settings: &Settings) -> bool {
     settings.public_url.starts_with("https://")
-}
-
-/// An org's sign-in settings, the secret opened.
-struct OrgSso {
-    client: OrgClient,
-    claim: SignInClaim,
-    generation: i64,
-}
-
-fn not_set_up() -> Failure {
-    Failure::new(
-        "sign_in_off",
-        404,
-        "Sign-in with Okta is not set up for this organisation. Ask your administrator.",
-    )
-}
-
-pub(super) fn unavailable() -> Failure {
-    Failure::new(
-        "unavailable",
-        503,
-        "Roster is busy right now. Try again in a few seconds.",
-    )
-}
-
-/// The org's settings, or the failure to show: off, or a secret this ingress cannot open
-/// (another `ROSTER_SECRETS_KEY`).
-async fn org_sso(state: &AppState, org: Uuid) -> Result<OrgSso, Failure> {
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT oidc_issuer, oidc_client_id, oidc_client_secret, oidc_claim, oidc_generation \
-             FROM orgs WHERE id = $1",
-            [org.into()],
-        ))
-        .await
-        .map_err(|_| unavailable())?
-        .ok_or_else(not_set_up)?;
-    let get = |c: &str| row.try_get::<Option<String>>("", c).ok().flatten();
-    let (Some(issuer), Some(client_id), Some(sealed)) = (
-        get("oidc_issuer"),
-        get("oidc_client_id"),
-        get("oidc_client_secret"),
-    ) else {
-        return Err(not_set_up());
-    };
-    let secret = state
-        .settings
-        .secrets_key
-        .as_ref()
-        .and_then(|k| k.open(&seal_context(org), &sealed).ok())
-        .ok_or_else(|| {
-            tracing::error!(%org, "the org's OIDC client secret cannot be opened: ROSTER_SECRETS_KEY unset or changed");
-            Failure::new(
-                "misconfigured",
-                500,
-                "Sign-in is misconfigured on Roster's side. Tell your administrator (the client secret must be entered again).",
-            )
-        })?;
-    let claim = match get("oidc_claim").as_deref() {
-        Some("preferred_username") => SignInClaim::PreferredUsername,
-        _ => SignInClaim::Email,
-    };
-    Ok(OrgSso {
-        client: OrgClient {
-            issuer,
-            client_id,
-            client_secret: secret,
-            redirect_uri: redirect_uri(&state.settings, org),
-        },
-        claim,
-        generation: row
-            .try_get("", "oidc_generation")
-            .map_err(|_| unavailable())?,
-    })
-}
-
-/// Starts a sign-in for `org` (from an invite: its digest rides along): the flow cookie,
-/// and a redirect to the provider.
-pub async fn start_flow(
-    state: &AppState,
-    headers: &axum::http::HeaderMap,
-    org: Uuid,
-    invite_hash: Option<String>,
-) -> Response {
-    let outcome = async {
-        let sso = org_sso(state, org).await?;
-        let start = oidc::start(&state.sso.providers, &sso.client).await?;
-        Ok::<_, Failure>((sso, start))
-    }
-    .await;
-    let (sso, start) = match outcome {
-        Ok(ok) => ok,
-        Err(f) => return failure_page(&f, Some(org)),
-    };
-    let now = Utc::now();
-    let flow = Flow {
-        org,
-        expires: (now + session::FLOW_FOR).timestamp(),
-        state: start.state,
-        nonce: start.nonce,
-        pkce_verifier: start.pkce_verifier,
-        generation: sso.generation,
-        invite_hash,
-    };
-    let jar = jar(state, headers).add(flow.cookie(secure(&state.settings), now));
-    (jar, Redirect::to(&start.url)).into_response()
-}
-
-fn org_path(org: &str) -> Option<Uuid> {
-    Uuid::parse_str(org).ok()
-}
-
-async fn sign_in(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    Path(org): Path<String>,
-) -> Response {
-    match org_path(&org) {
-        Some(org) => start_flow(&state, &headers, org, None).await,
-        None => failure_page(&not_set_up(), None),
-    }
-}
-
-#[derive(Deserialize)]
-struct Callback {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-}
-
-fn stale() -> Failure {
-    Failure::new(
-        "state_mismatch",
-        400,
-        "This sign-in was not started in this browser, was already used, or took too long (state mismatch). Start again.",
-    )
-}
-
-#[tracing::instrument(skip_all, fields(%org))]
-async fn callback(
-    State(state): State<AppState>,
-    Extension(request): Extension<RequestId>,
-    headers: axum::http::HeaderMap,
-    Path(org): Path<String>,
-    Query(q): Query<Callback>,
-) -> Response {
-    let jar = jar(&state, &headers);
-    let now = Utc::now();
-    let flow = jar
-        .get(session::FLOW_COOKIE)
-        .and_then(|c| Flow::decode(c.value(), now));
-    // The flow is used once, whatever happens next.
-    let jar = jar.remove(session::removal(session::FLOW_COOKIE, session::FLOW_PATH));
-    let org = org_path(&org);
-    let outcome = finish(&state, &request, flow, org, q, now).await;
-    let code = outcome.as_ref().map_or_else(|f| f.code, |_| "signed_in");
-    metrics::counter!(common::metrics::SIGN_INS, "outcome" => code, "prefix" => state.settings.amqp_prefix.clone())
-        .increment(1);
-    match outcome {
-        Ok(session) => {
-            tracing::info!(user = %session.user, "employee signed in");
-            let jar = jar.add(session.cookie(secure(&state.settings), now));
-            (jar, Redirect::to("/directory")).into_response()
-        }
-        Err(f) => {
-            tracing::info!(code = f.code, "sign-in refused");
-            (jar, failure_page(&f, org)).into_response()
-        }
-    }
-}
-
-async fn finish(
-    state: &AppState,
-    request: &RequestId,
-    flow: Option<Flow>,
-    org: Option<Uuid>,
-    q: Callback,
-    now: DateTime<Utc>,
-) -> Result<Session, Failure> {
-    let flow = flow
-        .filter(|f| Some(f.org) == org)
-        .filter(|f| q.state.as_deref().is_some_and(|s| f.state_matches(s)))
-        .ok_or_else(stale)?;
-    if let Some(error) = q.error {
-        return Err(Failure::new(
-            "provider_refused",
-            401,
-            format!(
-                "Your identity provider did not sign you in ({error}). If you should have access, ask your administrator to assign you the app in Okta."
-            ),
-        ));
-    }
-    let code = q.code.filter(|c| !c.is_empty()).ok_or_else(stale)?;
-    let sso = org_sso(state, flow.org).await?;
-    if sso.generation != flow.generation {
-        return Err(settings_changed());
-    }
-    let verified = oidc::finish(
-        &state.sso.providers,
-        &sso.client,
-        &code,
-        &flow.pkce_verifier,
-        &flow.nonce,
-    )
-    .await?;
-    let cmd = Command::SignIn(SignIn {
-        claim: sso.claim,
-        value: verified.claim(sso.claim)?.trim().to_owned(),
-        subject: verified.subject.clone(),
-        oidc_generation: flow.generation,
-        invite_token_hash: flow.invite_hash.map(common::secret::TokenHash),
-    });
-    let reply = execute(state, Some(flow.org), request, cmd)
-        .await
-        .map_err(|_| unavailable())?;
-    match reply {
-        Reply::Ok { body, .. } => {
-            let user: Uuid =
-                serde_json::from_value(body["user_id"].clone()).map_err(|_| unavailable())?;
-            let generation = |k: &str| body[k].as_i64().unwrap_or(-1);
-            Ok(Session::new(
-                flow.org,
-                user,
-                generation("session_generation"),
-                generation("oidc_generation"),
-                now,
-            ))
-        }
-        Reply::Error {
-            status,
-            scim_type,
-            detail,
-        } => Err(refusal(status, scim_type.as_deref(), detail)),
-    }
-}
-
-fn settings_changed() -> Failure {
-    Failure::new(
-        "settings_changed",
-        409,
-        "Your organisation's sign-in settings changed while you were signing in. Start again.",
-    )
-}
-
-/// The worker's refusal, with its code.
-fn refusal(status: u16, code: Option<&str>, detail: String) -> Failure {
-    let code = match code {
-        Some("not_in_directory") => "not_in_directory",
-        Some("deactivated") => "deactivated",
-        Some("ambiguous") => "ambiguous",
-        Some("settings_changed") => return settings_changed(),
-        Some("sign_in_off") => return not_set_up(),
-        _ => "refused",
-    };
-    let message = match code {
-        "not_in_directory" => format!(
-            "You are not in this organisation's directory ({detail}). If you should be, ask your administrator to assign you the app in Okta."
-        ),
-        "deactivated" => {
-            "Your profile in this organisation's directory is deactivated, so you cannot sign in."
-                .to_owned()
-        }
-        _ => format!("Roster did not sign you in: {detail}."),
-    };
-    Failure::new(code, status, message)
 }
 
 pub(super) fn failure_page(f: &Failure, org: Option<Uuid>) -> Response {
@@ -395,26 +133,15 @@ pub(super) async fn visitor(state: &AppState, jar: &SignedCookieJar) -> Result<V
     if !s.live(Utc::now()) {
         return Ok(Visitor::Ended(Some(s.org)));
     }
-    let row = state
-        .db
-        .query_one_raw(stmt(
-            "SELECT u.active AND o.oidc_issuer IS NOT NULL \
-             AND u.session_generation = $3 AND o.oidc_generation = $4 AS valid \
-             FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = $1 AND u.org_id = $2",
-            [
-                s.user.into(),
-                s.org.into(),
-                s.person_generation.into(),
-                s.org_generation.into(),
-            ],
-        ))
-        .await
-        .map_err(|_| unavailable())?;
-    let valid = row
-        .map(|r| r.try_get::<bool>("", "valid"))
-        .transpose()
-        .map_err(|_| unavailable())?
-        .unwrap_or(false);
+    let valid = store::sso::session_valid(
+        &state.db,
+        s.org,
+        s.user,
+        s.person_generation,
+        s.org_generation,
+    )
+    .await
+    .map_err(|_| unavailable())?;
     Ok(if valid {
         Visitor::SignedIn(s)
     } else {

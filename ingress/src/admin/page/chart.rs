@@ -6,7 +6,7 @@
 use super::{PageError, Visit, view::layout};
 use crate::{
     admin::org_chart::{self, MAX_DEPTH, Node},
-    app::AppState,
+    state::AppState,
 };
 use axum::{
     extract::{Query, State},

@@ -5,16 +5,16 @@
 
 use super::service::{self, reply_body};
 use crate::{
-    app::AppState,
     auth::{AdminOrg, Operator},
     body::JsonBody,
     commands::execute,
     error::{ApiError, ScimApiError},
     request_id::RequestId,
+    state::AppState,
 };
 use axum::{
     Extension, Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -25,8 +25,14 @@ use common::{
     secret::{self, TokenKind},
 };
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
+
+mod log;
+mod people;
+
+use log::{get_activity, get_guard, get_provisioning_log};
+use people::{delete_person, get_person, list_people, patch_person};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,8 +54,18 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/activity", get(get_activity))
         .route("/admin/v1/provisioning/log", get(get_provisioning_log))
         .route("/admin/v1/deprovision-guard", get(get_guard))
-        .route("/admin/v1/deprovision-guard/approve", post(approve_guard))
-        .route("/admin/v1/deprovision-guard/reject", post(reject_guard))
+        .route(
+            "/admin/v1/deprovision-guard/approve",
+            post(|State(state), org, Extension(request)| {
+                log::decide_guard(state, org, request, GuardDecision::Approve)
+            }),
+        )
+        .route(
+            "/admin/v1/deprovision-guard/reject",
+            post(|State(state), org, Extension(request)| {
+                log::decide_guard(state, org, request, GuardDecision::Reject)
+            }),
+        )
         .route(
             "/admin/v1/integrations",
             get(list_integrations).post(create_integration),
@@ -312,161 +328,4 @@ async fn revoke_integration(
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "integration not found"))?;
     service::revoke_integration(&state, org.0, &request, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct ActivityQuery {
-    limit: Option<u64>,
-    before: Option<i64>,
-}
-
-async fn get_activity(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Query(q): Query<ActivityQuery>,
-) -> Result<Json<Vec<service::Activity>>, ApiError> {
-    Ok(Json(
-        service::activity(&state, org.0, q.limit.unwrap_or(50), q.before).await?,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogParams {
-    /// `failed` or `succeeded`.
-    outcome: Option<String>,
-    person: Option<String>,
-    cursor: Option<String>,
-    limit: Option<u64>,
-}
-
-/// `GET /admin/v1/provisioning/log?outcome=failed&person={id}&cursor=…&limit=…`.
-async fn get_provisioning_log(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Query(q): Query<LogParams>,
-) -> Result<Json<Value>, ApiError> {
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
-    let failed = match q.outcome.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some("failed") => Some(true),
-        Some("succeeded") => Some(false),
-        Some(o) => {
-            return Err(bad(format!(
-                "outcome must be failed, succeeded or all, not {o:?}"
-            )));
-        }
-    };
-    let id = |name: &str, v: Option<String>| {
-        v.filter(|v| !v.is_empty())
-            .map(|v| Uuid::parse_str(&v).map_err(|_| bad(format!("{name} must be an id"))))
-            .transpose()
-    };
-    let query = service::LogQuery {
-        failed,
-        person: id("person", q.person)?,
-        cursor: id("cursor", q.cursor)?,
-        limit: q.limit.unwrap_or(50),
-    };
-    let (entries, next) = service::provisioning_log(&state, org.0, &query).await?;
-    Ok(Json(json!({"entries": entries, "next_cursor": next})))
-}
-
-async fn get_guard(
-    State(state): State<AppState>,
-    org: AdminOrg,
-) -> Result<Json<service::GuardStatus>, ApiError> {
-    Ok(Json(service::guard(&state, org.0).await?))
-}
-
-async fn approve_guard(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Extension(request): Extension<RequestId>,
-) -> Result<Json<service::GuardStatus>, ApiError> {
-    let decision = GuardDecision::Approve;
-    Ok(Json(
-        service::decide_guard(&state, org.0, &request, decision).await?,
-    ))
-}
-
-async fn reject_guard(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Extension(request): Extension<RequestId>,
-) -> Result<Json<service::GuardStatus>, ApiError> {
-    let decision = GuardDecision::Reject;
-    Ok(Json(
-        service::decide_guard(&state, org.0, &request, decision).await?,
-    ))
-}
-
-#[derive(Deserialize)]
-struct PeopleQuery {
-    #[serde(default)]
-    include_inactive: bool,
-    limit: Option<u64>,
-    offset: Option<u64>,
-}
-
-async fn list_people(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Query(q): Query<PeopleQuery>,
-) -> Result<Json<Vec<service::Person>>, ApiError> {
-    let people = service::people(
-        &state,
-        org.0,
-        q.include_inactive,
-        q.limit.unwrap_or(100),
-        q.offset.unwrap_or(0),
-    )
-    .await?;
-    Ok(Json(people))
-}
-
-fn person_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "person not found"))
-}
-
-async fn get_person(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Path(id): Path<String>,
-) -> Result<Json<service::Person>, ApiError> {
-    Ok(Json(
-        service::person_by_id(&state, org.0, person_id(&id)?).await?,
-    ))
-}
-
-/// The directory API's delete: the person goes, and their personal data with them
-/// (docs/data-lifecycle.md).
-async fn delete_person(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Extension(request): Extension<RequestId>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    service::delete_person(&state, org.0, &request, person_id(&id)?).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PersonEdit {
-    fields: Map<String, Value>,
-}
-
-async fn patch_person(
-    State(state): State<AppState>,
-    org: AdminOrg,
-    Extension(request): Extension<RequestId>,
-    Path(id): Path<String>,
-    body: Result<JsonBody, ScimApiError>,
-) -> Result<Json<service::Person>, ApiError> {
-    let id = person_id(&id)?;
-    let PersonEdit { fields } = parse(body)?;
-    Ok(Json(
-        service::update_person(&state, org.0, &request, id, fields).await?,
-    ))
 }
