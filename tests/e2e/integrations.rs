@@ -7,7 +7,7 @@
 
 use common::{
     amqp::{Publisher, Topology, publish::envelope_properties},
-    messages::{Envelope, Reply},
+    messages::{Command, Envelope, Reply},
 };
 use futures_util::future::join_all;
 use lapin::{
@@ -27,7 +27,10 @@ use tests::{
     okta::{ScimClient, create_user_body},
 };
 use uuid::Uuid;
-use worker::dlq;
+use worker::{
+    apply::{ApplyContext, Item},
+    dlq,
+};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -688,6 +691,64 @@ async fn a_message_id_has_one_effect() {
     assert!(service.no_more_events().await, "no second effect");
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 3);
     service.close().await;
+    app.stop().await;
+}
+
+/// A message published twice at once can come twice in one batch: its id is claimed
+/// once, it is applied once, and both deliveries get the first one's reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_twice_in_one_batch_is_applied_once() {
+    let app = TestApp::spawn().await;
+    let hr = app.tenant("Acme").await;
+    let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
+    let create = |name: &str| {
+        command(
+            "user.create",
+            &hr.org_id,
+            json!({"resource": create_user_body(name, "Id", "Em")}),
+            Some(&credential),
+        )
+    };
+    let twice = create(&app.email("twice"));
+    let envs = [twice.clone(), create(&app.email("other")), twice.clone()];
+    let cmds: Vec<Command> = envs
+        .iter()
+        .map(|e| Command::from_envelope(e).expect("decodes"))
+        .collect();
+    let items: Vec<Item> = envs
+        .iter()
+        .zip(&cmds)
+        .map(|(env, cmd)| Item { env, cmd })
+        .collect();
+    let ctx = ApplyContext {
+        scim_base: format!("{}/scim/v2", app.base),
+        prefix: app.settings.amqp_prefix.clone(),
+    };
+    let batch = worker::apply::apply_batch(&app.db, &ctx, &items)
+        .await
+        .expect("the batch commits");
+    assert!(batch.error.is_none(), "{:?}", batch.error);
+    let statuses: Vec<u16> = batch.settled.iter().map(|a| a.reply.status()).collect();
+    assert_eq!(statuses, [201, 201, 201]);
+    assert_eq!(
+        batch.settled[0].reply, batch.settled[2].reply,
+        "the stored reply"
+    );
+    let one = format!(
+        "SELECT count(*) FROM users WHERE user_name = '{}'",
+        app.email("twice")
+    );
+    assert_eq!(app.count(&one).await, 1, "one user");
+    let claims = format!(
+        "SELECT count(*) FROM processed_commands WHERE command_id = '{}' AND reply IS NOT NULL",
+        twice.id
+    );
+    assert_eq!(app.count(&claims).await, 1, "one claim, with its reply");
+    let events = format!(
+        "SELECT count(*) FROM outbox WHERE org_id = '{}' AND routing_key = 'user.created'",
+        hr.org_id
+    );
+    assert_eq!(app.count(&events).await, 2, "one event each");
     app.stop().await;
 }
 

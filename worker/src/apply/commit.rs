@@ -92,9 +92,12 @@ async fn run_batch(
     let mut pending = Effects::default();
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(todo.len());
     let mut error = None;
+    // A message published twice can come twice in one batch: its id is claimed once, and
+    // only its first delivery runs; the others get the stored reply after the commit.
+    let mut taken: HashSet<Uuid> = HashSet::new();
     for &i in todo {
         let Item { env, cmd } = items[i];
-        if !claimed.contains(&env.id) {
+        if !claimed.contains(&env.id) || !taken.insert(env.id) {
             replies.push(None);
             continue;
         }
@@ -117,11 +120,18 @@ async fn run_batch(
         tx.rollback().await?;
         return Ok(Run::Committed { replies, error });
     }
-    // The ids claimed by the items left for the caller are given back.
+    // The ids claimed by the items left for the caller are given back (not those of a
+    // command applied here, whose later copies are left too).
+    let done: HashSet<Uuid> = todo
+        .iter()
+        .zip(&replies)
+        .filter(|(_, r)| r.is_some())
+        .map(|(&i, _)| items[i].env.id)
+        .collect();
     let left: Vec<Uuid> = todo[replies.len()..]
         .iter()
         .map(|&i| items[i].env.id)
-        .filter(|id| claimed.contains(id))
+        .filter(|id| claimed.contains(id) && !done.contains(id))
         .collect();
     if !left.is_empty() {
         tx.execute_raw(stmt(
