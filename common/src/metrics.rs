@@ -237,7 +237,10 @@ fn describe() {
         INVITES_FAILED,
         "Invites that failed after in-process retries"
     );
-    describe_counter!(INVITES_SKIPPED, "user.created events that needed no invite");
+    describe_counter!(
+        INVITES_SKIPPED,
+        "events that reached the mailer but needed no invite"
+    );
     describe_histogram!(
         SMTP_SEND_DURATION,
         metrics::Unit::Seconds,

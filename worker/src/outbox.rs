@@ -2,19 +2,27 @@
 //! exchange with confirms, in id order, then marks them published. One relay drains at a
 //! time across all workers (a transaction-scoped advisory lock), which keeps each user's
 //! events in version order; a crash between publish and mark re-publishes (at least once).
-//! It also samples the outbox's lag for the metrics, at most once a second.
+//! The events of people with an invite pending also go to the mailer's queue (a `BCC`
+//! header with `INVITE_ROUTE`); no other event does. It also samples the outbox's lag for
+//! the metrics, at most once a second.
 
 use common::{
     amqp::{
         Publisher, Topology,
         publish::{confirmed, envelope_properties},
+        topology::INVITE_ROUTE,
     },
     db::{is_transient, redact, stmt},
-    messages::Envelope,
+    messages::{Envelope, events},
     metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_UNREADABLE, prefix_of},
+};
+use lapin::{
+    BasicProperties,
+    types::{AMQPValue, LongString},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use std::{
+    collections::HashSet,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -22,6 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::sync::{Notify, watch};
+use uuid::Uuid;
 
 const BATCH: usize = 200;
 const RELAY_LOCK: i64 = 7_262_810_514;
@@ -125,8 +134,7 @@ pub async fn drain_once(
     let exchange = topology.events_exchange();
     let mut ids = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();
-    let mut pending = Vec::with_capacity(rows.len());
-    let mut kinds = Vec::with_capacity(rows.len());
+    let mut events = Vec::with_capacity(rows.len());
     for row in &rows {
         let id: i64 = row.try_get("", "id").map_err(db_err)?;
         let key: String = row.try_get("", "routing_key").map_err(db_err)?;
@@ -139,15 +147,19 @@ pub async fn drain_once(
             continue;
         };
         ids.push(id);
+        events.push((key, envelope));
+    }
+    let inviting = pending_invites(&tx, &events).await.map_err(db_err)?;
+    let mut pending = Vec::with_capacity(events.len());
+    let mut kinds = Vec::with_capacity(events.len());
+    for (key, envelope) in events {
+        let mut props = envelope_properties(&envelope);
+        if invitee(&envelope).is_some_and(|u| inviting.contains(&u)) {
+            props = to_the_mailer(props);
+        }
         pending.push(
             publisher
-                .send_raw(
-                    &exchange,
-                    &key,
-                    &envelope.to_bytes(),
-                    envelope_properties(&envelope),
-                    false,
-                )
+                .send_raw(&exchange, &key, &envelope.to_bytes(), props, false)
                 .await?,
         );
         kinds.push(envelope.kind);
@@ -179,6 +191,53 @@ pub async fn drain_once(
             .increment(1);
     }
     Ok(rows.len())
+}
+
+/// The person a `user.created` or `user.reactivated` event is about: the events that can
+/// send an invite.
+fn invitee(envelope: &Envelope) -> Option<Uuid> {
+    if envelope.kind != events::USER_CREATED && envelope.kind != events::USER_REACTIVATED {
+        return None;
+    }
+    envelope.payload.get("user_id")?.as_str()?.parse().ok()
+}
+
+/// Which of the events' people have an invite pending (written in the transaction that
+/// wrote the event, so committed before it is relayed): only their events go to the
+/// mailer.
+async fn pending_invites(
+    tx: &sea_orm::DatabaseTransaction,
+    events: &[(String, Envelope)],
+) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
+    let people: Vec<sea_orm::Value> = events
+        .iter()
+        .filter_map(|(_, e)| invitee(e))
+        .map(Into::into)
+        .collect();
+    if people.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = tx
+        .query_all_raw(stmt(
+            "SELECT user_id FROM invites WHERE user_id = ANY($1) AND sent_at IS NULL",
+            [sea_orm::Value::Array(
+                sea_orm::sea_query::ArrayType::Uuid,
+                Some(Box::new(people)),
+            )],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get("", "user_id")).collect()
+}
+
+/// Adds the mailer's route (`INVITE_ROUTE`) as a `BCC` header: the broker routes the event
+/// to the mailer's queue as well, and removes the header before delivery.
+fn to_the_mailer(props: BasicProperties) -> BasicProperties {
+    let mut headers = props.headers().clone().unwrap_or_default();
+    headers.insert(
+        "BCC".into(),
+        AMQPValue::FieldArray(vec![AMQPValue::LongString(LongString::from(INVITE_ROUTE))].into()),
+    );
+    props.with_headers(headers)
 }
 
 fn bigints(ids: &[i64]) -> sea_orm::Value {

@@ -22,13 +22,20 @@ pub async fn dead_letter(
     reason: &str,
 ) -> bool {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    // An event reached the mailer's queue through the relay's `BCC` route, not its own
+    // routing key: a replay goes straight back to that queue, not to every consumer.
+    let (exchange, routing_key) = if delivery.exchange.as_str() == topology.events_exchange() {
+        (String::new(), topology.mailer_queue())
+    } else {
+        (
+            delivery.exchange.to_string(),
+            delivery.routing_key.to_string(),
+        )
+    };
     for (k, v) in [
         ("x-roster-error", reason.to_owned()),
-        ("x-roster-original-exchange", delivery.exchange.to_string()),
-        (
-            "x-roster-original-routing-key",
-            delivery.routing_key.to_string(),
-        ),
+        ("x-roster-original-exchange", exchange),
+        ("x-roster-original-routing-key", routing_key),
         ("x-roster-failed-at", chrono::Utc::now().to_rfc3339()),
     ] {
         headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));

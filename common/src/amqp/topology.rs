@@ -3,7 +3,9 @@
 //!
 //! - `{p}.commands` (topic exchange) → `{p}.commands` (quorum queue, delivery limit,
 //!   dead-lettered to `{p}.dead-letter`)
-//! - `{p}.events` (topic exchange) → `{p}.mailer` (quorum queue, bound to `user.created` and `user.reactivated`)
+//! - `{p}.events` (topic exchange) → `{p}.mailer` (quorum queue, bound to [`INVITE_ROUTE`]
+//!   only: the outbox relay adds that key, as a `BCC` header, to the `user.created` and
+//!   `user.reactivated` events of people whose invite is pending)
 //! - `{p}.dead-letter` (fanout exchange) → `{p}.dead-letter` (quorum queue)
 //! - `{p}.provisioning-log` (quorum queue, default exchange, bounded; dead-lettered to
 //!   `{p}.dead-letter`): the ingress's provisioning-log entries for the worker
@@ -24,6 +26,12 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString},
 };
 use std::time::Duration;
+
+/// The routing key that brings an event to the mailer's queue: the relay adds it as a
+/// `BCC` header (RabbitMQ's sender-selected distribution, removed before delivery) to the
+/// events of people with an invite pending, so an org with invites off sends the mailer
+/// nothing.
+pub const INVITE_ROUTE: &str = "mailer.invite";
 
 /// Most provisioning-log messages (each a batch of entries) waiting for a worker.
 pub const PROVISIONING_LOG_MAX_LENGTH: i32 = 100_000;
@@ -221,10 +229,24 @@ impl Topology {
             .await?;
         self.declare_quorum(ch, &self.mailer_queue(), self.dead_lettered())
             .await?;
-        // A pending invite is sent when its person is created, or activated later.
+        // Only events with an invite pending reach the mailer (`INVITE_ROUTE`). Before,
+        // every creation and reactivation did: those bindings are removed (a no-op when
+        // they are not there).
+        self.bind(
+            ch,
+            &self.mailer_queue(),
+            &self.events_exchange(),
+            INVITE_ROUTE,
+        )
+        .await?;
         for key in [events::USER_CREATED, events::USER_REACTIVATED] {
-            self.bind(ch, &self.mailer_queue(), &self.events_exchange(), key)
-                .await?;
+            ch.queue_unbind(
+                self.mailer_queue().as_str().into(),
+                self.events_exchange().as_str().into(),
+                key.into(),
+                FieldTable::default(),
+            )
+            .await?;
         }
         // Bounded: the log is best effort, and a worker that is away must not let it grow
         // without limit (the ingress counts what the broker refuses).
