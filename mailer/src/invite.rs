@@ -1,12 +1,10 @@
 //! The invite email: who it is for, its text and HTML parts (every value escaped), and
 //! sending it through SMTP.
 
-use common::messages::UserEvent;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
 };
-use serde_json::Value;
 use std::time::Duration;
 
 /// Why an invite could not be sent.
@@ -63,35 +61,6 @@ pub fn greeting_name(
                 family.unwrap_or_default()
             );
             Some(full.trim().to_owned())
-        })?;
-    let name = single_line(&name);
-    (!name.is_empty()).then_some(name)
-}
-
-/// The name to greet: `displayName`, else given and family name.
-pub fn display_name(event: &UserEvent) -> Option<String> {
-    let field = |name: &str| {
-        event
-            .changes
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
-    let name = field("displayName")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            let name = field("name")?;
-            let given = name
-                .get("givenName")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let family = name
-                .get("familyName")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let full = format!("{given} {family}").trim().to_owned();
-            (!full.is_empty()).then_some(full)
         })?;
     let name = single_line(&name);
     (!name.is_empty()).then_some(name)
@@ -164,19 +133,28 @@ impl Invite {
         )
     }
 
+    /// The HTML part; maud escapes every value.
     pub fn html(&self) -> String {
-        let hello = self.to_name.as_deref().map_or("Hello,".to_owned(), |n| {
-            format!("Hello {},", common::html::escape(&single_line(n)))
-        });
-        format!(
-            "<!doctype html><html><body style=\"font-family:sans-serif\">\
-             <p>{hello}</p><p>{} uses Roster as its people directory, and your profile is ready.</p>\
-             <p><a href=\"{link}\">Accept your invite</a></p>\
-             <p style=\"color:#666\">The link works once and expires in {}.</p></body></html>",
-            common::html::escape(&single_line(&self.org_name)),
-            common::html::escape(&describe_ttl(self.ttl)),
-            link = common::html::escape(&self.link),
-        )
+        let name = self.to_name.as_deref().map(single_line);
+        maud::html! {
+            (maud::DOCTYPE)
+            html {
+                body style="font-family:sans-serif" {
+                    p {
+                        @if let Some(name) = &name { "Hello " (name) "," } @else { "Hello," }
+                    }
+                    p {
+                        (single_line(&self.org_name))
+                        " uses Roster as its people directory, and your profile is ready."
+                    }
+                    p { a href=(self.link) { "Accept your invite" } }
+                    p style="color:#666" {
+                        "The link works once and expires in " (describe_ttl(self.ttl)) "."
+                    }
+                }
+            }
+        }
+        .into_string()
     }
 
     /// Builds the message with typed headers (lettre encodes the display name and the
@@ -216,18 +194,7 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use uuid::Uuid;
-
-    fn event(changes: Value, user_name: &str) -> UserEvent {
-        UserEvent {
-            user_id: Uuid::new_v4(),
-            version: 1,
-            user_name: user_name.into(),
-            changes: changes.as_object().cloned().unwrap_or_default(),
-            manager_id: None,
-        }
-    }
 
     #[test]
     fn greets_the_stored_name() {
@@ -240,32 +207,14 @@ mod tests {
             Some("Ann Lee")
         );
         assert_eq!(greeting_name(Some(" "), None, None), None);
-    }
-
-    #[test]
-    fn greets_by_display_name_then_full_name() {
-        let e = event(
-            json!({"displayName": "Ann", "name": {"givenName": "A"}}),
-            "u",
-        );
-        assert_eq!(display_name(&e).as_deref(), Some("Ann"));
-        let e = event(
-            json!({"name": {"givenName": "Jo", "familyName": "Li"}}),
-            "jo@x.io",
-        );
-        assert_eq!(display_name(&e).as_deref(), Some("Jo Li"));
-        assert_eq!(display_name(&event(json!({}), "u")), None);
+        assert_eq!(greeting_name(None, None, None), None);
     }
 
     #[test]
     fn names_cannot_inject_headers_or_markup() {
-        let e = event(
-            json!({"displayName": "Eve\r\nBcc: all@x.io <script>"}),
-            "eve@x.io",
-        );
         let invite = Invite {
             to_address: "eve@x.io".into(),
-            to_name: display_name(&e),
+            to_name: greeting_name(Some("Eve\r\nBcc: all@x.io <script>"), None, None),
             org_name: "Acme\r\nX-Evil: 1".into(),
             link: "http://h/invite/t".into(),
             ttl: Duration::from_secs(7 * 86_400),

@@ -1,5 +1,6 @@
 //! Roster's mailer: one invite email per person created, when the org has invites on.
 
+mod handle;
 pub mod invite;
 pub mod run;
 

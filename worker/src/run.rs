@@ -15,8 +15,8 @@ use common::shutdown::{TaskGuard, unless};
 use common::{
     Settings,
     amqp::{
-        self, Publisher, Topology,
-        consume::{ConsumeOptions, Ended, consume_until},
+        Publisher, Topology,
+        consume::{ConsumeOptions, Ended, consume_until, reconnect_after},
         link::Link,
     },
     db::redact,
@@ -133,95 +133,84 @@ impl Worker {
         // broker's state.
         loop {
             let conn = self.link.current();
-            let opened = unless(shutdown.as_mut(), async {
-                let publisher = Publisher::open(&conn).await?;
-                let relay_publisher = Publisher::open(&conn).await?;
-                // The whole topology before the relay's first publish: an event published
-                // to an exchange declared again but not yet bound to the mailer queue would
-                // be confirmed and dropped.
-                self.topology.declare(publisher.channel()).await?;
-                Ok::<_, lapin::Error>((publisher, relay_publisher))
-            })
-            .await;
-            let (publisher, relay_publisher) = match opened {
-                None => break,
-                Some(Ok(opened)) => opened,
-                Some(Err(e)) => {
-                    tracing::error!(error = %amqp::redact(&e), "opening channels or declaring the topology failed");
-                    if unless(shutdown.as_mut(), self.link.reconnect())
-                        .await
-                        .is_none()
-                    {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let watch = vec![
-                publisher.channel().clone(),
-                relay_publisher.channel().clone(),
-            ];
-            let shared = Arc::new(batch::Shared {
-                db: self.db.clone(),
-                settler: Settler {
+            let ended = async {
+                let opened = unless(shutdown.as_mut(), async {
+                    let publisher = Publisher::open(&conn).await?;
+                    let relay_publisher = Publisher::open(&conn).await?;
+                    // The whole topology before the relay's first publish: an event published
+                    // to an exchange declared again but not yet bound to the mailer queue would
+                    // be confirmed and dropped.
+                    self.topology.declare(publisher.channel()).await?;
+                    Ok::<_, lapin::Error>((publisher, relay_publisher))
+                })
+                .await;
+                let Some(opened) = opened else {
+                    return Ok(Ended::Shutdown);
+                };
+                let (publisher, relay_publisher) = match opened {
+                    Ok(opened) => opened,
+                    Err(e) => return Err(e),
+                };
+                let watch = vec![
+                    publisher.channel().clone(),
+                    relay_publisher.channel().clone(),
+                ];
+                let shared = Arc::new(batch::Shared {
                     db: self.db.clone(),
-                    publisher,
-                    topology: self.topology.clone(),
-                    prefix: common::metrics::prefix_of(&self.topology),
-                },
-                ctx: self.ctx.clone(),
-                committed: committed.clone(),
-                batch_max: self.batch_max,
-            });
-            let (batcher, appliers) = Batcher::start(shared, self.concurrency);
-            let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
-            let relay = TaskGuard::spawn(outbox::relay(
-                self.db.clone(),
-                relay_publisher,
-                self.topology.clone(),
-                committed.clone(),
-                relay_rx,
-                unreadable.clone(),
-            ));
-            let ended = consume_until(
-                &conn,
-                &self.topology,
-                ConsumeOptions {
-                    queue: &self.topology.commands_queue(),
-                    tag_prefix: "worker",
-                    prefetch: self.prefetch,
-                    // Every delivery held goes to the appliers, which batch what is ready.
-                    concurrency: usize::from(self.prefetch),
-                    consuming: consuming.clone(),
-                    watch,
-                },
-                shutdown.as_mut(),
-                |delivery| {
-                    let batcher = batcher.clone();
-                    async move { batcher.submit(delivery).await }
-                },
-            )
+                    settler: Settler {
+                        db: self.db.clone(),
+                        publisher,
+                        topology: self.topology.clone(),
+                        prefix: common::metrics::prefix_of(&self.topology),
+                    },
+                    ctx: self.ctx.clone(),
+                    committed: committed.clone(),
+                    batch_max: self.batch_max,
+                });
+                let (batcher, appliers) = Batcher::start(shared, self.concurrency);
+                let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
+                let relay = TaskGuard::spawn(outbox::relay(
+                    self.db.clone(),
+                    relay_publisher,
+                    self.topology.clone(),
+                    committed.clone(),
+                    relay_rx,
+                    unreadable.clone(),
+                ));
+                let ended = consume_until(
+                    &conn,
+                    &self.topology,
+                    ConsumeOptions {
+                        queue: &self.topology.commands_queue(),
+                        tag_prefix: "worker",
+                        prefetch: self.prefetch,
+                        // Every delivery held goes to the appliers, which batch what is ready.
+                        concurrency: usize::from(self.prefetch),
+                        consuming: consuming.clone(),
+                        watch,
+                    },
+                    shutdown.as_mut(),
+                    |delivery| {
+                        let batcher = batcher.clone();
+                        async move { batcher.submit(delivery).await }
+                    },
+                )
+                .await;
+                // The consume loop has drained (or given up on) the deliveries in hand: the
+                // appliers finish what they hold and stop.
+                drop(batcher);
+                stop_appliers(appliers).await;
+                let _ = relay_stop.send(true);
+                // A relay stuck on a broker that is gone would hold the relay lock (and its
+                // transaction) for ever: it gets a few seconds, then is aborted and its
+                // transaction rolled back; the batch is published again by the next relay.
+                if relay.join_within(RELAY_STOP_TIMEOUT).await.is_none() {
+                    tracing::warn!("outbox relay did not stop in time; aborted");
+                }
+                ended
+            }
             .await;
-            // The consume loop has drained (or given up on) the deliveries in hand: the
-            // appliers finish what they hold and stop.
-            drop(batcher);
-            stop_appliers(appliers).await;
-            let _ = relay_stop.send(true);
-            // A relay stuck on a broker that is gone would hold the relay lock (and its
-            // transaction) for ever: it gets a few seconds, then is aborted and its
-            // transaction rolled back; the batch is published again by the next relay.
-            if relay.join_within(RELAY_STOP_TIMEOUT).await.is_none() {
-                tracing::warn!("outbox relay did not stop in time; aborted");
-            }
-            match ended {
-                Ok(Ended::Shutdown) => break,
-                Ok(Ended::Lost) => {}
-                Err(e) => tracing::error!(error = %amqp::redact(&e), "consuming failed"),
-            }
-            if unless(shutdown.as_mut(), self.link.reconnect())
-                .await
-                .is_none()
-            {
+            if !reconnect_after(&self.link, shutdown.as_mut(), ended).await {
                 break;
             }
         }

@@ -6,7 +6,10 @@
 //! can replace the connection. Handlers ack with [`ack`], which gives up after
 //! `ACK_TIMEOUT`, so a handler never waits on a connection that is gone.
 
-use super::{Topology, link::RECOVERY_GRACE};
+use super::{
+    Topology,
+    link::{Link, RECOVERY_GRACE},
+};
 use futures_util::StreamExt;
 use lapin::{
     Channel, Connection,
@@ -18,6 +21,7 @@ use lapin::{
 };
 use std::{
     future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -86,6 +90,30 @@ pub enum Ended {
     Shutdown,
     /// The connection was lost and not recovered in time: replace it and consume again.
     Lost,
+}
+
+/// What a consumer does after a session on one connection has ended (the worker and the
+/// mailer loop this way): a shutdown ends the loop (`false`); a lost connection or a
+/// failure (logged) is followed by a new connection, raced against the shutdown, and
+/// another session (`true`).
+pub async fn reconnect_after<S>(
+    link: &Link,
+    shutdown: Pin<&mut S>,
+    ended: lapin::Result<Ended>,
+) -> bool
+where
+    S: Future<Output = ()>,
+{
+    match ended {
+        Ok(Ended::Shutdown) => return false,
+        Ok(Ended::Lost) => {}
+        Err(e) => {
+            tracing::error!(error = %super::redact(&e), "the broker session failed; connecting again");
+        }
+    }
+    crate::shutdown::unless(shutdown, link.reconnect())
+        .await
+        .is_some()
 }
 
 /// Consumes `opts.queue` until `shutdown` resolves (then `Ended::Shutdown`; the future is
