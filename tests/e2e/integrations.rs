@@ -205,6 +205,16 @@ fn command(kind: &str, org: &str, payload: Value, credential: Option<&str>) -> E
     env
 }
 
+/// A `user.create` of `user_name` in `tenant`'s org, with an integration credential.
+fn user_create(tenant: &Tenant, user_name: &str, credential: &str) -> Envelope {
+    command(
+        "user.create",
+        &tenant.org_id,
+        json!({"resource": create_user_body(user_name, "Id", "Em")}),
+        Some(credential),
+    )
+}
+
 /// `POST /admin/v1/integrations`; returns (id, credential).
 async fn issue_credential(app: &TestApp, tenant: &Tenant, name: &str) -> (String, String) {
     let res = app
@@ -641,14 +651,7 @@ async fn a_message_id_has_one_effect() {
     let mut service = Service::connect(&app, "user.*").await;
     let hr = app.tenant("Acme").await;
     let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
-    let create = |name: &str| {
-        command(
-            "user.create",
-            &hr.org_id,
-            json!({"resource": create_user_body(name, "Id", "Em")}),
-            Some(&credential),
-        )
-    };
+    let create = |name: &str| user_create(&hr, name, &credential);
 
     // With reply_to, twice: the second reply is the stored first one.
     let first = create(&app.email("twice"));
@@ -701,14 +704,7 @@ async fn a_message_twice_in_one_batch_is_applied_once() {
     let app = TestApp::spawn().await;
     let hr = app.tenant("Acme").await;
     let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
-    let create = |name: &str| {
-        command(
-            "user.create",
-            &hr.org_id,
-            json!({"resource": create_user_body(name, "Id", "Em")}),
-            Some(&credential),
-        )
-    };
+    let create = |name: &str| user_create(&hr, name, &credential);
     let twice = create(&app.email("twice"));
     let envs = [twice.clone(), create(&app.email("other")), twice.clone()];
     let cmds: Vec<Command> = envs
