@@ -748,6 +748,67 @@ async fn a_message_twice_in_one_batch_is_applied_once() {
     app.stop().await;
 }
 
+/// A command that meets a database error mid-batch: nothing of it or the commands after
+/// it is committed (they are left to be applied one by one), and the commands before it
+/// are applied and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
+    let app = TestApp::spawn().await;
+    let hr = app.tenant("Acme").await;
+    let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
+    // This test's own database refuses one user name with an error (not a refusal).
+    for sql in [
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.user_name LIKE 'boom%' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER boom BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION boom()",
+    ] {
+        app.db.execute_unprepared(sql).await.expect("trigger");
+    }
+    let envs = [
+        user_create(&hr, &app.email("before"), &credential),
+        user_create(&hr, &app.email("boom"), &credential),
+        user_create(&hr, &app.email("after"), &credential),
+    ];
+    let cmds: Vec<Command> = envs
+        .iter()
+        .map(|e| Command::from_envelope(e).expect("decodes"))
+        .collect();
+    let items: Vec<Item> = envs
+        .iter()
+        .zip(&cmds)
+        .map(|(env, cmd)| Item { env, cmd })
+        .collect();
+    let ctx = ApplyContext {
+        scim_base: format!("{}/scim/v2", app.base),
+        prefix: app.settings.amqp_prefix.clone(),
+    };
+    let batch = worker::apply::apply_batch(&app.db, &ctx, &items)
+        .await
+        .expect("the batch ends");
+    assert_eq!(batch.settled.len(), 1, "only the command before it");
+    assert_eq!(batch.settled[0].reply.status(), 201);
+    let error = batch.error.expect("the error of the second").to_string();
+    assert!(error.contains("boom"), "{error}");
+    for (name, n) in [("before", 1), ("boom", 0), ("after", 0)] {
+        let sql = format!(
+            "SELECT count(*) FROM users WHERE user_name = '{}'",
+            app.email(name)
+        );
+        assert_eq!(app.count(&sql).await, n, "{name}");
+    }
+    let claims = format!(
+        "SELECT count(*) FROM processed_commands WHERE command_id IN ('{}', '{}', '{}')",
+        envs[0].id, envs[1].id, envs[2].id
+    );
+    assert_eq!(app.count(&claims).await, 1, "only the applied command's id");
+    let events = format!(
+        "SELECT count(*) FROM outbox WHERE org_id = '{}' AND routing_key = 'user.created'",
+        hr.org_id
+    );
+    assert_eq!(app.count(&events).await, 1, "only its event");
+    app.stop().await;
+}
+
 /// The reasons of the dead-lettered messages, by message id.
 async fn dead_letters(service: &Service, n: usize) -> HashMap<String, String> {
     let start = Instant::now();

@@ -1,6 +1,9 @@
 //! Group commit: a batch of commands in one transaction — ids claimed together, people
-//! and groups locked in one order, a savepoint per command, the batch's effects written
-//! by one statement, replies stored and deadlines checked by one statement, one commit.
+//! and groups locked in one order, the batch's effects written by one statement, replies
+//! stored and deadlines checked by one statement, one commit. A command that meets a
+//! database error rolls the transaction back; the commands before it are applied again
+//! without it (no savepoints: they would cost two round trips a command, every time, for
+//! what is rare).
 
 use super::{
     Applied, ApplyContext, Batch, Item, Tx, apply_one,
@@ -22,10 +25,10 @@ use std::{
 };
 use uuid::Uuid;
 
-/// Applies the commands in one transaction, in order, each in a savepoint of its own (a
-/// command that meets a database error rolls back alone, and it and the ones after it are
-/// left to the caller), their effects written by one writer, their replies stored and
-/// their deadlines checked in one statement, and one commit (DESIGN invariant 3 for each).
+/// Applies the commands in one transaction, in order (a command that meets a database
+/// error is left to the caller with the ones after it, and the ones before it are applied
+/// again without it), their effects written by one writer, their replies stored and their
+/// deadlines checked in one statement, and one commit (DESIGN invariant 3 for each).
 /// A redelivered command finds its id and gets its stored reply, with no second effect.
 /// The caller has already declared the commands expired on its own clock; one whose
 /// deadline passes during the batch is recorded as expired and the others applied again
@@ -36,14 +39,33 @@ pub async fn apply_batch(
     items: &[Item<'_>],
 ) -> Result<Batch, DbErr> {
     let mut late: Vec<usize> = Vec::new();
+    // Items from `upto` on are left to the caller, after `failed`, the error of item `upto`.
+    let mut upto = items.len();
+    let mut failed: Option<DbErr> = None;
     loop {
-        let todo: Vec<usize> = (0..items.len()).filter(|i| !late.contains(i)).collect();
-        let run = run_batch(db, ctx, items, &todo).await?;
+        let todo: Vec<usize> = (0..upto).filter(|i| !late.contains(i)).collect();
+        let run = if todo.is_empty() {
+            Run::Committed {
+                replies: Vec::new(),
+            }
+        } else {
+            run_batch(db, ctx, items, &todo).await?
+        };
         match run {
-            Run::Committed { replies, error } => {
+            Run::Failed { at, error } => {
+                // Nothing is committed: the items before `at` run again without it.
+                upto = at;
+                failed = Some(error);
+                continue;
+            }
+            Run::Committed { replies } => {
+                let error = if upto < items.len() { failed } else { None };
                 let mut settled = Vec::with_capacity(replies.len() + late.len());
                 let mut replies = replies.into_iter();
                 for (i, item) in items.iter().enumerate() {
+                    if i >= upto {
+                        break;
+                    }
                     let applied = if late.contains(&i) {
                         expire(db, item.env).await?
                     } else if let Some(reply) = replies.next() {
@@ -67,13 +89,11 @@ pub async fn apply_batch(
 
 /// What one attempt at a batch did.
 enum Run {
-    /// Committed: a reply for each of the first items (`None`: its id was taken, by an
-    /// earlier delivery or another org's command, or its org is gone), and the error of the
-    /// item after them, if one stopped the batch.
-    Committed {
-        replies: Vec<Option<Reply>>,
-        error: Option<DbErr>,
-    },
+    /// Committed: a reply for each item (`None`: its id was taken, by an earlier delivery
+    /// or another org's command, or its org is gone).
+    Committed { replies: Vec<Option<Reply>> },
+    /// Rolled back: item `at` met a database error.
+    Failed { at: usize, error: DbErr },
     /// Rolled back: these items' deadlines passed before the commit.
     Late(Vec<usize>),
 }
@@ -91,7 +111,6 @@ async fn run_batch(
     }
     let mut pending = Effects::default();
     let mut replies: Vec<Option<Reply>> = Vec::with_capacity(todo.len());
-    let mut error = None;
     // A message published twice can come twice in one batch: its id is claimed once, and
     // only its first delivery runs; the others get the stored reply after the commit.
     let mut taken: HashSet<Uuid> = HashSet::new();
@@ -101,44 +120,17 @@ async fn run_batch(
             replies.push(None);
             continue;
         }
-        let savepoint = tx.begin().await?;
         let own = Mutex::new(Effects::default());
-        match apply_one(&Tx::new(&savepoint, &own), ctx, env, cmd).await {
+        match apply_one(&Tx::new(&tx, &own), ctx, env, cmd).await {
             Ok(reply) => {
-                savepoint.commit().await?;
                 pending.append(own.into_inner().unwrap_or_else(PoisonError::into_inner));
                 replies.push(Some(reply));
             }
-            Err(e) => {
-                savepoint.rollback().await?;
-                error = Some(e);
-                break;
+            Err(error) => {
+                tx.rollback().await?;
+                return Ok(Run::Failed { at: i, error });
             }
         }
-    }
-    if error.is_some() && replies.is_empty() {
-        tx.rollback().await?;
-        return Ok(Run::Committed { replies, error });
-    }
-    // The ids claimed by the items left for the caller are given back (not those of a
-    // command applied here, whose later copies are left too).
-    let done: HashSet<Uuid> = todo
-        .iter()
-        .zip(&replies)
-        .filter(|(_, r)| r.is_some())
-        .map(|(&i, _)| items[i].env.id)
-        .collect();
-    let left: Vec<Uuid> = todo[replies.len()..]
-        .iter()
-        .map(|&i| items[i].env.id)
-        .filter(|id| claimed.contains(id) && !done.contains(id))
-        .collect();
-    if !left.is_empty() {
-        tx.execute_raw(stmt(
-            "DELETE FROM processed_commands WHERE command_id = ANY($1)",
-            [uuids(left)],
-        ))
-        .await?;
     }
     pending.write(&tx).await?;
     let applied: Vec<(usize, &Reply)> = todo
@@ -157,7 +149,7 @@ async fn run_batch(
         return Ok(Run::Late(late));
     }
     tx.commit().await?;
-    Ok(Run::Committed { replies, error })
+    Ok(Run::Committed { replies })
 }
 
 /// Claims the commands' ids (`processed_commands`), key-share locking their orgs for the

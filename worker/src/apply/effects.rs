@@ -124,7 +124,7 @@ fn json(rows: &impl Serialize) -> sea_orm::Value {
     serde_json::to_value(rows).unwrap_or_default().into()
 }
 
-/// The transaction (or savepoint) a command runs in, with the effects it collects.
+/// The transaction a command runs in, with the effects it collects.
 pub struct Tx<'a> {
     db: &'a DatabaseTransaction,
     effects: &'a Mutex<Effects>,
