@@ -181,9 +181,12 @@ impl Settler {
             props = props.with_correlation_id(cid.clone());
         }
         let body = serde_json::to_vec(reply).unwrap_or_default();
+        // Sent, not waited for: a reply is transient, and one the broker loses costs the
+        // caller only its answer (the ingress then asks PostgreSQL for the stored reply at
+        // the deadline); waiting for its confirm would hold the batch's next commands.
         if let Err(e) = self
             .publisher
-            .publish_raw("", reply_to.as_str(), &body, props, false)
+            .send_raw("", reply_to.as_str(), &body, props, false)
             .await
         {
             tracing::warn!(error = %e, "reply not delivered");
