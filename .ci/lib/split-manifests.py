@@ -81,7 +81,7 @@ def check_references(objects):
                     need(where, "TriggerAuthentication", ref["name"])
                 value = (trigger.get("metadata") or {}).get("value")
                 config = defined.get(("ConfigMap", "roster-config"), {})
-                prefetch = str(config.get("WORKER_PREFETCH", "32"))
+                prefetch = str(config.get("WORKER_PREFETCH", "128"))
                 if trigger.get("type") == "rabbitmq" and isinstance(value, str) and value != prefetch:
                     problems.append(f"{where}: target {value!r} is not WORKER_PREFETCH ({prefetch!r})")
         if doc.get("kind") == "TriggerAuthentication":

@@ -91,7 +91,7 @@ impl Settings {
                 "COMMAND_TIMEOUT_MS",
                 &string("COMMAND_TIMEOUT_MS", "25000"),
             )?),
-            worker_prefetch: parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "32"))?,
+            worker_prefetch: parse("WORKER_PREFETCH", &string("WORKER_PREFETCH", "128"))?,
             worker_concurrency: parse("WORKER_CONCURRENCY", &string("WORKER_CONCURRENCY", "2"))?,
             worker_batch_max: parse("WORKER_BATCH_MAX", &string("WORKER_BATCH_MAX", "64"))?,
             max_in_flight: parse(
