@@ -7,7 +7,7 @@
 
 use super::{
     Applied, ApplyContext, Batch, Item, Tx, apply_one,
-    effects::Effects,
+    effects::{self, Effects},
     to_json,
     unapplied::{expire, unclaimed_reply},
 };
@@ -114,6 +114,7 @@ async fn run_batch(
     // A message published twice can come twice in one batch: its id is claimed once, and
     // only its first delivery runs; the others get the stored reply after the commit.
     let mut taken: HashSet<Uuid> = HashSet::new();
+    let shared = effects::Shared::default();
     for &i in todo {
         let Item { env, cmd } = items[i];
         if !claimed.contains(&env.id) || !taken.insert(env.id) {
@@ -121,7 +122,7 @@ async fn run_batch(
             continue;
         }
         let own = Mutex::new(Effects::default());
-        match apply_one(&Tx::new(&tx, &own), ctx, env, cmd).await {
+        match apply_one(&Tx::new(&tx, &own, &shared), ctx, env, cmd).await {
             Ok(reply) => {
                 pending.append(own.into_inner().unwrap_or_else(PoisonError::into_inner));
                 replies.push(Some(reply));

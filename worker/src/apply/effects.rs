@@ -9,13 +9,16 @@
 //! `409` is decided there). Nothing a command reads is in `Effects`, except for the
 //! commands `runs_alone` names (`super::runs_alone`), which run in a batch of their own.
 
-use common::messages::Envelope;
+use common::{mapping::Mapping, messages::Envelope};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
 };
 use serde::Serialize;
 use serde_json::Value as Json;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard, PoisonError},
+};
 use uuid::Uuid;
 
 /// Everything a batch of commands writes besides its resource rows.
@@ -124,15 +127,54 @@ fn json(rows: &impl Serialize) -> sea_orm::Value {
     serde_json::to_value(rows).unwrap_or_default().into()
 }
 
+/// What the commands of one batch read once: an org's field mappings, which no command
+/// of a batch changes (a mapping change runs alone, `apply::runs_alone`).
+#[derive(Default)]
+pub struct Shared {
+    mappings: Mutex<HashMap<Uuid, Vec<Mapping>>>,
+}
+
 /// The transaction a command runs in, with the effects it collects.
 pub struct Tx<'a> {
     db: &'a DatabaseTransaction,
     effects: &'a Mutex<Effects>,
+    shared: &'a Shared,
 }
 
 impl<'a> Tx<'a> {
-    pub fn new(db: &'a DatabaseTransaction, effects: &'a Mutex<Effects>) -> Self {
-        Self { db, effects }
+    pub fn new(
+        db: &'a DatabaseTransaction,
+        effects: &'a Mutex<Effects>,
+        shared: &'a Shared,
+    ) -> Self {
+        Self {
+            db,
+            effects,
+            shared,
+        }
+    }
+
+    /// The org's field mappings, read once a batch; `None` if there is no such org.
+    pub async fn org_mapping(&self, org_id: Uuid) -> Result<Option<Vec<Mapping>>, DbErr> {
+        let cached = self
+            .shared
+            .mappings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&org_id)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let read = common::db::reads::existing_org_mapping(self, org_id).await?;
+        if let Some(mapping) = &read {
+            self.shared
+                .mappings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(org_id, mapping.clone());
+        }
+        Ok(read)
     }
 
     /// The effects collected so far (held only for a push, never across an await).

@@ -13,7 +13,7 @@ use super::{
 use common::{
     db::{
         entities::user,
-        reads::{existing_org_mapping, org_mapping, user_groups},
+        reads::{org_mapping, user_groups},
         stmt,
     },
     mapping,
@@ -43,7 +43,7 @@ pub(super) async fn create(
         Ok(u) => u,
         Err(e) => return Ok(Reply::error(e.status, e.scim_type.as_deref(), e.detail)),
     };
-    let Some(org_map) = existing_org_mapping(tx, org_id).await? else {
+    let Some(org_map) = tx.org_mapping(org_id).await? else {
         return Ok(Reply::error(404, None, "organisation not found"));
     };
     let mut resource = input.resource.clone();
