@@ -707,22 +707,7 @@ async fn a_message_twice_in_one_batch_is_applied_once() {
     let create = |name: &str| user_create(&hr, name, &credential);
     let twice = create(&app.email("twice"));
     let envs = [twice.clone(), create(&app.email("other")), twice.clone()];
-    let cmds: Vec<Command> = envs
-        .iter()
-        .map(|e| Command::from_envelope(e).expect("decodes"))
-        .collect();
-    let items: Vec<Item> = envs
-        .iter()
-        .zip(&cmds)
-        .map(|(env, cmd)| Item { env, cmd })
-        .collect();
-    let ctx = ApplyContext {
-        scim_base: format!("{}/scim/v2", app.base),
-        prefix: app.settings.amqp_prefix.clone(),
-    };
-    let batch = worker::apply::apply_batch(&app.db, &ctx, &items)
-        .await
-        .expect("the batch commits");
+    let batch = apply_as_one_batch(&app, &envs).await;
     assert!(batch.error.is_none(), "{:?}", batch.error);
     let statuses: Vec<u16> = batch.settled.iter().map(|a| a.reply.status()).collect();
     assert_eq!(statuses, [201, 201, 201]);
@@ -769,22 +754,7 @@ async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
         user_create(&hr, &app.email("boom"), &credential),
         user_create(&hr, &app.email("after"), &credential),
     ];
-    let cmds: Vec<Command> = envs
-        .iter()
-        .map(|e| Command::from_envelope(e).expect("decodes"))
-        .collect();
-    let items: Vec<Item> = envs
-        .iter()
-        .zip(&cmds)
-        .map(|(env, cmd)| Item { env, cmd })
-        .collect();
-    let ctx = ApplyContext {
-        scim_base: format!("{}/scim/v2", app.base),
-        prefix: app.settings.amqp_prefix.clone(),
-    };
-    let batch = worker::apply::apply_batch(&app.db, &ctx, &items)
-        .await
-        .expect("the batch ends");
+    let batch = apply_as_one_batch(&app, &envs).await;
     assert_eq!(batch.settled.len(), 1, "only the command before it");
     assert_eq!(batch.settled[0].reply.status(), 201);
     let error = batch.error.expect("the error of the second").to_string();
@@ -807,6 +777,26 @@ async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
     );
     assert_eq!(app.count(&events).await, 1, "only its event");
     app.stop().await;
+}
+
+/// Applies `envs` as one batch straight through the worker's library (no broker).
+async fn apply_as_one_batch(app: &TestApp, envs: &[Envelope]) -> worker::apply::Batch {
+    let cmds: Vec<Command> = envs
+        .iter()
+        .map(|e| Command::from_envelope(e).expect("decodes"))
+        .collect();
+    let items: Vec<Item> = envs
+        .iter()
+        .zip(&cmds)
+        .map(|(env, cmd)| Item { env, cmd })
+        .collect();
+    let ctx = ApplyContext {
+        scim_base: format!("{}/scim/v2", app.base),
+        prefix: app.settings.amqp_prefix.clone(),
+    };
+    worker::apply::apply_batch(&app.db, &ctx, &items)
+        .await
+        .expect("the batch ends")
 }
 
 /// The reasons of the dead-lettered messages, by message id.

@@ -3,11 +3,13 @@
 //! `WORKER_BATCH_MAX`, and apply them in one transaction (`apply::apply_batch`): decode →
 //! authorise → apply → commit → reply → ack. An applier never waits for more when no other
 //! batch is under way (so a lone command starts at once); while one is, it gathers what
-//! arrives until that batch is done (at most `GATHER_CAP`), the way PostgreSQL's
+//! arrives until that batch is done (at most `gather::GATHER_CAP`), the way PostgreSQL's
 //! `commit_delay` waits only when other transactions are active.
 //! A command that meets a database error is left, with the ones after it, to be applied
 //! one by one with in-process retries, in delivery order; so commands for one person in
 //! one batch apply in the order they were delivered.
+
+mod gather;
 
 use crate::{
     apply::{self, Applied, ApplyContext, Item},
@@ -19,14 +21,12 @@ use common::{
     db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope, Reply},
 };
+use gather::{Gate, gather, take_ready};
 use lapin::message::Delivery;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
 };
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
@@ -39,17 +39,6 @@ pub struct Shared {
     pub committed: Arc<Notify>,
     /// `WORKER_BATCH_MAX`.
     pub batch_max: usize,
-}
-
-/// Longest an applier gathers while another batch is under way: a bound for a batch held
-/// up (a lock wait, a database outage), far above a batch's usual few milliseconds.
-const GATHER_CAP: Duration = Duration::from_millis(20);
-
-/// How many batches are under way, and a wake-up when one is done.
-#[derive(Default)]
-struct Gate {
-    busy: AtomicUsize,
-    done: Notify,
 }
 
 /// A delivery and the way to tell the consume loop it is settled.
@@ -114,48 +103,6 @@ async fn applier(
         gate.done.notify_waiters();
         for d in done {
             let _ = d.send(());
-        }
-    }
-}
-
-/// Adds the deliveries already waiting, up to `max` in all.
-fn take_ready<T>(rx: &mut mpsc::UnboundedReceiver<T>, jobs: &mut Vec<T>, max: usize) {
-    while jobs.len() < max {
-        match rx.try_recv() {
-            Ok(job) => jobs.push(job),
-            Err(_) => break,
-        }
-    }
-}
-
-/// While another batch is under way, adds what arrives until that batch is done, the
-/// batch is full or `GATHER_CAP` has passed.
-async fn gather<T>(
-    rx: &mut mpsc::UnboundedReceiver<T>,
-    jobs: &mut Vec<T>,
-    max: usize,
-    gate: &Gate,
-) {
-    let cap = tokio::time::sleep(GATHER_CAP);
-    tokio::pin!(cap);
-    let done = gate.done.notified();
-    tokio::pin!(done);
-    done.as_mut().enable();
-    // Checked after registering for the wake-up, so a batch that ends now is not missed.
-    if gate.busy.load(Ordering::Acquire) == 0 {
-        return;
-    }
-    while jobs.len() < max {
-        tokio::select! {
-            job = rx.recv() => match job {
-                Some(job) => {
-                    jobs.push(job);
-                    take_ready(rx, jobs, max);
-                }
-                None => return,
-            },
-            () = &mut done => return,
-            () = &mut cap => return,
         }
     }
 }
@@ -415,52 +362,4 @@ async fn authorized(
         .when(is_transient)
         .notify(|e, after| tracing::warn!(error = %redact(e), retry_in_ms = after.as_millis() as u64, "transient failure; retrying"))
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn an_applier_gathers_only_while_another_batch_is_under_way() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let gate = Arc::new(Gate::default());
-        // No batch under way: nothing is waited for.
-        let mut jobs = vec![0];
-        gather(&mut rx, &mut jobs, 64, &gate).await;
-        assert_eq!(jobs, [0]);
-
-        // One under way: what arrives joins until it is done.
-        gate.busy.store(1, Ordering::Release);
-        let feeder = {
-            let gate = gate.clone();
-            tokio::spawn(async move {
-                for i in 1..=3 {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    tx.send(i).expect("send");
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                gate.busy.store(0, Ordering::Release);
-                gate.done.notify_waiters();
-                tx
-            })
-        };
-        gather(&mut rx, &mut jobs, 64, &gate).await;
-        assert_eq!(jobs, [0, 1, 2, 3], "until the other batch was done");
-        let tx = feeder.await.expect("feeder");
-        tx.send(4).expect("send");
-
-        // A batch that never ends is waited for at most GATHER_CAP; a full batch not at all.
-        gate.busy.store(1, Ordering::Release);
-        let started = Instant::now();
-        let mut jobs = vec![];
-        gather(&mut rx, &mut jobs, 64, &gate).await;
-        assert_eq!(jobs, [4]);
-        assert!(started.elapsed() >= GATHER_CAP, "{:?}", started.elapsed());
-        tx.send(5).expect("send");
-        tx.send(6).expect("send");
-        let mut jobs = vec![];
-        gather(&mut rx, &mut jobs, 1, &gate).await;
-        assert_eq!(jobs, [5], "full");
-    }
 }
