@@ -3,7 +3,7 @@
 //! ids or `data-` attributes.
 
 use super::oidc::Failure;
-use crate::admin::service::Person;
+use crate::store::directory::Person;
 use common::mapping;
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;

@@ -1,12 +1,14 @@
 //! The directory's reads: people with their manager, a person's reports, the org chart's
-//! people, and the people whose manager value names no one yet.
+//! people, and the people whose manager value names no one yet; and a person as the admin
+//! API, the page and the signed-in directory show them.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DbErr, FromQueryResult,
     sea_query::{Expr, ExprTrait, JoinType, Order, Query, SelectStatement},
 };
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// A person's name in SQL, for the users row aliased `t`: first and last name when
@@ -180,4 +182,49 @@ pub async fn waiting(
             ))
         })
         .collect()
+}
+
+/// A person in the directory.
+#[derive(Clone, Debug, Serialize)]
+pub struct Person {
+    pub id: Uuid,
+    pub user_name: String,
+    pub active: bool,
+    /// Directory fields (`first_name`, `job_title`, `custom.…`).
+    pub fields: Map<String, Value>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    /// Who they report to, or `null`; `active: false` is a vacancy.
+    pub manager: Option<Manager>,
+    /// The raw manager value while it names no one (yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_ref: Option<String>,
+}
+
+/// A person's manager as the directory shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Manager {
+    pub id: Uuid,
+    pub name: String,
+    /// `false`: the manager was deactivated and the position is vacant.
+    pub active: bool,
+}
+
+impl From<PersonRow> for Person {
+    fn from(r: PersonRow) -> Self {
+        let manager = match (r.manager_id, r.manager_name, r.manager_active) {
+            (Some(id), Some(name), Some(active)) => Some(Manager { id, name, active }),
+            _ => None,
+        };
+        Self {
+            id: r.id,
+            user_name: r.user_name,
+            active: r.active,
+            fields: r.profile.as_object().cloned().unwrap_or_default(),
+            version: r.version,
+            updated_at: r.updated_at,
+            manager_ref: r.manager_ref.filter(|_| manager.is_none()),
+            manager,
+        }
+    }
 }

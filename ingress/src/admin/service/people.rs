@@ -5,12 +5,10 @@ use super::command;
 use crate::store::admin::Activity;
 use crate::{error::ApiError, request_id::RequestId, state::AppState, store};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use common::{
     mapping::{self, Mapping},
     messages::{Command, DeletePerson, UpdatePerson},
 };
-use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -39,50 +37,7 @@ pub async fn activity(
     Ok(store::admin::activity(&state.db, org, before.unwrap_or(i64::MAX), limit).await?)
 }
 
-/// A person in the directory.
-#[derive(Clone, Debug, Serialize)]
-pub struct Person {
-    pub id: Uuid,
-    pub user_name: String,
-    pub active: bool,
-    /// Directory fields (`first_name`, `job_title`, `custom.…`).
-    pub fields: Map<String, Value>,
-    pub version: i64,
-    pub updated_at: DateTime<Utc>,
-    /// Who they report to, or `null`; `active: false` is a vacancy.
-    pub manager: Option<Manager>,
-    /// The raw manager value while it names no one (yet).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manager_ref: Option<String>,
-}
-
-/// A person's manager as the directory shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Manager {
-    pub id: Uuid,
-    pub name: String,
-    /// `false`: the manager was deactivated and the position is vacant.
-    pub active: bool,
-}
-
-impl From<store::directory::PersonRow> for Person {
-    fn from(r: store::directory::PersonRow) -> Self {
-        let manager = match (r.manager_id, r.manager_name, r.manager_active) {
-            (Some(id), Some(name), Some(active)) => Some(Manager { id, name, active }),
-            _ => None,
-        };
-        Self {
-            id: r.id,
-            user_name: r.user_name,
-            active: r.active,
-            fields: r.profile.as_object().cloned().unwrap_or_default(),
-            version: r.version,
-            updated_at: r.updated_at,
-            manager_ref: r.manager_ref.filter(|_| manager.is_none()),
-            manager,
-        }
-    }
-}
+pub use crate::store::directory::{Manager, Person};
 
 /// The directory: active people (all with `include_inactive`), by name.
 pub async fn people(
