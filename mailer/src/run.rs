@@ -94,10 +94,7 @@ impl Mailer {
                 else {
                     return Ok(Ended::Shutdown);
                 };
-                let publisher = match publisher {
-                    Ok(publisher) => publisher,
-                    Err(e) => return Err(e),
-                };
+                let publisher = publisher?;
                 let watch = vec![publisher.channel().clone()];
                 let shared = Arc::new(Shared {
                     db: self.db.clone(),

@@ -147,10 +147,7 @@ impl Worker {
                 let Some(opened) = opened else {
                     return Ok(Ended::Shutdown);
                 };
-                let (publisher, relay_publisher) = match opened {
-                    Ok(opened) => opened,
-                    Err(e) => return Err(e),
-                };
+                let (publisher, relay_publisher) = opened?;
                 let watch = vec![
                     publisher.channel().clone(),
                     relay_publisher.channel().clone(),
