@@ -12,7 +12,7 @@ use common::{
         publish::{confirmed, envelope_properties},
         topology::INVITE_ROUTE,
     },
-    db::{is_transient, redact, stmt},
+    db::{is_transient, redact, stmt, uuid_array},
     messages::{Envelope, events},
     metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_UNREADABLE, prefix_of},
 };
@@ -209,21 +209,14 @@ async fn pending_invites(
     tx: &sea_orm::DatabaseTransaction,
     events: &[(String, Envelope)],
 ) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
-    let people: Vec<sea_orm::Value> = events
-        .iter()
-        .filter_map(|(_, e)| invitee(e))
-        .map(Into::into)
-        .collect();
+    let people: Vec<Uuid> = events.iter().filter_map(|(_, e)| invitee(e)).collect();
     if people.is_empty() {
         return Ok(HashSet::new());
     }
     let rows = tx
         .query_all_raw(stmt(
             "SELECT user_id FROM invites WHERE user_id = ANY($1) AND sent_at IS NULL",
-            [sea_orm::Value::Array(
-                sea_orm::sea_query::ArrayType::Uuid,
-                Some(Box::new(people)),
-            )],
+            [uuid_array(&people)],
         ))
         .await?;
     rows.iter().map(|r| r.try_get("", "user_id")).collect()

@@ -18,6 +18,16 @@ pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
+/// A `uuid[]` parameter (for `= ANY($n)`).
+pub fn uuid_array(ids: &[uuid::Uuid]) -> Value {
+    Value::Array(
+        sea_orm::sea_query::ArrayType::Uuid,
+        Some(Box::new(
+            ids.iter().map(|i| Value::Uuid(Some(*i))).collect(),
+        )),
+    )
+}
+
 /// Connects a pool, retrying until PostgreSQL answers.
 pub async fn connect(url: &str, max_connections: u32) -> DatabaseConnection {
     let attempt = || async {

@@ -3,24 +3,15 @@
 
 use super::{
     entities::{field_mapping, group, group_member, user},
-    stmt,
+    stmt, uuid_array,
 };
 use crate::scim::model::MemberRef;
 use sea_orm::{
-    ConnectionTrait, DbErr, Value,
+    ConnectionTrait, DbErr,
     sea_query::{Expr, ExprTrait, Func, Order, PgFunc, Query, SelectStatement},
 };
 use std::collections::HashMap;
 use uuid::Uuid;
-
-fn uuid_array(ids: &[Uuid]) -> Value {
-    Value::Array(
-        sea_orm::sea_query::ArrayType::Uuid,
-        Some(Box::new(
-            ids.iter().map(|i| Value::Uuid(Some(*i))).collect(),
-        )),
-    )
-}
 
 /// The members of a group, in the order they were added, with a display name.
 pub async fn group_members(

@@ -10,7 +10,7 @@ use common::{
     },
     scim::model::MemberRef,
 };
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -56,12 +56,7 @@ pub async fn group_members(
     if group_ids.is_empty() {
         return Ok(out);
     }
-    let ids = Value::Array(
-        sea_orm::sea_query::ArrayType::Uuid,
-        Some(Box::new(
-            group_ids.iter().map(|i| Value::Uuid(Some(*i))).collect(),
-        )),
-    );
+    let ids = common::db::uuid_array(group_ids);
     let rows = db
         .query_all_raw(stmt(
             "SELECT m.group_id, u.id, COALESCE(u.display_name, u.user_name) AS display \

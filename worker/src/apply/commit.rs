@@ -12,12 +12,10 @@ use super::{
     unapplied::{expire, unclaimed_reply},
 };
 use common::{
-    db::stmt,
+    db::{stmt, uuid_array},
     messages::{Envelope, Reply},
 };
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde_json::Value as Json;
 use std::{
     collections::HashSet,
@@ -208,7 +206,7 @@ async fn lock_in_order<'e>(
         "WITH u AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
               g AS (SELECT id FROM groups WHERE id = ANY($2) ORDER BY id FOR UPDATE) \
          SELECT (SELECT count(*) FROM u) AS users, (SELECT count(*) FROM g) AS groups",
-        [uuids(users), uuids(groups)],
+        [uuid_array(&users), uuid_array(&groups)],
     ))
     .await?;
     Ok(())
@@ -247,11 +245,4 @@ async fn store_replies(
         .iter()
         .map(|r| r.try_get::<Uuid>("", "command_id"))
         .collect()
-}
-
-fn uuids(ids: Vec<Uuid>) -> Value {
-    Value::Array(
-        sea_orm::sea_query::ArrayType::Uuid,
-        Some(Box::new(ids.into_iter().map(Into::into).collect())),
-    )
 }

@@ -3,14 +3,14 @@
 
 use super::super::Tx;
 use common::{
-    db::{reads::existing_users, stmt},
+    db::{reads::existing_users, stmt, uuid_array},
     messages::Reply,
     scim::{
         filter::{CompValue, CompareOp, Filter},
         patch::{OpKind, PatchOp, PatchPath},
     },
 };
-use sea_orm::{ConnectionTrait, DbErr, Value as SqlValue};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -37,15 +37,6 @@ pub(super) async fn check_members(
             format!("no such users: {}", missing.join(", ")),
         )
     }))
-}
-
-pub(super) fn uuid_array(ids: &[Uuid]) -> SqlValue {
-    SqlValue::Array(
-        sea_orm::sea_query::ArrayType::Uuid,
-        Some(Box::new(
-            ids.iter().map(|m| SqlValue::Uuid(Some(*m))).collect(),
-        )),
-    )
 }
 
 /// Inserts the memberships in one statement (STYLE.md item 16).
