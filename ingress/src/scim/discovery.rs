@@ -5,7 +5,7 @@
 use crate::{
     auth::ScimOrg,
     error::ScimApiError,
-    scim::{scim_json, users},
+    scim::{list::MAX_PAGE, scim_json},
     state::AppState,
 };
 use axum::{
@@ -83,7 +83,7 @@ pub fn service_provider_config(base: &str) -> Value {
         "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": true, "maxResults": users::MAX_PAGE},
+        "filter": {"supported": true, "maxResults": MAX_PAGE},
         "changePassword": {"supported": false},
         "sort": {"supported": true},
         "etag": {"supported": true},

@@ -1,26 +1,18 @@
 //! `/Groups` (RFC 7644 §3.3–§3.6), as Okta's Push Groups and Entra use it: create, get,
 //! list with `displayName eq` filters and `excludedAttributes=members`, replace, patch
-//! (answered `204`), delete. Reads come from PostgreSQL; writes are commands.
+//! (answered `204`), delete — what a Group is to the shared handlers in `scim::resource`.
+//! A page's groups carry their members, read in one query, unless the projection drops them.
 
 use crate::{
-    auth::ScimOrg,
-    body::JsonBody,
     error::ScimApiError,
     scim::{
-        ListQuery, Write,
-        list::{ListParams, Table, fetch_page, list_response},
-        not_modified, resource_id, scim_json,
+        list::{ListParams, Table},
+        resource::{self, Op, Resource},
     },
     state::AppState,
     store,
 };
-use axum::{
-    Router,
-    extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-    routing::{get, post},
-};
+use axum::Router;
 use common::{
     db::{
         entities::group,
@@ -40,13 +32,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/Groups", get(list).post(create))
-        .route("/Groups/.search", post(list))
-        .route(
-            "/Groups/{id}",
-            get(retrieve).put(replace).patch(patch).delete(delete),
-        )
+    resource::router::<Groups>()
 }
 
 /// Whether the projection keeps `members` (Entra excludes them on every lookup; then
@@ -62,135 +48,69 @@ fn members_wanted(params: &ListParams) -> bool {
     probe.get("members").is_some()
 }
 
-/// A group as its body, with `members` when the projection keeps them (`members` holds
-/// them for every group of the page, read in one query by `store::scim::group_members`).
-fn render(
-    state: &AppState,
-    g: &group::Model,
-    members: Option<&HashMap<Uuid, Vec<MemberRef>>>,
-    params: &ListParams,
-) -> Value {
-    let members = members.map(|m| m.get(&g.id).map_or(&[][..], Vec::as_slice));
-    let mut body = render_group(&g.as_stored(), members, &state.scim_base());
-    project(
-        &mut body,
-        GROUP_SCHEMA,
-        &params.attributes,
-        &params.excluded,
-    );
-    body
-}
+/// The SCIM Group.
+pub(crate) struct Groups;
 
-/// The members of `groups`, when the projection keeps them: one query for them all.
-async fn members_of(
-    state: &AppState,
-    groups: &[group::Model],
-    params: &ListParams,
-) -> Result<Option<HashMap<Uuid, Vec<MemberRef>>>, ScimApiError> {
-    if !members_wanted(params) {
-        return Ok(None);
-    }
-    let ids: Vec<_> = groups.iter().map(|g| g.id).collect();
-    Ok(Some(store::scim::group_members(&state.db, &ids).await?))
-}
-
-#[tracing::instrument(skip_all, fields(org_id = %w.org))]
-async fn create(w: Write, JsonBody(body): JsonBody) -> Result<Response, ScimApiError> {
-    GroupInput::from_json(body.clone())?;
-    w.send(|_| Command::CreateGroup(CreateGroup { resource: body }))
-        .await
-}
-
-fn group_id(id: &str) -> Result<Uuid, ScimApiError> {
-    resource_id("Group", id)
-}
-
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn retrieve(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ScimApiError> {
-    let params = ListParams::from_query(query.as_deref())?;
-    let not_found = || ScimApiError::from(ScimError::not_found(format!("Group {id} not found")));
-    let group_id = group_id(&id)?;
-    let g = store::scim::group(&state.db, org.0, group_id)
-        .await?
-        .ok_or_else(not_found)?;
-    if let Some(res) = not_modified(&headers, g.version)? {
-        return Ok(res);
-    }
-    let groups = std::slice::from_ref(&g);
-    let members = members_of(&state, groups, &params).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        render(&state, &g, members.as_ref(), &params),
-    ))
-}
-
-/// `GET /Groups` and `POST /Groups/.search`.
-#[tracing::instrument(skip_all, fields(org_id = %org.0))]
-async fn list(
-    State(state): State<AppState>,
-    org: ScimOrg,
-    ListQuery(params): ListQuery,
-) -> Result<Response, ScimApiError> {
-    let (total, groups) = fetch_page::<group::Model>(&state.db, &GROUPS, org.0, &params).await?;
-    const GROUPS: Table = Table {
+impl Resource for Groups {
+    const KIND: &'static str = "Group";
+    const PATH: &'static str = "/Groups";
+    const SCHEMA: &'static str = GROUP_SCHEMA;
+    const TABLE: Table = Table {
         name: "groups",
         filter: groups_where,
         order: groups_order,
     };
+    type Model = group::Model;
+    /// Each group's members, when the projection keeps them (`None`: not read).
+    type Related = Option<HashMap<Uuid, Vec<MemberRef>>>;
 
-    let members = members_of(&state, &groups, &params).await?;
-    let resources = groups
-        .iter()
-        .map(|g| render(&state, g, members.as_ref(), &params))
-        .collect();
-    Ok(list_response(total, params.start_index, resources))
-}
+    fn version(g: &group::Model) -> i64 {
+        g.version
+    }
 
-#[tracing::instrument(skip_all, fields(org_id = %w.org))]
-async fn replace(
-    w: Write,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
-    let group_id = group_id(&id)?;
-    GroupInput::from_json(body.clone())?;
-    w.send(|if_match| {
-        Command::ReplaceGroup(ReplaceGroup {
-            group_id,
-            resource: body,
-            if_match,
-        })
-    })
-    .await
-}
+    async fn related(
+        state: &AppState,
+        groups: &[group::Model],
+        params: &ListParams,
+    ) -> Result<Self::Related, ScimApiError> {
+        if !members_wanted(params) {
+            return Ok(None);
+        }
+        let ids: Vec<_> = groups.iter().map(|g| g.id).collect();
+        Ok(Some(store::scim::group_members(&state.db, &ids).await?))
+    }
 
-#[tracing::instrument(skip_all, fields(org_id = %w.org))]
-async fn patch(
-    w: Write,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimApiError> {
-    let group_id = group_id(&id)?;
-    patch::parse_request(&body, &schema::GROUP)?;
-    w.send(|if_match| {
-        Command::PatchGroup(PatchGroup {
-            group_id,
-            patch: body,
-            if_match,
-        })
-    })
-    .await
-}
+    fn render(g: &group::Model, members: &Self::Related, base: &str) -> Value {
+        let members = members
+            .as_ref()
+            .map(|m| m.get(&g.id).map_or(&[][..], Vec::as_slice));
+        render_group(&g.as_stored(), members, base)
+    }
 
-#[tracing::instrument(skip_all, fields(org_id = %w.org))]
-async fn delete(w: Write, Path(id): Path<String>) -> Result<Response, ScimApiError> {
-    let group_id = group_id(&id)?;
-    w.send(|if_match| Command::DeleteGroup(DeleteGroup { group_id, if_match }))
-        .await
+    fn resource(body: Value) -> Result<Value, ScimError> {
+        GroupInput::from_json(body.clone())?;
+        Ok(body)
+    }
+
+    fn patch(body: Value) -> Result<Value, ScimError> {
+        patch::parse_request(&body, &schema::GROUP)?;
+        Ok(body)
+    }
+
+    fn command(op: Op, if_match: Option<i64>) -> Command {
+        match op {
+            Op::Create(resource) => Command::CreateGroup(CreateGroup { resource }),
+            Op::Replace(group_id, resource) => Command::ReplaceGroup(ReplaceGroup {
+                group_id,
+                resource,
+                if_match,
+            }),
+            Op::Patch(group_id, patch) => Command::PatchGroup(PatchGroup {
+                group_id,
+                patch,
+                if_match,
+            }),
+            Op::Delete(group_id) => Command::DeleteGroup(DeleteGroup { group_id, if_match }),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod discovery;
 pub mod groups;
 pub mod list;
+pub(crate) mod resource;
 pub mod users;
 
 use crate::{

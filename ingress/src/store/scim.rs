@@ -3,47 +3,24 @@
 //! docs/performance.md), so their SQL stays hand-written: one statement each, by primary
 //! key or `= ANY` of the page's ids.
 
-use common::{
-    db::{
-        entities::{group, user},
-        stmt,
-    },
-    scim::model::MemberRef,
-};
+use super::page::Table;
+use common::{db::stmt, scim::model::MemberRef};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// The org's user `id`, if it has one.
-pub async fn user(
+/// The org's row `id` in `table` (`users` or `groups`), if it has one: by primary key.
+pub async fn by_id<M: FromQueryResult>(
     db: &impl ConnectionTrait,
+    table: &Table,
     org_id: Uuid,
     id: Uuid,
-) -> Result<Option<user::Model>, DbErr> {
+) -> Result<Option<M>, DbErr> {
+    let sql = format!("SELECT * FROM {} WHERE org_id = $1 AND id = $2", table.name);
     let row = db
-        .query_one_raw(stmt(
-            "SELECT * FROM users WHERE org_id = $1 AND id = $2",
-            [org_id.into(), id.into()],
-        ))
+        .query_one_raw(stmt(&sql, [org_id.into(), id.into()]))
         .await?;
-    row.map(|r| user::Model::from_query_result(&r, ""))
-        .transpose()
-}
-
-/// The org's group `id`, if it has one.
-pub async fn group(
-    db: &impl ConnectionTrait,
-    org_id: Uuid,
-    id: Uuid,
-) -> Result<Option<group::Model>, DbErr> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT * FROM groups WHERE org_id = $1 AND id = $2",
-            [org_id.into(), id.into()],
-        ))
-        .await?;
-    row.map(|r| group::Model::from_query_result(&r, ""))
-        .transpose()
+    row.map(|r| M::from_query_result(&r, "")).transpose()
 }
 
 /// The members of each of `group_ids`, in the order they were added, with a display
