@@ -72,14 +72,73 @@ pub(crate) fn too_many_failures(wait: Duration) -> String {
     )
 }
 
-fn scim_throttled(wait: Duration) -> Response {
-    let res = ScimApiError::new(429, None, too_many_failures(wait)).into_response();
-    with_retry_after(res, wait)
+/// How a refused secret is answered (with what it says is required), and whether an
+/// address over its failure budget may still try.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// SCIM error JSON; an address over its budget may still try (`Attempt::lenient`).
+    Scim(&'static str),
+    /// The API's error JSON; an address over its budget is refused first (`Attempt::start`).
+    Api(&'static str),
 }
 
-fn api_throttled(wait: Duration) -> Response {
-    let res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, too_many_failures(wait)).into_response();
-    with_retry_after(res, wait)
+impl Refusal {
+    /// `401`, or `429` with `Retry-After` when the address must `wait`.
+    fn answer(self, wait: Option<Duration>) -> Response {
+        wait.map_or_else(|| self.unauthorized(), |wait| self.throttled(wait))
+    }
+
+    fn unauthorized(self) -> Response {
+        match self {
+            Self::Scim(required) => ScimApiError::new(401, None, required).into_response(),
+            Self::Api(required) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, required).into_response()
+            }
+        }
+    }
+
+    fn throttled(self, wait: Duration) -> Response {
+        let res = match self {
+            Self::Scim(_) => ScimApiError::new(429, None, too_many_failures(wait)).into_response(),
+            Self::Api(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, too_many_failures(wait))
+                .into_response(),
+        };
+        with_retry_after(res, wait)
+    }
+
+    fn db_error(self, e: sea_orm::DbErr) -> Response {
+        match self {
+            Self::Scim(_) => ScimApiError::from(e).into_response(),
+            Self::Api(_) => ApiError::from(e).into_response(),
+        }
+    }
+}
+
+/// The request's bearer token and the attempt it makes. Refused (the error is the wait, if
+/// any, for `Refusal::answer`) without a token, and from an address over its failure
+/// budget unless the refusal is lenient.
+fn admit<'p, 's>(
+    parts: &'p Parts,
+    state: &'s AppState,
+    refusal: Refusal,
+) -> Result<(&'p str, Attempt<'s>), Option<Duration>> {
+    let token = bearer(parts).ok_or(None)?;
+    let addr = client_addr(parts, &state.settings);
+    let attempt = match refusal {
+        Refusal::Scim(_) => Attempt::lenient(state, addr),
+        Refusal::Api(_) => Attempt::start(state, addr).map_err(Some)?,
+    };
+    Ok((token, attempt))
+}
+
+impl Attempt<'_> {
+    /// The presented secret was wrong: counted, and answered (`429` when the address was
+    /// over its budget).
+    fn refused(self, refusal: Refusal) -> Response {
+        let over_budget = self.over_budget;
+        self.failed();
+        refusal.answer(over_budget)
+    }
 }
 
 /// The bearer token of a request, if it has one.
@@ -99,6 +158,15 @@ enum Secret {
     AdminKey,
 }
 
+impl Secret {
+    fn refusal(self) -> Refusal {
+        match self {
+            Self::ScimToken => Refusal::Scim("a valid SCIM bearer token is required"),
+            Self::AdminKey => Refusal::Api("a valid admin key is required"),
+        }
+    }
+}
+
 /// Looks a presented secret up by its digest (`store::auth`), and confirms the match in
 /// constant time. `None`: not valid.
 async fn org_for_secret(
@@ -114,6 +182,16 @@ async fn org_for_secret(
     Ok(found.and_then(|(org, stored)| stored.ct_eq(&presented).then_some(org)))
 }
 
+/// The org whose secret of `kind` the request carries as its bearer token.
+async fn bearer_org(parts: &Parts, state: &AppState, kind: Secret) -> Result<Uuid, Response> {
+    let refusal = kind.refusal();
+    let (token, attempt) = admit(parts, state, refusal).map_err(|wait| refusal.answer(wait))?;
+    let found = org_for_secret(state, kind, token)
+        .await
+        .map_err(|e| refusal.db_error(e))?;
+    found.ok_or_else(|| attempt.refused(refusal))
+}
+
 /// The org a valid SCIM token belongs to: a live token, while provisioning is on.
 #[derive(Clone, Copy, Debug)]
 pub struct ScimOrg(pub Uuid);
@@ -121,23 +199,8 @@ pub struct ScimOrg(pub Uuid);
 impl FromRequestParts<AppState> for ScimOrg {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let unauthorized = || {
-            ScimApiError::new(401, None, "a valid SCIM bearer token is required").into_response()
-        };
-        let token = bearer(parts).ok_or_else(unauthorized)?;
-        let attempt = Attempt::lenient(state, client_addr(parts, &state.settings));
-        let found = org_for_secret(state, Secret::ScimToken, token)
-            .await
-            .map_err(|e| ScimApiError::from(e).into_response())?;
-        let Some(org) = found else {
-            let over_budget = attempt.over_budget;
-            attempt.failed();
-            return Err(over_budget.map_or_else(unauthorized, scim_throttled));
-        };
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let org = bearer_org(parts, state, Secret::ScimToken).await?;
         // From here on the request belongs to the org: it goes into its provisioning log.
         if let Some(slot) = parts.extensions.get::<crate::provisioning_log::OrgSlot>() {
             slot.set(org);
@@ -164,24 +227,8 @@ pub struct AdminOrg(pub Uuid);
 impl FromRequestParts<AppState> for AdminOrg {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let unauthorized = || {
-            ApiError::new(StatusCode::UNAUTHORIZED, "a valid admin key is required").into_response()
-        };
-        let token = bearer(parts).ok_or_else(unauthorized)?;
-        let attempt =
-            Attempt::start(state, client_addr(parts, &state.settings)).map_err(api_throttled)?;
-        match admin_org_for_key(state, token).await {
-            Ok(Some(org)) => Ok(Self(org)),
-            Ok(None) => {
-                attempt.failed();
-                Err(unauthorized())
-            }
-            Err(e) => Err(ApiError::from(e).into_response()),
-        }
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        bearer_org(parts, state, Secret::AdminKey).await.map(Self)
     }
 }
 
@@ -201,28 +248,16 @@ pub struct Operator;
 impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let Some(expected) = &state.settings.operator_token else {
             return Err(ApiError::new(StatusCode::NOT_FOUND, "not found").into_response());
         };
-        let unauthorized = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "a valid operator token is required",
-            )
-            .into_response()
-        };
-        let presented = bearer(parts).map(TokenHash::of).ok_or_else(unauthorized)?;
-        let attempt =
-            Attempt::start(state, client_addr(parts, &state.settings)).map_err(api_throttled)?;
-        if presented.ct_eq(&TokenHash::of(expected.expose())) {
+        let refusal = Refusal::Api("a valid operator token is required");
+        let (token, attempt) = admit(parts, state, refusal).map_err(|wait| refusal.answer(wait))?;
+        if TokenHash::of(token).ct_eq(&TokenHash::of(expected.expose())) {
             Ok(Self)
         } else {
-            attempt.failed();
-            Err(unauthorized())
+            Err(attempt.refused(refusal))
         }
     }
 }
