@@ -182,76 +182,84 @@ fn build() -> PrometheusHandle {
     handle
 }
 
+/// The `# HELP` text of each counter, gauge and histogram (in seconds where so named).
+const COUNTERS: &[(&str, &str)] = &[
+    (HTTP_REQUESTS, "HTTP requests answered"),
+    (COMMANDS_PUBLISHED, "Commands the broker accepted"),
+    (
+        PROVISIONING_LOG_DROPPED,
+        "Provisioning-log entries the ingress could not hand on",
+    ),
+    (PROVISIONING_LOG_STORED, "Provisioning-log entries stored"),
+    (GUARD_TRIPS, "Mass-deprovisioning guard trips"),
+    (
+        GUARD_HELD,
+        "Deactivations and deletions held or refused by the guard",
+    ),
+    (COMMANDS_REJECTED, "Commands the broker did not accept"),
+    (COMMAND_REPLIES, "Command replies received in time"),
+    (COMMAND_TIMEOUTS, "Accepted commands with no reply in time"),
+    (COMMANDS_PROCESSED, "Command deliveries handled by workers"),
+    (
+        COMMANDS_REFUSED,
+        "Commands refused (not authorised or undecodable) and dead-lettered",
+    ),
+    (EVENTS_PUBLISHED, "Events published by the outbox relay"),
+    (
+        ROWS_PRUNED,
+        "Rows pruned or scrubbed by the background pruning",
+    ),
+    (RETRIES, "Messages sent to a broker-side retry queue"),
+    (DEAD_LETTERED, "Messages dead-lettered with a reason"),
+    (INVITES_SENT, "Invite emails sent"),
+    (
+        INVITES_FAILED,
+        "Invites that failed after in-process retries",
+    ),
+    (
+        INVITES_SKIPPED,
+        "events that reached the mailer but needed no invite",
+    ),
+    (SIGN_INS, "Employee sign-ins finished, by outcome"),
+];
+const GAUGES: &[(&str, &str)] = &[
+    (OUTBOX_PENDING, "Unpublished outbox events"),
+    (QUEUE_MESSAGES, "Messages ready in a queue"),
+    (
+        ERASURES_PENDING,
+        "Deleted people whose data is still to be scrubbed",
+    ),
+];
+const GAUGES_IN_SECONDS: &[(&str, &str)] =
+    &[(OUTBOX_LAG, "Age of the oldest unpublished outbox event")];
+const HISTOGRAMS_IN_SECONDS: &[(&str, &str)] = &[
+    (HTTP_REQUEST_DURATION, "Time to answer an HTTP request"),
+    (COMMAND_DURATION, "Time to handle one command delivery"),
+    (
+        SMTP_SEND_DURATION,
+        "Time the SMTP server took to accept one invite",
+    ),
+    (
+        INVITE_DELAY,
+        "Time from a person's creation to their invite's send",
+    ),
+];
+
+/// Tells the recorder what each metric is.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
-    describe_histogram!(
-        HTTP_REQUEST_DURATION,
-        metrics::Unit::Seconds,
-        "Time to answer an HTTP request"
-    );
-    describe_counter!(COMMANDS_PUBLISHED, "Commands the broker accepted");
-    describe_counter!(
-        PROVISIONING_LOG_DROPPED,
-        "Provisioning-log entries the ingress could not hand on"
-    );
-    describe_counter!(PROVISIONING_LOG_STORED, "Provisioning-log entries stored");
-    describe_counter!(GUARD_TRIPS, "Mass-deprovisioning guard trips");
-    describe_counter!(
-        GUARD_HELD,
-        "Deactivations and deletions held or refused by the guard"
-    );
-    describe_counter!(COMMANDS_REJECTED, "Commands the broker did not accept");
-    describe_counter!(COMMAND_REPLIES, "Command replies received in time");
-    describe_counter!(COMMAND_TIMEOUTS, "Accepted commands with no reply in time");
-    describe_counter!(COMMANDS_PROCESSED, "Command deliveries handled by workers");
-    describe_counter!(
-        COMMANDS_REFUSED,
-        "Commands refused (not authorised or undecodable) and dead-lettered"
-    );
-    describe_histogram!(
-        COMMAND_DURATION,
-        metrics::Unit::Seconds,
-        "Time to handle one command delivery"
-    );
-    describe_counter!(EVENTS_PUBLISHED, "Events published by the outbox relay");
-    describe_gauge!(
-        OUTBOX_LAG,
-        metrics::Unit::Seconds,
-        "Age of the oldest unpublished outbox event"
-    );
-    describe_gauge!(OUTBOX_PENDING, "Unpublished outbox events");
-    describe_gauge!(QUEUE_MESSAGES, "Messages ready in a queue");
-    describe_counter!(
-        ROWS_PRUNED,
-        "Rows pruned or scrubbed by the background pruning"
-    );
-    describe_gauge!(
-        ERASURES_PENDING,
-        "Deleted people whose data is still to be scrubbed"
-    );
-    describe_counter!(RETRIES, "Messages sent to a broker-side retry queue");
-    describe_counter!(DEAD_LETTERED, "Messages dead-lettered with a reason");
-    describe_counter!(INVITES_SENT, "Invite emails sent");
-    describe_counter!(
-        INVITES_FAILED,
-        "Invites that failed after in-process retries"
-    );
-    describe_counter!(
-        INVITES_SKIPPED,
-        "events that reached the mailer but needed no invite"
-    );
-    describe_histogram!(
-        SMTP_SEND_DURATION,
-        metrics::Unit::Seconds,
-        "Time the SMTP server took to accept one invite"
-    );
-    describe_histogram!(
-        INVITE_DELAY,
-        metrics::Unit::Seconds,
-        "Time from a person's creation to their invite's send"
-    );
-    describe_counter!(SIGN_INS, "Employee sign-ins finished, by outcome");
+    for &(name, help) in COUNTERS {
+        describe_counter!(name, help);
+    }
+    for &(name, help) in GAUGES {
+        describe_gauge!(name, help);
+    }
+    for &(name, help) in GAUGES_IN_SECONDS {
+        describe_gauge!(name, metrics::Unit::Seconds, help);
+    }
+    for &(name, help) in HISTOGRAMS_IN_SECONDS {
+        describe_histogram!(name, metrics::Unit::Seconds, help);
+    }
 }
 
 /// The `prefix` label of a topology: its AMQP prefix.
