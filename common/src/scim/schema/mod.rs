@@ -23,33 +23,23 @@ pub struct Schema {
     pub attributes: &'static [Attr],
 }
 
-pub static USER: Schema = Schema {
-    id: crate::scim::USER_SCHEMA,
-    name: "User",
-    description: "User Account",
-    attributes: USER_ATTRS,
-};
+pub static USER: Schema = Schema::new(crate::scim::USER_SCHEMA, "User", "User Account", USER_ATTRS);
 
-pub static ENTERPRISE_USER: Schema = Schema {
-    id: crate::scim::ENTERPRISE_USER_SCHEMA,
-    name: "EnterpriseUser",
-    description: "Enterprise User",
-    attributes: ENTERPRISE_ATTRS,
-};
+pub static ENTERPRISE_USER: Schema = Schema::new(
+    crate::scim::ENTERPRISE_USER_SCHEMA,
+    "EnterpriseUser",
+    "Enterprise User",
+    ENTERPRISE_ATTRS,
+);
 
-pub static ROSTER_USER: Schema = Schema {
-    id: crate::scim::ROSTER_USER_SCHEMA,
-    name: "RosterUser",
-    description: "Roster's directory fields",
-    attributes: ROSTER_ATTRS,
-};
+pub static ROSTER_USER: Schema = Schema::new(
+    crate::scim::ROSTER_USER_SCHEMA,
+    "RosterUser",
+    "Roster's directory fields",
+    ROSTER_ATTRS,
+);
 
-pub static GROUP: Schema = Schema {
-    id: crate::scim::GROUP_SCHEMA,
-    name: "Group",
-    description: "Group",
-    attributes: GROUP_ATTRS,
-};
+pub static GROUP: Schema = Schema::new(crate::scim::GROUP_SCHEMA, "Group", "Group", GROUP_ATTRS);
 
 /// Every schema `/Schemas` serves.
 pub static ALL: [&Schema; 4] = [&USER, &ENTERPRISE_USER, &ROSTER_USER, &GROUP];
@@ -65,6 +55,21 @@ impl PartialEq for Schema {
 }
 
 impl Schema {
+    /// A schema from its id (URN), name, description and attributes.
+    const fn new(
+        id: &'static str,
+        name: &'static str,
+        description: &'static str,
+        attributes: &'static [Attr],
+    ) -> Self {
+        Self {
+            id,
+            name,
+            description,
+            attributes,
+        }
+    }
+
     /// An attribute by name, case-insensitively.
     pub fn attr(&self, name: &str) -> Option<&'static Attr> {
         self.attributes
