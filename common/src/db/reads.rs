@@ -1,5 +1,6 @@
 //! Reads that both the ingress (for GETs) and the worker (for replies) make: a group's
-//! members and the groups of users.
+//! members and the groups of users; and the join of people with their org that both
+//! build queries on.
 
 use super::{
     entities::{field_mapping, group, group_member, user},
@@ -8,7 +9,7 @@ use super::{
 use crate::scim::model::MemberRef;
 use sea_orm::{
     ConnectionTrait, DbErr,
-    sea_query::{Expr, ExprTrait, Func, Order, PgFunc, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Func, JoinType, Order, PgFunc, Query, SelectStatement},
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -87,6 +88,20 @@ pub async fn existing_org_mapping(
         return Ok(None);
     }
     mappings(&rows).map(Some)
+}
+
+/// `SELECT … FROM users AS u JOIN orgs AS o ON o.id = u.org_id`: people with their org's
+/// settings, for the caller to add what it selects and where.
+pub fn users_with_their_org() -> SelectStatement {
+    Query::select()
+        .from_as("users", "u")
+        .join_as(
+            JoinType::InnerJoin,
+            "orgs",
+            "o",
+            Expr::col(("o", "id")).equals(("u", "org_id")),
+        )
+        .to_owned()
 }
 
 fn group_members_query(group_id: Uuid) -> SelectStatement {
@@ -207,6 +222,10 @@ mod tests {
         assert_eq!(
             sql(&org_mapping_query(id)).sql,
             r#"SELECT "field", "scim_attribute", "policy" FROM "field_mappings" WHERE "org_id" = $1 ORDER BY "position" ASC"#
+        );
+        assert_eq!(
+            sql(users_with_their_org().column(("u", "id"))).sql,
+            r#"SELECT "u"."id" FROM "users" AS "u" INNER JOIN "orgs" AS "o" ON "o"."id" = "u"."org_id""#
         );
     }
 }

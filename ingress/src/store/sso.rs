@@ -1,9 +1,10 @@
 //! Employee sign-in's reads: the org's OpenID Connect client, and whether a session still
 //! holds.
 
+use common::db::reads::users_with_their_org;
 use sea_orm::{
     ConnectionTrait, DbErr, FromQueryResult,
-    sea_query::{Expr, ExprTrait, JoinType, Query},
+    sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
 
@@ -44,20 +45,13 @@ pub async fn session_valid(
     person_generation: i64,
     org_generation: i64,
 ) -> Result<bool, DbErr> {
-    let q = Query::select()
+    let q = users_with_their_org()
         .expr_as(
             Expr::col(("u", "active"))
                 .and(Expr::col(("o", "oidc_issuer")).is_not_null())
                 .and(Expr::col(("u", "session_generation")).eq(person_generation))
                 .and(Expr::col(("o", "oidc_generation")).eq(org_generation)),
             "valid",
-        )
-        .from_as("users", "u")
-        .join_as(
-            JoinType::InnerJoin,
-            "orgs",
-            "o",
-            Expr::col(("o", "id")).equals(("u", "org_id")),
         )
         .and_where(Expr::col(("u", "id")).eq(user))
         .and_where(Expr::col(("u", "org_id")).eq(org))

@@ -8,12 +8,15 @@ use super::{
     expired::{ago, days},
 };
 use crate::apply::apply;
-use common::messages::{Command, DeletePerson, Reply};
+use common::{
+    db::reads::users_with_their_org,
+    messages::{Command, DeletePerson, Reply},
+};
 use sea_orm::{
     ConnectionTrait, DbErr, TransactionTrait,
     sea_query::{
-        Asterisk, Expr, ExprTrait, Func, JoinType, LockBehavior, LockType, Order, Query,
-        SelectStatement, UpdateStatement, extension::postgres::PgFunc,
+        Asterisk, Expr, ExprTrait, Func, LockBehavior, LockType, Order, Query, SelectStatement,
+        UpdateStatement, extension::postgres::PgFunc,
     },
 };
 use std::collections::BTreeMap;
@@ -29,15 +32,8 @@ const ERASED_DETAIL: &str = "the details of this result were erased with the per
 
 /// Deactivated people past their org's window: `org_id`, `id` (`users u`, `orgs o`).
 pub(super) fn due_for_erasure() -> SelectStatement {
-    Query::select()
+    users_with_their_org()
         .columns([("u", "org_id"), ("u", "id")])
-        .from_as("users", "u")
-        .join_as(
-            JoinType::InnerJoin,
-            "orgs",
-            "o",
-            Expr::col(("o", "id")).equals(("u", "org_id")),
-        )
         .and_where(Expr::col(("u", "active")).not())
         .and_where(Expr::col(("o", "erase_deactivated_after_days")).is_not_null())
         .and_where(
@@ -308,6 +304,15 @@ mod tests {
         assert_eq!(
             sql,
             r#"SELECT "e"."user_id", "e"."org_id", "e"."needles" FROM "erasures" AS "e" WHERE NOT EXISTS(SELECT 1 FROM "outbox" AS "o" WHERE ((o.envelope #>> '{payload,user_id}')) = CAST("e"."user_id" AS text) AND "o"."published_at" IS NULL) ORDER BY "e"."requested_at" ASC LIMIT $1 FOR UPDATE OF "e" SKIP LOCKED"#
+        );
+    }
+
+    #[test]
+    fn due_for_erasure_is_the_sql_it_always_was() {
+        let (sql, _) = due_for_erasure().build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT "u"."org_id", "u"."id" FROM "users" AS "u" INNER JOIN "orgs" AS "o" ON "o"."id" = "u"."org_id" WHERE (NOT "u"."active") AND "o"."erase_deactivated_after_days" IS NOT NULL AND "u"."deactivated_at" <= (now() - make_interval(days => "o"."erase_deactivated_after_days"))"#
         );
     }
 
