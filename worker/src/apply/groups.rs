@@ -14,7 +14,8 @@ use common::{
     scim::{
         ScimError,
         model::{GroupInput, render_group},
-        patch, schema,
+        patch::{self, PatchOp},
+        schema,
     },
 };
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
@@ -138,18 +139,8 @@ pub(super) async fn replace(
     org_id: Uuid,
     cmd: &ReplaceGroup,
 ) -> Result<Reply, DbErr> {
-    update(
-        tx,
-        ctx,
-        env,
-        org_id,
-        cmd.group_id,
-        cmd.if_match,
-        false,
-        Scope::All,
-        |_, _| Ok(cmd.resource.clone()),
-    )
-    .await
+    let edit = Edit::Replace(&cmd.resource);
+    update(tx, ctx, env, org_id, cmd.group_id, cmd.if_match, edit).await
 }
 
 pub(super) async fn patch(
@@ -163,44 +154,57 @@ pub(super) async fn patch(
         Ok(ops) => ops,
         Err(e) => return Ok(scim_error(e)),
     };
-    // A PATCH that names the members it adds or removes reads only those: adding one
-    // member to a group of 100,000 costs what it costs for a group of ten.
-    let scope = named_members(&ops).map_or(Scope::All, Scope::Only);
-    update(
-        tx,
-        ctx,
-        env,
-        org_id,
-        cmd.group_id,
-        cmd.if_match,
-        true,
-        scope,
-        |g, members| {
-            let mut resource = match &g.resource {
-                Value::Object(m) => m.clone(),
-                _ => Map::new(),
-            };
-            resource.insert("displayName".into(), json!(g.display_name));
-            if let Some(x) = &g.external_id {
-                resource.insert("externalId".into(), json!(x));
-            }
-            let list: Vec<Value> = members
-                .iter()
-                .map(|m| json!({"value": m.to_string()}))
-                .collect();
-            resource.insert("members".into(), Value::Array(list));
-            patch::apply(&mut resource, &schema::GROUP, &ops)?;
-            Ok(Value::Object(resource))
-        },
-    )
-    .await
+    let edit = Edit::Patch(&ops);
+    update(tx, ctx, env, org_id, cmd.group_id, cmd.if_match, edit).await
 }
 
-/// Replaces a group with what `change` makes of it (given the group and its member ids
-/// within `scope`), under the row lock. Members outside `scope` are left as they are; those
-/// within it are diffed as sets. `patched` answers `204` (Entra's expectation; Okta takes
-/// either).
-#[allow(clippy::too_many_arguments)]
+/// What a replace or a patch makes of a group.
+enum Edit<'a> {
+    /// `PUT`: the resource as sent.
+    Replace(&'a Value),
+    /// `PATCH`: the operations, applied to the stored group with its members.
+    Patch(&'a [PatchOp]),
+}
+
+impl Edit<'_> {
+    /// Which members the edit may touch. A PATCH that names the members it adds or removes
+    /// reads only those: adding one member to a group of 100,000 costs what it costs for a
+    /// group of ten.
+    fn scope(&self) -> Scope {
+        match self {
+            Edit::Replace(_) => Scope::All,
+            Edit::Patch(ops) => named_members(ops).map_or(Scope::All, Scope::Only),
+        }
+    }
+
+    /// The group as the edit leaves it, given the group and its member ids within
+    /// [`Edit::scope`].
+    fn resource(&self, g: &group::Model, members: &[Uuid]) -> Result<Value, ScimError> {
+        let ops = match self {
+            Edit::Replace(resource) => return Ok((*resource).clone()),
+            Edit::Patch(ops) => ops,
+        };
+        let mut resource = match &g.resource {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        resource.insert("displayName".into(), json!(g.display_name));
+        if let Some(x) = &g.external_id {
+            resource.insert("externalId".into(), json!(x));
+        }
+        let list: Vec<Value> = members
+            .iter()
+            .map(|m| json!({"value": m.to_string()}))
+            .collect();
+        resource.insert("members".into(), Value::Array(list));
+        patch::apply(&mut resource, &schema::GROUP, ops)?;
+        Ok(Value::Object(resource))
+    }
+}
+
+/// Replaces a group, at the version `If-Match` names if any, with what `edit` makes of it,
+/// under the row lock. Members outside the edit's scope are left as they are; those within
+/// it are diffed as sets. A patch answers `204` (Entra's expectation; Okta takes either).
 async fn update(
     tx: &Tx<'_>,
     ctx: &ApplyContext,
@@ -208,10 +212,9 @@ async fn update(
     org_id: Uuid,
     group_id: Uuid,
     if_match: Option<i64>,
-    patched: bool,
-    scope: Scope,
-    change: impl FnOnce(&group::Model, &[Uuid]) -> Result<Value, ScimError>,
+    edit: Edit<'_>,
 ) -> Result<Reply, DbErr> {
+    let scope = edit.scope();
     let Some(old) = lock_group(tx, org_id, group_id).await? else {
         return Ok(not_found("Group", group_id));
     };
@@ -219,7 +222,7 @@ async fn update(
         return Ok(precondition_failed("group", old.version));
     }
     let before = member_ids(tx, group_id, &scope).await?;
-    let input = match change(&old, &before).and_then(GroupInput::from_json) {
+    let input = match edit.resource(&old, &before).and_then(GroupInput::from_json) {
         Ok(i) => i,
         Err(e) => return Ok(scim_error(e)),
     };
@@ -294,7 +297,7 @@ async fn update(
         emit(tx, env, org_id, &g, events::GROUP_UPDATED, changes).await?;
         g
     };
-    if patched {
+    if let Edit::Patch(_) = edit {
         return Ok(Reply::ok(204, Value::Null));
     }
     let members = group_members(tx, g.id).await?;
