@@ -46,16 +46,14 @@ pub(super) async fn add_members(
     group_id: Uuid,
     members: &[Uuid],
 ) -> Result<(), DbErr> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    tx.execute_raw(stmt(
+    write_members(
+        tx,
         "INSERT INTO group_members (group_id, user_id, org_id) \
          SELECT $1, u, $2 FROM UNNEST($3::uuid[]) AS u ON CONFLICT DO NOTHING",
-        [group_id.into(), org_id.into(), uuid_array(members)],
-    ))
-    .await?;
-    Ok(())
+        [group_id.into(), org_id.into()],
+        members,
+    )
+    .await
 }
 
 pub(super) async fn remove_members(
@@ -63,14 +61,28 @@ pub(super) async fn remove_members(
     group_id: Uuid,
     members: &[Uuid],
 ) -> Result<(), DbErr> {
+    write_members(
+        tx,
+        "DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2)",
+        [group_id.into()],
+        members,
+    )
+    .await
+}
+
+/// Runs `sql` with `params` and then `members` as a `uuid[]`; nothing when there are no
+/// members.
+async fn write_members<const N: usize>(
+    tx: &Tx<'_>,
+    sql: &str,
+    params: [sea_orm::Value; N],
+    members: &[Uuid],
+) -> Result<(), DbErr> {
     if members.is_empty() {
         return Ok(());
     }
-    tx.execute_raw(stmt(
-        "DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2)",
-        [group_id.into(), uuid_array(members)],
-    ))
-    .await?;
+    let values = params.into_iter().chain([uuid_array(members)]);
+    tx.execute_raw(stmt(sql, values)).await?;
     Ok(())
 }
 
