@@ -1,6 +1,6 @@
 //! Invites in the worker: when one is due (a person first active in the directory, if the
-//! org sends invites), and accepting one. The mailer sends them (docs/reliability.md,
-//! "Invites").
+//! org sends invites), and accepting one (by its link, or by signing in from it). The
+//! mailer sends them (docs/reliability.md, "Invites").
 
 use super::{Audit, Tx, audit};
 use common::{
@@ -8,7 +8,7 @@ use common::{
     messages::{AcceptInvite, Envelope, Reply},
 };
 use sea_orm::{ConnectionTrait, DbErr};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The address an invite goes to: the email, else a `userName` that is one.
@@ -88,19 +88,48 @@ pub(super) async fn accept_invite(
         [invite_id.into()],
     ))
     .await?;
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "invite.accepted",
-            resource_type: "User",
-            resource_id: Some(user_id.to_string()),
-            detail: json!({}),
-        },
-    );
+    audit(tx, env, Some(org_id), accepted(user_id, json!({})));
     Ok(Reply::ok(
         200,
         json!({"accepted": true, "user_id": user_id}),
     ))
+}
+
+/// Accepts the person's own open invite as they sign in (`person.sign_in` names the invite
+/// the sign-in came from); someone else's, a used or an expired one is left as it is (the
+/// sign-in still counts).
+pub(super) async fn accept_on_sign_in(
+    tx: &Tx<'_>,
+    env: &Envelope,
+    org_id: Uuid,
+    user_id: Uuid,
+    hash: &str,
+) -> Result<bool, DbErr> {
+    let row = tx
+        .query_one_raw(stmt(
+            "UPDATE invites SET accepted_at = now() WHERE token_hash = $1 AND org_id = $2 \
+             AND user_id = $3 AND accepted_at IS NULL AND expires_at > now() RETURNING id",
+            [hash.into(), org_id.into(), user_id.into()],
+        ))
+        .await?;
+    if row.is_none() {
+        return Ok(false);
+    }
+    audit(
+        tx,
+        env,
+        Some(org_id),
+        accepted(user_id, json!({"by": "sign_in"})),
+    );
+    Ok(true)
+}
+
+/// The activity entry of an accepted invite.
+fn accepted(user_id: Uuid, detail: Value) -> Audit<'static> {
+    Audit {
+        action: "invite.accepted",
+        resource_type: "User",
+        resource_id: Some(user_id.to_string()),
+        detail,
+    }
 }

@@ -4,7 +4,7 @@
 //! in and which claim matched, and accepts the invite the sign-in came from.
 
 use super::Tx;
-use super::{Audit, audit};
+use super::{Audit, audit, invites::accept_on_sign_in};
 use common::{
     db::stmt,
     messages::{Envelope, Reply, SetSso, SignIn, SignInClaim, SignOut},
@@ -237,7 +237,7 @@ pub(super) async fn sign_in(
     ))
     .await?;
     let invite_accepted = match &cmd.invite_token_hash {
-        Some(hash) => accept_invite(tx, env, org_id, person.id, hash.as_str()).await?,
+        Some(hash) => accept_on_sign_in(tx, env, org_id, person.id, hash.as_str()).await?,
         None => false,
     };
     audit(
@@ -298,39 +298,6 @@ pub(super) async fn sign_out(
         },
     );
     Ok(Reply::ok(200, json!({"signed_out": true})))
-}
-
-/// Accepts the person's own open invite; someone else's, a used or an expired one is left
-/// as it is (the sign-in still counts).
-async fn accept_invite(
-    tx: &Tx<'_>,
-    env: &Envelope,
-    org_id: Uuid,
-    user_id: Uuid,
-    hash: &str,
-) -> Result<bool, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "UPDATE invites SET accepted_at = now() WHERE token_hash = $1 AND org_id = $2 \
-             AND user_id = $3 AND accepted_at IS NULL AND expires_at > now() RETURNING id",
-            [hash.into(), org_id.into(), user_id.into()],
-        ))
-        .await?;
-    if row.is_none() {
-        return Ok(false);
-    }
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "invite.accepted",
-            resource_type: "User",
-            resource_id: Some(user_id.to_string()),
-            detail: json!({"by": "sign_in"}),
-        },
-    );
-    Ok(true)
 }
 
 #[cfg(test)]
