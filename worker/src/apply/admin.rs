@@ -13,7 +13,7 @@ use common::{
     org_chart,
 };
 use sea_orm::{ConnectionTrait, DbErr};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub(super) async fn create_org(
@@ -74,6 +74,16 @@ pub(super) async fn lock_org(tx: &Tx<'_>, org_id: Uuid) -> Result<Option<bool>, 
         .transpose()
 }
 
+/// The activity entry of a change to the org's own settings (no one resource).
+fn org_audit<'a>(action: &'a str, resource_type: &'a str, detail: Value) -> Audit<'a> {
+    Audit {
+        action,
+        resource_type,
+        resource_id: None,
+        detail,
+    }
+}
+
 async fn revoke_tokens(tx: &Tx<'_>, org_id: Uuid) -> Result<(), DbErr> {
     tx.execute_raw(stmt(
         "UPDATE scim_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL",
@@ -131,21 +141,13 @@ pub(super) async fn set_provisioning(
     ))
     .await?;
     if cmd.enabled != was_enabled {
-        audit(
-            tx,
-            env,
-            Some(org_id),
-            Audit {
-                action: if cmd.enabled {
-                    "provisioning.enabled"
-                } else {
-                    "provisioning.disabled"
-                },
-                resource_type: "Provisioning",
-                resource_id: None,
-                detail: json!({}),
-            },
-        );
+        let action = if cmd.enabled {
+            "provisioning.enabled"
+        } else {
+            "provisioning.disabled"
+        };
+        let entry = org_audit(action, "Provisioning", json!({}));
+        audit(tx, env, Some(org_id), entry);
     }
     Ok(Reply::ok(
         200,
@@ -172,17 +174,9 @@ pub(super) async fn rotate_token(
     }
     revoke_tokens(tx, org_id).await?;
     insert_token(tx, org_id, &cmd.token).await?;
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "provisioning.token_rotated",
-            resource_type: "Provisioning",
-            resource_id: None,
-            detail: json!({"hint": cmd.token.hint}),
-        },
-    );
+    let detail = json!({"hint": cmd.token.hint});
+    let entry = org_audit("provisioning.token_rotated", "Provisioning", detail);
+    audit(tx, env, Some(org_id), entry);
     Ok(Reply::ok(200, json!({"rotated": true})))
 }
 
@@ -202,17 +196,8 @@ pub(super) async fn rotate_admin_key(
         [org_id.into(), cmd.admin_key_hash.as_str().into()],
     ))
     .await?;
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "admin_key.rotated",
-            resource_type: "Org",
-            resource_id: None,
-            detail: json!({}),
-        },
-    );
+    let entry = org_audit("admin_key.rotated", "Org", json!({}));
+    audit(tx, env, Some(org_id), entry);
     Ok(Reply::ok(200, json!({"rotated": true})))
 }
 
@@ -272,17 +257,9 @@ pub(super) async fn update_settings(
         "deprovision_guard": super::guard::settings_json(tx, org_id).await?,
         "manager_match": row.try_get::<serde_json::Value>("", "manager_match")?,
     });
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "settings.updated",
-            resource_type: "Settings",
-            resource_id: None,
-            detail: serde_json::to_value(cmd).unwrap_or_default(),
-        },
-    );
+    let detail = serde_json::to_value(cmd).unwrap_or_default();
+    let entry = org_audit("settings.updated", "Settings", detail);
+    audit(tx, env, Some(org_id), entry);
     Ok(Reply::ok(200, settings))
 }
 
@@ -316,16 +293,8 @@ pub(super) async fn set_mappings(
         ))
         .await?;
     }
-    audit(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: "mappings.updated",
-            resource_type: "Mappings",
-            resource_id: None,
-            detail: serde_json::to_value(&cmd.mappings).unwrap_or_default(),
-        },
-    );
+    let detail = serde_json::to_value(&cmd.mappings).unwrap_or_default();
+    let entry = org_audit("mappings.updated", "Mappings", detail);
+    audit(tx, env, Some(org_id), entry);
     Ok(Reply::ok(200, json!({"mappings": cmd.mappings})))
 }
