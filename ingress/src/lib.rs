@@ -8,6 +8,7 @@ pub mod body;
 pub mod commands;
 pub mod error;
 pub mod health;
+mod html;
 pub mod invite;
 pub mod metrics;
 pub mod provisioning_log;

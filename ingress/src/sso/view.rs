@@ -5,7 +5,7 @@
 use super::oidc::Failure;
 use crate::store::directory::Person;
 use common::mapping;
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde_json::Value;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
@@ -16,18 +16,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margi
     .locked{color:#666}button{font-size:1rem;padding:.4rem 1rem;margin-top:.8rem}form#profile-form button{display:block}";
 
 fn layout(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Roster" }
-                style { (STYLE) }
-            }
-            body { (body) }
-        }
-    }
+    crate::html::shell(title, html! { style { (STYLE) } }, body)
 }
 
 /// A sign-in that did not complete: what happened, its code (docs/sso.md), and a new start.

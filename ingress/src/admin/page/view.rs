@@ -6,7 +6,7 @@ use crate::admin::service::{
     Activity, GuardStatus, LogEntry, Person, ProvisioningStatus, Settings, Sso,
 };
 use common::mapping::{Mapping, Policy};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
 mod forms;
 mod lists;
@@ -40,23 +40,21 @@ const POLICIES: [(Policy, &str); 3] = [
 ];
 
 pub(super) fn layout(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Roster" }
-                link rel="stylesheet" href="/admin/style.css";
-                script src="/admin/app.js" defer {}
-            }
-            body { (body) }
-        }
-    }
+    let head = html! {
+        link rel="stylesheet" href="/admin/style.css";
+        script src="/admin/app.js" defer {}
+    };
+    crate::html::shell(title, head, body)
 }
 
-fn csrf_field(csrf: &str) -> Markup {
-    html! { input type="hidden" name="csrf" value=(csrf); }
+/// A form with id `id` that posts `fields` to `action`, with the session's CSRF token.
+fn post_form(id: &str, action: &str, csrf: &str, fields: Markup) -> Markup {
+    html! {
+        form id=(id) method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            (fields)
+        }
+    }
 }
 
 fn error_banner(error: Option<&str>, id: &str) -> Markup {
@@ -76,12 +74,11 @@ pub fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
                 h1 { "Roster admin" }
                 p { "Sign in with your organisation's admin key." }
                 (error_banner(error, "sign-in-error"))
-                form #sign-in-form method="post" action="/admin/login" {
-                    (csrf_field(csrf))
+                (post_form("sign-in-form", "/admin/login", csrf, html! {
                     label for="admin-key" { "Admin key" }
                     input #admin-key type="password" name="admin_key" autocomplete="off" required;
                     button #sign-in type="submit" { "Sign in" }
-                }
+                }))
             }
         },
     )
@@ -108,10 +105,9 @@ pub fn page(p: &Page, csrf: &str, notice: &Notice) -> Markup {
         html! {
             header {
                 h1 { "Okta integration" }
-                form #sign-out-form method="post" action="/admin/logout" {
-                    (csrf_field(csrf))
+                (post_form("sign-out-form", "/admin/logout", csrf, html! {
                     button #sign-out.secondary type="submit" { "Sign out" }
-                }
+                }))
             }
             main {
                 (error_banner(notice.error.as_deref(), "page-error"))

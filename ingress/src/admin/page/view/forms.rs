@@ -1,7 +1,7 @@
 //! The page's setting forms: provisioning and its token, settings, employee sign-in and
 //! the field mapping.
 
-use super::{POLICIES, copyable, csrf_field};
+use super::{POLICIES, copyable, post_form};
 use crate::admin::service::{ProvisioningStatus, Sso};
 use common::{
     mapping::{self, Mapping, Policy},
@@ -13,14 +13,10 @@ pub(super) fn provisioning(p: &ProvisioningStatus, csrf: &str, token: Option<&st
     html! {
         section #provisioning {
             h2 { "Provisioning" }
-            form #provisioning-form method="post" action="/admin/provisioning" {
-                (csrf_field(csrf))
-                label.check {
-                    input #enable-provisioning type="checkbox" name="enabled" value="on" checked[p.enabled];
-                    " Enable user provisioning from Okta"
-                }
+            (post_form("provisioning-form", "/admin/provisioning", csrf, html! {
+                (checkbox("enable-provisioning", "enabled", p.enabled, "Enable user provisioning from Okta"))
                 button #save-provisioning type="submit" { "Save" }
-            }
+            }))
             p #provisioning-status data-enabled=(p.enabled) {
                 @if p.enabled {
                     "On. "
@@ -48,11 +44,10 @@ pub(super) fn provisioning(p: &ProvisioningStatus, csrf: &str, token: Option<&st
                 "Unique identifier field: userName."
             }
             @if p.enabled {
-                form #rotate-form method="post" action="/admin/token" {
-                    (csrf_field(csrf))
+                (post_form("rotate-form", "/admin/token", csrf, html! {
                     button #rotate-token.secondary type="submit" { "Generate a new token" }
                     span.hint { " The current token stops working at once." }
-                }
+                }))
             }
         }
     }
@@ -62,20 +57,14 @@ pub(super) fn settings(s: &crate::admin::service::Settings, csrf: &str) -> Marku
     html! {
         section #settings {
             h2 { "When Okta adds or changes someone" }
-            form #settings-form method="post" action="/admin/settings" {
-                (csrf_field(csrf))
-                label.check {
-                    input #send-invites type="checkbox" name="send_invites" value="on" checked[s.send_invites];
-                    " Send invite when someone is added"
-                }
-                label.check {
-                    input #lock-synced-fields type="checkbox" name="lock_synced_fields" value="on" checked[s.lock_synced_fields];
-                    " Lock synced fields (people cannot edit what Okta overwrites)"
-                }
+            (post_form("settings-form", "/admin/settings", csrf, html! {
+                (checkbox("send-invites", "send_invites", s.send_invites, "Send invite when someone is added"))
+                (checkbox("lock-synced-fields", "lock_synced_fields", s.lock_synced_fields,
+                    "Lock synced fields (people cannot edit what Okta overwrites)"))
                 (deactivated_people(s.deactivated_people))
                 (manager_match(&s.manager_match))
                 button #save-settings type="submit" { "Save settings" }
-            }
+            }))
         }
     }
 }
@@ -97,8 +86,7 @@ pub(super) fn sso(s: &Sso, csrf: &str) -> Markup {
             @if !s.configurable {
                 p.error { "Sign-in cannot be set up: the operator has not set ROSTER_SECRETS_KEY." }
             }
-            form #sso-form method="post" action="/admin/sso" {
-                (csrf_field(csrf))
+            (post_form("sso-form", "/admin/sso", csrf, html! {
                 label for="sso-issuer" { "Issuer URL" }
                 input #sso-issuer type="url" name="issuer" value=(s.issuer.as_deref().unwrap_or("")) placeholder="https://acme.okta.com" spellcheck="false" required;
                 label for="sso-client-id" { "Client ID" }
@@ -113,13 +101,22 @@ pub(super) fn sso(s: &Sso, csrf: &str) -> Markup {
                 }
                 button #save-sso type="submit" { "Save sign-in" }
                 span.hint { " Saving signs every employee out." }
-            }
+            }))
             @if s.enabled {
-                form #sso-off-form method="post" action="/admin/sso/off" {
-                    (csrf_field(csrf))
+                (post_form("sso-off-form", "/admin/sso/off", csrf, html! {
                     button #sso-off.secondary type="submit" { "Turn sign-in off" }
-                }
+                }))
             }
+        }
+    }
+}
+
+/// A checkbox sent as `name=on` while ticked, its `label` after it.
+fn checkbox(id: &str, name: &str, checked: bool, label: &str) -> Markup {
+    html! {
+        label.check {
+            input id=(id) type="checkbox" name=(name) value="on" checked[checked];
+            " " (label)
         }
     }
 }
@@ -181,8 +178,7 @@ pub(super) fn mappings(rows: &[Mapping], csrf: &str) -> Markup {
     html! {
         section #mappings {
             h2 { "Field mapping" }
-            form #mappings-form method="post" action="/admin/mappings" {
-                (csrf_field(csrf))
+            (post_form("mappings-form", "/admin/mappings", csrf, html! {
                 div.scroll {
                     table {
                         thead { tr { th { "Field" } th { "Okta (SCIM) attribute" } th { "Policy" } } }
@@ -207,7 +203,7 @@ pub(super) fn mappings(rows: &[Mapping], csrf: &str) -> Markup {
                 }
                 p.hint { "Add your own field as custom.<name>, mapped to an attribute of Roster's extension. Clear a custom field's attribute to remove it." }
                 button #save-mappings type="submit" { "Save mappings" }
-            }
+            }))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The page's lists: the guard's held changes, the provisioning log, the activity and the
 //! people.
 
-use super::csrf_field;
+use super::post_form;
 use crate::admin::service::{Activity, GuardStatus, LogEntry, Person};
 use maud::{Markup, html};
 use serde_json::Value;
@@ -59,14 +59,12 @@ pub(super) fn guard_banner(g: &GuardStatus, csrf: &str) -> Markup {
                     "and Okta shows them as failed tasks that it retries. Creates and updates go on."
                 }
                 div.actions {
-                    form #guard-approve-form method="post" action="/admin/guard/approve" {
-                        (csrf_field(csrf))
+                    (post_form("guard-approve-form", "/admin/guard/approve", csrf, html! {
                         button #guard-approve type="submit" { "Approve: let them through" }
-                    }
-                    form #guard-reject-form method="post" action="/admin/guard/reject" {
-                        (csrf_field(csrf))
+                    }))
+                    (post_form("guard-reject-form", "/admin/guard/reject", csrf, html! {
                         button #guard-reject.secondary type="submit" { "Reject: keep refusing them" }
-                    }
+                    }))
                 }
             }
         } @else if let Some(until) = g.refused_until {
