@@ -130,20 +130,17 @@ mod tests {
         assert_eq!(user_name["name"], "userName");
         assert_eq!(user_name["uniqueness"], "server");
         assert_eq!(user_name["caseExact"], false);
-        let emails = v["attributes"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .find(|a| a["name"] == "emails")
-            .expect("emails");
+        let attribute = |name: &str| {
+            v["attributes"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|a| a["name"] == name)
+                .expect(name)
+        };
+        let emails = attribute("emails");
         assert_eq!(emails["multiValued"], true);
         assert_eq!(emails["subAttributes"][2]["canonicalValues"][0], "work");
-        let password = v["attributes"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .find(|a| a["name"] == "password")
-            .expect("pw");
-        assert_eq!(password["returned"], "never");
+        assert_eq!(attribute("password")["returned"], "never");
     }
 }
