@@ -183,27 +183,19 @@ impl Topology {
             auto_delete: self.queue_expires.is_some(),
             ..Default::default()
         };
-        ch.exchange_declare(
-            self.dead_letter_exchange().as_str().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.commands_exchange().as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.events_exchange().as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+        for (exchange, kind) in [
+            (self.dead_letter_exchange(), ExchangeKind::Fanout),
+            (self.commands_exchange(), ExchangeKind::Topic),
+            (self.events_exchange(), ExchangeKind::Topic),
+        ] {
+            ch.exchange_declare(
+                exchange.as_str().into(),
+                kind,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        }
 
         self.declare_quorum(ch, &self.dead_letter_queue(), Vec::new())
             .await?;
