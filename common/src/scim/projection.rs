@@ -111,24 +111,9 @@ fn select(key: &str, v: Value, core: &str, list: &AttrList) -> Option<Value> {
     if subs.is_empty() {
         return None;
     }
-    let keep_subs = |m: Map<String, Value>| -> Map<String, Value> {
-        m.into_iter()
-            .filter(|(k, _)| subs.contains(&k.to_ascii_lowercase().as_str()))
-            .collect()
-    };
-    Some(match v {
-        Value::Object(m) => Value::Object(keep_subs(m)),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|i| match i {
-                    Value::Object(m) => Value::Object(keep_subs(m)),
-                    other => other,
-                })
-                .collect(),
-        ),
-        other => other,
-    })
+    Some(retain_subs(v, |k| {
+        subs.contains(&k.to_ascii_lowercase().as_str())
+    }))
 }
 
 /// What remains of top-level attribute `key` after `list` excludes from it.
@@ -163,24 +148,29 @@ fn exclude(key: &str, v: Value, core: &str, list: &AttrList) -> Option<Value> {
     if subs.is_empty() {
         return Some(v);
     }
-    let drop_subs = |m: Map<String, Value>| -> Map<String, Value> {
-        m.into_iter()
-            .filter(|(k, _)| !subs.contains(&k.to_ascii_lowercase().as_str()))
-            .collect()
-    };
-    Some(match v {
-        Value::Object(m) => Value::Object(drop_subs(m)),
+    Some(retain_subs(v, |k| {
+        !subs.contains(&k.to_ascii_lowercase().as_str())
+    }))
+}
+
+/// `v` with only the sub-attributes `keep` says yes to: an object's, or each object's of an
+/// array (other values as they are).
+fn retain_subs(v: Value, keep: impl Fn(&str) -> bool) -> Value {
+    let retain =
+        |m: Map<String, Value>| Value::Object(m.into_iter().filter(|(k, _)| keep(k)).collect());
+    match v {
+        Value::Object(m) => retain(m),
         Value::Array(items) => Value::Array(
             items
                 .into_iter()
                 .map(|i| match i {
-                    Value::Object(m) => Value::Object(drop_subs(m)),
+                    Value::Object(m) => retain(m),
                     other => other,
                 })
                 .collect(),
         ),
         other => other,
-    })
+    }
 }
 
 #[cfg(test)]
