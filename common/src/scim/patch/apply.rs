@@ -13,23 +13,27 @@ pub(super) fn key_for(
     schema: Option<&'static Schema>,
     name: &str,
 ) -> String {
-    if let Some(a) = schema.and_then(|s| s.attr(name)) {
-        return a.name.to_owned();
+    match schema.and_then(|s| s.attr(name)) {
+        Some(a) => a.name.to_owned(),
+        None => key_in(obj, name),
     }
-    obj.keys()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .cloned()
-        .unwrap_or_else(|| name.to_owned())
 }
 
+/// The canonical spelling of sub-attribute `name` of `parent`, else the key already used
+/// in `obj`, else `name`.
 pub(super) fn sub_key(
     obj: &Map<String, Value>,
     parent: Option<&'static schema::Attr>,
     name: &str,
 ) -> String {
-    if let Some(a) = parent.and_then(|p| p.sub_attr(name)) {
-        return a.name.to_owned();
+    match parent.and_then(|p| p.sub_attr(name)) {
+        Some(a) => a.name.to_owned(),
+        None => key_in(obj, name),
     }
+}
+
+/// The key of `obj` that is `name` case-insensitively, else `name`.
+fn key_in(obj: &Map<String, Value>, name: &str) -> String {
     obj.keys()
         .find(|k| k.eq_ignore_ascii_case(name))
         .cloned()
