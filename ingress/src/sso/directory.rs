@@ -3,12 +3,11 @@
 //! `PATCH /api/v1/people/{id}`).
 
 use super::{
-    Visitor, ended, failure_page, jar, oidc::Failure, session::Session, unavailable, view, visitor,
+    FormPost, Visitor, ended, failure_page, jar, oidc::Failure, session::Session, unavailable,
+    view, visitor,
 };
-use crate::{admin::service, request_id::RequestId, state::AppState};
+use crate::{admin::service, state::AppState};
 use axum::{
-    Extension,
-    body::Bytes,
     extract::State,
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
@@ -73,24 +72,13 @@ async fn render(
 /// The person's own edit: the fields whose value changed (empty clears). A locked field in
 /// the form is sent too, and the worker refuses the whole edit (`409`), as on the API.
 #[tracing::instrument(skip_all)]
-pub(super) async fn edit_me(
-    State(state): State<AppState>,
-    Extension(request): Extension<RequestId>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let jar = jar(&state, &headers);
-    let s = match visitor(&state, &jar).await {
+pub(super) async fn edit_me(State(state): State<AppState>, post: FormPost) -> Response {
+    let s = match visitor(&state, &post.jar).await {
         Ok(Visitor::SignedIn(s)) => s,
-        Ok(Visitor::Ended(org)) => return ended(jar, org, org.is_some()),
+        Ok(Visitor::Ended(org)) => return ended(post.jar, org, org.is_some()),
         Err(f) => return failure_page(&f, None),
     };
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let csrf = form
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str());
-    if !s.csrf_matches(csrf) {
+    if !s.csrf_matches(post.csrf()) {
         let f = Failure::new(
             "stale_form",
             403,
@@ -102,11 +90,11 @@ pub(super) async fn edit_me(
         Ok(me) => me,
         Err(_) => return failure_page(&unavailable(), Some(s.org)),
     };
-    let changes = changed_fields(&me.fields, &form);
+    let changes = changed_fields(&me.fields, &post.fields);
     if changes.is_empty() {
         return Redirect::to("/directory").into_response();
     }
-    match service::update_person(&state, s.org, &request, s.user, changes).await {
+    match service::update_person(&state, s.org, &post.request, s.user, changes).await {
         Ok(_) => Redirect::to("/directory").into_response(),
         Err(e) if e.status.is_client_error() => render(&state, &s, Some(e.message), e.status)
             .await

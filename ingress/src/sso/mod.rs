@@ -18,7 +18,7 @@ use crate::{
 use axum::{
     Extension, Router,
     body::Bytes,
-    extract::State,
+    extract::{FromRequest, FromRequestParts, Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::map_response,
     response::{Html, IntoResponse, Response},
@@ -149,8 +149,18 @@ pub(super) async fn visitor(state: &AppState, jar: &SignedCookieJar) -> Result<V
     })
 }
 
-/// The signed-out page (or the session-ended one), removing the cookie.
+/// The session-ended page (`401`), removing the cookie; `had_session` says one ended.
 pub(super) fn ended(jar: SignedCookieJar, org: Option<Uuid>, had_session: bool) -> Response {
+    signed_out(jar, org, had_session, StatusCode::UNAUTHORIZED)
+}
+
+/// The signed-out page, removing the cookie, with a new sign-in for `org`.
+fn signed_out(
+    jar: SignedCookieJar,
+    org: Option<Uuid>,
+    had_session: bool,
+    status: StatusCode,
+) -> Response {
     let jar = jar.remove(session::removal(
         session::SESSION_COOKIE,
         session::SESSION_PATH,
@@ -159,39 +169,63 @@ pub(super) fn ended(jar: SignedCookieJar, org: Option<Uuid>, had_session: bool) 
         org.map(|o| format!("/sso/{o}/sign-in")).as_deref(),
         had_session,
     );
-    (jar, (StatusCode::UNAUTHORIZED, Html(html.into_string()))).into_response()
+    (jar, (status, Html(html.into_string()))).into_response()
+}
+
+/// An employee's form post: the request's id, its signed cookies and the form's fields.
+pub(super) struct FormPost {
+    request: RequestId,
+    jar: SignedCookieJar,
+    fields: Vec<(String, String)>,
+}
+
+impl FormPost {
+    /// The form's CSRF token, if it sent one.
+    fn csrf(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl FromRequest<AppState> for FormPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Extension(request) = Extension::<RequestId>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let jar = jar(state, &parts.headers);
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = form_urlencoded::parse(&body).into_owned().collect();
+        Ok(Self {
+            request,
+            jar,
+            fields,
+        })
+    }
 }
 
 /// Ends the person's sessions (every one: `person.sign_out` moves their session generation
 /// on, so a copy of the cookie stops working too) and removes the cookie. Only a form with
 /// the session's CSRF token signs out; any other just loses the cookie in this browser.
 #[tracing::instrument(skip_all)]
-async fn sign_out(
-    State(state): State<AppState>,
-    Extension(request): Extension<RequestId>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let jar = jar(&state, &headers);
-    let csrf = form_urlencoded::parse(&body)
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.into_owned());
-    let session = match visitor(&state, &jar).await {
-        Ok(Visitor::SignedIn(s)) if s.csrf_matches(csrf.as_deref()) => Some(s),
+async fn sign_out(State(state): State<AppState>, post: FormPost) -> Response {
+    let session = match visitor(&state, &post.jar).await {
+        Ok(Visitor::SignedIn(s)) if s.csrf_matches(post.csrf()) => Some(s),
         _ => None,
     };
     let org = session.as_ref().map(|s| s.org);
     if let Some(s) = session {
         let cmd = Command::SignOut(common::messages::SignOut { user_id: s.user });
-        match execute(&state, Some(s.org), &request, cmd).await {
+        match execute(&state, Some(s.org), &post.request, cmd).await {
             Ok(Reply::Ok { .. }) => tracing::info!(user = %s.user, "employee signed out"),
             _ => return failure_page(&unavailable(), Some(s.org)),
         }
     }
-    let jar = jar.remove(session::removal(
-        session::SESSION_COOKIE,
-        session::SESSION_PATH,
-    ));
-    let html = view::signed_out(org.map(|o| format!("/sso/{o}/sign-in")).as_deref(), false);
-    (jar, Html(html.into_string())).into_response()
+    signed_out(post.jar, org, false, StatusCode::OK)
 }
