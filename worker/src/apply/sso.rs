@@ -314,24 +314,23 @@ mod tests {
         }
     }
 
+    /// Which of the person's fields matched, for the one `choose` signs in.
+    fn matched(people: Vec<Found>) -> &'static str {
+        choose(people, SignInClaim::Email)
+            .expect("signs in")
+            .matched
+    }
+
     #[test]
     fn an_active_user_name_match_wins() {
-        let p = choose(
-            vec![person(true, "userName"), person(true, "email")],
-            SignInClaim::Email,
-        )
-        .expect("signs in");
-        assert_eq!(p.matched, "userName");
+        let people = vec![person(true, "userName"), person(true, "email")];
+        assert_eq!(matched(people), "userName");
     }
 
     #[test]
     fn one_active_email_match_signs_in_even_beside_an_inactive_user_name() {
-        let p = choose(
-            vec![person(false, "userName"), person(true, "email")],
-            SignInClaim::Email,
-        )
-        .expect("signs in");
-        assert_eq!(p.matched, "email");
+        let people = vec![person(false, "userName"), person(true, "email")];
+        assert_eq!(matched(people), "email");
     }
 
     #[test]
