@@ -26,6 +26,16 @@ pub(super) struct Side<'a> {
     pub(super) invite: Option<(Uuid, String)>,
 }
 
+impl<'a> Side<'a> {
+    /// Just an event.
+    pub(super) fn event(event: &'a Envelope) -> Self {
+        Self {
+            event: Some(event),
+            invite: None,
+        }
+    }
+}
+
 pub(super) fn audit(tx: &Tx<'_>, env: &Envelope, org_id: Option<Uuid>, a: Audit<'_>) {
     audit_with(tx, env, org_id, a, Side::default());
 }

@@ -4,7 +4,8 @@
 
 use super::Tx;
 use super::{
-    ApplyContext, Audit, Side, audit_with, none_string, not_found, precondition_failed, scim_error,
+    ApplyContext, Audit, Side, audit_with, lock_row, none_string, not_found, precondition_failed,
+    scim_error,
 };
 use common::{
     db::{entities::group, reads::group_members, stmt},
@@ -65,10 +66,7 @@ async fn emit(
             resource_id: Some(g.id.to_string()),
             detail,
         },
-        Side {
-            event: Some(&event),
-            invite: None,
-        },
+        Side::event(&event),
     );
     Ok(())
 }
@@ -115,21 +113,6 @@ pub(super) async fn create(
         201,
         render_group(&g.as_stored(), Some(&members), &ctx.scim_base),
     ))
-}
-
-async fn lock_group(
-    tx: &Tx<'_>,
-    org_id: Uuid,
-    group_id: Uuid,
-) -> Result<Option<group::Model>, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT * FROM groups WHERE org_id = $1 AND id = $2 FOR UPDATE",
-            [org_id.into(), group_id.into()],
-        ))
-        .await?;
-    row.map(|r| group::Model::from_query_result(&r, ""))
-        .transpose()
 }
 
 pub(super) async fn replace(
@@ -215,7 +198,7 @@ async fn update(
     edit: Edit<'_>,
 ) -> Result<Reply, DbErr> {
     let scope = edit.scope();
-    let Some(old) = lock_group(tx, org_id, group_id).await? else {
+    let Some(old) = lock_row::<group::Model>(tx, "groups", org_id, group_id).await? else {
         return Ok(not_found("Group", group_id));
     };
     if if_match.is_some_and(|v| v != old.version) {
@@ -313,7 +296,7 @@ pub(super) async fn delete(
     org_id: Uuid,
     cmd: &DeleteGroup,
 ) -> Result<Reply, DbErr> {
-    let Some(old) = lock_group(tx, org_id, cmd.group_id).await? else {
+    let Some(old) = lock_row::<group::Model>(tx, "groups", org_id, cmd.group_id).await? else {
         return Ok(not_found("Group", cmd.group_id));
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {

@@ -233,6 +233,31 @@ async fn link_own(
         )
     };
     tracing::info!(user_id = %u.id, ?manager, "manager link refused: it would close a cycle");
+    let reason =
+        format!("{reason}; the manager link stays as it was, the rest of the change was applied");
+    refused(
+        tx,
+        env,
+        org_id,
+        (u.id, &u.user_name),
+        Some(&raw),
+        manager,
+        reason,
+    );
+    Ok(())
+}
+
+/// The activity entry `manager.refused`: `who` (id, userName) stays without the link to
+/// `manager_id`, the person their value `manager` names, for `reason`.
+fn refused(
+    tx: &Tx<'_>,
+    env: &Envelope,
+    org_id: Uuid,
+    who: (Uuid, &str),
+    manager: Option<&str>,
+    manager_id: Option<Uuid>,
+    reason: String,
+) {
     audit(
         tx,
         env,
@@ -240,16 +265,15 @@ async fn link_own(
         Audit {
             action: "manager.refused",
             resource_type: "User",
-            resource_id: Some(u.id.to_string()),
+            resource_id: Some(who.0.to_string()),
             detail: json!({
-                "userName": u.user_name,
-                "manager": raw,
-                "manager_id": manager,
-                "reason": format!("{reason}; the manager link stays as it was, the rest of the change was applied"),
+                "userName": who.1,
+                "manager": manager,
+                "manager_id": manager_id,
+                "reason": reason,
             }),
         },
     );
-    Ok(())
 }
 
 /// `m`'s values for the org's keys: (every value lowercased, the exact ones, the

@@ -176,6 +176,24 @@ fn scim_error(e: common::scim::ScimError) -> Reply {
     Reply::error(e.status, e.scim_type.as_deref(), e.detail)
 }
 
+/// Locks row `id` of the org in `table` (`users`, `groups`) for the rest of the
+/// transaction; `None` if the org has no such row.
+async fn lock_row<M: sea_orm::FromQueryResult>(
+    tx: &Tx<'_>,
+    table: &str,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<M>, DbErr> {
+    use sea_orm::ConnectionTrait;
+    let row = tx
+        .query_one_raw(common::db::stmt(
+            &format!("SELECT * FROM {table} WHERE org_id = $1 AND id = $2 FOR UPDATE"),
+            [org_id.into(), id.into()],
+        ))
+        .await?;
+    row.map(|r| M::from_query_result(&r, "")).transpose()
+}
+
 /// `404` for a `kind` ("User", "Group") that is not in the org.
 fn not_found(kind: &str, id: Uuid) -> Reply {
     Reply::error(404, None, format!("{kind} {id} not found"))

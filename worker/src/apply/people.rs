@@ -3,11 +3,11 @@
 //! stored SCIM resource too, so `GET` over SCIM returns what the directory shows.
 
 use super::Tx;
-use super::{ApplyContext, Audit, Side, audit_with, manager, not_found, scim_error};
+use super::{ApplyContext, Audit, Side, audit_with, manager, not_found, scim_error, users};
 use common::{
     db::{entities::user, reads::org_mapping, stmt},
     mapping::{self, CUSTOM_PREFIX, Policy, STANDARD_FIELDS},
-    messages::{Envelope, Reply, UpdatePerson, UserEvent, events},
+    messages::{Envelope, Reply, UpdatePerson, events},
     scim::model::UserInput,
 };
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
@@ -140,18 +140,7 @@ pub(super) async fn update(
     if manager::resolve(tx, env, org_id, Some(&old), &mut u).await? {
         changes.insert("manager_id".into(), json!(u.manager_id));
     }
-    let event = Envelope::new(
-        events::USER_UPDATED,
-        Some(org_id),
-        &env.correlation_id,
-        UserEvent {
-            user_id: u.id,
-            version: u.version,
-            user_name: u.user_name.clone(),
-            changes,
-            manager_id: u.manager_id,
-        },
-    );
+    let event = users::user_event(env, org_id, &u, events::USER_UPDATED, changes);
     audit_with(
         tx,
         env,
@@ -162,10 +151,7 @@ pub(super) async fn update(
             resource_id: Some(u.id.to_string()),
             detail: json!({"fields": changed.keys().collect::<Vec<_>>(), "version": u.version}),
         },
-        Side {
-            event: Some(&event),
-            invite: None,
-        },
+        Side::event(&event),
     );
     Ok(Reply::ok(
         200,

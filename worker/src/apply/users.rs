@@ -7,7 +7,7 @@ use super::Tx;
 mod resource;
 use super::invites::{first_activation, invite_address};
 use super::{
-    ApplyContext, Audit, Side, audit_with, guard, manager, none_string, not_found,
+    ApplyContext, Audit, Side, audit_with, guard, lock_row, manager, none_string, not_found,
     precondition_failed, scim_error,
 };
 use common::{
@@ -87,18 +87,7 @@ pub(super) async fn create(
     let mut changes: Map<String, Value> = input.resource.clone();
     changes.retain(|k, _| !k.eq_ignore_ascii_case("schemas"));
     changes.insert("active".into(), json!(stored.active));
-    let event = Envelope::new(
-        events::USER_CREATED,
-        Some(org_id),
-        &env.correlation_id,
-        UserEvent {
-            user_id: stored.id,
-            version: stored.version,
-            user_name: stored.user_name.clone(),
-            changes,
-            manager_id: stored.manager_id,
-        },
-    );
+    let event = user_event(env, org_id, &stored, events::USER_CREATED, changes);
     // An invite is due when a person is first active in the directory, decided with the
     // org's setting as it is then; the mailer sends what this row asks for, once, and only
     // while the person is active. One created inactive gets it on activation (`update`).
@@ -119,18 +108,6 @@ pub(super) async fn create(
         },
     );
     Ok(Reply::ok(201, rendered))
-}
-
-/// Locks the org's user for the rest of the transaction; `None` if there is no such user.
-async fn lock_user(tx: &Tx<'_>, org_id: Uuid, user_id: Uuid) -> Result<Option<user::Model>, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT * FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE",
-            [org_id.into(), user_id.into()],
-        ))
-        .await?;
-    row.map(|r| user::Model::from_query_result(&r, ""))
-        .transpose()
 }
 
 pub(super) async fn replace(
@@ -211,7 +188,7 @@ async fn update(
     if_match: Option<i64>,
     change: impl FnOnce(&user::Model) -> Result<Map<String, Value>, ScimError>,
 ) -> Result<Reply, DbErr> {
-    let Some(old) = lock_user(tx, org_id, user_id).await? else {
+    let Some(old) = lock_row::<user::Model>(tx, "users", org_id, user_id).await? else {
         return Ok(not_found("User", user_id));
     };
     if if_match.is_some_and(|v| v != old.version) {
@@ -315,17 +292,15 @@ async fn rendered(tx: &Tx<'_>, ctx: &ApplyContext, u: &user::Model) -> Result<Re
     Ok(Reply::ok(200, body))
 }
 
-/// Writes the user event to the outbox and the audit log.
-async fn emit(
-    tx: &Tx<'_>,
+/// The `kind` event (`user.*`) of `u` as it now is, with what changed.
+pub(super) fn user_event(
     env: &Envelope,
     org_id: Uuid,
     u: &user::Model,
     kind: &str,
     changes: Map<String, Value>,
-) -> Result<(), DbErr> {
-    let fields: Vec<String> = changes.keys().cloned().collect();
-    let event = Envelope::new(
+) -> Envelope {
+    Envelope::new(
         kind,
         Some(org_id),
         &env.correlation_id,
@@ -336,7 +311,20 @@ async fn emit(
             changes,
             manager_id: u.manager_id,
         },
-    );
+    )
+}
+
+/// Writes the user event to the outbox and the audit log.
+async fn emit(
+    tx: &Tx<'_>,
+    env: &Envelope,
+    org_id: Uuid,
+    u: &user::Model,
+    kind: &str,
+    changes: Map<String, Value>,
+) -> Result<(), DbErr> {
+    let fields: Vec<String> = changes.keys().cloned().collect();
+    let event = user_event(env, org_id, u, kind, changes);
     audit_with(
         tx,
         env,
@@ -347,10 +335,7 @@ async fn emit(
             resource_id: Some(u.id.to_string()),
             detail: json!({"userName": u.user_name, "version": u.version, "fields": fields}),
         },
-        Side {
-            event: Some(&event),
-            invite: None,
-        },
+        Side::event(&event),
     );
     Ok(())
 }
@@ -362,7 +347,7 @@ pub(super) async fn delete(
     org_id: Uuid,
     cmd: &DeleteUser,
 ) -> Result<Reply, DbErr> {
-    let Some(old) = lock_user(tx, org_id, cmd.user_id).await? else {
+    let Some(old) = lock_row::<user::Model>(tx, "users", org_id, cmd.user_id).await? else {
         return Ok(not_found("User", cmd.user_id));
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {

@@ -2,13 +2,13 @@
 //! with their events, in one statement however many they are.
 
 use super::super::{Audit, Tx, audit};
-use super::key_values;
+use super::{key_values, refused};
 use common::{
     db::{entities::user, stmt},
     messages::{Envelope, UserEvent, events},
     org_chart::MatchKey,
 };
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,6 +20,20 @@ const WAITING: &str = "r.org_id = $1 AND r.id <> $2 AND r.manager_id IS NULL AND
      AND (r.manager_ref = ANY (ARRAY(SELECT jsonb_array_elements_text($4::jsonb))) \
           OR lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($5::jsonb))))";
 
+/// The parameters of [`WAITING`] for `m`; `None` when `m` has no value anyone could wait on.
+fn waiting_params(org_id: Uuid, m: &user::Model, keys: &[MatchKey]) -> Option<Vec<Value>> {
+    let (all, exact, folded) = key_values(m, keys);
+    (!all.is_empty()).then(|| {
+        vec![
+            org_id.into(),
+            m.id.into(),
+            json!(all).into(),
+            json!(exact).into(),
+            json!(folded).into(),
+        ]
+    })
+}
+
 /// Whether anyone waits on one of `m`'s keys.
 pub(super) async fn any_waiting(
     tx: &Tx<'_>,
@@ -27,20 +41,13 @@ pub(super) async fn any_waiting(
     m: &user::Model,
     keys: &[MatchKey],
 ) -> Result<bool, DbErr> {
-    let (all, exact, folded) = key_values(m, keys);
-    if all.is_empty() {
+    let Some(params) = waiting_params(org_id, m, keys) else {
         return Ok(false);
-    }
+    };
     let row = tx
         .query_one_raw(stmt(
             &format!("SELECT EXISTS (SELECT 1 FROM users r WHERE {WAITING}) AS found"),
-            [
-                org_id.into(),
-                m.id.into(),
-                json!(all).into(),
-                json!(exact).into(),
-                json!(folded).into(),
-            ],
+            params,
         ))
         .await?;
     match row {
@@ -59,10 +66,9 @@ pub(super) async fn link_waiting(
     m: &user::Model,
     keys: &[MatchKey],
 ) -> Result<(), DbErr> {
-    let (all, exact, folded) = key_values(m, keys);
-    if all.is_empty() {
+    let Some(params) = waiting_params(org_id, m, keys) else {
         return Ok(());
-    }
+    };
     let rows = tx
         .query_all_raw(stmt(
             &format!("WITH RECURSIVE up (id, manager_id) AS ( \
@@ -79,13 +85,7 @@ pub(super) async fn link_waiting(
              SELECT true AS linked, id, version, user_name, NULL::text AS manager_ref FROM linked \
              UNION ALL \
              SELECT false, id, NULL, user_name, manager_ref FROM cand WHERE cycle"),
-            [
-                org_id.into(),
-                m.id.into(),
-                json!(all).into(),
-                json!(exact).into(),
-                json!(folded).into(),
-            ],
+            params,
         ))
         .await?;
     // Their events and activity entries are effects, written in order with the batch's.
@@ -111,25 +111,19 @@ pub(super) async fn link_waiting(
             tx.effects().events.push(event);
         } else {
             let manager_ref: Option<String> = r.try_get("", "manager_ref")?;
-            audit(
+            let reason = format!(
+                "{} already reports to {user_name}, directly or through others; \
+                 {user_name} stays without a manager",
+                m.user_name
+            );
+            refused(
                 tx,
                 env,
-                Some(org_id),
-                Audit {
-                    action: "manager.refused",
-                    resource_type: "User",
-                    resource_id: Some(id.to_string()),
-                    detail: json!({
-                        "userName": user_name,
-                        "manager": manager_ref,
-                        "manager_id": m.id,
-                        "reason": format!(
-                            "{} already reports to {user_name}, directly or through others; \
-                             {user_name} stays without a manager",
-                            m.user_name
-                        ),
-                    }),
-                },
+                org_id,
+                (id, &user_name),
+                manager_ref.as_deref(),
+                Some(m.id),
+                reason,
             );
         }
     }
