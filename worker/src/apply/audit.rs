@@ -36,6 +36,25 @@ impl<'a> Side<'a> {
     }
 }
 
+/// A change to resource `id` of `resource_type`: its event, and the activity entry named
+/// after the event's kind.
+pub(super) fn record_change(
+    tx: &Tx<'_>,
+    env: &Envelope,
+    org_id: Uuid,
+    (resource_type, id): (&str, Uuid),
+    event: &Envelope,
+    detail: Json,
+) {
+    let a = Audit {
+        action: &event.kind,
+        resource_type,
+        resource_id: Some(id.to_string()),
+        detail,
+    };
+    audit_with(tx, env, Some(org_id), a, Side::event(event));
+}
+
 pub(super) fn audit(tx: &Tx<'_>, env: &Envelope, org_id: Option<Uuid>, a: Audit<'_>) {
     audit_with(tx, env, org_id, a, Side::default());
 }

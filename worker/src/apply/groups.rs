@@ -4,8 +4,7 @@
 
 use super::Tx;
 use super::{
-    ApplyContext, Audit, Side, audit_with, lock_row, none_string, not_found, precondition_failed,
-    scim_error,
+    ApplyContext, lock_row, none_string, not_found, precondition_failed, record_change, scim_error,
 };
 use common::{
     db::{entities::group, reads::group_members, stmt},
@@ -36,14 +35,14 @@ fn taken(name: &str) -> Reply {
     )
 }
 
-async fn emit(
+fn emit(
     tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     g: &group::Model,
     kind: &str,
     changes: Map<String, Value>,
-) -> Result<(), DbErr> {
+) {
     let detail = json!({"displayName": g.display_name, "version": g.version, "fields": changes.keys().collect::<Vec<_>>()});
     let event = Envelope::new(
         kind,
@@ -56,19 +55,7 @@ async fn emit(
             changes,
         },
     );
-    audit_with(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: kind,
-            resource_type: "Group",
-            resource_id: Some(g.id.to_string()),
-            detail,
-        },
-        Side::event(&event),
-    );
-    Ok(())
+    record_change(tx, env, org_id, ("Group", g.id), &event, detail);
 }
 
 pub(super) async fn create(
@@ -107,7 +94,7 @@ pub(super) async fn create(
     let mut changes = input.resource.clone();
     changes.remove("schemas");
     changes.insert("members_added".into(), json!(input.members));
-    emit(tx, env, org_id, &g, events::GROUP_CREATED, changes).await?;
+    emit(tx, env, org_id, &g, events::GROUP_CREATED, changes);
     let members = group_members(tx, g.id).await?;
     Ok(Reply::ok(
         201,
@@ -277,7 +264,7 @@ async fn update(
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("the locked group vanished".into()))?;
         let g = group::Model::from_query_result(&row, "")?;
-        emit(tx, env, org_id, &g, events::GROUP_UPDATED, changes).await?;
+        emit(tx, env, org_id, &g, events::GROUP_UPDATED, changes);
         g
     };
     if let Edit::Patch(_) = edit {
@@ -311,7 +298,7 @@ pub(super) async fn delete(
         version: old.version + 1,
         ..old
     };
-    emit(tx, env, org_id, &gone, events::GROUP_DELETED, Map::new()).await?;
+    emit(tx, env, org_id, &gone, events::GROUP_DELETED, Map::new());
     Ok(Reply::ok(204, Value::Null))
 }
 

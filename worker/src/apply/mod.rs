@@ -18,7 +18,7 @@ mod sso;
 mod unapplied;
 mod users;
 
-use audit::{Audit, Side, audit, audit_with};
+use audit::{Audit, Side, audit, audit_with, record_change};
 pub use commit::apply_batch;
 use common::messages::{Command, Envelope, Reply};
 pub use effects::Tx;

@@ -8,7 +8,7 @@ mod resource;
 use super::invites::{first_activation, invite_address};
 use super::{
     ApplyContext, Audit, Side, audit_with, guard, lock_row, manager, none_string, not_found,
-    precondition_failed, scim_error,
+    precondition_failed, record_change, scim_error,
 };
 use common::{
     db::{
@@ -276,7 +276,7 @@ async fn update(
     if kind == events::USER_REACTIVATED {
         first_activation(tx, org_id, &stored).await?;
     }
-    emit(tx, env, org_id, &stored, kind, changes).await?;
+    emit(tx, env, org_id, &stored, kind, changes);
     rendered(tx, ctx, &stored).await
 }
 
@@ -315,29 +315,17 @@ pub(super) fn user_event(
 }
 
 /// Writes the user event to the outbox and the audit log.
-async fn emit(
+fn emit(
     tx: &Tx<'_>,
     env: &Envelope,
     org_id: Uuid,
     u: &user::Model,
     kind: &str,
     changes: Map<String, Value>,
-) -> Result<(), DbErr> {
-    let fields: Vec<String> = changes.keys().cloned().collect();
+) {
+    let detail = json!({"userName": u.user_name, "version": u.version, "fields": changes.keys().collect::<Vec<_>>()});
     let event = user_event(env, org_id, u, kind, changes);
-    audit_with(
-        tx,
-        env,
-        Some(org_id),
-        Audit {
-            action: kind,
-            resource_type: "User",
-            resource_id: Some(u.id.to_string()),
-            detail: json!({"userName": u.user_name, "version": u.version, "fields": fields}),
-        },
-        Side::event(&event),
-    );
-    Ok(())
+    record_change(tx, env, org_id, ("User", u.id), &event, detail);
 }
 
 pub(super) async fn delete(
@@ -367,6 +355,6 @@ pub(super) async fn delete(
         version: old.version + 1,
         ..old
     };
-    emit(tx, env, org_id, &gone, events::USER_DELETED, Map::new()).await?;
+    emit(tx, env, org_id, &gone, events::USER_DELETED, Map::new());
     Ok(Reply::ok(204, Value::Null))
 }
