@@ -37,13 +37,10 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn okta_push_groups_with_every_membership_shape() {
-    let app = TestApp::spawn().await;
-    let acme = app.tenant("Acme").await;
-    let okta = &acme.scim;
+/// Creates one user per local part with Okta's body, each answered `201`; their ids, in order.
+async fn create_users(app: &TestApp, okta: &ScimClient, locals: &[&str]) -> Vec<String> {
     let mut users = Vec::new();
-    for local in ["u1", "u2", "u3", "u4"] {
+    for local in locals {
         let res = okta
             .post_user(&create_user_body(&app.email(local), local, "X"))
             .await;
@@ -55,6 +52,58 @@ async fn okta_push_groups_with_every_membership_shape() {
                 .to_owned(),
         );
     }
+    users
+}
+
+/// `POST /Groups` of an empty group named `name`.
+async fn post_group(okta: &ScimClient, name: &str) -> reqwest::Response {
+    okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []})).await
+}
+
+/// Creates an empty group named `name` (`201`); its id.
+async fn create_group(okta: &ScimClient, name: &str) -> String {
+    let res = post_group(okta, name).await;
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// `GET path`, its body as JSON.
+async fn get_json(okta: &ScimClient, path: &str) -> Value {
+    okta.request(Method::GET, path)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The status of a body-less `method path`.
+async fn status(okta: &ScimClient, method: Method, path: &str) -> reqwest::StatusCode {
+    okta.request(method, path)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+/// `PATCH path` with `body`, which must be answered `204`.
+async fn patch_204(okta: &ScimClient, path: &str, body: &Value) {
+    assert_eq!(
+        okta.send_json(Method::PATCH, path, body).await.status(),
+        204
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_push_groups_with_every_membership_shape() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let okta = &acme.scim;
+    let users = create_users(&app, okta, &["u1", "u2", "u3", "u4"]).await;
     let (u1, u2, u3, u4) = (&users[0], &users[1], &users[2], &users[3]);
 
     let lookup = |name: &str| {
@@ -63,17 +112,10 @@ async fn okta_push_groups_with_every_membership_shape() {
             urlencode(&format!("displayName eq \"{name}\""))
         )
     };
-    let found: Value = okta
-        .request(Method::GET, &lookup("Engineering"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let found: Value = get_json(okta, &lookup("Engineering")).await;
     assert_eq!(found["totalResults"], 0);
 
-    let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "members": []})).await;
+    let res = post_group(okta, "Engineering").await;
     assert_eq!(res.status(), 201);
     assert!(res.headers().contains_key("location"));
     let group: Value = res.json().await.expect("JSON");
@@ -86,10 +128,7 @@ async fn okta_push_groups_with_every_membership_shape() {
     let add = patch(
         json!([{"op": "add", "path": "members", "value": [{"value": u1, "display": "u1"}, {"value": u2, "display": "u2"}, {"value": u3}]}]),
     );
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &add).await.status(),
-        204
-    );
+    patch_204(okta, &path, &add).await;
     assert_eq!(
         member_ids(okta, &gid).await,
         sorted(vec![u1.clone(), u2.clone(), u3.clone()])
@@ -102,10 +141,7 @@ async fn okta_push_groups_with_every_membership_shape() {
 
     // remove with a members[value eq "…"] filter removes exactly that member
     let remove = patch(json!([{"op": "remove", "path": format!("members[value eq \"{u2}\"]")}]));
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &remove).await.status(),
-        204
-    );
+    patch_204(okta, &path, &remove).await;
     assert_eq!(
         member_ids(okta, &gid).await,
         sorted(vec![u1.clone(), u3.clone()])
@@ -113,18 +149,10 @@ async fn okta_push_groups_with_every_membership_shape() {
 
     // replace of the whole list, then []
     let replace = patch(json!([{"op": "replace", "path": "members", "value": [{"value": u4}]}]));
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &replace)
-            .await
-            .status(),
-        204
-    );
+    patch_204(okta, &path, &replace).await;
     assert_eq!(member_ids(okta, &gid).await, vec![u4.clone()]);
     let empty = patch(json!([{"op": "replace", "path": "members", "value": []}]));
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &empty).await.status(),
-        204
-    );
+    patch_204(okta, &path, &empty).await;
     assert!(member_ids(okta, &gid).await.is_empty());
 
     // rename with {"id","displayName"} in the value, together with membership changes
@@ -132,18 +160,8 @@ async fn okta_push_groups_with_every_membership_shape() {
         {"op": "replace", "value": {"id": gid, "displayName": "Platform"}},
         {"op": "add", "path": "members", "value": [{"value": u1}, {"value": u2}]},
     ]));
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &rename).await.status(),
-        204
-    );
-    let g: Value = okta
-        .request(Method::GET, &path)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    patch_204(okta, &path, &rename).await;
+    let g: Value = get_json(okta, &path).await;
     assert_eq!(g["displayName"], "Platform");
     assert_eq!(g["id"], gid.as_str());
     assert_eq!(
@@ -157,10 +175,7 @@ async fn okta_push_groups_with_every_membership_shape() {
         {"op": "Remove", "path": "members", "value": [{"value": u1}]},
         {"op": "Replace", "path": "displayName", "value": "Platform Team"},
     ]));
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &entra).await.status(),
-        204
-    );
+    patch_204(okta, &path, &entra).await;
     assert_eq!(
         member_ids(okta, &gid).await,
         sorted(vec![u2.clone(), u3.clone()])
@@ -213,30 +228,12 @@ async fn okta_push_groups_with_every_membership_shape() {
 
     // Deleting a member user drops the membership; deleting the group is 204.
     assert_eq!(
-        okta.request(Method::DELETE, &format!("/Users/{u4}"))
-            .send()
-            .await
-            .expect("DELETE")
-            .status(),
+        status(okta, Method::DELETE, &format!("/Users/{u4}")).await,
         204
     );
     assert!(member_ids(okta, &gid).await.is_empty());
-    assert_eq!(
-        okta.request(Method::DELETE, &path)
-            .send()
-            .await
-            .expect("DELETE")
-            .status(),
-        204
-    );
-    assert_eq!(
-        okta.request(Method::GET, &path)
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        404
-    );
+    assert_eq!(status(okta, Method::DELETE, &path).await, 204);
+    assert_eq!(status(okta, Method::GET, &path).await, 404);
     let user: Value = okta.get_user(u2).await.json().await.expect("JSON");
     assert_eq!(user["groups"], json!([]));
 
@@ -289,12 +286,7 @@ async fn one_member_patch_to_a_large_group_touches_one_row() {
     let acme = app.tenant("Acme").await;
     let okta = &acme.scim;
     let org_id: uuid::Uuid = acme.org_id.parse().expect("org id");
-    let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone", "members": []})).await;
-    assert_eq!(res.status(), 201);
-    let gid = res.json::<Value>().await.expect("JSON")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let gid = create_group(okta, "Everyone").await;
     let users = bulk::insert_users(&app.db, org_id, "big", N + 1)
         .await
         .expect("users");
@@ -310,10 +302,7 @@ async fn one_member_patch_to_a_large_group_touches_one_row() {
     let add = patch(
         json!([{"op": "add", "path": "members", "value": [{"value": joiner, "display": "joiner"}]}]),
     );
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &add).await.status(),
-        204
-    );
+    patch_204(okta, &path, &add).await;
     let after_add = settled_counters(&app, before[0] + 1, 0).await;
     assert_eq!(
         after_add[..2],
@@ -329,10 +318,7 @@ async fn one_member_patch_to_a_large_group_touches_one_row() {
     let leaver = members[N / 2].to_string();
     let remove =
         patch(json!([{"op": "remove", "path": format!("members[value eq \"{leaver}\"]")}]));
-    assert_eq!(
-        okta.send_json(Method::PATCH, &path, &remove).await.status(),
-        204
-    );
+    patch_204(okta, &path, &remove).await;
     let after_remove = settled_counters(&app, after_add[0], 1).await;
     assert_eq!(
         after_remove[..2],
@@ -371,12 +357,7 @@ async fn groups_answer_conditional_requests_as_users_do() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     let okta = &acme.scim;
-    let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales", "members": []})).await;
-    assert_eq!(res.status(), 201);
-    let gid = res.json::<Value>().await.expect("JSON")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let gid = create_group(okta, "Sales").await;
     let path = format!("/Groups/{gid}");
     let res = okta.request(Method::GET, &path).send().await.expect("GET");
     assert_eq!(res.status(), 200);
@@ -442,19 +423,7 @@ async fn a_page_of_groups_carries_each_groups_own_members() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     let okta = &acme.scim;
-    let mut users = Vec::new();
-    for local in ["m1", "m2", "m3", "m4"] {
-        let res = okta
-            .post_user(&create_user_body(&app.email(local), local, "X"))
-            .await;
-        assert_eq!(res.status(), 201);
-        users.push(
-            res.json::<Value>().await.expect("JSON")["id"]
-                .as_str()
-                .expect("id")
-                .to_owned(),
-        );
-    }
+    let users = create_users(&app, okta, &["m1", "m2", "m3", "m4"]).await;
     // Added one PATCH at a time, so each group's order is the order of adding.
     let plan: [(&str, Vec<&String>); 4] = [
         ("Alpha", vec![&users[2], &users[0]]),
@@ -464,33 +433,16 @@ async fn a_page_of_groups_carries_each_groups_own_members() {
     ];
     let mut expected = std::collections::HashMap::new();
     for (name, members) in &plan {
-        let res = okta.send_json(Method::POST, "/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": []})).await;
-        assert_eq!(res.status(), 201);
-        let gid = res.json::<Value>().await.expect("JSON")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let gid = create_group(okta, name).await;
         for m in members {
             let add = patch(json!([{"op": "add", "path": "members", "value": [{"value": m}]}]));
-            assert_eq!(
-                okta.send_json(Method::PATCH, &format!("/Groups/{gid}"), &add)
-                    .await
-                    .status(),
-                204
-            );
+            patch_204(okta, &format!("/Groups/{gid}"), &add).await;
         }
         let ids: Vec<String> = members.iter().map(|m| (*m).clone()).collect();
         expected.insert(gid, ids);
     }
 
-    let page: Value = okta
-        .request(Method::GET, "/Groups?count=10")
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let page: Value = get_json(okta, "/Groups?count=10").await;
     assert_eq!(page["totalResults"], 4);
     let groups = page["Resources"].as_array().expect("Resources");
     assert_eq!(groups.len(), 4);
@@ -505,25 +457,11 @@ async fn a_page_of_groups_carries_each_groups_own_members() {
             })
             .unwrap_or_default();
         assert_eq!(listed, expected[gid], "{}", g["displayName"]);
-        let own: Value = okta
-            .request(Method::GET, &format!("/Groups/{gid}"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON");
+        let own: Value = get_json(okta, &format!("/Groups/{gid}")).await;
         assert_eq!(own, *g, "the list renders a group as its own GET does");
     }
 
-    let page: Value = okta
-        .request(Method::GET, "/Groups?excludedAttributes=members")
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let page: Value = get_json(okta, "/Groups?excludedAttributes=members").await;
     let groups = page["Resources"].as_array().expect("Resources");
     assert_eq!(groups.len(), 4);
     assert!(groups.iter().all(|g| g.get("members").is_none()));
