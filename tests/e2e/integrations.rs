@@ -108,6 +108,14 @@ impl Service {
             .expect("the broker accepts the command");
     }
 
+    /// Takes (acknowledged) the next message from `queue`, if one is waiting.
+    async fn take(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+        self.channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+    }
+
     /// Publishes and waits for the reply.
     async fn call(&mut self, env: &Envelope) -> Reply {
         self.send(env, true).await;
@@ -121,14 +129,7 @@ impl Service {
             if let Some(r) = self.early.remove(id) {
                 return r;
             }
-            let got = self
-                .channel
-                .basic_get(
-                    self.replies.as_str().into(),
-                    BasicGetOptions { no_ack: true },
-                )
-                .await
-                .expect("basic.get");
+            let got = self.take(&self.replies).await;
             match got {
                 Some(m) => {
                     let cid = m.delivery.properties.correlation_id().clone();
@@ -149,14 +150,7 @@ impl Service {
         let mut out = Vec::new();
         let start = Instant::now();
         while out.len() < n {
-            let got = self
-                .channel
-                .basic_get(
-                    self.events.as_str().into(),
-                    BasicGetOptions { no_ack: true },
-                )
-                .await
-                .expect("basic.get");
+            let got = self.take(&self.events).await;
             match got {
                 Some(m) => out.push(Envelope::from_bytes(&m.delivery.data).expect("an event")),
                 None => {
@@ -175,14 +169,7 @@ impl Service {
     /// Whether more events are waiting (after the expected ones were taken).
     async fn no_more_events(&self) -> bool {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let got = self
-            .channel
-            .basic_get(
-                self.events.as_str().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .expect("basic.get");
+        let got = self.take(&self.events).await;
         got.is_none()
     }
 
@@ -680,11 +667,7 @@ async fn a_message_id_has_one_effect() {
     assert_eq!(service.call(&off).await.status(), 200);
 
     for name in ["twice", "fire"] {
-        let sql = format!(
-            "SELECT count(*) FROM users WHERE user_name = '{}'",
-            app.email(name)
-        );
-        assert_eq!(app.count(&sql).await, 1, "one {name} user");
+        assert_eq!(users_named(&app, name).await, 1, "one {name} user");
     }
     let version = format!("SELECT version FROM users WHERE id = '{id}'");
     assert_eq!(app.count(&version).await, 2);
@@ -701,9 +684,7 @@ async fn a_message_id_has_one_effect() {
 /// once, it is applied once, and both deliveries get the first one's reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_twice_in_one_batch_is_applied_once() {
-    let app = TestApp::spawn().await;
-    let hr = app.tenant("Acme").await;
-    let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
+    let (app, hr, credential) = app_with_hr_sync().await;
     let create = |name: &str| user_create(&hr, name, &credential);
     let twice = create(&app.email("twice"));
     let envs = [twice.clone(), create(&app.email("other")), twice.clone()];
@@ -715,21 +696,17 @@ async fn a_message_twice_in_one_batch_is_applied_once() {
         batch.settled[0].reply, batch.settled[2].reply,
         "the stored reply"
     );
-    let one = format!(
-        "SELECT count(*) FROM users WHERE user_name = '{}'",
-        app.email("twice")
-    );
-    assert_eq!(app.count(&one).await, 1, "one user");
+    assert_eq!(users_named(&app, "twice").await, 1, "one user");
     let claims = format!(
         "SELECT count(*) FROM processed_commands WHERE command_id = '{}' AND reply IS NOT NULL",
         twice.id
     );
     assert_eq!(app.count(&claims).await, 1, "one claim, with its reply");
-    let events = format!(
-        "SELECT count(*) FROM outbox WHERE org_id = '{}' AND routing_key = 'user.created'",
-        hr.org_id
+    assert_eq!(
+        user_created_events(&app, &hr.org_id).await,
+        2,
+        "one event each"
     );
-    assert_eq!(app.count(&events).await, 2, "one event each");
     app.stop().await;
 }
 
@@ -738,9 +715,7 @@ async fn a_message_twice_in_one_batch_is_applied_once() {
 /// are applied and answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
-    let app = TestApp::spawn().await;
-    let hr = app.tenant("Acme").await;
-    let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
+    let (app, hr, credential) = app_with_hr_sync().await;
     // This test's own database refuses one user name with an error (not a refusal).
     for sql in [
         "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
@@ -760,23 +735,44 @@ async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
     let error = batch.error.expect("the error of the second").to_string();
     assert!(error.contains("boom"), "{error}");
     for (name, n) in [("before", 1), ("boom", 0), ("after", 0)] {
-        let sql = format!(
-            "SELECT count(*) FROM users WHERE user_name = '{}'",
-            app.email(name)
-        );
-        assert_eq!(app.count(&sql).await, n, "{name}");
+        assert_eq!(users_named(&app, name).await, n, "{name}");
     }
     let claims = format!(
         "SELECT count(*) FROM processed_commands WHERE command_id IN ('{}', '{}', '{}')",
         envs[0].id, envs[1].id, envs[2].id
     );
     assert_eq!(app.count(&claims).await, 1, "only the applied command's id");
-    let events = format!(
-        "SELECT count(*) FROM outbox WHERE org_id = '{}' AND routing_key = 'user.created'",
-        hr.org_id
+    assert_eq!(
+        user_created_events(&app, &hr.org_id).await,
+        1,
+        "only its event"
     );
-    assert_eq!(app.count(&events).await, 1, "only its event");
     app.stop().await;
+}
+
+/// A fresh app, its tenant "Acme" and that tenant's "HR sync" integration credential.
+async fn app_with_hr_sync() -> (TestApp, Tenant, String) {
+    let app = TestApp::spawn().await;
+    let hr = app.tenant("Acme").await;
+    let (_, credential) = issue_credential(&app, &hr, "HR sync").await;
+    (app, hr, credential)
+}
+
+/// How many users are named `app.email(local)`.
+async fn users_named(app: &TestApp, local: &str) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM users WHERE user_name = '{}'",
+        app.email(local)
+    );
+    app.count(&sql).await
+}
+
+/// How many `user.created` events the outbox holds for the organisation `org`.
+async fn user_created_events(app: &TestApp, org: &str) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM outbox WHERE org_id = '{org}' AND routing_key = 'user.created'"
+    );
+    app.count(&sql).await
 }
 
 /// Applies `envs` as one batch straight through the worker's library (no broker).
@@ -1295,11 +1291,7 @@ async fn admins_issue_list_and_revoke_integration_credentials() {
         (status, detail.as_str()),
         (401, "integration credential refused")
     );
-    let sql = format!(
-        "SELECT count(*) FROM users WHERE user_name = '{}'",
-        app.email("after")
-    );
-    assert_eq!(app.count(&sql).await, 0);
+    assert_eq!(users_named(&app, "after").await, 0);
     // Revoking again is harmless; the list shows when it was revoked.
     let res = app
         .admin(
