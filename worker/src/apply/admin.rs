@@ -5,14 +5,20 @@
 use super::Tx;
 use super::{Audit, audit};
 use common::{
-    db::stmt,
+    db::{
+        entities::{field_mapping, org, scim_token},
+        stmt,
+    },
     messages::{
         CreateOrg, DeactivatedPeople, Envelope, NewToken, Reply, RotateAdminKey, RotateScimToken,
         SetMappings, SetProvisioning, UpdateSettings,
     },
     org_chart,
 };
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -84,26 +90,38 @@ fn org_audit<'a>(action: &'a str, resource_type: &'a str, detail: Value) -> Audi
     }
 }
 
+/// Revokes the org's live SCIM tokens (as of the transaction's start).
 async fn revoke_tokens(tx: &Tx<'_>, org_id: Uuid) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "UPDATE scim_tokens SET revoked_at = now() WHERE org_id = $1 AND revoked_at IS NULL",
-        [org_id.into()],
-    ))
-    .await?;
+    scim_token::Entity::update_many()
+        .col_expr(scim_token::Column::RevokedAt, Expr::current_timestamp())
+        .filter(scim_token::Column::OrgId.eq(org_id))
+        .filter(scim_token::Column::RevokedAt.is_null())
+        .exec(tx)
+        .await?;
     Ok(())
 }
 
 async fn insert_token(tx: &Tx<'_>, org_id: Uuid, token: &NewToken) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "INSERT INTO scim_tokens (id, org_id, token_hash, hint) VALUES ($1, $2, $3, $4)",
-        [
-            Uuid::now_v7().into(),
-            org_id.into(),
-            token.hash.as_str().into(),
-            token.hint.clone().into(),
-        ],
-    ))
-    .await?;
+    let row = scim_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(org_id),
+        token_hash: Set(token.hash.as_str().to_owned()),
+        hint: Set(token.hint.clone()),
+        ..Default::default()
+    };
+    scim_token::Entity::insert(row)
+        .exec_without_returning(tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets one column of the org's row.
+async fn set_org(tx: &Tx<'_>, org_id: Uuid, col: org::Column, value: Expr) -> Result<(), DbErr> {
+    org::Entity::update_many()
+        .col_expr(col, value)
+        .filter(org::Column::Id.eq(org_id))
+        .exec(tx)
+        .await?;
     Ok(())
 }
 
@@ -135,11 +153,8 @@ pub(super) async fn set_provisioning(
             false
         }
     };
-    tx.execute_raw(stmt(
-        "UPDATE orgs SET provisioning_enabled = $2 WHERE id = $1",
-        [org_id.into(), cmd.enabled.into()],
-    ))
-    .await?;
+    let enabled = Expr::value(cmd.enabled);
+    set_org(tx, org_id, org::Column::ProvisioningEnabled, enabled).await?;
     if cmd.enabled != was_enabled {
         let action = if cmd.enabled {
             "provisioning.enabled"
@@ -191,11 +206,8 @@ pub(super) async fn rotate_admin_key(
     if lock_org(tx, org_id).await?.is_none() {
         return Ok(Reply::error(404, None, "organisation not found"));
     }
-    tx.execute_raw(stmt(
-        "UPDATE orgs SET admin_key_hash = $2 WHERE id = $1",
-        [org_id.into(), cmd.admin_key_hash.as_str().into()],
-    ))
-    .await?;
+    let hash = Expr::value(cmd.admin_key_hash.as_str());
+    set_org(tx, org_id, org::Column::AdminKeyHash, hash).await?;
     let entry = org_audit("admin_key.rotated", "Org", json!({}));
     audit(tx, env, Some(org_id), entry);
     Ok(Reply::ok(200, json!({"rotated": true})))
@@ -275,23 +287,25 @@ pub(super) async fn set_mappings(
     if lock_org(tx, org_id).await?.is_none() {
         return Ok(Reply::error(404, None, "organisation not found"));
     }
-    tx.execute_raw(stmt(
-        "DELETE FROM field_mappings WHERE org_id = $1",
-        [org_id.into()],
-    ))
-    .await?;
-    for (position, m) in cmd.mappings.iter().enumerate() {
-        tx.execute_raw(stmt(
-            "INSERT INTO field_mappings (org_id, field, scim_attribute, policy, position) VALUES ($1, $2, $3, $4, $5)",
-            [
-                org_id.into(),
-                m.field.clone().into(),
-                m.scim_attribute.trim().into(),
-                m.policy.as_str().into(),
-                i32::try_from(position).unwrap_or(i32::MAX).into(),
-            ],
-        ))
+    field_mapping::Entity::delete_many()
+        .filter(field_mapping::Column::OrgId.eq(org_id))
+        .exec(tx)
         .await?;
+    let rows = cmd
+        .mappings
+        .iter()
+        .enumerate()
+        .map(|(position, m)| field_mapping::ActiveModel {
+            org_id: Set(org_id),
+            field: Set(m.field.clone()),
+            scim_attribute: Set(m.scim_attribute.trim().to_owned()),
+            policy: Set(m.policy.as_str().to_owned()),
+            position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+        });
+    if !cmd.mappings.is_empty() {
+        field_mapping::Entity::insert_many(rows)
+            .exec_without_returning(tx)
+            .await?;
     }
     let detail = serde_json::to_value(&cmd.mappings).unwrap_or_default();
     let entry = org_audit("mappings.updated", "Mappings", detail);
