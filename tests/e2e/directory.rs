@@ -15,23 +15,28 @@ async fn ok_json(res: reqwest::Response) -> Value {
     body
 }
 
+/// `GET path` with `key`, which must succeed; its JSON.
+async fn get_ok(app: &TestApp, path: &str, key: &str) -> Value {
+    ok_json(app.admin(Method::GET, path, key, None).await).await
+}
+
+/// The string `field` of each object in the JSON array `list`.
+fn strings<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|o| o[field].as_str().expect(field))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mapping_policies_decide_what_okta_writes() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     let key = &acme.admin_key;
 
-    let defaults = ok_json(
-        app.admin(Method::GET, "/admin/v1/mappings", key, None)
-            .await,
-    )
-    .await;
-    let fields: Vec<&str> = defaults
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|m| m["field"].as_str().expect("field"))
-        .collect();
+    let defaults = get_ok(&app, "/admin/v1/mappings", key).await;
+    let fields: Vec<&str> = strings(&defaults, "field");
     for f in [
         "first_name",
         "last_name",
@@ -72,14 +77,7 @@ async fn mapping_policies_decide_what_okta_writes() {
         )
         .await;
     assert_eq!(res.status(), 400);
-    assert_eq!(
-        ok_json(
-            app.admin(Method::GET, "/admin/v1/mappings", key, None)
-                .await
-        )
-        .await,
-        defaults
-    );
+    assert_eq!(get_ok(&app, "/admin/v1/mappings", key).await, defaults);
 
     let mapping = json!([
         {"field": "first_name", "scim_attribute": "name.givenName", "policy": "overwrite"},
@@ -105,11 +103,7 @@ async fn mapping_policies_decide_what_okta_writes() {
     body[ROSTER] = json!({"shirtSize": "M"});
     let created = ok_json(acme.scim.post_user(&body).await).await;
     let id = created["id"].as_str().expect("id").to_owned();
-    let person = ok_json(
-        app.admin(Method::GET, &format!("/api/v1/people/{id}"), key, None)
-            .await,
-    )
-    .await;
+    let person = get_ok(&app, &format!("/api/v1/people/{id}"), key).await;
     assert_eq!(person["fields"]["job_title"], "Engineer");
     assert_eq!(person["fields"]["first_name"], "Ann");
     assert_eq!(person["fields"]["custom.shirt_size"], "M");
@@ -134,11 +128,7 @@ async fn mapping_policies_decide_what_okta_writes() {
         put["title"], "Engineer",
         "SCIM returns the stored value of a create-only field"
     );
-    let person = ok_json(
-        app.admin(Method::GET, &format!("/api/v1/people/{id}"), key, None)
-            .await,
-    )
-    .await;
+    let person = get_ok(&app, &format!("/api/v1/people/{id}"), key).await;
     assert_eq!(
         person["fields"]["job_title"], "Engineer",
         "create_only keeps its first value"
@@ -160,11 +150,7 @@ async fn mapping_policies_decide_what_okta_writes() {
             .await,
     )
     .await;
-    let person = ok_json(
-        app.admin(Method::GET, &format!("/api/v1/people/{id}"), key, None)
-            .await,
-    )
-    .await;
+    let person = get_ok(&app, &format!("/api/v1/people/{id}"), key).await;
     assert_eq!(person["fields"]["job_title"], "Engineer");
     let mut current = ok_json(acme.scim.get_user(&id).await).await;
     current["title"] = json!("Director");
@@ -174,11 +160,7 @@ async fn mapping_policies_decide_what_okta_writes() {
             .await,
     )
     .await;
-    let person = ok_json(
-        app.admin(Method::GET, &format!("/api/v1/people/{id}"), key, None)
-            .await,
-    )
-    .await;
+    let person = get_ok(&app, &format!("/api/v1/people/{id}"), key).await;
     assert_eq!(person["fields"]["job_title"], "Director");
     app.stop().await;
 }
@@ -317,17 +299,8 @@ async fn employee_edits_respect_the_lock_and_deactivation_hides_people() {
     );
 
     // Activity: newest first, paged.
-    let activity = ok_json(
-        app.admin(Method::GET, "/admin/v1/activity?limit=3", key, None)
-            .await,
-    )
-    .await;
-    let actions: Vec<&str> = activity
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|a| a["action"].as_str().expect("action"))
-        .collect();
+    let activity = get_ok(&app, "/admin/v1/activity?limit=3", key).await;
+    let actions: Vec<&str> = strings(&activity, "action");
     assert_eq!(
         actions,
         ["user.reactivated", "user.deactivated", "person.updated"]
@@ -345,12 +318,7 @@ async fn employee_edits_respect_the_lock_and_deactivation_hides_people() {
         .await,
     )
     .await;
-    let older: Vec<&str> = older
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|a| a["action"].as_str().expect("action"))
-        .collect();
+    let older: Vec<&str> = strings(&older, "action");
     assert!(
         older.contains(&"user.created") && older.contains(&"provisioning.enabled"),
         "{older:?}"
