@@ -90,14 +90,7 @@ async fn unknown_ids_and_bad_bodies_are_scim_errors_that_store_nothing() {
         404,
     )
     .await;
-    assert_scim_error(
-        okta.request(Method::DELETE, "/Users")
-            .send()
-            .await
-            .expect("DELETE"),
-        405,
-    )
-    .await;
+    assert_scim_error(okta.delete("/Users").await, 405).await;
 
     let malformed = okta
         .post_raw("/Users", "application/scim+json", "{\"userName\": ")

@@ -248,28 +248,14 @@ async fn a_deleted_person_leaves_no_trace_in_any_table() {
         );
     }
 
-    let res = okta
-        .request(Method::DELETE, &path)
-        .send()
-        .await
-        .expect("DELETE");
+    let res = okta.delete(&path).await;
     assert_eq!(res.status(), 204);
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/api/v1/people/{other}"),
-            &acme.admin_key,
-            None,
-        )
+        .admin_delete(&format!("/api/v1/people/{other}"), &acme.admin_key)
         .await;
     assert_eq!(res.status(), 204, "the directory API deletes");
     let again = app
-        .admin(
-            Method::DELETE,
-            &format!("/api/v1/people/{other}"),
-            &acme.admin_key,
-            None,
-        )
+        .admin_delete(&format!("/api/v1/people/{other}"), &acme.admin_key)
         .await;
     assert_eq!(again.status(), 404, "a second delete finds no one");
 
@@ -856,11 +842,7 @@ async fn okta_lifecycle(okta: &ScimClient, user_name: &str) {
         let res = okta.send_json(Method::PATCH, &path, &p).await;
         assert_eq!(res.status(), 200, "active = {active}");
     }
-    let res = okta
-        .request(Method::DELETE, &path)
-        .send()
-        .await
-        .expect("DELETE");
+    let res = okta.delete(&path).await;
     assert_eq!(res.status(), 204, "delete");
 }
 
@@ -1008,21 +990,11 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
 
     // Only the operator removes an org.
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/v1/orgs/{org}"),
-            &acme.admin_key,
-            None,
-        )
+        .admin_delete(&format!("/admin/v1/orgs/{org}"), &acme.admin_key)
         .await;
     assert_eq!(res.status(), 401, "an admin key cannot remove its org");
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/v1/orgs/{org}"),
-            &app.operator_token,
-            None,
-        )
+        .admin_delete(&format!("/admin/v1/orgs/{org}"), &app.operator_token)
         .await;
     assert_eq!(res.status(), 204);
 
@@ -1042,12 +1014,7 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
         .await;
     assert_eq!(res.status(), 401, "its admin key");
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/v1/orgs/{org}"),
-            &app.operator_token,
-            None,
-        )
+        .admin_delete(&format!("/admin/v1/orgs/{org}"), &app.operator_token)
         .await;
     assert_eq!(res.status(), 404, "removed once");
 

@@ -132,11 +132,7 @@ async fn a_mass_deactivation_waits_for_the_admin() {
         "held for an admin's approval",
     )
     .await;
-    let res = okta
-        .request(Method::DELETE, &format!("/Users/{}", ids[6]))
-        .send()
-        .await
-        .expect("DELETE");
+    let res = okta.delete(&format!("/Users/{}", ids[6])).await;
     assert_held(res, "this deletion is held").await;
     for id in &ids[4..7] {
         assert!(active(okta, id).await, "a held change is not applied");
@@ -219,11 +215,7 @@ async fn a_mass_deactivation_waits_for_the_admin() {
     assert_eq!(res.json::<Value>().await.expect("JSON")["state"], "armed");
     assert_eq!(deactivate(okta, &ids[4]).await.status(), 200);
     assert_eq!(deactivate(okta, &ids[5]).await.status(), 200);
-    let res = okta
-        .request(Method::DELETE, &format!("/Users/{}", ids[6]))
-        .send()
-        .await
-        .expect("DELETE");
+    let res = okta.delete(&format!("/Users/{}", ids[6])).await;
     assert_eq!(res.status(), 204);
     assert!(!active(okta, &ids[4]).await);
     let res = app

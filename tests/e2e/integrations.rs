@@ -833,11 +833,9 @@ async fn unauthorised_or_invalid_commands_are_dead_lettered_with_their_reason() 
     let (_, acme_credential) = issue_credential(&app, &acme, "HR sync").await;
     let (revoked_id, revoked) = issue_credential(&app, &acme, "old badge system").await;
     let res = app
-        .admin(
-            Method::DELETE,
+        .admin_delete(
             &format!("/admin/v1/integrations/{revoked_id}"),
             &acme.admin_key,
-            None,
         )
         .await;
     assert_eq!(res.status(), 204);
@@ -1210,22 +1208,12 @@ async fn admins_issue_list_and_revoke_integration_credentials() {
         .await;
     assert_eq!(res.json::<Value>().await.expect("JSON"), json!([]));
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/v1/integrations/{id}"),
-            &globex.admin_key,
-            None,
-        )
+        .admin_delete(&format!("/admin/v1/integrations/{id}"), &globex.admin_key)
         .await;
     assert_eq!(res.status(), 404);
     for bad in ["not-a-uuid", &Uuid::new_v4().to_string()] {
         let res = app
-            .admin(
-                Method::DELETE,
-                &format!("/admin/v1/integrations/{bad}"),
-                &acme.admin_key,
-                None,
-            )
+            .admin_delete(&format!("/admin/v1/integrations/{bad}"), &acme.admin_key)
             .await;
         assert_eq!(res.status(), 404, "{bad}");
     }
@@ -1276,12 +1264,7 @@ async fn admins_issue_list_and_revoke_integration_credentials() {
     };
     assert_eq!(service.call(&create("before")).await.status(), 201);
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/v1/integrations/{id}"),
-            &acme.admin_key,
-            None,
-        )
+        .admin_delete(&format!("/admin/v1/integrations/{id}"), &acme.admin_key)
         .await;
     assert_eq!(res.status(), 204);
     let Reply::Error { status, detail, .. } = service.call(&create("after")).await else {
@@ -1294,12 +1277,7 @@ async fn admins_issue_list_and_revoke_integration_credentials() {
     assert_eq!(users_named(&app, "after").await, 0);
     // Revoking again is harmless; the list shows when it was revoked.
     let res = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/v1/integrations/{id}"),
-            &acme.admin_key,
-            None,
-        )
+        .admin_delete(&format!("/admin/v1/integrations/{id}"), &acme.admin_key)
         .await;
     assert_eq!(res.status(), 204);
     let res = app

@@ -455,12 +455,7 @@ async fn cycles_vacancies_and_late_managers() {
 
     // Bob is deleted: Ann waits on her raw value again, and a new person with that Okta id
     // is her manager as soon as they arrive.
-    let res = t
-        .scim
-        .request(Method::DELETE, &format!("/Users/{bob_id}"))
-        .send()
-        .await
-        .expect("DELETE");
+    let res = t.scim.delete(&format!("/Users/{bob_id}")).await;
     assert_eq!(res.status(), 204);
     let p = person(&app, key, &ann_id).await;
     assert_eq!(p["manager"], Value::Null);

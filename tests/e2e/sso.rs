@@ -559,9 +559,7 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
     );
 
     // Turned off: no sign-in.
-    let res = app
-        .admin(Method::DELETE, "/admin/v1/sso", &org.key, None)
-        .await;
+    let res = app.admin_delete("/admin/v1/sso", &org.key).await;
     assert_eq!(res.json::<Value>().await.expect("JSON")["enabled"], false);
     b.client
         .goto(&format!("{}/sso/{}/sign-in", app.base, org.id))

@@ -279,21 +279,10 @@ async fn etags_uniqueness_and_delete() {
     let err = json(okta.send_json(Method::PUT, &path, &body).await, 409).await;
     assert_eq!(err["scimType"], "uniqueness");
 
-    let res = okta
-        .request(Method::DELETE, &path)
-        .send()
-        .await
-        .expect("DELETE");
+    let res = okta.delete(&path).await;
     assert_eq!(res.status(), 204);
     assert_eq!(okta.get_user(id).await.status(), 404);
-    assert_eq!(
-        okta.request(Method::DELETE, &path)
-            .send()
-            .await
-            .expect("DELETE")
-            .status(),
-        404
-    );
+    assert_eq!(okta.delete(&path).await.status(), 404);
     assert_eq!(
         app.count("SELECT count(*) FROM outbox WHERE routing_key = 'user.deleted'")
             .await,

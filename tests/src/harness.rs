@@ -200,6 +200,28 @@ fn server_of(url: &str) -> String {
     }
 }
 
+/// `PUT {base}/admin/v1/provisioning {"enabled": true}` with the org's admin key, as the
+/// load tools run it against a running stack: the SCIM token, or an error when not `200`.
+pub async fn provisioning_token(
+    http: &reqwest::Client,
+    base: &str,
+    admin_key: &str,
+) -> anyhow::Result<String> {
+    let res = http
+        .put(format!("{base}/admin/v1/provisioning"))
+        .bearer_auth(admin_key)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::OK {
+        anyhow::bail!("PUT /admin/v1/provisioning answered {}", res.status());
+    }
+    res.json::<Value>().await?["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("token"))
+}
+
 /// `host:port` of a URL.
 pub fn host_port(url: &str, default_port: u16) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -597,6 +619,11 @@ impl TestApp {
             req = req.json(&b);
         }
         req.send().await.expect("admin API call")
+    }
+
+    /// `DELETE path` on the admin API with `key`.
+    pub async fn admin_delete(&self, path: &str, key: &str) -> reqwest::Response {
+        self.admin(reqwest::Method::DELETE, path, key, None).await
     }
 
     /// `PUT /admin/v1/provisioning {"enabled": true}`; returns the SCIM token.

@@ -56,6 +56,14 @@ impl ScimClient {
             .expect("request")
     }
 
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     pub async fn get_user(&self, id: &str) -> Response {
         self.request(Method::GET, &format!("/Users/{id}"))
             .send()

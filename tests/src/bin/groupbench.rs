@@ -84,19 +84,7 @@ async fn org(http: &reqwest::Client, a: &Args) -> Result<(Uuid, ScimClient)> {
     }
     let org: Value = res.json().await?;
     let key = org["admin_key"].as_str().context("admin_key")?;
-    let res = http
-        .put(format!("{}/admin/v1/provisioning", a.base_url))
-        .bearer_auth(key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await?;
-    if res.status() != StatusCode::OK {
-        bail!("PUT /admin/v1/provisioning answered {}", res.status());
-    }
-    let token = res.json::<Value>().await?["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
+    let token = tests::harness::provisioning_token(http, &a.base_url, key).await?;
     let res = http
         .put(format!("{}/admin/v1/settings", a.base_url))
         .bearer_auth(key)

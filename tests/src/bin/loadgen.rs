@@ -410,6 +410,18 @@ fn page_req(ctx: &Ctx, start_index: u64) -> reqwest::RequestBuilder {
     ])
 }
 
+/// Okta's `userName eq` lookup of `name`, timed from `since`, expecting `200`.
+async fn send_lookup(ctx: &Ctx, name: &str, since: Instant) {
+    send(
+        ctx,
+        "GET /Users?filter",
+        lookup_req(ctx, name),
+        &[200],
+        since,
+    )
+    .await;
+}
+
 fn population_name(ctx: &Ctx, i: u64) -> String {
     format!("pop-{i}@{}", ctx.args.domain)
 }
@@ -419,14 +431,7 @@ async fn op_create(ctx: &Ctx, i: u64, since: Instant, lookup: bool) {
     let name = format!("lg-{}-{i}@{}", ctx.run_id, ctx.args.domain);
     let mut since = since;
     if lookup {
-        send(
-            ctx,
-            "GET /Users?filter",
-            lookup_req(ctx, &name),
-            &[200],
-            since,
-        )
-        .await;
+        send_lookup(ctx, &name, since).await;
         since = Instant::now();
     }
     let body = okta::create_user_body(&name, "Load", &format!("Gen{i}"));
@@ -547,14 +552,7 @@ async fn run_op(ctx: &Ctx, i: u64, since: Instant) {
         Scenario::Filter => {
             let n = rand::rng().random_range(0..ctx.args.users);
             let name = population_name(ctx, n);
-            send(
-                ctx,
-                "GET /Users?filter",
-                lookup_req(ctx, &name),
-                &[200],
-                since,
-            )
-            .await;
+            send_lookup(ctx, &name, since).await;
         }
         Scenario::Import => op_import(ctx, since).await,
         Scenario::Mixed => {
@@ -698,19 +696,7 @@ async fn setup_org(http: &reqwest::Client, args: &Args, run_id: &str) -> Result<
     }
     let org: Value = res.json().await?;
     let key = org["admin_key"].as_str().context("admin_key")?.to_owned();
-    let res = http
-        .put(format!("{}/admin/v1/provisioning", args.base_url))
-        .bearer_auth(&key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await?;
-    if res.status() != StatusCode::OK {
-        bail!("PUT /admin/v1/provisioning answered {}", res.status());
-    }
-    let token = res.json::<Value>().await?["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
+    let token = tests::harness::provisioning_token(http, &args.base_url, &key).await?;
     let invites = args.scenario == Scenario::Create && args.invites;
     let res = http
         .put(format!("{}/admin/v1/settings", args.base_url))
