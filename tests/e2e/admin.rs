@@ -5,6 +5,34 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tests::harness::TestApp;
 
+/// `GET /admin/v1/provisioning` with `key`, its JSON.
+async fn provisioning(app: &TestApp, key: &str) -> Value {
+    app.admin(Method::GET, "/admin/v1/provisioning", key, None)
+        .await
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The status of Okta's `GET /Users` with the SCIM token `token`.
+async fn users_status(app: &TestApp, token: &str) -> reqwest::StatusCode {
+    app.scim(token)
+        .request(Method::GET, "/Users")
+        .send()
+        .await
+        .expect("GET")
+        .status()
+}
+
+/// The new secret `field` of a `200` answer.
+async fn issued(res: reqwest::Response, field: &str) -> String {
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.expect("JSON")[field]
+        .as_str()
+        .expect(field)
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_shown_once_rotated_and_stored_hashed() {
     let app = TestApp::spawn().await;
@@ -23,23 +51,13 @@ async fn tokens_are_shown_once_rotated_and_stored_hashed() {
 
     let (_, key) = app.create_org("Acme").await;
     assert!(key.starts_with("rst_admin_"));
-    let status: Value = app
-        .admin(Method::GET, "/admin/v1/provisioning", &key, None)
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let status: Value = provisioning(&app, &key).await;
     assert_eq!(status["enabled"], false);
     assert!(status["token_hint"].is_null());
 
     let token = app.enable_provisioning(&key).await;
     assert!(token.starts_with("rst_scim_"));
-    let status: Value = app
-        .admin(Method::GET, "/admin/v1/provisioning", &key, None)
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let status: Value = provisioning(&app, &key).await;
     assert_eq!(status["enabled"], true);
     assert!(
         status["token_hint"]
@@ -65,44 +83,16 @@ async fn tokens_are_shown_once_rotated_and_stored_hashed() {
         .await
         .expect("JSON");
     assert!(again.get("token").is_none());
-    assert_eq!(
-        app.scim(&token)
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        200
-    );
+    assert_eq!(users_status(&app, &token).await, 200);
 
     // Rotate: the new token works at once, the old one stops.
     let res = app
         .admin(Method::POST, "/admin/v1/provisioning/token", &key, None)
         .await;
-    assert_eq!(res.status(), 200);
-    let new_token = res.json::<Value>().await.expect("JSON")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let new_token = issued(res, "token").await;
     assert_ne!(new_token, token);
-    assert_eq!(
-        app.scim(&new_token)
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.scim(&token)
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        401
-    );
+    assert_eq!(users_status(&app, &new_token).await, 200);
+    assert_eq!(users_status(&app, &token).await, 401);
 
     // Bad admin input is a clear 400 and changes nothing.
     let res = app
@@ -150,11 +140,7 @@ async fn admin_keys_are_rotated_by_the_admin_or_reset_by_the_operator() {
     let res = app
         .admin(Method::POST, "/admin/v1/admin-key", &acme.admin_key, None)
         .await;
-    assert_eq!(res.status(), 200);
-    let rotated = res.json::<Value>().await.expect("JSON")["admin_key"]
-        .as_str()
-        .expect("a new key")
-        .to_owned();
+    let rotated = issued(res, "admin_key").await;
     tests::harness::record_secret(&rotated);
     assert!(rotated.starts_with("rst_admin_") && rotated != acme.admin_key);
     assert_eq!(settings(acme.admin_key.clone()).await, 401, "the old key");
@@ -170,11 +156,7 @@ async fn admin_keys_are_rotated_by_the_admin_or_reset_by_the_operator() {
     let res = app
         .admin(Method::POST, &reset_path, &app.operator_token, None)
         .await;
-    assert_eq!(res.status(), 200);
-    let reset = res.json::<Value>().await.expect("JSON")["admin_key"]
-        .as_str()
-        .expect("a new key")
-        .to_owned();
+    let reset = issued(res, "admin_key").await;
     tests::harness::record_secret(&reset);
     assert_eq!(settings(rotated).await, 401);
     assert_eq!(settings(reset.clone()).await, 200);
