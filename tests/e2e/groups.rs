@@ -364,49 +364,20 @@ async fn groups_answer_conditional_requests_as_users_do() {
     let etag = res.headers()["etag"].to_str().expect("ETag").to_owned();
     assert_eq!(etag, "W/\"1\"");
 
-    let res = okta
-        .request(Method::GET, &path)
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get_if_none_match(&path, &etag).await;
     assert_eq!(res.status(), 304);
     assert_eq!(res.headers()["etag"].to_str().expect("ETag"), etag);
     assert!(res.bytes().await.expect("body").is_empty());
-    let res = okta
-        .request(Method::GET, &path)
-        .header("If-None-Match", "W/\"9\"")
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get_if_none_match(&path, "W/\"9\"").await;
     assert_eq!(res.status(), 200);
 
     let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "Sales EU"}]));
-    let res = okta
-        .request(Method::PATCH, &path)
-        .header("Content-Type", "application/scim+json")
-        .header("If-Match", "W/\"7\"")
-        .body(rename.to_string())
-        .send()
-        .await
-        .expect("PATCH");
+    let res = okta.patch_if_match(&path, "W/\"7\"", &rename).await;
     assert_eq!(res.status(), 412);
-    let res = okta
-        .request(Method::PATCH, &path)
-        .header("Content-Type", "application/scim+json")
-        .header("If-Match", &etag)
-        .body(rename.to_string())
-        .send()
-        .await
-        .expect("PATCH");
+    let res = okta.patch_if_match(&path, &etag, &rename).await;
     assert_eq!(res.status(), 204);
     // The old version no longer matches: the renamed group is sent again.
-    let res = okta
-        .request(Method::GET, &path)
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get_if_none_match(&path, &etag).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"].to_str().expect("ETag"), "W/\"2\"");
     assert_eq!(

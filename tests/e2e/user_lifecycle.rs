@@ -237,40 +237,16 @@ async fn etags_uniqueness_and_delete() {
     let id = a["id"].as_str().expect("id");
     let path = format!("/Users/{id}");
 
-    let res = okta
-        .request(Method::GET, &path)
-        .header("If-None-Match", "W/\"1\"")
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get_if_none_match(&path, "W/\"1\"").await;
     assert_eq!(res.status(), 304);
-    let res = okta
-        .request(Method::GET, &path)
-        .header("If-None-Match", "W/\"9\"")
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get_if_none_match(&path, "W/\"9\"").await;
     assert_eq!(res.status(), 200);
 
     let change = patch(json!([{"op": "replace", "path": "title", "value": "X"}]));
-    let res = okta
-        .request(Method::PATCH, &path)
-        .header("Content-Type", "application/scim+json")
-        .header("If-Match", "W/\"7\"")
-        .body(change.to_string())
-        .send()
-        .await
-        .expect("PATCH");
+    let res = okta.patch_if_match(&path, "W/\"7\"", &change).await;
     assert_eq!(res.status(), 412);
     assert_eq!(json(res, 412).await["status"], "412");
-    let res = okta
-        .request(Method::PATCH, &path)
-        .header("Content-Type", "application/scim+json")
-        .header("If-Match", "W/\"1\"")
-        .body(change.to_string())
-        .send()
-        .await
-        .expect("PATCH");
+    let res = okta.patch_if_match(&path, "W/\"1\"", &change).await;
     assert_eq!(json(res, 200).await["title"], "X");
 
     // Renaming onto another user's userName, in any case, is a uniqueness conflict.

@@ -56,6 +56,26 @@ impl ScimClient {
             .expect("request")
     }
 
+    /// `GET path` with `If-None-Match: etag`.
+    pub async fn get_if_none_match(&self, path: &str, etag: &str) -> Response {
+        self.request(Method::GET, path)
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// `PATCH path` with `body` and `If-Match: etag`.
+    pub async fn patch_if_match(&self, path: &str, etag: &str, body: &Value) -> Response {
+        self.request(Method::PATCH, path)
+            .header("Content-Type", "application/scim+json")
+            .header("If-Match", etag)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Response {
         self.request(Method::DELETE, path)
