@@ -50,6 +50,12 @@ async fn active(okta: &ScimClient, id: &str) -> bool {
     res.json::<Value>().await.expect("JSON")["active"] == true
 }
 
+/// `POST /admin/v1/deprovision-guard/{decision}` (approve or reject) with `key`.
+async fn guard_decision(app: &TestApp, key: &str, decision: &str) -> reqwest::Response {
+    let path = format!("/admin/v1/deprovision-guard/{decision}");
+    app.admin(Method::POST, &path, key, None).await
+}
+
 async fn guard(app: &TestApp, key: &str) -> Value {
     let res = app
         .admin(Method::GET, "/admin/v1/deprovision-guard", key, None)
@@ -203,14 +209,7 @@ async fn a_mass_deactivation_waits_for_the_admin() {
     );
 
     // Approval: Okta's retries succeed.
-    let res = app
-        .admin(
-            Method::POST,
-            "/admin/v1/deprovision-guard/approve",
-            &t.admin_key,
-            None,
-        )
-        .await;
+    let res = guard_decision(&app, &t.admin_key, "approve").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.expect("JSON")["state"], "armed");
     assert_eq!(deactivate(okta, &ids[4]).await.status(), 200);
@@ -218,14 +217,7 @@ async fn a_mass_deactivation_waits_for_the_admin() {
     let res = okta.delete(&format!("/Users/{}", ids[6])).await;
     assert_eq!(res.status(), 204);
     assert!(!active(okta, &ids[4]).await);
-    let res = app
-        .admin(
-            Method::POST,
-            "/admin/v1/deprovision-guard/approve",
-            &t.admin_key,
-            None,
-        )
-        .await;
+    let res = guard_decision(&app, &t.admin_key, "approve").await;
     assert_eq!(res.status(), 409, "nothing is held now");
 
     // The count starts again after the approval: four more pass, then it trips again.
@@ -235,14 +227,7 @@ async fn a_mass_deactivation_waits_for_the_admin() {
     assert_held(deactivate(okta, &ids[15]).await, "held").await;
 
     // Rejection: the held one, and every other deactivation, stay refused.
-    let res = app
-        .admin(
-            Method::POST,
-            "/admin/v1/deprovision-guard/reject",
-            &t.admin_key,
-            None,
-        )
-        .await;
+    let res = guard_decision(&app, &t.admin_key, "reject").await;
     assert_eq!(res.status(), 200);
     let g: Value = res.json().await.expect("JSON");
     assert_eq!(g["state"], "rejected");
@@ -348,14 +333,7 @@ async fn a_rejection_ends_when_the_window_has_passed() {
         assert_eq!(deactivate(okta, id).await.status(), 200);
     }
     assert_held(deactivate(okta, &ids[2]).await, "held").await;
-    let res = app
-        .admin(
-            Method::POST,
-            "/admin/v1/deprovision-guard/reject",
-            &t.admin_key,
-            None,
-        )
-        .await;
+    let res = guard_decision(&app, &t.admin_key, "reject").await;
     assert_eq!(res.status(), 200);
     assert_held(deactivate(okta, &ids[2]).await, "rejected").await;
 

@@ -759,8 +759,7 @@ async fn the_org_chart_page_shows_the_tree_and_a_vacancy_at_phone_width() {
     // A name opens the tree below that person.
     b.submit(&format!("{top} > .card a.name")).await;
     assert!(b.exists("#whole-org").await);
-    let _ = b.client.clone().close().await;
-    drop(b);
+    b.close().await;
     app.stop().await;
 }
 

@@ -601,8 +601,7 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
     sign_in(&app, &b, &org, &jane).await;
     b.find("#signed-in-as").await;
 
-    let _ = b.client.clone().close().await;
-    drop(b);
+    b.close().await;
     app.stop().await;
 }
 
@@ -762,8 +761,7 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
         ],
         "only the good sign-ins are recorded, newest first"
     );
-    let _ = b.client.clone().close().await;
-    drop(b);
+    b.close().await;
     app.stop().await;
 }
 
