@@ -813,14 +813,18 @@ struct InviteTiming {
     max_ms: f64,
 }
 
-async fn invite_timing(ctx: &Ctx, http: &reqwest::Client, base: &str) -> Result<InviteTiming> {
-    let created: HashMap<String, SystemTime> = ctx
-        .created
+/// When each user this run created was created, by lower-cased email.
+fn created_by_email(ctx: &Ctx) -> HashMap<String, SystemTime> {
+    ctx.created
         .lock()
         .expect("created lock")
         .iter()
         .map(|(e, t)| (e.to_ascii_lowercase(), *t))
-        .collect();
+        .collect()
+}
+
+async fn invite_timing(ctx: &Ctx, http: &reqwest::Client, base: &str) -> Result<InviteTiming> {
+    let created = created_by_email(ctx);
     let marker = format!("lg-{}-", ctx.run_id);
     let t0 = Instant::now();
     let mut seen: HashMap<String, SystemTime> = HashMap::new();
@@ -890,13 +894,7 @@ async fn invite_timing(ctx: &Ctx, http: &reqwest::Client, base: &str) -> Result<
 /// of the transaction that locks the invite, sends it and marks it sent.
 async fn invite_timing_db(ctx: &Ctx, url: &str) -> Result<InviteTiming> {
     let t0 = Instant::now();
-    let created: HashMap<String, SystemTime> = ctx
-        .created
-        .lock()
-        .expect("created lock")
-        .iter()
-        .map(|(e, t)| (e.to_ascii_lowercase(), *t))
-        .collect();
+    let created = created_by_email(ctx);
     let db = Database::connect(url)
         .await
         .context("connecting to PostgreSQL")?;
