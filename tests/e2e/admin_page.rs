@@ -57,6 +57,11 @@ impl Browser {
         }
     }
 
+    /// Ends the WebDriver session, then (on drop) chromedriver and Chromium.
+    pub(crate) async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+
     /// Clicks a submit button and waits until the next document has loaded.
     pub(crate) async fn submit(&self, css: &str) {
         self.client
@@ -283,24 +288,14 @@ async fn an_admin_connects_okta_from_the_integration_page() {
     // The token from the page works for Okta.
     let okta = app.scim(&token);
     let first = app.email("ada");
-    assert_eq!(
-        okta.post_user(&create_user_body(&first, "Ada", "Lovelace"))
-            .await
-            .status(),
-        201
-    );
+    okta.create_user_201(&first, "Ada", "Lovelace").await;
     let evil = app.email("evil");
     let mut body = create_user_body(&evil, "<script>alert('x')</script>", "Mallory");
     body["title"] = json!("<img src=x onerror=alert(1)>");
     assert_eq!(okta.post_user(&body).await.status(), 201);
     let pwn = app.email("pwn");
     let pwn_name = r#"<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">"#;
-    assert_eq!(
-        okta.post_user(&create_user_body(&pwn, pwn_name, "Pwn"))
-            .await
-            .status(),
-        201
-    );
+    okta.create_user_201(&pwn, pwn_name, "Pwn").await;
 
     b.client.goto(&page).await.expect("reload");
     assert!(
@@ -442,21 +437,10 @@ async fn an_admin_connects_okta_from_the_integration_page() {
     assert!(!b.checked("#send-invites").await);
     assert_eq!(settings(&app, &admin_key).await["send_invites"], false);
     let quiet = app.email("quiet");
-    assert_eq!(
-        okta.post_user(&create_user_body(&quiet, "Quinn", "Quiet"))
-            .await
-            .status(),
-        201
-    );
+    okta.create_user_201(&quiet, "Quinn", "Quiet").await;
     let loud = app.tenant("Loud").await;
     let sentinel = app.email("sentinel");
-    assert_eq!(
-        loud.scim
-            .post_user(&create_user_body(&sentinel, "S", "T"))
-            .await
-            .status(),
-        201
-    );
+    loud.scim.create_user_201(&sentinel, "S", "T").await;
     assert_eq!(app.maildev.wait_for(&sentinel, 1, MAIL_WAIT).await.len(), 1);
     assert_eq!(
         app.maildev.wait_for(&first, 1, MAIL_WAIT).await.len(),
@@ -499,8 +483,7 @@ async fn an_admin_connects_okta_from_the_integration_page() {
     assert!(b.exists("#sign-in-form").await);
     assert!(!b.exists("#provisioning").await);
 
-    let _ = b.client.clone().close().await;
-    drop(b);
+    b.close().await;
     app.stop().await;
 }
 
@@ -567,7 +550,6 @@ async fn the_guard_banner_shows_what_is_held_and_approves_it() {
     assert!(!b.exists("#guard-banner").await, "approved: no banner");
     assert_eq!(deactivate(ids[1].clone()).await, StatusCode::OK);
 
-    let _ = b.client.clone().close().await;
-    drop(b);
+    b.close().await;
     app.stop().await;
 }

@@ -30,6 +30,16 @@ fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 
+/// The operator's `PUT /admin/v1/orgs/{org}/retention {"activity_days": days}`, answered `200`.
+async fn set_activity_days(app: &TestApp, org: &str, days: u32) {
+    let path = format!("/admin/v1/orgs/{org}/retention");
+    let body = json!({"activity_days": days});
+    let res = app
+        .admin(Method::PUT, &path, &app.operator_token, Some(body))
+        .await;
+    ok_json(res, 200).await;
+}
+
 async fn ok_json(res: reqwest::Response, status: u16) -> Value {
     let got = res.status().as_u16();
     let body = res.text().await.expect("body");
@@ -377,15 +387,7 @@ async fn tables_stay_within_their_windows_under_load() {
     let acme = app.tenant("Acme").await;
     // Another org whose activity the operator keeps a day: its entries outlive the window.
     let (keepco, _) = app.create_org("Keepco").await;
-    let res = app
-        .admin(
-            Method::PUT,
-            &format!("/admin/v1/orgs/{keepco}/retention"),
-            &app.operator_token,
-            Some(json!({"activity_days": 1})),
-        )
-        .await;
-    ok_json(res, 200).await;
+    set_activity_days(&app, &keepco, 1).await;
     let others = format!("AND org_id IS DISTINCT FROM '{keepco}'");
     let org: Uuid = acme.org_id.parse().expect("org id");
 
@@ -883,15 +885,7 @@ async fn removing_an_org_leaves_nothing_of_it_and_disturbs_no_other() {
     )
     .await;
     tests::harness::record_secret(integration["credential"].as_str().expect("credential"));
-    let res = app
-        .admin(
-            Method::PUT,
-            &format!("/admin/v1/orgs/{org}/retention"),
-            &app.operator_token,
-            Some(json!({"activity_days": 30})),
-        )
-        .await;
-    ok_json(res, 200).await;
+    set_activity_days(&app, &org, 30).await;
 
     // Its integration's commands are applied while the org exists.
     let conn = common::amqp::connect(&app.settings_amqp_direct(), "org-removal-test").await;

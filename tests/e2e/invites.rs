@@ -17,13 +17,7 @@ async fn each_created_person_gets_exactly_one_invite_that_accepts() {
     let acme = app.tenant("Acme Corp").await;
     let people: Vec<String> = (0..3).map(|i| app.email(&format!("person{i}"))).collect();
     for p in &people {
-        assert_eq!(
-            acme.scim
-                .post_user(&create_user_body(p, "Pat", "Lee"))
-                .await
-                .status(),
-            201
-        );
+        acme.scim.create_user_201(p, "Pat", "Lee").await;
     }
     // A duplicate sends nothing.
     assert_eq!(
@@ -82,13 +76,7 @@ async fn each_created_person_gets_exactly_one_invite_that_accepts() {
 
     // Give a stray second invite time to show up, then check there is none.
     let late = app.email("sentinel");
-    assert_eq!(
-        acme.scim
-            .post_user(&create_user_body(&late, "S", "T"))
-            .await
-            .status(),
-        201
-    );
+    acme.scim.create_user_201(&late, "S", "T").await;
     assert_eq!(app.maildev.wait_for(&late, 1, MAIL_WAIT).await.len(), 1);
     for p in &people {
         assert_eq!(
@@ -135,25 +123,12 @@ async fn no_invite_when_the_org_turned_invites_off() {
     );
 
     let silent = app.email("silent");
-    assert_eq!(
-        quiet
-            .scim
-            .post_user(&create_user_body(&silent, "S", "P"))
-            .await
-            .status(),
-        201
-    );
+    quiet.scim.create_user_201(&silent, "S", "P").await;
 
     // A person created afterwards in an org with invites on is invited.
     let loud = app.tenant("Loud").await;
     let sentinel = app.email("sentinel");
-    assert_eq!(
-        loud.scim
-            .post_user(&create_user_body(&sentinel, "S", "T"))
-            .await
-            .status(),
-        201
-    );
+    loud.scim.create_user_201(&sentinel, "S", "T").await;
     let published = "SELECT count(*) FROM outbox WHERE routing_key = 'user.created' AND published_at IS NOT NULL";
     assert_eq!(app.wait_count(published, 2, MAIL_WAIT).await, 2);
     // Only the event with an invite pending reached the mailer's queue.

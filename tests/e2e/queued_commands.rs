@@ -56,13 +56,7 @@ async fn a_command_waits_in_the_queue_for_a_worker() {
     // Okta retries: its filter finds nobody, and it creates the user.
     let found = acme.scim.find_by_user_name(&user_name).await;
     assert_eq!(found["totalResults"], 0);
-    assert_eq!(
-        acme.scim
-            .post_user(&create_user_body(&user_name, "Q", "D"))
-            .await
-            .status(),
-        201
-    );
+    acme.scim.create_user_201(&user_name, "Q", "D").await;
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
     assert_eq!(
         app.maildev

@@ -31,6 +31,14 @@ impl ScimClient {
             .expect("POST /Users")
     }
 
+    /// Creates a user with Okta's body ([`create_user_body`]), which must be answered `201`.
+    pub async fn create_user_201(&self, user_name: &str, given: &str, family: &str) {
+        let res = self
+            .post_user(&create_user_body(user_name, given, family))
+            .await;
+        assert_eq!(res.status(), 201, "POST /Users {user_name}");
+    }
+
     /// `POST path` with a raw body and the given content type.
     pub async fn post_raw(
         &self,
