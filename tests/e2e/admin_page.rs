@@ -62,6 +62,25 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 
+    /// Types `key` into the sign-in form's admin key and submits it.
+    pub(crate) async fn sign_in_with_key(&self, key: &str) {
+        self.find("#admin-key")
+            .await
+            .send_keys(key)
+            .await
+            .expect("typing");
+        self.submit("#sign-in").await;
+    }
+
+    /// Opens `{base}/admin` and signs in with `key`.
+    pub(crate) async fn open_admin(&self, base: &str, key: &str) {
+        self.client
+            .goto(&format!("{base}/admin"))
+            .await
+            .expect("open /admin");
+        self.sign_in_with_key(key).await;
+    }
+
     /// Clicks a submit button and waits until the next document has loaded.
     pub(crate) async fn submit(&self, css: &str) {
         self.client
@@ -247,19 +266,9 @@ async fn an_admin_connects_okta_from_the_integration_page() {
 
     // Signing in: a wrong key is refused on the form, the right one opens the page.
     b.client.goto(&page).await.expect("open /admin");
-    b.find("#admin-key")
-        .await
-        .send_keys("rst_admin_wrong")
-        .await
-        .expect("typing");
-    b.submit("#sign-in").await;
+    b.sign_in_with_key("rst_admin_wrong").await;
     assert!(b.text("#sign-in-error").await.contains("not valid"));
-    b.find("#admin-key")
-        .await
-        .send_keys(&admin_key)
-        .await
-        .expect("typing");
-    b.submit("#sign-in").await;
+    b.sign_in_with_key(&admin_key).await;
     assert!(
         !b.checked("#enable-provisioning").await,
         "off for a new org"
@@ -529,16 +538,7 @@ async fn the_guard_banner_shows_what_is_held_and_approves_it() {
     );
 
     let b = Browser::start().await;
-    b.client
-        .goto(&format!("{}/admin", app.base))
-        .await
-        .expect("open /admin");
-    b.find("#admin-key")
-        .await
-        .send_keys(&t.admin_key)
-        .await
-        .expect("typing");
-    b.submit("#sign-in").await;
+    b.open_admin(&app.base, &t.admin_key).await;
     assert_eq!(b.text("#guard-held").await, "1");
     assert!(b.text("#guard-banner").await.contains("held"));
     let log = b.text("#provisioning-log-table").await;

@@ -30,6 +30,19 @@ fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 
+/// Creates a user with Okta's body (`201`); its id.
+async fn created_id(okta: &ScimClient, user_name: &str, given: &str, family: &str) -> String {
+    ok_json(
+        okta.post_user(&create_user_body(user_name, given, family))
+            .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 /// The operator's `PUT /admin/v1/orgs/{org}/retention {"activity_days": days}`, answered `200`.
 async fn set_activity_days(app: &TestApp, org: &str, days: u32) {
     let path = format!("/admin/v1/orgs/{org}/retention");
@@ -187,15 +200,7 @@ async fn a_deleted_person_leaves_no_trace_in_any_table() {
 
     // Someone who stays, in the same group.
     let keep_name = app.email("keeper-kim");
-    let keep = ok_json(
-        okta.post_user(&create_user_body(&keep_name, "Kim", "Keeper"))
-            .await,
-        201,
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let keep = created_id(okta, &keep_name, "Kim", "Keeper").await;
 
     // The person: the marker in their name, email and a custom field, then updated,
     // grouped, re-created by a retry (a 409 naming them), deactivated and deleted.
@@ -229,19 +234,7 @@ async fn a_deleted_person_leaves_no_trace_in_any_table() {
 
     // A second person, deleted through the directory API with the admin key.
     let other_name = app.email(&format!("sam.{marker}"));
-    let other = ok_json(
-        okta.post_user(&create_user_body(
-            &other_name,
-            "Sam",
-            &format!("Ray{marker}"),
-        ))
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let other = created_id(okta, &other_name, "Sam", &format!("Ray{marker}")).await;
 
     // The search can fail: before the deletes the marker is all over the database.
     let before = hits(&app, &marker, true).await;

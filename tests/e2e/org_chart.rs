@@ -686,12 +686,7 @@ async fn the_org_chart_page_shows_the_tree_and_a_vacancy_at_phone_width() {
         b.exists("#sign-in-form").await,
         "signed out: the sign-in form"
     );
-    b.find("#admin-key")
-        .await
-        .send_keys(&t.admin_key)
-        .await
-        .expect("typing");
-    b.submit("#sign-in").await;
+    b.sign_in_with_key(&t.admin_key).await;
     // The settings form orders the manager keys: email first, then the user name only.
     for (position, key) in [(1, "email"), (2, "user_name"), (3, ""), (4, ""), (5, "")] {
         b.find(&format!(

@@ -260,6 +260,19 @@ async fn sign_in(app: &TestApp, b: &Browser, org: &Org, login: &str) {
     log_in_at_provider(b, &org.provider, login).await;
 }
 
+/// Signs `login` in (see [`sign_in`]) and waits for the signed-in page.
+async fn sign_in_fully(app: &TestApp, b: &Browser, org: &Org, login: &str) {
+    sign_in(app, b, org, login).await;
+    b.find("#signed-in-as").await;
+}
+
+/// `PUT /admin/v1/sso` keeping the org's provider and client (and stored secret), with `claim`.
+async fn set_claim(app: &TestApp, org: &Org, claim: &str) -> reqwest::Response {
+    let body = json!({"issuer": org.provider.issuer, "client_id": CLIENT_ID, "claim": claim});
+    app.admin(Method::PUT, "/admin/v1/sso", &org.key, Some(body))
+        .await
+}
+
 /// Starts a sign-in over plain HTTP: the flow cookie Roster set and the `state` it sent to
 /// the provider.
 async fn start_flow(app: &TestApp, org: &Org) -> (String, String) {
@@ -507,8 +520,7 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
 
     // Signed in again; deactivation in Okta ends the session, and reactivation does not
     // bring it back.
-    sign_in(&app, &b, &org, &jane).await;
-    b.find("#signed-in-as").await;
+    sign_in_fully(&app, &b, &org, &jane).await;
     let cookie = b
         .client
         .get_named_cookie("roster_session")
@@ -538,16 +550,8 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
     );
 
     // A change of the org's sign-in settings ends every session.
-    sign_in(&app, &b, &org, &jane).await;
-    b.find("#signed-in-as").await;
-    let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/sso",
-            &org.key,
-            Some(json!({"issuer": org.provider.issuer, "client_id": CLIENT_ID, "claim": "email"})),
-        )
-        .await;
+    sign_in_fully(&app, &b, &org, &jane).await;
+    let res = set_claim(&app, &org, "email").await;
     assert_eq!(res.status(), 200, "the stored secret is kept");
     b.client
         .goto(&format!("{}/directory", app.base))
@@ -569,16 +573,7 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
 
     // The admin sets it up again on the /admin page: the redirect URI to paste into Okta is
     // shown, the secret is entered once, and people sign in again.
-    b.client
-        .goto(&format!("{}/admin", app.base))
-        .await
-        .expect("open /admin");
-    b.find("#admin-key")
-        .await
-        .send_keys(&org.key)
-        .await
-        .expect("typing");
-    b.submit("#sign-in").await;
+    b.open_admin(&app.base, &org.key).await;
     assert_eq!(sso_enabled(&b).await.as_deref(), Some("false"));
     assert_eq!(
         b.value("#sso-redirect-uri").await,
@@ -598,8 +593,7 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
         "",
         "the secret is not shown"
     );
-    sign_in(&app, &b, &org, &jane).await;
-    b.find("#signed-in-as").await;
+    sign_in_fully(&app, &b, &org, &jane).await;
 
     b.close().await;
     app.stop().await;
@@ -617,8 +611,7 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     let b = Browser::start().await;
 
     // A good sign-in first: what follows fails for its own reason, not the setup's.
-    sign_in(&app, &b, &org, &jane).await;
-    b.find("#signed-in-as").await;
+    sign_in_fully(&app, &b, &org, &jane).await;
 
     // ID tokens with one thing wrong, from the real provider, re-signed by its key.
     for (mode, code) in [
@@ -710,8 +703,7 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     let kid = org.provider.rotate().await;
     assert_eq!(org.provider.jwks_kids().await, std::slice::from_ref(&kid));
     assert!(!before.contains(&kid));
-    sign_in(&app, &b, &org, &jane).await;
-    b.find("#signed-in-as").await;
+    sign_in_fully(&app, &b, &org, &jane).await;
     // A token signed with the key the provider rotated out is refused.
     org.provider.tamper("retired_key").await;
     sign_in(&app, &b, &org, &jane).await;
@@ -725,21 +717,12 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     let mut body = create_user_body(&login, "Jo", "Doe");
     body["emails"] = json!([{"primary": true, "value": work, "type": "work"}]);
     assert_eq!(org.okta.post_user(&body).await.status(), 201);
-    sign_in(&app, &b, &org, &work).await;
-    b.find("#signed-in-as").await;
-    let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/sso",
-            &org.key,
-            Some(json!({"issuer": org.provider.issuer, "client_id": CLIENT_ID, "claim": "preferred_username"})),
-        )
-        .await;
+    sign_in_fully(&app, &b, &org, &work).await;
+    let res = set_claim(&app, &org, "preferred_username").await;
     assert_eq!(res.status(), 200);
     sign_in(&app, &b, &org, &work).await;
     assert_eq!(refusal_code(&b).await, "not_in_directory");
-    sign_in(&app, &b, &org, &login).await;
-    b.find("#signed-in-as").await;
+    sign_in_fully(&app, &b, &org, &login).await;
 
     let how: Vec<(String, String)> = activity(&app, &org.key, "person.signed_in")
         .await
