@@ -62,6 +62,17 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 
+    /// Whether the page fits the window's width (no sideways scrolling), as JSON.
+    pub(crate) async fn fits_width(&self) -> Value {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .expect("measuring")
+    }
+
     /// Types `key` into the sign-in form's admin key and submits it.
     pub(crate) async fn sign_in_with_key(&self, key: &str) {
         self.find("#admin-key")
@@ -471,14 +482,7 @@ async fn an_admin_connects_okta_from_the_integration_page() {
         .await
         .expect("phone width");
     b.screenshot("admin-page-phone.png").await;
-    let overflow = b
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
-            vec![],
-        )
-        .await
-        .expect("measuring");
+    let overflow = b.fits_width().await;
     assert_eq!(
         overflow,
         Value::Bool(true),

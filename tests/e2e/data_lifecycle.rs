@@ -530,15 +530,7 @@ async fn tables_stay_within_their_windows_under_load() {
         assert!(most[i] > 0, "{table} was never written to");
         assert!(oldest[i] > 0.5, "{table} was seen holding rows for a while");
     }
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     for table in watched.iter().map(|(t, _)| *t).chain(["invites"]) {
         assert!(
             pruned_total(&metrics, &app.settings.amqp_prefix, table) > 0.0,

@@ -191,15 +191,7 @@ async fn a_mass_deactivation_waits_for_the_admin() {
         .collect();
     assert_eq!(tripped.len(), 1, "one trip, one entry");
     assert_eq!(tripped[0]["detail"]["limit"], 4);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     let prefix = format!("prefix=\"{}\"", app.settings.amqp_prefix);
     assert!(
         metrics

@@ -736,14 +736,7 @@ async fn the_org_chart_page_shows_the_tree_and_a_vacancy_at_phone_width() {
         .set_window_size(375, 1200)
         .await
         .expect("phone width");
-    let fits = b
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
-            vec![],
-        )
-        .await
-        .expect("measuring");
+    let fits = b.fits_width().await;
     assert_eq!(
         fits,
         Value::Bool(true),

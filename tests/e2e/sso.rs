@@ -632,15 +632,7 @@ async fn refused_sign_ins_each_get_a_clear_page_and_a_key_rotation_is_followed()
     }
     org.provider.tamper("none").await;
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     for outcome in [
         "signed_in",
         "wrong_audience",

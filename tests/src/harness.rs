@@ -621,6 +621,18 @@ impl TestApp {
         req.send().await.expect("admin API call")
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// `DELETE path` on the admin API with `key`.
     pub async fn admin_delete(&self, path: &str, key: &str) -> reqwest::Response {
         self.admin(reqwest::Method::DELETE, path, key, None).await
