@@ -507,11 +507,9 @@ async fn the_guard_banner_shows_what_is_held_and_approves_it() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &t.admin_key,
-            Some(json!({"deprovision_guard": {"threshold_percent": 1, "min_count": 1}})),
+            json!({"deprovision_guard": {"threshold_percent": 1, "min_count": 1}}),
         )
         .await;
     assert_eq!(res.status(), 200);

@@ -623,18 +623,11 @@ async fn the_org_policy_erases_people_deactivated_long_enough() {
         json!({"deactivated_people": {"policy": "erase", "after_days": 0}}),
         json!({"deactivated_people": {"policy": "shred"}}),
     ] {
-        let res = app
-            .admin(Method::PUT, "/admin/v1/settings", key, Some(bad.clone()))
-            .await;
+        let res = app.put_settings(key, bad.clone()).await;
         assert_eq!(res.status(), 400, "{bad}");
     }
     let erase = json!({"deactivated_people": {"policy": "erase", "after_days": 30}});
-    let set = ok_json(
-        app.admin(Method::PUT, "/admin/v1/settings", key, Some(erase.clone()))
-            .await,
-        200,
-    )
-    .await;
+    let set = ok_json(app.put_settings(key, erase.clone()).await, 200).await;
     assert_eq!(set["deactivated_people"], erase["deactivated_people"]);
     let got = ok_json(
         app.admin(Method::GET, "/admin/v1/settings", key, None)
@@ -705,12 +698,7 @@ async fn the_org_policy_erases_people_deactivated_long_enough() {
 
     // Back to keeping: nobody else goes.
     let keep = json!({"deactivated_people": {"policy": "keep"}});
-    ok_json(
-        app.admin(Method::PUT, "/admin/v1/settings", key, Some(keep))
-            .await,
-        200,
-    )
-    .await;
+    ok_json(app.put_settings(key, keep).await, 200).await;
     app.db
         .execute_unprepared(&format!(
             "UPDATE users SET deactivated_at = now() - interval '400 days' WHERE id = '{}'",
@@ -759,12 +747,7 @@ async fn the_org_policy_erases_people_deactivated_long_enough() {
         "the page shows the saved window"
     );
     let keep = json!({"deactivated_people": {"policy": "keep"}});
-    ok_json(
-        app.admin(Method::PUT, "/admin/v1/settings", key, Some(keep))
-            .await,
-        200,
-    )
-    .await;
+    ok_json(app.put_settings(key, keep).await, 200).await;
 
     // The operator's per-org activity window.
     let path = format!("/admin/v1/orgs/{}/retention", acme.org_id);

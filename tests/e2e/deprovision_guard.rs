@@ -68,12 +68,7 @@ async fn guard(app: &TestApp, key: &str) -> Value {
 async fn with_guard(app: &TestApp) -> Tenant {
     let t = app.tenant("Acme").await;
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
-            &t.admin_key,
-            Some(json!({"deprovision_guard": {"threshold_percent": 10, "min_count": 2, "window_minutes": 60}})),
-        )
+        .put_settings(&t.admin_key, json!({"deprovision_guard": {"threshold_percent": 10, "min_count": 2, "window_minutes": 60}}))
         .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.expect("JSON");
@@ -108,11 +103,9 @@ async fn a_mass_deactivation_waits_for_the_admin() {
 
     // Settings are validated and change nothing when refused.
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &t.admin_key,
-            Some(json!({"deprovision_guard": {"threshold_percent": 0, "window_minutes": 99999}})),
+            json!({"deprovision_guard": {"threshold_percent": 0, "window_minutes": 99999}}),
         )
         .await;
     assert_eq!(res.status(), 400);
@@ -256,11 +249,9 @@ async fn a_mass_deactivation_waits_for_the_admin() {
 
     // Turned off, the guard holds nothing (a rejection included).
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &t.admin_key,
-            Some(json!({"deprovision_guard": {"enabled": false}})),
+            json!({"deprovision_guard": {"enabled": false}}),
         )
         .await;
     assert_eq!(res.status(), 200);

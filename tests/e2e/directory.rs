@@ -179,13 +179,8 @@ async fn employee_edits_respect_the_lock_and_deactivation_hides_people() {
     let person_path = format!("/api/v1/people/{id}");
 
     let settings = ok_json(
-        app.admin(
-            Method::PUT,
-            "/admin/v1/settings",
-            key,
-            Some(json!({"lock_synced_fields": true})),
-        )
-        .await,
+        app.put_settings(key, json!({"lock_synced_fields": true}))
+            .await,
     )
     .await;
     assert_eq!(settings["lock_synced_fields"], true);
@@ -238,13 +233,8 @@ async fn employee_edits_respect_the_lock_and_deactivation_hides_people() {
 
     // With the lock off, the employee may edit a synced field.
     ok_json(
-        app.admin(
-            Method::PUT,
-            "/admin/v1/settings",
-            key,
-            Some(json!({"lock_synced_fields": false})),
-        )
-        .await,
+        app.put_settings(key, json!({"lock_synced_fields": false}))
+            .await,
     )
     .await;
     let edited = ok_json(

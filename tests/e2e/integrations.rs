@@ -1102,11 +1102,9 @@ async fn each_users_events_arrive_in_version_order_under_concurrent_commands() {
     let hr = app.tenant("Acme").await;
     // Twelve deactivations of six people at once: churn, not a mass deprovisioning.
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &hr.admin_key,
-            Some(json!({"deprovision_guard": {"enabled": false}})),
+            json!({"deprovision_guard": {"enabled": false}}),
         )
         .await;
     assert_eq!(res.status(), 200);

@@ -109,12 +109,7 @@ async fn no_invite_when_the_org_turned_invites_off() {
     let mailer_queue = Topology::from_settings(&app.settings).mailer_queue();
     let quiet = app.tenant("Quiet").await;
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
-            &quiet.admin_key,
-            Some(json!({"send_invites": false})),
-        )
+        .put_settings(&quiet.admin_key, json!({"send_invites": false}))
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(

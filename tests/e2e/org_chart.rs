@@ -127,13 +127,8 @@ fn edges(nodes: &Value, out: &mut HashMap<String, BTreeSet<String>>) {
 }
 
 async fn set_match(app: &TestApp, key: &str, keys: Value) -> reqwest::Response {
-    app.admin(
-        Method::PUT,
-        "/admin/v1/settings",
-        key,
-        Some(json!({ "manager_match": keys })),
-    )
-    .await
+    app.put_settings(key, json!({ "manager_match": keys }))
+        .await
 }
 
 async fn activity(app: &TestApp, key: &str) -> Vec<Value> {
@@ -769,13 +764,8 @@ async fn ten_thousand_people_imported_in_reverse_order() {
             .tenant(if with_managers { "Chart" } else { "Flat" })
             .await;
         ok_json(
-            app.admin(
-                Method::PUT,
-                "/admin/v1/settings",
-                &t.admin_key,
-                Some(json!({"send_invites": false})),
-            )
-            .await,
+            app.put_settings(&t.admin_key, json!({"send_invites": false}))
+                .await,
         )
         .await;
         let tag = if with_managers { "c" } else { "f" };

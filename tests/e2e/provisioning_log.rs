@@ -80,11 +80,9 @@ async fn every_outcome_is_logged_for_its_own_org_only() {
     let okta = &acme.scim;
     // A guard that trips at the third deactivation or deletion, for a 503.
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &acme.admin_key,
-            Some(json!({"deprovision_guard": {"threshold_percent": 1, "min_count": 2}})),
+            json!({"deprovision_guard": {"threshold_percent": 1, "min_count": 2}}),
         )
         .await;
     assert_eq!(res.status(), 200);

@@ -24,12 +24,7 @@ async fn okta_import_pages_through_every_user_exactly_once() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
-            &acme.admin_key,
-            Some(json!({"send_invites": false})),
-        )
+        .put_settings(&acme.admin_key, json!({"send_invites": false}))
         .await;
     assert_eq!(res.status(), 200);
     let mut created = HashSet::new();

@@ -36,13 +36,8 @@ async fn four_workers_keep_each_users_changes_in_version_order() {
         app.start_worker().await;
     }
     let acme = app.tenant("Acme").await;
-    app.admin(
-        Method::PUT,
-        "/admin/v1/settings",
-        &acme.admin_key,
-        Some(json!({"send_invites": false})),
-    )
-    .await;
+    app.put_settings(&acme.admin_key, json!({"send_invites": false}))
+        .await;
     // Events as another service sees them: a queue of our own bound to user.*.
     let conn = common::amqp::connect(&app.settings_amqp_direct(), "scaling-test").await;
     let ch = conn.create_channel().await.expect("channel");
@@ -71,11 +66,9 @@ async fn four_workers_keep_each_users_changes_in_version_order() {
 
     // 80 deactivations of 20 people within seconds: load, not a mass deprovisioning.
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &acme.admin_key,
-            Some(serde_json::json!({"deprovision_guard": {"enabled": false}})),
+            serde_json::json!({"deprovision_guard": {"enabled": false}}),
         )
         .await;
     assert_eq!(res.status(), 200);

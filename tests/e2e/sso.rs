@@ -435,12 +435,7 @@ async fn an_invited_person_signs_in_with_okta_and_uses_the_directory() {
 
     // Their own fields, within the lock: job title is Okta's, preferred name theirs.
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
-            &org.key,
-            Some(json!({"lock_synced_fields": true})),
-        )
+        .put_settings(&org.key, json!({"lock_synced_fields": true}))
         .await;
     assert_eq!(res.status(), 200);
     b.client

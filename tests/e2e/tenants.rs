@@ -240,11 +240,9 @@ async fn one_orgs_admin_key_and_session_never_reach_another_org() {
     let theirs = seed(&app, &b, "b.person").await;
     // B's settings differ from A's, so reading the wrong org would show.
     let res = app
-        .admin(
-            Method::PUT,
-            "/admin/v1/settings",
+        .put_settings(
             &b.admin_key,
-            Some(json!({"send_invites": false, "lock_synced_fields": true})),
+            json!({"send_invites": false, "lock_synced_fields": true}),
         )
         .await;
     assert_eq!(res.status(), 200);

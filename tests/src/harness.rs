@@ -633,6 +633,12 @@ impl TestApp {
             .expect("text")
     }
 
+    /// `PUT /admin/v1/settings` with `key` and `body`.
+    pub async fn put_settings(&self, key: &str, body: Value) -> reqwest::Response {
+        self.admin(reqwest::Method::PUT, "/admin/v1/settings", key, Some(body))
+            .await
+    }
+
     /// `DELETE path` on the admin API with `key`.
     pub async fn admin_delete(&self, path: &str, key: &str) -> reqwest::Response {
         self.admin(reqwest::Method::DELETE, path, key, None).await
