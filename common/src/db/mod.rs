@@ -5,6 +5,7 @@ pub mod entities;
 pub mod migration;
 pub mod query;
 pub mod reads;
+pub mod sql;
 
 use backon::Retryable;
 use sea_orm::{

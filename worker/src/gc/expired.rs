@@ -1,8 +1,9 @@
 //! Rows past their retention window: for each table, the `SELECT` of the keys that are
 //! expired (the table aliased `t`), and the batched `DELETE … FOR UPDATE SKIP LOCKED`
-//! that removes them. Also the interval expressions the provisioning log's prune shares.
+//! that removes them.
 
 use super::Windows;
+pub(crate) use common::db::sql::{ago, days, seconds};
 use sea_orm::sea_query::{
     DeleteStatement, Expr, ExprTrait, Func, JoinType, LockBehavior, LockType, Query,
     SelectStatement,
@@ -123,22 +124,6 @@ fn expired_invites(secs: f64) -> SelectStatement {
         .from_as("invites", "t")
         .and_where(Expr::expr(ended).lt(ago(seconds(secs))))
         .to_owned()
-}
-
-/// `make_interval(secs => …)`: a window in seconds (PostgreSQL's named argument, which
-/// sea-query's function calls cannot spell).
-pub(crate) fn seconds(secs: impl Into<Expr>) -> Expr {
-    Expr::cust_with_exprs("make_interval(secs => $1)", [secs.into()])
-}
-
-/// `make_interval(days => …)`: a window in days.
-pub(crate) fn days(days: impl Into<Expr>) -> Expr {
-    Expr::cust_with_exprs("make_interval(days => $1)", [days.into()])
-}
-
-/// `now() - <interval>`: the moment a window reaches back to.
-pub(crate) fn ago(interval: Expr) -> Expr {
-    Expr::cust_with_exprs("now() - $1", [interval])
 }
 
 #[cfg(test)]

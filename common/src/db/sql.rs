@@ -1,0 +1,61 @@
+//! Fragments of PostgreSQL that sea-query's builders cannot spell, for statements built with
+//! sea-query: each takes its operands as expressions, so a statement's placeholders are
+//! still numbered by the builder, never by hand. (`$1` inside a fragment names the
+//! fragment's own first operand.)
+
+use sea_orm::sea_query::Expr;
+
+/// `make_interval(secs => …)`: a window in seconds (PostgreSQL's named argument, which
+/// sea-query's function calls cannot spell).
+pub fn seconds(secs: impl Into<Expr>) -> Expr {
+    Expr::cust_with_exprs("make_interval(secs => $1)", [secs.into()])
+}
+
+/// `make_interval(mins => …)`: a window in minutes.
+pub fn minutes(mins: impl Into<Expr>) -> Expr {
+    Expr::cust_with_exprs("make_interval(mins => $1)", [mins.into()])
+}
+
+/// `make_interval(days => …)`: a window in days.
+pub fn days(days: impl Into<Expr>) -> Expr {
+    Expr::cust_with_exprs("make_interval(days => $1)", [days.into()])
+}
+
+/// `now() - <interval>`: the moment a window reaches back to.
+pub fn ago(interval: Expr) -> Expr {
+    Expr::cust_with_exprs("now() - $1", [interval])
+}
+
+/// `now()`.
+pub fn now() -> Expr {
+    Expr::cust("now()")
+}
+
+/// `<expr> = ANY(<array>)`: membership in a bound array (one parameter however long the
+/// list, unlike `IN (…)`).
+pub fn any(expr: impl Into<Expr>, array: impl Into<Expr>) -> Expr {
+    Expr::cust_with_exprs("$1 = ANY($2)", [expr.into(), array.into()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::uuid_array;
+    use sea_orm::sea_query::{ExprTrait, PostgresQueryBuilder, Query};
+
+    #[test]
+    fn fragments_take_the_builders_numbering() {
+        let q = Query::select()
+            .expr(Expr::val(7))
+            .from("t")
+            .and_where(Expr::col("at").lt(ago(minutes(5))))
+            .and_where(any(Expr::col("id"), uuid_array(&[uuid::Uuid::nil()])))
+            .to_owned();
+        let (sql, values) = q.build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT $1 FROM "t" WHERE "at" < (now() - make_interval(mins => $2)) AND "id" = ANY($3)"#
+        );
+        assert_eq!(values.0.len(), 3);
+    }
+}
