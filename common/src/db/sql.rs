@@ -54,7 +54,7 @@ mod tests {
         let (sql, values) = q.build(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"SELECT $1 FROM "t" WHERE "at" < (now() - make_interval(mins => $2)) AND "id" = ANY($3)"#
+            r#"SELECT $1 FROM "t" WHERE "at" < (now() - make_interval(mins => $2)) AND ("id" = ANY($3))"#
         );
         assert_eq!(values.0.len(), 3);
     }

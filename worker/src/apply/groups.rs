@@ -3,11 +3,10 @@
 //! Members are users of the same org; `displayName` is unique per org, case-insensitively.
 
 use super::Tx;
-use super::{
-    ApplyContext, lock_row, none_string, not_found, precondition_failed, record_change, scim_error,
-};
+use super::rows::{Field, GROUPS};
+use super::{ApplyContext, lock_row, not_found, precondition_failed, record_change, scim_error};
 use common::{
-    db::{entities::group, reads::group_members, stmt},
+    db::{entities::group, reads::group_members},
     messages::{
         CreateGroup, DeleteGroup, Envelope, GroupEvent, PatchGroup, ReplaceGroup, Reply, events,
     },
@@ -73,18 +72,7 @@ pub(super) async fn create(
         return Ok(refused);
     }
     let row = tx
-        .query_one_raw(stmt(
-            "INSERT INTO groups (id, org_id, display_name, external_id, resource, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 1, now(), now()) \
-             ON CONFLICT (org_id, lower(display_name)) DO NOTHING RETURNING *",
-            [
-                Uuid::now_v7().into(),
-                org_id.into(),
-                input.display_name.clone().into(),
-                input.external_id.clone().map_or_else(none_string, Into::into),
-                Value::Object(input.resource.clone()).into(),
-            ],
-        ))
+        .query_one(&GROUPS.insert(Uuid::now_v7(), org_id, named(&input)))
         .await?;
     let Some(row) = row else {
         return Ok(taken(&input.display_name));
@@ -185,7 +173,7 @@ async fn update(
     edit: Edit<'_>,
 ) -> Result<Reply, DbErr> {
     let scope = edit.scope();
-    let Some(old) = lock_row::<group::Model>(tx, "groups", org_id, group_id).await? else {
+    let Some(old) = lock_row::<group::Model>(tx, &GROUPS, org_id, group_id).await? else {
         return Ok(not_found("Group", group_id));
     };
     if if_match.is_some_and(|v| v != old.version) {
@@ -202,10 +190,7 @@ async fn update(
     }
     if !input.display_name.eq_ignore_ascii_case(&old.display_name) {
         let exists = tx
-            .query_one_raw(stmt(
-                "SELECT 1 AS one FROM groups WHERE org_id = $1 AND lower(display_name) = lower($2) AND id <> $3",
-                [org_id.into(), input.display_name.clone().into(), group_id.into()],
-            ))
+            .query_one(&GROUPS.name_taken(org_id, &input.display_name, group_id))
             .await?
             .is_some();
         if exists {
@@ -250,17 +235,7 @@ async fn update(
         add_members(tx, org_id, group_id, &added).await?;
         remove_members(tx, group_id, &removed).await?;
         let row = tx
-            .query_one_raw(stmt(
-                "UPDATE groups SET display_name = $3, external_id = $4, resource = $5, version = version + 1, \
-                     updated_at = now() WHERE org_id = $1 AND id = $2 RETURNING *",
-                [
-                    org_id.into(),
-                    group_id.into(),
-                    input.display_name.clone().into(),
-                    input.external_id.clone().map_or_else(none_string, Into::into),
-                    Value::Object(input.resource.clone()).into(),
-                ],
-            ))
+            .query_one(&GROUPS.update(org_id, group_id, named(&input)))
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("the locked group vanished".into()))?;
         let g = group::Model::from_query_result(&row, "")?;
@@ -283,17 +258,13 @@ pub(super) async fn delete(
     org_id: Uuid,
     cmd: &DeleteGroup,
 ) -> Result<Reply, DbErr> {
-    let Some(old) = lock_row::<group::Model>(tx, "groups", org_id, cmd.group_id).await? else {
+    let Some(old) = lock_row::<group::Model>(tx, &GROUPS, org_id, cmd.group_id).await? else {
         return Ok(not_found("Group", cmd.group_id));
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {
         return Ok(precondition_failed("group", old.version));
     }
-    tx.execute_raw(stmt(
-        "DELETE FROM groups WHERE org_id = $1 AND id = $2",
-        [org_id.into(), cmd.group_id.into()],
-    ))
-    .await?;
+    tx.execute(&GROUPS.delete(org_id, cmd.group_id)).await?;
     let gone = group::Model {
         version: old.version + 1,
         ..old
@@ -304,3 +275,12 @@ pub(super) async fn delete(
 
 #[cfg(test)]
 mod tests;
+
+/// The columns a create or a replace writes from the SCIM resource, with their values.
+fn named(input: &GroupInput) -> [Field; 3] {
+    [
+        ("display_name", input.display_name.clone().into()),
+        ("external_id", input.external_id.clone().into()),
+        ("resource", Value::Object(input.resource.clone()).into()),
+    ]
+}

@@ -14,6 +14,7 @@ mod invites;
 mod manager;
 mod org;
 mod people;
+mod rows;
 mod sso;
 mod unapplied;
 mod users;
@@ -22,7 +23,7 @@ use audit::{Audit, Side, audit, audit_with, record_change};
 pub use commit::apply_batch;
 use common::messages::{Command, Envelope, Reply};
 pub use effects::Tx;
-use sea_orm::{DatabaseConnection, DbErr, Value};
+use sea_orm::{DatabaseConnection, DbErr};
 use serde_json::Value as Json;
 use unapplied::expire;
 pub use unapplied::{expired_reply, record_unapplied};
@@ -167,30 +168,21 @@ fn to_json(v: &impl serde::Serialize) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
 }
 
-fn none_string() -> Value {
-    Value::String(None)
-}
-
 /// A SCIM error as the reply.
 fn scim_error(e: common::scim::ScimError) -> Reply {
     Reply::error(e.status, e.scim_type.as_deref(), e.detail)
 }
 
-/// Locks row `id` of the org in `table` (`users`, `groups`) for the rest of the
-/// transaction; `None` if the org has no such row.
+/// Locks row `id` of the org in `table` for the rest of the transaction; `None` if the
+/// org has no such row.
 async fn lock_row<M: sea_orm::FromQueryResult>(
     tx: &Tx<'_>,
-    table: &str,
+    table: &rows::Table,
     org_id: Uuid,
     id: Uuid,
 ) -> Result<Option<M>, DbErr> {
     use sea_orm::ConnectionTrait;
-    let row = tx
-        .query_one_raw(common::db::stmt(
-            &format!("SELECT * FROM {table} WHERE org_id = $1 AND id = $2 FOR UPDATE"),
-            [org_id.into(), id.into()],
-        ))
-        .await?;
+    let row = tx.query_one(&table.lock(org_id, id)).await?;
     row.map(|r| M::from_query_result(&r, "")).transpose()
 }
 

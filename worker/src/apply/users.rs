@@ -3,18 +3,19 @@
 //! `409 uniqueness`, `If-Match` as `412`, and one event per change.
 
 use super::Tx;
+use super::rows::{Field, USERS};
 
 mod resource;
 use super::invites::{first_activation, invite_address};
 use super::{
-    ApplyContext, Audit, Side, audit_with, guard, lock_row, manager, none_string, not_found,
+    ApplyContext, Audit, Side, audit_with, guard, lock_row, manager, not_found,
     precondition_failed, record_change, scim_error,
 };
 use common::{
     db::{
         entities::user,
         reads::{org_mapping, user_groups},
-        stmt,
+        sql::now,
     },
     mapping,
     messages::{
@@ -50,28 +51,15 @@ pub(super) async fn create(
     let profile = mapping::apply(&org_map, &mut resource, None);
     let id = Uuid::now_v7();
     let row = tx
-        .query_one_raw(stmt(
-            "INSERT INTO users (id, org_id, user_name, external_id, active, display_name, given_name, \
-                                family_name, email, resource, profile, version, created_at, updated_at, \
-                                activated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, now(), now(), \
-                     CASE WHEN $5 THEN now() END) \
-             ON CONFLICT (org_id, lower(user_name)) DO NOTHING \
-             RETURNING *",
-            [
-                id.into(),
-                org_id.into(),
-                input.user_name.clone().into(),
-                input.external_id.clone().map_or_else(none_string, Into::into),
-                input.active.into(),
-                input.display_name.clone().map_or_else(none_string, Into::into),
-                input.given_name.clone().map_or_else(none_string, Into::into),
-                input.family_name.clone().map_or_else(none_string, Into::into),
-                input.email.clone().map_or_else(none_string, Into::into),
-                Value::Object(resource).into(),
-                Value::Object(profile).into(),
-            ],
-        ))
+        .query_one(
+            &USERS.insert(
+                id,
+                org_id,
+                person(&input, resource, profile)
+                    .into_iter()
+                    .chain([activated(input.active)]),
+            ),
+        )
         .await?;
     let Some(row) = row else {
         return Ok(Reply::error(
@@ -188,7 +176,7 @@ async fn update(
     if_match: Option<i64>,
     change: impl FnOnce(&user::Model) -> Result<Map<String, Value>, ScimError>,
 ) -> Result<Reply, DbErr> {
-    let Some(old) = lock_row::<user::Model>(tx, "users", org_id, user_id).await? else {
+    let Some(old) = lock_row::<user::Model>(tx, &USERS, org_id, user_id).await? else {
         return Ok(not_found("User", user_id));
     };
     if if_match.is_some_and(|v| v != old.version) {
@@ -209,10 +197,7 @@ async fn update(
     };
     if !input.user_name.eq_ignore_ascii_case(&old.user_name) {
         let taken = tx
-            .query_one_raw(stmt(
-                "SELECT 1 AS one FROM users WHERE org_id = $1 AND lower(user_name) = lower($2) AND id <> $3",
-                [org_id.into(), input.user_name.clone().into(), user_id.into()],
-            ))
+            .query_one(&USERS.name_taken(org_id, &input.user_name, user_id))
             .await?
             .is_some();
         if taken {
@@ -244,23 +229,10 @@ async fn update(
         return rendered(tx, ctx, &old).await;
     }
     let row = tx
-        .query_one_raw(stmt(
-            "UPDATE users SET user_name = $3, external_id = $4, active = $5, display_name = $6, given_name = $7, \
-                 family_name = $8, email = $9, resource = $10, profile = $11, version = version + 1, updated_at = now() \
-             WHERE org_id = $1 AND id = $2 RETURNING *",
-            [
-                org_id.into(),
-                user_id.into(),
-                input.user_name.clone().into(),
-                input.external_id.clone().map_or_else(none_string, Into::into),
-                input.active.into(),
-                input.display_name.clone().map_or_else(none_string, Into::into),
-                input.given_name.clone().map_or_else(none_string, Into::into),
-                input.family_name.clone().map_or_else(none_string, Into::into),
-                input.email.clone().map_or_else(none_string, Into::into),
-                Value::Object(input.resource.clone()).into(),
-                Value::Object(profile).into(),
-            ],
+        .query_one(&USERS.update(
+            org_id,
+            user_id,
+            person(&input, input.resource.clone(), profile),
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
@@ -335,7 +307,7 @@ pub(super) async fn delete(
     org_id: Uuid,
     cmd: &DeleteUser,
 ) -> Result<Reply, DbErr> {
-    let Some(old) = lock_row::<user::Model>(tx, "users", org_id, cmd.user_id).await? else {
+    let Some(old) = lock_row::<user::Model>(tx, &USERS, org_id, cmd.user_id).await? else {
         return Ok(not_found("User", cmd.user_id));
     };
     if cmd.if_match.is_some_and(|v| v != old.version) {
@@ -346,15 +318,40 @@ pub(super) async fn delete(
     {
         return Ok(held);
     }
-    tx.execute_raw(stmt(
-        "DELETE FROM users WHERE org_id = $1 AND id = $2",
-        [org_id.into(), cmd.user_id.into()],
-    ))
-    .await?;
+    tx.execute(&USERS.delete(org_id, cmd.user_id)).await?;
     let gone = user::Model {
         version: old.version + 1,
         ..old
     };
     emit(tx, env, org_id, &gone, events::USER_DELETED, Map::new());
     Ok(Reply::ok(204, Value::Null))
+}
+
+/// The columns a create or a replace writes from the SCIM resource, with their values.
+fn person(
+    input: &UserInput,
+    resource: Map<String, Value>,
+    profile: Map<String, Value>,
+) -> [Field; 9] {
+    [
+        ("user_name", input.user_name.clone().into()),
+        ("external_id", input.external_id.clone().into()),
+        ("active", input.active.into()),
+        ("display_name", input.display_name.clone().into()),
+        ("given_name", input.given_name.clone().into()),
+        ("family_name", input.family_name.clone().into()),
+        ("email", input.email.clone().into()),
+        ("resource", Value::Object(resource).into()),
+        ("profile", Value::Object(profile).into()),
+    ]
+}
+
+/// When a person created active became so: now; one created inactive, not yet.
+fn activated(active: bool) -> Field {
+    let at = if active {
+        now()
+    } else {
+        sea_orm::sea_query::Expr::null()
+    };
+    ("activated_at", at)
 }

@@ -3,14 +3,19 @@
 
 use super::super::Tx;
 use common::{
-    db::{reads::existing_users, stmt, uuid_array},
+    db::{reads::existing_users, sql::any, uuid_array},
     messages::Reply,
     scim::{
         filter::{CompValue, CompareOp, Filter},
         patch::{OpKind, PatchOp, PatchPath},
     },
 };
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{
+        DeleteStatement, Expr, ExprTrait, Func, InsertStatement, OnConflict, Order, Query,
+    },
+};
 use serde_json::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -46,14 +51,10 @@ pub(super) async fn add_members(
     group_id: Uuid,
     members: &[Uuid],
 ) -> Result<(), DbErr> {
-    write_members(
-        tx,
-        "INSERT INTO group_members (group_id, user_id, org_id) \
-         SELECT $1, u, $2 FROM UNNEST($3::uuid[]) AS u ON CONFLICT DO NOTHING",
-        [group_id.into(), org_id.into()],
-        members,
-    )
-    .await
+    if !members.is_empty() {
+        tx.execute(&insert(org_id, group_id, members)).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn remove_members(
@@ -61,29 +62,37 @@ pub(super) async fn remove_members(
     group_id: Uuid,
     members: &[Uuid],
 ) -> Result<(), DbErr> {
-    write_members(
-        tx,
-        "DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2)",
-        [group_id.into()],
-        members,
-    )
-    .await
+    if !members.is_empty() {
+        tx.execute(&delete(group_id, members)).await?;
+    }
+    Ok(())
 }
 
-/// Runs `sql` with `params` and then `members` as a `uuid[]`; nothing when there are no
-/// members.
-async fn write_members<const N: usize>(
-    tx: &Tx<'_>,
-    sql: &str,
-    params: [sea_orm::Value; N],
-    members: &[Uuid],
-) -> Result<(), DbErr> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    let values = params.into_iter().chain([uuid_array(members)]);
-    tx.execute_raw(stmt(sql, values)).await?;
-    Ok(())
+/// `members` added to the group, one row each from one `uuid[]` parameter however many
+/// they are; those already in it are left as they are.
+fn insert(org_id: Uuid, group_id: Uuid, members: &[Uuid]) -> InsertStatement {
+    let rows = Query::select()
+        .expr(Expr::val(group_id))
+        .column("u")
+        .expr(Expr::val(org_id))
+        .from_function(Func::cust("UNNEST").arg(uuid_array(members)), "u")
+        .to_owned();
+    Query::insert()
+        .into_table("group_members")
+        .columns(["group_id", "user_id", "org_id"])
+        .select_from(rows)
+        .expect("three columns, three values")
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .to_owned()
+}
+
+/// `members` removed from the group.
+fn delete(group_id: Uuid, members: &[Uuid]) -> DeleteStatement {
+    Query::delete()
+        .from_table("group_members")
+        .and_where(Expr::col("group_id").eq(group_id))
+        .and_where(any(Expr::col("user_id"), uuid_array(members)))
+        .to_owned()
 }
 
 /// Which members a change may touch: all of them (a PUT, a replace of the list), or only
@@ -100,24 +109,21 @@ pub(super) async fn member_ids(
     group_id: Uuid,
     scope: &Scope,
 ) -> Result<Vec<Uuid>, DbErr> {
-    let rows = match scope {
-        Scope::All => {
-            tx.query_all_raw(stmt(
-                "SELECT user_id FROM group_members WHERE group_id = $1 ORDER BY added_at, user_id",
-                [group_id.into()],
-            ))
-            .await?
-        }
+    let mut q = Query::select()
+        .column("user_id")
+        .from("group_members")
+        .and_where(Expr::col("group_id").eq(group_id))
+        .order_by("added_at", Order::Asc)
+        .order_by("user_id", Order::Asc)
+        .to_owned();
+    match scope {
+        Scope::All => {}
         Scope::Only(ids) if ids.is_empty() => return Ok(Vec::new()),
         Scope::Only(ids) => {
-            tx.query_all_raw(stmt(
-                "SELECT user_id FROM group_members WHERE group_id = $1 AND user_id = ANY($2) \
-                 ORDER BY added_at, user_id",
-                [group_id.into(), uuid_array(ids)],
-            ))
-            .await?
+            q.and_where(any(Expr::col("user_id"), uuid_array(ids)));
         }
-    };
+    }
+    let rows = tx.query_all(&q).await?;
     rows.iter().map(|r| r.try_get("", "user_id")).collect()
 }
 
@@ -194,4 +200,26 @@ pub(super) fn diff_members(before: &[Uuid], after: &[Uuid]) -> (Vec<Uuid>, Vec<U
         .copied()
         .collect();
     (added, removed)
+}
+
+#[cfg(test)]
+mod sql_tests {
+    use super::*;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn members_are_added_from_one_array_and_removed_by_one() {
+        let ids = [Uuid::nil(), Uuid::max()];
+        let (add, values) = insert(Uuid::nil(), Uuid::nil(), &ids).build(PostgresQueryBuilder);
+        assert_eq!(
+            add,
+            r#"INSERT INTO "group_members" ("group_id", "user_id", "org_id") SELECT $1, "u", $2 FROM UNNEST($3) AS "u" ON CONFLICT  DO NOTHING"#
+        );
+        assert_eq!(values.0.len(), 3);
+        let (remove, _) = delete(Uuid::nil(), &ids).build(PostgresQueryBuilder);
+        assert_eq!(
+            remove,
+            r#"DELETE FROM "group_members" WHERE "group_id" = $1 AND ("user_id" = ANY($2))"#
+        );
+    }
 }
