@@ -6,7 +6,7 @@
 //! what is rare).
 
 use super::{
-    Applied, ApplyContext, Batch, Item, Tx, apply_one,
+    Applied, ApplyContext, Batch, Item, Tx, apply_one, batch_sql,
     effects::{self, Effects},
     to_json,
     unapplied::{expire, unclaimed_reply},
@@ -163,16 +163,7 @@ async fn claim<'e>(
         .map(|e| serde_json::json!({"id": e.id, "org_id": e.org_id, "kind": e.kind}))
         .collect();
     let claimed = tx
-        .query_all_raw(stmt(
-            "WITH t AS (SELECT * FROM jsonb_to_recordset($1) AS t (id uuid, org_id uuid, kind text)), \
-                  org AS (SELECT id FROM orgs WHERE id IN (SELECT org_id FROM t) \
-                          ORDER BY id FOR KEY SHARE) \
-             INSERT INTO processed_commands (command_id, org_id, command_type) \
-             SELECT id, org_id, kind FROM t \
-             WHERE org_id IS NULL OR org_id IN (SELECT id FROM org) \
-             ON CONFLICT (command_id) DO NOTHING RETURNING command_id",
-            [Json::Array(rows).into()],
-        ))
+        .query_all_raw(stmt(batch_sql::CLAIM, [Json::Array(rows).into()]))
         .await?;
     claimed
         .iter()
@@ -203,9 +194,7 @@ async fn lock_in_order<'e>(
         return Ok(());
     }
     tx.query_one_raw(stmt(
-        "WITH u AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
-              g AS (SELECT id FROM groups WHERE id = ANY($2) ORDER BY id FOR UPDATE) \
-         SELECT (SELECT count(*) FROM u) AS users, (SELECT count(*) FROM g) AS groups",
+        batch_sql::LOCK_IN_ORDER,
         [uuid_array(&users), uuid_array(&groups)],
     ))
     .await?;
@@ -233,13 +222,7 @@ async fn store_replies(
         })
         .collect();
     let stored = tx
-        .query_all_raw(stmt(
-            "UPDATE processed_commands p SET reply = t.reply \
-             FROM jsonb_to_recordset($1) AS t (id uuid, reply jsonb, apply_by timestamptz) \
-             WHERE p.command_id = t.id AND roster_before_deadline(t.id, t.apply_by) \
-             RETURNING p.command_id",
-            [Json::Array(rows).into()],
-        ))
+        .query_all_raw(stmt(batch_sql::STORE_REPLIES, [Json::Array(rows).into()]))
         .await?;
     stored
         .iter()

@@ -73,11 +73,7 @@ impl Effects {
 
     /// Persists and clears the effects: every audit entry, outbox event and invite in one
     /// statement (data-modifying `WITH` parts run once each), whatever their number.
-    ///
-    /// Hand-written on purpose: it is the measured hot path (one round trip per batch,
-    /// docs/performance.md "Group commit"), and each table's rows travel as one JSON
-    /// document (`jsonb_to_recordset`), which keeps nulls and order and needs no numbered
-    /// placeholder per row.
+    /// The statement is the batch writer's, hand-written on purpose (see `batch_sql`).
     pub async fn write(&mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
         if self.is_empty() {
             return Ok(());
@@ -94,24 +90,7 @@ impl Effects {
             .collect();
         tx.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH audit AS (\
-                 INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
-                                        resource_type, resource_id, detail) \
-                 SELECT org_id, command_id, correlation_id, actor, action, resource_type, \
-                        resource_id, detail \
-                 FROM jsonb_to_recordset($1) AS t (org_id uuid, command_id uuid, \
-                      correlation_id text, actor text, action text, resource_type text, \
-                      resource_id text, detail jsonb)), \
-             event AS (\
-                 INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
-                 SELECT event_id, org_id, routing_key, envelope \
-                 FROM jsonb_to_recordset($2) AS t (event_id uuid, org_id uuid, \
-                      routing_key text, envelope jsonb)) \
-             INSERT INTO invites (id, org_id, user_id, email) \
-             SELECT t.id, o.id, t.user_id, t.email \
-             FROM jsonb_to_recordset($3) AS t (id uuid, org_id uuid, user_id uuid, email text) \
-             JOIN orgs o ON o.id = t.org_id AND o.send_invites \
-             ON CONFLICT (user_id) DO NOTHING",
+            super::batch_sql::WRITE_EFFECTS,
             [json(&self.audits), json(&events), json(&self.invites)],
         ))
         .await?;

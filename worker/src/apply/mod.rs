@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod batch_sql;
 mod commit;
 mod effects;
 mod erase;
