@@ -12,7 +12,7 @@ use common::{
         publish::{confirmed, envelope_properties},
         topology::INVITE_ROUTE,
     },
-    db::{is_transient, redact, stmt, uuid_array},
+    db::{is_transient, redact, stmt},
     messages::{Envelope, events},
     metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_UNREADABLE, prefix_of},
 };
@@ -31,6 +31,9 @@ use std::{
 };
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
+
+mod sql;
+use sql::{mark, try_lock, unpublished, unsent_invites};
 
 const BATCH: usize = 200;
 const RELAY_LOCK: i64 = 7_262_810_514;
@@ -107,10 +110,7 @@ pub async fn drain_once(
     };
     let tx = db.begin().await.map_err(db_err)?;
     let locked: bool = tx
-        .query_one_raw(stmt(
-            "SELECT pg_try_advisory_xact_lock($1) AS locked",
-            [RELAY_LOCK.into()],
-        ))
+        .query_one(&try_lock())
         .await
         .map_err(db_err)?
         .map(|r| r.try_get("", "locked"))
@@ -121,11 +121,7 @@ pub async fn drain_once(
         return Ok(0);
     }
     let rows = tx
-        .query_all_raw(stmt(
-            "SELECT id, routing_key, envelope FROM outbox \
-             WHERE published_at IS NULL AND unreadable_at IS NULL ORDER BY id LIMIT $1",
-            [(BATCH as i64).into()],
-        ))
+        .query_all(&unpublished(BATCH as u64))
         .await
         .map_err(db_err)?;
     if rows.is_empty() {
@@ -170,19 +166,13 @@ pub async fn drain_once(
     for p in pending {
         confirmed(p).await?;
     }
-    tx.execute_raw(stmt(
-        "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-        [bigints(&ids)],
-    ))
-    .await
-    .map_err(db_err)?;
-    if !unreadable.is_empty() {
-        tx.execute_raw(stmt(
-            "UPDATE outbox SET unreadable_at = now() WHERE id = ANY($1)",
-            [bigints(&unreadable)],
-        ))
+    tx.execute(&mark("published_at", &ids))
         .await
         .map_err(db_err)?;
+    if !unreadable.is_empty() {
+        tx.execute(&mark("unreadable_at", &unreadable))
+            .await
+            .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
     let prefix = prefix_of(topology);
@@ -213,12 +203,7 @@ async fn pending_invites(
     if people.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows = tx
-        .query_all_raw(stmt(
-            "SELECT user_id FROM invites WHERE user_id = ANY($1) AND sent_at IS NULL",
-            [uuid_array(&people)],
-        ))
-        .await?;
+    let rows = tx.query_all(&unsent_invites(&people)).await?;
     rows.iter().map(|r| r.try_get("", "user_id")).collect()
 }
 
@@ -231,17 +216,6 @@ fn to_the_mailer(props: BasicProperties) -> BasicProperties {
         AMQPValue::FieldArray(vec![AMQPValue::LongString(LongString::from(INVITE_ROUTE))].into()),
     );
     props.with_headers(headers)
-}
-
-fn bigints(ids: &[i64]) -> sea_orm::Value {
-    sea_orm::Value::Array(
-        sea_orm::sea_query::ArrayType::BigInt,
-        Some(Box::new(
-            ids.iter()
-                .map(|i| sea_orm::Value::BigInt(Some(*i)))
-                .collect(),
-        )),
-    )
 }
 
 /// Sets `roster_outbox_lag_seconds` (age of the oldest unpublished readable event, 0 when

@@ -1,0 +1,89 @@
+//! The relay's statements, built with sea-query.
+
+use super::RELAY_LOCK;
+use common::db::{
+    sql::{any, now},
+    uuid_array,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement, UpdateStatement};
+use uuid::Uuid;
+
+/// The relay's lock, if no other relay holds it (released at the transaction's end).
+pub(super) fn try_lock() -> SelectStatement {
+    Query::select()
+        .expr_as(
+            Func::cust("pg_try_advisory_xact_lock").arg(RELAY_LOCK),
+            "locked",
+        )
+        .to_owned()
+}
+
+/// The oldest `limit` events not yet published nor set aside, in id order.
+pub(super) fn unpublished(limit: u64) -> SelectStatement {
+    Query::select()
+        .columns(["id", "routing_key", "envelope"])
+        .from("outbox")
+        .and_where(Expr::col("published_at").is_null())
+        .and_where(Expr::col("unreadable_at").is_null())
+        .order_by("id", Order::Asc)
+        .limit(limit)
+        .to_owned()
+}
+
+/// Stamps `column` (`published_at`, `unreadable_at`) of the events `ids` with now.
+pub(super) fn mark(column: &'static str, ids: &[i64]) -> UpdateStatement {
+    Query::update()
+        .table("outbox")
+        .value(column, now())
+        .and_where(any(Expr::col("id"), bigints(ids)))
+        .to_owned()
+}
+
+/// Which of `people` have an invite not yet sent.
+pub(super) fn unsent_invites(people: &[Uuid]) -> SelectStatement {
+    Query::select()
+        .column("user_id")
+        .from("invites")
+        .and_where(any(Expr::col("user_id"), uuid_array(people)))
+        .and_where(Expr::col("sent_at").is_null())
+        .to_owned()
+}
+
+/// A `bigint[]` parameter.
+fn bigints(ids: &[i64]) -> sea_orm::Value {
+    sea_orm::Value::Array(
+        sea_orm::sea_query::ArrayType::BigInt,
+        Some(Box::new(
+            ids.iter()
+                .map(|i| sea_orm::Value::BigInt(Some(*i)))
+                .collect(),
+        )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn the_relay_takes_the_oldest_unpublished_readable_events_under_its_lock() {
+        let (lock, _) = try_lock().build(PostgresQueryBuilder);
+        assert_eq!(lock, r#"SELECT pg_try_advisory_xact_lock($1) AS "locked""#);
+        let (batch, _) = unpublished(200).build(PostgresQueryBuilder);
+        assert_eq!(
+            batch,
+            r#"SELECT "id", "routing_key", "envelope" FROM "outbox" WHERE "published_at" IS NULL AND "unreadable_at" IS NULL ORDER BY "id" ASC LIMIT $1"#
+        );
+        let (marked, _) = mark("published_at", &[1, 2]).build(PostgresQueryBuilder);
+        assert_eq!(
+            marked,
+            r#"UPDATE "outbox" SET "published_at" = now() WHERE "id" = ANY($1)"#
+        );
+        let (invites, _) = unsent_invites(&[Uuid::nil()]).build(PostgresQueryBuilder);
+        assert_eq!(
+            invites,
+            r#"SELECT "user_id" FROM "invites" WHERE ("user_id" = ANY($1)) AND "sent_at" IS NULL"#
+        );
+    }
+}
