@@ -1,11 +1,11 @@
 //! Secrets looked up by their digest: the SCIM bearer token (read on every SCIM request,
-//! the hot path, so hand-written: one indexed lookup by `token_hash`) and the admin key.
+//! the hot path, so one indexed lookup by `token_hash`) and the admin key.
 
-use common::{
-    db::{entities::org, stmt},
-    secret::TokenHash,
+use common::{db::entities::org, secret::TokenHash};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 /// The org of a live SCIM token with this digest, while provisioning is on, and the
@@ -14,15 +14,28 @@ pub async fn scim_token(
     db: &impl ConnectionTrait,
     presented: &TokenHash,
 ) -> Result<Option<(Uuid, TokenHash)>, DbErr> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT t.org_id, t.token_hash AS hash FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.provisioning_enabled",
-            [presented.as_str().into()],
-        ))
-        .await?;
+    let row = db.query_one(&scim_token_query(presented)).await?;
     row.map(|r| Ok((r.try_get("", "org_id")?, TokenHash(r.try_get("", "hash")?))))
         .transpose()
+}
+
+/// `org_id` and `hash` of the unrevoked token with this digest, if its org has
+/// provisioning on.
+fn scim_token_query(presented: &TokenHash) -> SelectStatement {
+    Query::select()
+        .column(("t", "org_id"))
+        .expr_as(Expr::col(("t", "token_hash")), "hash")
+        .from_as("scim_tokens", "t")
+        .join_as(
+            JoinType::InnerJoin,
+            "orgs",
+            "o",
+            Expr::col(("o", "id")).equals(("t", "org_id")),
+        )
+        .and_where(Expr::col(("t", "token_hash")).eq(presented.as_str()))
+        .and_where(Expr::col(("t", "revoked_at")).is_null())
+        .and_where(Expr::col(("o", "provisioning_enabled")))
+        .to_owned()
 }
 
 /// The org whose admin key has this digest, and the stored digest.
@@ -53,4 +66,21 @@ pub async fn admin_key_hash(
         .into_tuple()
         .one(db)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn a_scim_token_is_live_unrevoked_and_with_provisioning_on() {
+        let (sql, values) =
+            scim_token_query(&TokenHash("digest".into())).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT "t"."org_id", "t"."token_hash" AS "hash" FROM "scim_tokens" AS "t" INNER JOIN "orgs" AS "o" ON "o"."id" = "t"."org_id" WHERE "t"."token_hash" = $1 AND "t"."revoked_at" IS NULL AND "o"."provisioning_enabled""#
+        );
+        assert_eq!(values.0.len(), 1);
+    }
 }

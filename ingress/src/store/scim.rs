@@ -1,11 +1,14 @@
 //! The SCIM resources' reads by id, and the members of a page of groups. Every Okta and
 //! Entra lookup and every import page goes through these (the measured hot path,
-//! docs/performance.md), so their SQL stays hand-written: one statement each, by primary
-//! key or `= ANY` of the page's ids.
+//! docs/performance.md), so each is one statement: by primary key, or `= ANY` of the
+//! page's ids.
 
 use super::page::Table;
-use common::{db::stmt, scim::model::MemberRef};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use common::{db::uuid_array, scim::model::MemberRef};
+use sea_orm::{
+    ConnectionTrait, DbErr, FromQueryResult,
+    sea_query::{Asterisk, Expr, ExprTrait, Func, JoinType, Order, PgFunc, Query, SelectStatement},
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -16,10 +19,7 @@ pub async fn by_id<M: FromQueryResult>(
     org_id: Uuid,
     id: Uuid,
 ) -> Result<Option<M>, DbErr> {
-    let sql = format!("SELECT * FROM {} WHERE org_id = $1 AND id = $2", table.name);
-    let row = db
-        .query_one_raw(stmt(&sql, [org_id.into(), id.into()]))
-        .await?;
+    let row = db.query_one(&by_id_query(table.name, org_id, id)).await?;
     row.map(|r| M::from_query_result(&r, "")).transpose()
 }
 
@@ -33,15 +33,7 @@ pub async fn group_members(
     if group_ids.is_empty() {
         return Ok(out);
     }
-    let ids = common::db::uuid_array(group_ids);
-    let rows = db
-        .query_all_raw(stmt(
-            "SELECT m.group_id, u.id, COALESCE(u.display_name, u.user_name) AS display \
-             FROM group_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.group_id = ANY($1) ORDER BY m.added_at, u.id",
-            [ids],
-        ))
-        .await?;
+    let rows = db.query_all(&group_members_query(group_ids)).await?;
     for r in rows {
         out.entry(r.try_get("", "group_id")?)
             .or_default()
@@ -51,4 +43,63 @@ pub async fn group_members(
             });
     }
     Ok(out)
+}
+
+/// Every column of the org's row `id` in `table`.
+fn by_id_query(table: &'static str, org_id: Uuid, id: Uuid) -> SelectStatement {
+    Query::select()
+        .column(Asterisk)
+        .from(table)
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned()
+}
+
+/// `group_id`, member `id` and `display` (display name, else userName) of the groups'
+/// members, oldest membership first.
+fn group_members_query(group_ids: &[Uuid]) -> SelectStatement {
+    Query::select()
+        .columns([("m", "group_id"), ("u", "id")])
+        .expr_as(
+            Func::coalesce([
+                Expr::col(("u", "display_name")),
+                Expr::col(("u", "user_name")),
+            ]),
+            "display",
+        )
+        .from_as("group_members", "m")
+        .join_as(
+            JoinType::InnerJoin,
+            "users",
+            "u",
+            Expr::col(("u", "id")).equals(("m", "user_id")),
+        )
+        .and_where(Expr::col(("m", "group_id")).eq(PgFunc::any(uuid_array(group_ids))))
+        .order_by(("m", "added_at"), Order::Asc)
+        .order_by(("u", "id"), Order::Asc)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn reads_by_id_and_by_a_page_of_groups() {
+        let (sql, values) =
+            by_id_query("groups", Uuid::nil(), Uuid::nil()).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT * FROM "groups" WHERE "org_id" = $1 AND "id" = $2"#
+        );
+        assert_eq!(values.0.len(), 2);
+        let (sql, values) =
+            group_members_query(&[Uuid::nil(), Uuid::nil()]).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT "m"."group_id", "u"."id", COALESCE("u"."display_name", "u"."user_name") AS "display" FROM "group_members" AS "m" INNER JOIN "users" AS "u" ON "u"."id" = "m"."user_id" WHERE "m"."group_id" = ANY($1) ORDER BY "m"."added_at" ASC, "u"."id" ASC"#
+        );
+        assert_eq!(values.0.len(), 1);
+    }
 }
