@@ -1,15 +1,18 @@
 //! One page of a SCIM list (`GET /Users`, `GET /Groups`, `.search`). The measured hot
-//! path of an import (docs/performance.md), so its SQL stays hand-written: the filter
-//! translation (`common::db::query`) yields a `WHERE` with bound `$n` parameters, and the
-//! page is chosen by ids on an index-only scan, which a query builder would not let us
-//! state more plainly.
+//! path of an import (docs/performance.md). The statements are built with sea-query; the
+//! SCIM filter's and sort's translations (`common::db::query`, the hand-written search
+//! SQL) go in as fragments. The filter is translated with its `$n` numbered from 1, its
+//! own: sea-query puts each in the statement's numbering, after the org's.
 
 use common::{
-    db::{query::SqlWhere, stmt},
+    db::query::SqlWhere,
     scim::{ScimError, filter},
 };
 use moka::{policy::EvictionPolicy, sync::Cache};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value as SqlValue};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult,
+    sea_query::{Asterisk, Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement},
+};
 use std::{
     sync::LazyLock,
     time::{Duration, Instant},
@@ -37,6 +40,11 @@ impl PageRequest<'_> {
     /// The OFFSET of the page.
     fn offset(&self) -> i64 {
         i64::try_from(self.start_index - 1).unwrap_or(i64::MAX)
+    }
+
+    /// The LIMIT of the page, at most `i64::MAX` (it is bound as a `bigint`).
+    fn limit(&self) -> u64 {
+        i64::try_from(self.count).unwrap_or(i64::MAX).unsigned_abs()
     }
 }
 
@@ -75,20 +83,15 @@ pub async fn fetch_page<M: FromQueryResult>(
     org_id: Uuid,
     req: &PageRequest<'_>,
 ) -> Result<(i64, Vec<M>), PageError> {
-    let mut values: Vec<SqlValue> = vec![org_id.into()];
-    let mut where_sql = "org_id = $1".to_owned();
-    if let Some(f) = req.filter {
-        let w = (table.filter)(&filter::parse(f)?, values.len())?;
-        where_sql = format!("{where_sql} AND {}", w.sql);
-        values.extend(w.params);
-    }
+    let filter = match req.filter {
+        Some(f) => Some((table.filter)(&filter::parse(f)?, 0)?),
+        None => None,
+    };
+    let matching = matching(org_id, filter);
     let order = (table.order)(req.sort_by, req.descending)?;
     let name = table.name;
     let total: i64 = db
-        .query_one_raw(stmt(
-            &format!("SELECT count(*) AS n FROM {name} WHERE {where_sql}"),
-            values.clone(),
-        ))
+        .query_one(&count(name, matching.clone()))
         .await?
         .map(|r| r.try_get("", "n"))
         .transpose()?
@@ -110,29 +113,17 @@ pub async fn fetch_page<M: FromQueryResult>(
     } else {
         None
     };
-    let n = values.len();
-    values.push(i64::try_from(req.count).unwrap_or(i64::MAX).into());
-    let sql = match after {
-        Some(last) => {
-            values.push(last.into());
-            let cmp = if req.descending { "<" } else { ">" };
-            format!(
-                "SELECT * FROM {name} WHERE {where_sql} AND id {cmp} ${} ORDER BY {order} LIMIT ${}",
-                n + 2,
-                n + 1
-            )
-        }
-        None => {
-            values.push(req.offset().into());
-            format!(
-                "SELECT * FROM {name} WHERE id IN (SELECT id FROM {name} WHERE {where_sql} \
-                 ORDER BY {order} LIMIT ${} OFFSET ${}) ORDER BY {order}",
-                n + 1,
-                n + 2
-            )
-        }
+    let page = match after {
+        Some(last) => seek(name, matching, &order, req.descending, last, req.limit()),
+        None => window(
+            name,
+            matching,
+            &order,
+            req.limit(),
+            req.offset().unsigned_abs(),
+        ),
     };
-    let rows = db.query_all_raw(stmt(&sql, values)).await?;
+    let rows = db.query_all(&page).await?;
     if by_id && let Some(last) = rows.last() {
         let next = req.start_index + rows.len() as u64;
         if i64::try_from(next - 1).unwrap_or(i64::MAX) < total {
@@ -144,6 +135,86 @@ pub async fn fetch_page<M: FromQueryResult>(
         .map(|r| M::from_query_result(r, ""))
         .collect::<Result<Vec<M>, _>>()?;
     Ok((total, models))
+}
+
+/// The org's rows that pass the filter: `org_id = …`, and the filter's SQL as a fragment
+/// whose `$n` are its own parameters.
+fn matching(org_id: Uuid, filter: Option<SqlWhere>) -> Condition {
+    let org = Condition::all().add(Expr::col("org_id").eq(org_id));
+    match filter {
+        Some(w) => org.add(Expr::cust_with_values(w.sql, w.params)),
+        None => org,
+    }
+}
+
+/// The sort's translation as sea-query's order. sea-query writes a direction after every
+/// order expression, and the translation ends in one (its id tie-breaker's), so the text
+/// before it is the expression. Without one, `ASC` is what PostgreSQL assumes anyway.
+fn sort(order: &str) -> (Expr, Order) {
+    let (head, dir) = match order.strip_suffix(" DESC") {
+        Some(head) => (head, Order::Desc),
+        None => (order.strip_suffix(" ASC").unwrap_or(order), Order::Asc),
+    };
+    (Expr::cust(head.to_owned()), dir)
+}
+
+/// `n`: how many rows match.
+fn count(table: &'static str, matching: Condition) -> SelectStatement {
+    Query::select()
+        .expr_as(Func::count(Expr::col(Asterisk)), "n")
+        .from(table)
+        .cond_where(matching)
+        .to_owned()
+}
+
+/// The page that follows the row `last` in id order.
+fn seek(
+    table: &'static str,
+    matching: Condition,
+    order: &str,
+    descending: bool,
+    last: Uuid,
+    limit: u64,
+) -> SelectStatement {
+    let (by, dir) = sort(order);
+    let past = if descending {
+        Expr::col("id").lt(last)
+    } else {
+        Expr::col("id").gt(last)
+    };
+    Query::select()
+        .column(Asterisk)
+        .from(table)
+        .cond_where(matching.add(past))
+        .order_by_expr(by, dir)
+        .limit(limit)
+        .to_owned()
+}
+
+/// The page at `offset`: its ids chosen first (an index-only scan skips the rows before
+/// it), then its rows by id.
+fn window(
+    table: &'static str,
+    matching: Condition,
+    order: &str,
+    limit: u64,
+    offset: u64,
+) -> SelectStatement {
+    let (by, dir) = sort(order);
+    let ids = Query::select()
+        .column("id")
+        .from(table)
+        .cond_where(matching)
+        .order_by_expr(by.clone(), dir.clone())
+        .limit(limit)
+        .offset(offset)
+        .to_owned();
+    Query::select()
+        .column(Asterisk)
+        .from(table)
+        .and_where(Expr::col("id").in_subquery(ids))
+        .order_by_expr(by, dir)
+        .to_owned()
 }
 
 /// Where a page in id order starts: the list (table, org, filter, direction) and the
@@ -203,6 +274,87 @@ impl Continuations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::db::query::{users_order, users_where};
+    use sea_orm::{Value, sea_query::PostgresQueryBuilder};
+
+    /// The org's users matching `filter`, its parameters numbered from 1 as `fetch_page`
+    /// translates it.
+    fn users_matching(filter: &str) -> Condition {
+        let w = users_where(&filter::parse(filter).expect("parses"), 0).expect("translates");
+        matching(Uuid::nil(), Some(w))
+    }
+
+    /// (sea-query puts the filter's fragment in parentheses of its own.)
+    #[test]
+    fn the_filter_takes_its_parameters_after_the_orgs() {
+        let m = users_matching(r#"userName eq "A" and title co "b""#);
+        let (sql, values) = count("users", m.clone()).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT COUNT(*) AS "n" FROM "users" WHERE "org_id" = $1 AND (((lower(user_name) = $2) AND (lower((resource->>'title')) LIKE $3 ESCAPE '\')))"#
+        );
+        assert_eq!(
+            values.0,
+            vec![
+                Value::from(Uuid::nil()),
+                Value::from("a".to_owned()),
+                Value::from("%b%".to_owned())
+            ]
+        );
+        // Two-digit placeholders too: the filter's `$10` is its tenth value.
+        let many: Vec<_> = (0..10).map(|i| format!(r#"userName eq "{i}""#)).collect();
+        let m = users_matching(&many.join(" or "));
+        let (sql, values) = count("users", m).build(PostgresQueryBuilder);
+        assert!(sql.contains("(lower(user_name) = $11)"), "{sql}");
+        assert_eq!(values.0[10], Value::from("9".to_owned()));
+        let (sql, _) = count("groups", matching(Uuid::nil(), None)).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT COUNT(*) AS "n" FROM "groups" WHERE "org_id" = $1"#
+        );
+    }
+
+    #[test]
+    fn a_page_is_chosen_by_ids_in_the_sort_order() {
+        let order = users_order(Some("userName"), true).expect("sorts");
+        let m = users_matching(r#"userName sw "a""#);
+        let (sql, values) = window("users", m, &order, 100, 200).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT * FROM "users" WHERE "id" IN (SELECT "id" FROM "users" WHERE "org_id" = $1 AND ((lower(user_name) LIKE $2 ESCAPE '\')) ORDER BY lower(user_name) DESC NULLS LAST, id DESC LIMIT $3 OFFSET $4) ORDER BY lower(user_name) DESC NULLS LAST, id DESC"#
+        );
+        assert_eq!(values.0[2..], [Value::from(100u64), Value::from(200u64)]);
+    }
+
+    #[test]
+    fn a_continued_page_seeks_past_the_last_id() {
+        let m = users_matching("active eq true");
+        let (sql, values) =
+            seek("users", m.clone(), "id DESC", true, Uuid::nil(), 100).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT * FROM "users" WHERE "org_id" = $1 AND ((active = $2)) AND "id" < $3 ORDER BY id DESC LIMIT $4"#
+        );
+        assert_eq!(values.0.len(), 4);
+        let (sql, _) =
+            seek("users", m, "id ASC", false, Uuid::nil(), 100).build(PostgresQueryBuilder);
+        assert!(
+            sql.contains(r#"AND "id" > $3 ORDER BY id ASC LIMIT $4"#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_huge_count_is_bound_as_the_largest_bigint() {
+        let req = PageRequest {
+            filter: None,
+            sort_by: None,
+            descending: false,
+            start_index: 1,
+            count: u64::MAX,
+        };
+        assert_eq!(req.limit(), i64::MAX as u64);
+    }
 
     fn key(start_index: u64) -> PageKey {
         PageKey {
