@@ -11,11 +11,13 @@
 //! refused", so a refusal does not tell whether an org exists.
 
 use common::{
-    db::stmt,
     messages::{Command, Envelope, PUBLIC_COMMANDS, Reply},
     secret::TokenHash,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr,
+    sea_query::{Expr, ExprTrait, Query, SelectStatement},
+};
 use uuid::Uuid;
 
 /// The reason of every credential refusal.
@@ -125,14 +127,19 @@ async fn credential_is_live(
     org_id: Uuid,
     hash: &TokenHash,
 ) -> Result<bool, DbErr> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT 1 AS one FROM integration_credentials \
-             WHERE token_hash = $1 AND org_id = $2 AND revoked_at IS NULL",
-            [hash.as_str().into(), org_id.into()],
-        ))
-        .await?;
+    let row = db.query_one(&live_credential(org_id, hash)).await?;
     Ok(row.is_some())
+}
+
+/// A row (`one`) if `hash` is an unrevoked credential of `org_id`.
+fn live_credential(org_id: Uuid, hash: &TokenHash) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::cust("1"), "one")
+        .from("integration_credentials")
+        .and_where(Expr::col("token_hash").eq(hash.as_str()))
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("revoked_at").is_null())
+        .to_owned()
 }
 
 /// The dead-letter reason of an integration's command that was applied and failed (a 4xx
@@ -180,6 +187,18 @@ mod tests {
         );
         assert_eq!(failed_outcome(&Reply::ok(201, serde_json::json!({}))), None);
         assert_eq!(failed_outcome(&Reply::error(500, None, "x")), None);
+    }
+
+    #[test]
+    fn a_credential_is_looked_up_by_digest_and_org_together() {
+        use sea_orm::sea_query::PostgresQueryBuilder;
+        let (sql, values) =
+            live_credential(Uuid::nil(), &TokenHash("digest".into())).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT 1 AS "one" FROM "integration_credentials" WHERE "token_hash" = $1 AND "org_id" = $2 AND "revoked_at" IS NULL"#
+        );
+        assert_eq!(values.0.len(), 2);
     }
 
     #[test]
