@@ -3,10 +3,11 @@
 //! rows locked, whether its claim names an active person of the org, records who signed
 //! in and which claim matched, and accepts the invite the sign-in came from.
 
+mod statements;
+
 use super::Tx;
 use super::{Audit, audit, invites::accept_on_sign_in};
 use common::{
-    db::stmt,
     messages::{Envelope, Reply, SetSso, SignIn, SignInClaim, SignOut},
     sso::{validate_client_value, validate_issuer},
 };
@@ -23,24 +24,11 @@ pub(super) async fn set(
     org_id: Uuid,
     cmd: &SetSso,
 ) -> Result<Reply, DbErr> {
-    let Some(row) = tx
-        .query_one_raw(stmt(
-            "SELECT oidc_client_secret IS NOT NULL AS has_secret FROM orgs WHERE id = $1 FOR UPDATE",
-            [org_id.into()],
-        ))
-        .await?
-    else {
+    let Some(row) = tx.query_one(&statements::lock_org(org_id)).await? else {
         return Ok(Reply::error(404, None, "organisation not found"));
     };
     let Some(oidc) = &cmd.oidc else {
-        let row = tx
-            .query_one_raw(stmt(
-                "UPDATE orgs SET oidc_issuer = NULL, oidc_client_id = NULL, oidc_client_secret = NULL, \
-                 oidc_generation = oidc_generation + 1, oidc_updated_at = now() WHERE id = $1 \
-                 RETURNING oidc_generation",
-                [org_id.into()],
-            ))
-            .await?;
+        let row = tx.query_one(&statements::disable(org_id)).await?;
         let generation: i64 = row.map_or(Ok(0), |r| r.try_get("", "oidc_generation"))?;
         audit(tx, env, Some(org_id), sso_audit("sso.disabled", json!({})));
         return Ok(Reply::ok(
@@ -71,21 +59,14 @@ pub(super) async fn set(
         }
         _ => {}
     }
-    let row = tx
-        .query_one_raw(stmt(
-            "UPDATE orgs SET oidc_issuer = $2, oidc_client_id = $3, \
-             oidc_client_secret = COALESCE($4, oidc_client_secret), oidc_claim = $5, \
-             oidc_generation = oidc_generation + 1, oidc_updated_at = now() WHERE id = $1 \
-             RETURNING oidc_generation",
-            [
-                org_id.into(),
-                issuer.into(),
-                client_id.into(),
-                oidc.client_secret_sealed.clone().into(),
-                oidc.claim.as_str().into(),
-            ],
-        ))
-        .await?;
+    let configure = statements::configure(
+        org_id,
+        issuer,
+        client_id,
+        oidc.client_secret_sealed.clone(),
+        oidc.claim.as_str(),
+    );
+    let row = tx.query_one(&configure).await?;
     let generation: i64 = row.map_or(Ok(0), |r| r.try_get("", "oidc_generation"))?;
     let detail = json!({
         "issuer": issuer,
@@ -133,28 +114,16 @@ fn found(r: &QueryResult, matched: &'static str) -> Result<Found, DbErr> {
 /// Every person the value names: the userName match, then directory-email matches (active
 /// first), each row locked so a deactivation cannot slip in before commit.
 async fn people_named(tx: &Tx<'_>, org_id: Uuid, cmd: &SignIn) -> Result<Vec<Found>, DbErr> {
-    let cols = "id, user_name, active, session_generation";
     let mut out = Vec::new();
     if let Some(r) = tx
-        .query_one_raw(stmt(
-            &format!(
-                "SELECT {cols} FROM users WHERE org_id = $1 AND lower(user_name) = lower($2) FOR UPDATE"
-            ),
-            [org_id.into(), cmd.value.clone().into()],
-        ))
+        .query_one(&statements::by_user_name(org_id, &cmd.value))
         .await?
     {
         out.push(found(&r, "userName")?);
     }
     if cmd.claim == SignInClaim::Email {
         let rows = tx
-            .query_all_raw(stmt(
-                &format!(
-                    "SELECT {cols} FROM users WHERE org_id = $1 AND lower(profile->>'email') = lower($2) \
-                     ORDER BY active DESC, id LIMIT 10 FOR UPDATE"
-                ),
-                [org_id.into(), cmd.value.clone().into()],
-            ))
+            .query_all(&statements::by_email(org_id, &cmd.value))
             .await?;
         for r in &rows {
             let f = found(r, "email")?;
@@ -201,14 +170,7 @@ pub(super) async fn sign_in(
     org_id: Uuid,
     cmd: &SignIn,
 ) -> Result<Reply, DbErr> {
-    let Some(org) = tx
-        .query_one_raw(stmt(
-            "SELECT oidc_issuer IS NOT NULL AS enabled, oidc_generation, oidc_claim FROM orgs \
-             WHERE id = $1 FOR SHARE",
-            [org_id.into()],
-        ))
-        .await?
-    else {
+    let Some(org) = tx.query_one(&statements::org_settings(org_id)).await? else {
         return Ok(Reply::error(404, None, "organisation not found"));
     };
     let generation: i64 = org.try_get("", "oidc_generation")?;
@@ -231,11 +193,7 @@ pub(super) async fn sign_in(
         Ok(p) => p,
         Err(refusal) => return Ok(refusal),
     };
-    tx.execute_raw(stmt(
-        "UPDATE users SET last_signed_in_at = now() WHERE id = $1",
-        [person.id.into()],
-    ))
-    .await?;
+    tx.execute(&statements::signed_in(person.id)).await?;
     let invite_accepted = match &cmd.invite_token_hash {
         Some(hash) => accept_on_sign_in(tx, env, org_id, person.id, hash.as_str()).await?,
         None => false,
@@ -276,11 +234,7 @@ pub(super) async fn sign_out(
     cmd: &SignOut,
 ) -> Result<Reply, DbErr> {
     let row = tx
-        .query_one_raw(stmt(
-            "UPDATE users SET session_generation = session_generation + 1 \
-             WHERE id = $1 AND org_id = $2 RETURNING user_name",
-            [cmd.user_id.into(), org_id.into()],
-        ))
+        .query_one(&statements::sign_out(org_id, cmd.user_id))
         .await?;
     let Some(row) = row else {
         return Ok(super::not_found("User", cmd.user_id));
