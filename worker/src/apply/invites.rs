@@ -4,10 +4,13 @@
 
 use super::{Audit, Tx, audit};
 use common::{
-    db::{entities::user, stmt},
+    db::{entities::user, sql::now},
     messages::{AcceptInvite, Envelope, Reply},
 };
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, Statement,
+    sea_query::{Expr, ExprTrait, JoinType, LockType, Query, UpdateStatement},
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -26,13 +29,7 @@ pub(super) async fn first_activation(
     org_id: Uuid,
     u: &user::Model,
 ) -> Result<(), DbErr> {
-    let first = tx
-        .query_one_raw(stmt(
-            "UPDATE users SET activated_at = now() \
-             WHERE org_id = $1 AND id = $2 AND activated_at IS NULL RETURNING id",
-            [org_id.into(), u.id.into()],
-        ))
-        .await?;
+    let first = tx.query_one(&activate(org_id, u.id)).await?;
     if first.is_some()
         && let Some(email) = invite_address(u)
     {
@@ -55,13 +52,7 @@ pub(super) async fn accept_invite(
     cmd: &AcceptInvite,
 ) -> Result<Reply, DbErr> {
     let row = tx
-        .query_one_raw(stmt(
-            "SELECT i.id, i.user_id, i.accepted_at IS NOT NULL AS used, \
-             (i.expires_at IS NULL OR i.expires_at <= now()) AS expired, u.active \
-             FROM invites i JOIN users u ON u.id = i.user_id \
-             WHERE i.token_hash = $1 AND i.org_id = $2 FOR UPDATE OF i FOR KEY SHARE OF u",
-            [cmd.token_hash.as_str().into(), org_id.into()],
-        ))
+        .query_one_raw(invite_by_token(cmd.token_hash.as_str(), org_id))
         .await?;
     let Some(row) = row else {
         return Ok(Reply::error(404, None, "this invite does not exist"));
@@ -83,11 +74,12 @@ pub(super) async fn accept_invite(
     }
     let invite_id: Uuid = row.try_get("", "id")?;
     let user_id: Uuid = row.try_get("", "user_id")?;
-    tx.execute_raw(stmt(
-        "UPDATE invites SET accepted_at = now() WHERE id = $1",
-        [invite_id.into()],
-    ))
-    .await?;
+    let accept = Query::update()
+        .table("invites")
+        .value("accepted_at", now())
+        .and_where(Expr::col("id").eq(invite_id))
+        .to_owned();
+    tx.execute(&accept).await?;
     audit(tx, env, Some(org_id), accepted(user_id, json!({})));
     Ok(Reply::ok(
         200,
@@ -105,13 +97,7 @@ pub(super) async fn accept_on_sign_in(
     user_id: Uuid,
     hash: &str,
 ) -> Result<bool, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "UPDATE invites SET accepted_at = now() WHERE token_hash = $1 AND org_id = $2 \
-             AND user_id = $3 AND accepted_at IS NULL AND expires_at > now() RETURNING id",
-            [hash.into(), org_id.into(), user_id.into()],
-        ))
-        .await?;
+    let row = tx.query_one(&accept_open(hash, org_id, user_id)).await?;
     if row.is_none() {
         return Ok(false);
     }
@@ -124,6 +110,62 @@ pub(super) async fn accept_on_sign_in(
     Ok(true)
 }
 
+/// Marks the person activated unless they were before: returns `id` only the first time.
+fn activate(org_id: Uuid, user_id: Uuid) -> UpdateStatement {
+    Query::update()
+        .table("users")
+        .value("activated_at", now())
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("id").eq(user_id))
+        .and_where(Expr::col("activated_at").is_null())
+        .returning_col("id")
+        .to_owned()
+}
+
+/// The invite of the token, locked, with its state and whether its person is active
+/// (`id`, `user_id`, `used`, `expired`, `active`). The person's row is key-share locked too,
+/// so it cannot be deleted before commit. sea-query spells one locking clause, so the
+/// second is added to the built statement.
+fn invite_by_token(token_hash: &str, org_id: Uuid) -> Statement {
+    let expired = Expr::col(("i", "expires_at"))
+        .is_null()
+        .or(Expr::col(("i", "expires_at")).lte(now()));
+    let q = Query::select()
+        .columns([("i", "id"), ("i", "user_id")])
+        .expr_as(Expr::col(("i", "accepted_at")).is_not_null(), "used")
+        .expr_as(expired, "expired")
+        .column(("u", "active"))
+        .from_as("invites", "i")
+        .join_as(
+            JoinType::InnerJoin,
+            "users",
+            "u",
+            Expr::col(("u", "id")).equals(("i", "user_id")),
+        )
+        .and_where(Expr::col(("i", "token_hash")).eq(token_hash))
+        .and_where(Expr::col(("i", "org_id")).eq(org_id))
+        .lock_with_tables(LockType::Update, ["i"])
+        .to_owned();
+    let mut statement = DbBackend::Postgres.build(&q);
+    statement.sql.push_str(r#" FOR KEY SHARE OF "u""#);
+    statement
+}
+
+/// Accepts the person's own invite of the token if it is open (not used, not expired):
+/// returns `id` if it did.
+fn accept_open(token_hash: &str, org_id: Uuid, user_id: Uuid) -> UpdateStatement {
+    Query::update()
+        .table("invites")
+        .value("accepted_at", now())
+        .and_where(Expr::col("token_hash").eq(token_hash))
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("user_id").eq(user_id))
+        .and_where(Expr::col("accepted_at").is_null())
+        .and_where(Expr::col("expires_at").gt(now()))
+        .returning_col("id")
+        .to_owned()
+}
+
 /// The activity entry of an accepted invite.
 fn accepted(user_id: Uuid, detail: Value) -> Audit<'static> {
     Audit {
@@ -131,5 +173,42 @@ fn accepted(user_id: Uuid, detail: Value) -> Audit<'static> {
         resource_type: "User",
         resource_id: Some(user_id.to_string()),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
+
+    /// `statement` renders as `sql` with `values` bound parameters.
+    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
+        let (built, bound) = statement.build(PostgresQueryBuilder);
+        assert_eq!(built, sql);
+        assert_eq!(bound.0.len(), values, "{built}");
+    }
+
+    #[test]
+    fn an_invite_is_read_locked_with_its_person_key_share_locked() {
+        let s = invite_by_token("hash", Uuid::nil());
+        assert_eq!(
+            s.sql,
+            r#"SELECT "i"."id", "i"."user_id", "i"."accepted_at" IS NOT NULL AS "used", "i"."expires_at" IS NULL OR "i"."expires_at" <= (now()) AS "expired", "u"."active" FROM "invites" AS "i" INNER JOIN "users" AS "u" ON "u"."id" = "i"."user_id" WHERE "i"."token_hash" = $1 AND "i"."org_id" = $2 FOR UPDATE OF "i" FOR KEY SHARE OF "u""#
+        );
+        assert_eq!(s.values.map(|v| v.0.len()), Some(2));
+    }
+
+    #[test]
+    fn only_the_first_activation_and_an_open_invite_return_a_row() {
+        assert_sql(
+            &activate(Uuid::nil(), Uuid::nil()),
+            r#"UPDATE "users" SET "activated_at" = now() WHERE "org_id" = $1 AND "id" = $2 AND "activated_at" IS NULL RETURNING "id""#,
+            2,
+        );
+        assert_sql(
+            &accept_open("hash", Uuid::nil(), Uuid::nil()),
+            r#"UPDATE "invites" SET "accepted_at" = now() WHERE "token_hash" = $1 AND "org_id" = $2 AND "user_id" = $3 AND "accepted_at" IS NULL AND "expires_at" > (now()) RETURNING "id""#,
+            3,
+        );
     }
 }
