@@ -3,10 +3,13 @@
 
 use super::{Audit, Tx, admin::lock_org, audit};
 use common::{
-    db::stmt,
+    db::sql::now,
     messages::{CreateIntegration, Envelope, Reply, RevokeIntegration},
 };
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{Expr, ExprTrait, InsertStatement, LockType, OnConflict, Query},
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -24,19 +27,7 @@ pub(super) async fn create_integration(
     if lock_org(tx, org_id).await?.is_none() {
         return Ok(Reply::error(404, None, "organisation not found"));
     }
-    let row = tx
-        .query_one_raw(stmt(
-            "INSERT INTO integration_credentials (id, org_id, name, token_hash, hint) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING created_at",
-            [
-                cmd.integration_id.into(),
-                org_id.into(),
-                name.into(),
-                cmd.credential.hash.as_str().into(),
-                cmd.credential.hint.clone().into(),
-            ],
-        ))
-        .await?;
+    let row = tx.query_one(&insert(org_id, name, cmd)).await?;
     let Some(row) = row else {
         return Ok(Reply::error(
             409,
@@ -62,6 +53,23 @@ pub(super) async fn create_integration(
     ))
 }
 
+/// The credential's row, unless its id or digest is taken (then no row): `created_at`.
+fn insert(org_id: Uuid, name: &str, cmd: &CreateIntegration) -> InsertStatement {
+    Query::insert()
+        .into_table("integration_credentials")
+        .columns(["id", "org_id", "name", "token_hash", "hint"])
+        .values_panic([
+            cmd.integration_id.into(),
+            org_id.into(),
+            name.into(),
+            cmd.credential.hash.as_str().into(),
+            cmd.credential.hint.as_str().into(),
+        ])
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .returning_col("created_at")
+        .to_owned()
+}
+
 /// Revokes an integration credential of the org; the next command carrying it is refused.
 /// Revoking a revoked one changes nothing; another org's id is `404`.
 pub(super) async fn revoke_integration(
@@ -70,24 +78,28 @@ pub(super) async fn revoke_integration(
     org_id: Uuid,
     cmd: &RevokeIntegration,
 ) -> Result<Reply, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT name, revoked_at IS NOT NULL AS revoked FROM integration_credentials \
-             WHERE id = $1 AND org_id = $2 FOR UPDATE",
-            [cmd.integration_id.into(), org_id.into()],
-        ))
-        .await?;
+    let lock = Query::select()
+        .column("name")
+        .expr_as(Expr::col("revoked_at").is_not_null(), "revoked")
+        .from("integration_credentials")
+        .and_where(Expr::col("id").eq(cmd.integration_id))
+        .and_where(Expr::col("org_id").eq(org_id))
+        .lock(LockType::Update)
+        .to_owned();
+    let row = tx.query_one(&lock).await?;
     let Some(row) = row else {
         return Ok(Reply::error(404, None, "integration not found"));
     };
     if row.try_get::<bool>("", "revoked")? {
         return Ok(Reply::ok(204, serde_json::Value::Null));
     }
-    tx.execute_raw(stmt(
-        "UPDATE integration_credentials SET revoked_at = now() WHERE id = $1 AND org_id = $2",
-        [cmd.integration_id.into(), org_id.into()],
-    ))
-    .await?;
+    let revoke = Query::update()
+        .table("integration_credentials")
+        .value("revoked_at", now())
+        .and_where(Expr::col("id").eq(cmd.integration_id))
+        .and_where(Expr::col("org_id").eq(org_id))
+        .to_owned();
+    tx.execute(&revoke).await?;
     let name: String = row.try_get("", "name")?;
     audit(
         tx,
@@ -101,4 +113,29 @@ pub(super) async fn revoke_integration(
         },
     );
     Ok(Reply::ok(204, serde_json::Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::messages::NewToken;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn a_taken_id_or_digest_inserts_nothing() {
+        let cmd = CreateIntegration {
+            integration_id: Uuid::nil(),
+            name: "HR".into(),
+            credential: NewToken {
+                hash: common::secret::TokenHash::of("token"),
+                hint: "abcd".into(),
+            },
+        };
+        let (sql, values) = insert(Uuid::nil(), "HR", &cmd).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"INSERT INTO "integration_credentials" ("id", "org_id", "name", "token_hash", "hint") VALUES ($1, $2, $3, $4, $5) ON CONFLICT  DO NOTHING RETURNING "created_at""#
+        );
+        assert_eq!(values.0.len(), 5);
+    }
 }
