@@ -37,6 +37,15 @@ pub fn any(expr: impl Into<Expr>, array: impl Into<Expr>) -> Expr {
     Expr::cust_with_exprs("$1 = ANY($2)", [expr.into(), array.into()])
 }
 
+/// `ARRAY(…)` of the strings of a JSON array, in the array's order (a `text[]` from a
+/// `jsonb` list; `WITH ORDINALITY` keeps the order, which the builders cannot spell).
+pub fn text_array(json: impl Into<Expr>) -> Expr {
+    Expr::cust_with_exprs(
+        "ARRAY(SELECT k FROM jsonb_array_elements_text($1) WITH ORDINALITY AS t (k, n) ORDER BY n)",
+        [json.into()],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

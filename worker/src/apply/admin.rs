@@ -2,13 +2,12 @@
 //! token and the admin key, changing org settings and field mappings. Tokens arrive as
 //! digests only.
 
+mod statements;
+
 use super::Tx;
 use super::{Audit, audit};
 use common::{
-    db::{
-        entities::{field_mapping, org, scim_token},
-        stmt,
-    },
+    db::entities::{field_mapping, org, scim_token},
     messages::{
         CreateOrg, DeactivatedPeople, Envelope, NewToken, Reply, RotateAdminKey, RotateScimToken,
         SetMappings, SetProvisioning, UpdateSettings,
@@ -16,8 +15,9 @@ use common::{
     org_chart,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, LockType, Query},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -31,19 +31,7 @@ pub(super) async fn create_org(
     if name.is_empty() || name.chars().count() > 200 {
         return Ok(Reply::error(400, None, "name must be 1 to 200 characters"));
     }
-    let inserted = tx
-        .query_one_raw(stmt(
-            "WITH o AS (INSERT INTO orgs (id, name, admin_key_hash) VALUES ($1, $2, $3) \
-                        ON CONFLICT DO NOTHING RETURNING id), \
-                  g AS (INSERT INTO deprovision_guards (org_id) SELECT id FROM o) \
-             SELECT id FROM o",
-            [
-                cmd.org_id.into(),
-                name.into(),
-                cmd.admin_key_hash.as_str().into(),
-            ],
-        ))
-        .await?;
+    let inserted = tx.query_one(&statements::insert_org(cmd, name)?).await?;
     if inserted.is_none() {
         return Ok(Reply::error(
             409,
@@ -70,12 +58,13 @@ pub(super) async fn create_org(
 /// command holds on its org (`apply`) — two admin commands each upgrading that to
 /// `FOR UPDATE` would deadlock.
 pub(super) async fn lock_org(tx: &Tx<'_>, org_id: Uuid) -> Result<Option<bool>, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT provisioning_enabled FROM orgs WHERE id = $1 FOR NO KEY UPDATE",
-            [org_id.into()],
-        ))
-        .await?;
+    let lock = Query::select()
+        .column("provisioning_enabled")
+        .from("orgs")
+        .and_where(Expr::col("id").eq(org_id))
+        .lock(LockType::NoKeyUpdate)
+        .to_owned();
+    let row = tx.query_one(&lock).await?;
     row.map(|r| r.try_get::<bool>("", "provisioning_enabled"))
         .transpose()
 }
@@ -234,25 +223,8 @@ pub(super) async fn update_settings(
     {
         return Ok(Reply::error(400, None, e));
     }
-    let manager_match = cmd.manager_match.as_ref().map(|k| json!(k));
     let row = tx
-        .query_one_raw(stmt(
-            "UPDATE orgs SET send_invites = COALESCE($2, send_invites), \
-                 lock_synced_fields = COALESCE($3, lock_synced_fields), \
-                 erase_deactivated_after_days = CASE WHEN $4 THEN $5 ELSE erase_deactivated_after_days END, \
-                 manager_match = CASE WHEN $6::jsonb IS NULL THEN manager_match \
-                     ELSE ARRAY(SELECT k FROM jsonb_array_elements_text($6::jsonb) WITH ORDINALITY AS t (k, n) ORDER BY n) END \
-             WHERE id = $1 RETURNING send_invites, lock_synced_fields, erase_deactivated_after_days, \
-                 to_jsonb(manager_match) AS manager_match",
-            [
-                org_id.into(),
-                cmd.send_invites.into(),
-                cmd.lock_synced_fields.into(),
-                cmd.deactivated_people.is_some().into(),
-                erase_after.into(),
-                manager_match.into(),
-            ],
-        ))
+        .query_one(&statements::settings_update(org_id, cmd, erase_after))
         .await?;
     let Some(row) = row else {
         return Ok(Reply::error(404, None, "organisation not found"));
