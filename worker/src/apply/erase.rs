@@ -7,10 +7,16 @@
 use super::Tx;
 use super::users;
 use common::{
-    db::stmt,
+    db::{
+        reads::users_with_their_org,
+        sql::{ago, days},
+    },
     messages::{DeletePerson, DeleteUser, Envelope, Reply},
 };
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{
+    ConnectionTrait, DbErr, Value,
+    sea_query::{Expr, ExprTrait, InsertStatement, LockType, OnConflict, Query, SelectStatement},
+};
 use uuid::Uuid;
 
 /// The shortest identifying string worth searching other rows for: shorter ones (an
@@ -45,16 +51,7 @@ pub(super) async fn delete_person(
     cmd: &DeletePerson,
 ) -> Result<Reply, DbErr> {
     if cmd.by_policy {
-        let due = tx
-            .query_one_raw(stmt(
-                "SELECT 1 AS one FROM users u JOIN orgs o ON o.id = u.org_id \
-                 WHERE u.org_id = $1 AND u.id = $2 AND NOT u.active \
-                 AND o.erase_deactivated_after_days IS NOT NULL \
-                 AND u.deactivated_at <= now() - make_interval(days => o.erase_deactivated_after_days) \
-                 FOR UPDATE OF u",
-                [org_id.into(), cmd.user_id.into()],
-            ))
-            .await?;
+        let due = tx.query_one(&lock_if_due(org_id, cmd.user_id)).await?;
         if due.is_none() {
             return Ok(Reply::error(
                 409,
@@ -70,6 +67,21 @@ pub(super) async fn delete_person(
     delete_user(tx, ctx, env, org_id, &delete).await
 }
 
+/// The person, locked, if they are deactivated and past their org's window for erasing
+/// deactivated people: `one`.
+fn lock_if_due(org_id: Uuid, user_id: Uuid) -> SelectStatement {
+    let window = days(Expr::col(("o", "erase_deactivated_after_days")));
+    users_with_their_org()
+        .expr_as(Expr::cust("1"), "one")
+        .and_where(Expr::col(("u", "org_id")).eq(org_id))
+        .and_where(Expr::col(("u", "id")).eq(user_id))
+        .and_where(Expr::col(("u", "active")).not())
+        .and_where(Expr::col(("o", "erase_deactivated_after_days")).is_not_null())
+        .and_where(Expr::col(("u", "deactivated_at")).lte(ago(window)))
+        .lock_with_tables(LockType::Update, ["u"])
+        .to_owned()
+}
+
 /// The person's identifying strings, with their row locked; `None` if there is no such
 /// person in the org.
 async fn lock_needles(
@@ -77,16 +89,7 @@ async fn lock_needles(
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Vec<String>>, DbErr> {
-    let row = tx
-        .query_one_raw(stmt(
-            "SELECT user_name, email, display_name, external_id, \
-                 ARRAY(SELECT e->>'value' FROM jsonb_array_elements(\
-                     CASE WHEN jsonb_typeof(resource->'emails') = 'array' THEN resource->'emails' ELSE '[]' END) e \
-                   WHERE jsonb_typeof(e->'value') = 'string') AS emails \
-             FROM users WHERE org_id = $1 AND id = $2 FOR UPDATE",
-            [org_id.into(), user_id.into()],
-        ))
-        .await?;
+    let row = tx.query_one(&lock_with_needles(org_id, user_id)).await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -96,6 +99,27 @@ async fn lock_needles(
     }
     let emails: Vec<String> = row.try_get("", "emails")?;
     Ok(Some(needles(found.into_iter().flatten().chain(emails))))
+}
+
+/// The person's row, locked, with what may identify them: `user_name`, `email`,
+/// `display_name`, `external_id` and `emails` (the string values of their SCIM `emails`).
+fn lock_with_needles(org_id: Uuid, user_id: Uuid) -> SelectStatement {
+    // Written as SQL: the builders have no `ARRAY(subquery)`, and would bind the literals
+    // as parameters (`'[]'` must stay a literal for PostgreSQL to read it as jsonb). It
+    // has no operand.
+    let emails = Expr::cust(
+        "ARRAY(SELECT e->>'value' FROM jsonb_array_elements(\
+             CASE WHEN jsonb_typeof(resource->'emails') = 'array' THEN resource->'emails' ELSE '[]' END) e \
+           WHERE jsonb_typeof(e->'value') = 'string')",
+    );
+    Query::select()
+        .columns(["user_name", "email", "display_name", "external_id"])
+        .expr_as(emails, "emails")
+        .from("users")
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("id").eq(user_id))
+        .lock(LockType::Update)
+        .to_owned()
 }
 
 /// Distinct, trimmed, long enough to identify someone.
@@ -126,18 +150,59 @@ async fn record(
                 .collect(),
         )),
     );
-    tx.execute_raw(stmt(
-        "INSERT INTO erasures (user_id, org_id, needles) VALUES ($1, $2, $3) \
-         ON CONFLICT (user_id) DO NOTHING",
-        [user_id.into(), org_id.into(), array],
-    ))
-    .await?;
+    tx.execute(&erasure(org_id, user_id, array)).await?;
     Ok(())
+}
+
+/// The erasure's row, unless the person already has one.
+fn erasure(org_id: Uuid, user_id: Uuid, needles: Value) -> InsertStatement {
+    Query::insert()
+        .into_table("erasures")
+        .columns(["user_id", "org_id", "needles"])
+        .values_panic([user_id.into(), org_id.into(), needles.into()])
+        .on_conflict(OnConflict::column("user_id").do_nothing().to_owned())
+        .to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
+
+    /// `statement` renders as `sql` with `values` bound parameters.
+    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
+        let (built, bound) = statement.build(PostgresQueryBuilder);
+        assert_eq!(built, sql);
+        assert_eq!(bound.0.len(), values, "{built}");
+    }
+
+    #[test]
+    fn the_policy_erases_only_someone_still_due() {
+        assert_sql(
+            &lock_if_due(Uuid::nil(), Uuid::nil()),
+            r#"SELECT 1 AS "one" FROM "users" AS "u" INNER JOIN "orgs" AS "o" ON "o"."id" = "u"."org_id" WHERE "u"."org_id" = $1 AND "u"."id" = $2 AND (NOT "u"."active") AND "o"."erase_deactivated_after_days" IS NOT NULL AND "u"."deactivated_at" <= (now() - make_interval(days => "o"."erase_deactivated_after_days")) FOR UPDATE OF "u""#,
+            2,
+        );
+    }
+
+    #[test]
+    fn needles_are_read_with_the_row_locked() {
+        assert_sql(
+            &lock_with_needles(Uuid::nil(), Uuid::nil()),
+            r#"SELECT "user_name", "email", "display_name", "external_id", ARRAY(SELECT e->>'value' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(resource->'emails') = 'array' THEN resource->'emails' ELSE '[]' END) e WHERE jsonb_typeof(e->'value') = 'string') AS "emails" FROM "users" WHERE "org_id" = $1 AND "id" = $2 FOR UPDATE"#,
+            2,
+        );
+    }
+
+    #[test]
+    fn a_person_is_recorded_for_erasure_once() {
+        let needles = Value::Array(sea_orm::sea_query::ArrayType::String, None);
+        assert_sql(
+            &erasure(Uuid::nil(), Uuid::nil(), needles),
+            r#"INSERT INTO "erasures" ("user_id", "org_id", "needles") VALUES ($1, $2, $3) ON CONFLICT ("user_id") DO NOTHING"#,
+            3,
+        );
+    }
 
     #[test]
     fn needles_are_distinct_and_long_enough() {
