@@ -9,7 +9,8 @@ use uuid::Uuid;
 /// The columns a sign-in reads of a person.
 const PERSON: [&str; 4] = ["id", "user_name", "active", "session_generation"];
 
-/// Most people one email may name (more than one active is refused anyway).
+/// The most directory-email matches read and locked (two active ones are refused as
+/// ambiguous anyway).
 const MAX_EMAIL_MATCHES: u64 = 10;
 
 /// The org row, locked for a change of its settings: `has_secret`.
