@@ -13,7 +13,6 @@ use super::Tx;
 use super::{ApplyContext, Audit, audit};
 use chrono::{DateTime, Duration, Utc};
 use common::{
-    db::stmt,
     messages::{DecideGuard, Envelope, GuardDecision, Reply},
     metrics::{GUARD_HELD, GUARD_TRIPS},
 };
@@ -114,19 +113,12 @@ pub(crate) fn decide(
 
 /// Locks the org's guard row (creating it with the defaults if missing).
 async fn lock(tx: &Tx<'_>, org_id: Uuid) -> Result<Guard, DbErr> {
-    let select = "SELECT enabled, threshold_percent, min_count, window_minutes, tripped_at, \
-                  rejected_until FROM deprovision_guards WHERE org_id = $1 FOR UPDATE";
-    if let Some(r) = tx.query_one_raw(stmt(select, [org_id.into()])).await? {
+    if let Some(r) = tx.query_one(&sql::locked_guard(org_id)).await? {
         return Guard::from_row(&r);
     }
-    tx.execute_raw(stmt(
-        "INSERT INTO deprovision_guards (org_id) SELECT id FROM orgs WHERE id = $1 \
-         ON CONFLICT DO NOTHING",
-        [org_id.into()],
-    ))
-    .await?;
+    tx.execute(&sql::create_guard(org_id)).await?;
     let r = tx
-        .query_one_raw(stmt(select, [org_id.into()]))
+        .query_one(&sql::locked_guard(org_id))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("organisation not found".into()))?;
     Guard::from_row(&r)
@@ -147,31 +139,16 @@ pub(super) async fn check(
     if !g.enabled {
         return Ok(None);
     }
+    let window = i32::try_from(g.window_minutes).unwrap_or(60);
     let row = tx
-        .query_one_raw(stmt(
-            "SELECT now() AS now, \
-               (SELECT decision FROM deprovision_holds WHERE org_id = $1 AND user_id = $2) AS decision, \
-               (SELECT count(*) FROM deprovision_holds WHERE org_id = $1 AND user_id = $2) AS held, \
-               (SELECT count(*) FROM deprovisions WHERE org_id = $1 AND at > now() - make_interval(mins => $3)) AS recent, \
-               (SELECT count(*) FROM users WHERE org_id = $1 AND active) AS active",
-            [
-                org_id.into(),
-                user_id.into(),
-                i32::try_from(g.window_minutes).unwrap_or(60).into(),
-            ],
-        ))
+        .query_one(&sql::counts(org_id, user_id, window))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("no row".into()))?;
     let now: DateTime<Utc> = row.try_get("", "now")?;
     // A rejection that has run out: the guard is armed again, and what it refused may be
     // tried afresh.
     if g.rejected_until.is_some_and(|u| u <= now) {
-        tx.execute_raw(stmt(
-            "WITH g AS (UPDATE deprovision_guards SET rejected_until = NULL WHERE org_id = $1) \
-             DELETE FROM deprovision_holds WHERE org_id = $1 AND decision = 'rejected'",
-            [org_id.into()],
-        ))
-        .await?;
+        tx.execute(&sql::rearm(org_id)).await?;
         g.rejected_until = None;
     }
     let decision: Option<String> = row.try_get("", "decision")?;
@@ -186,19 +163,8 @@ pub(super) async fn check(
     match decide(&g, hold, recent, active, now) {
         Verdict::Pass { counted } => {
             // Rows that fell out of the window go as new ones come in.
-            tx.execute_raw(stmt(
-                "WITH h AS (DELETE FROM deprovision_holds WHERE org_id = $1 AND user_id = $2), \
-                      o AS (DELETE FROM deprovisions WHERE org_id = $1 \
-                            AND at <= now() - make_interval(mins => $4)) \
-                 INSERT INTO deprovisions (org_id, user_id) SELECT $1, $2 WHERE $3",
-                [
-                    org_id.into(),
-                    user_id.into(),
-                    counted.into(),
-                    i32::try_from(g.window_minutes).unwrap_or(60).into(),
-                ],
-            ))
-            .await?;
+            tx.execute(&sql::pass(org_id, user_id, counted, window))
+                .await?;
             Ok(None)
         }
         Verdict::Hold {
@@ -235,19 +201,8 @@ async fn record_hold(
     action: &str,
     decision: Option<&str>,
 ) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "INSERT INTO deprovision_holds (org_id, user_id, action, decision) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (org_id, user_id) DO UPDATE SET action = EXCLUDED.action, \
-           last_attempt_at = now(), attempts = deprovision_holds.attempts + 1, \
-           decision = COALESCE(EXCLUDED.decision, deprovision_holds.decision)",
-        [
-            org_id.into(),
-            user_id.into(),
-            action.into(),
-            decision.map(str::to_owned).into(),
-        ],
-    ))
-    .await?;
+    tx.execute(&sql::record_hold(org_id, user_id, action, decision))
+        .await?;
     Ok(())
 }
 
@@ -259,11 +214,7 @@ async fn trip(
     recent: i64,
     limit: i64,
 ) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "UPDATE deprovision_guards SET tripped_at = now() WHERE org_id = $1",
-        [org_id.into()],
-    ))
-    .await?;
+    tx.execute(&sql::trip(org_id)).await?;
     tracing::warn!(%org_id, recent, limit, "mass-deprovisioning guard tripped; deactivations and deletions are held");
     audit(
         tx,
@@ -328,24 +279,11 @@ pub(super) async fn decide_command(
             "the mass-deprovisioning guard holds nothing to approve or reject",
         ));
     }
-    let (sql, action) = match cmd.decision {
-        GuardDecision::Approve => (
-            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL WHERE org_id = $1), \
-                  d AS (DELETE FROM deprovisions WHERE org_id = $1) \
-             UPDATE deprovision_holds SET decision = 'approved' \
-             WHERE org_id = $1 AND decision IS NULL RETURNING user_id",
-            "deprovision_guard.approved",
-        ),
-        GuardDecision::Reject => (
-            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL, \
-                          rejected_until = tripped_at + make_interval(mins => window_minutes) \
-                        WHERE org_id = $1) \
-             UPDATE deprovision_holds SET decision = 'rejected' \
-             WHERE org_id = $1 AND decision IS NULL RETURNING user_id",
-            "deprovision_guard.rejected",
-        ),
+    let (statement, action) = match cmd.decision {
+        GuardDecision::Approve => (sql::approve(org_id), "deprovision_guard.approved"),
+        GuardDecision::Reject => (sql::reject(org_id), "deprovision_guard.rejected"),
     };
-    let held = tx.query_all_raw(stmt(sql, [org_id.into()])).await?.len();
+    let held = tx.query_all(&statement).await?.len();
     let until = (cmd.decision == GuardDecision::Reject)
         .then(|| {
             g.tripped_at
@@ -372,15 +310,12 @@ pub(super) async fn decide_command(
 /// A reactivated person no longer counts toward the window: the guard counts people
 /// gone, not deactivate/reactivate churn.
 pub(super) async fn reactivated(tx: &Tx<'_>, org_id: Uuid, user_id: Uuid) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "DELETE FROM deprovisions WHERE org_id = $1 AND user_id = $2",
-        [org_id.into(), user_id.into()],
-    ))
-    .await?;
+    tx.execute(&sql::uncount(org_id, user_id)).await?;
     Ok(())
 }
 
 mod settings;
+mod sql;
 pub(super) use settings::{settings_json, update_settings};
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The guard's settings: as the admin API shows them, and changed by an admin.
 
 use super::super::Tx;
-use super::lock;
-use common::{db::stmt, messages::GuardSettings};
+use super::{lock, sql};
+use common::messages::GuardSettings;
 use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::json;
 use uuid::Uuid;
@@ -30,28 +30,15 @@ pub(in crate::apply) async fn update_settings(
     lock(tx, org_id).await?;
     if s.enabled == Some(false) {
         // Off means off: nothing stays held or refused, and the count starts afresh.
-        tx.execute_raw(stmt(
-            "WITH g AS (UPDATE deprovision_guards SET tripped_at = NULL, rejected_until = NULL \
-                        WHERE org_id = $1), \
-                  d AS (DELETE FROM deprovisions WHERE org_id = $1) \
-             DELETE FROM deprovision_holds WHERE org_id = $1",
-            [org_id.into()],
-        ))
-        .await?;
+        tx.execute(&sql::switch_off(org_id)).await?;
     }
     let int = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
-    tx.execute_raw(stmt(
-        "UPDATE deprovision_guards SET enabled = COALESCE($2, enabled), \
-           threshold_percent = COALESCE($3, threshold_percent), \
-           min_count = COALESCE($4, min_count), window_minutes = COALESCE($5, window_minutes) \
-         WHERE org_id = $1",
-        [
-            org_id.into(),
-            s.enabled.into(),
-            int(s.threshold_percent).into(),
-            int(s.min_count).into(),
-            int(s.window_minutes).into(),
-        ],
+    tx.execute(&sql::update_settings(
+        org_id,
+        s.enabled,
+        int(s.threshold_percent),
+        int(s.min_count),
+        int(s.window_minutes),
     ))
     .await?;
     Ok(())
