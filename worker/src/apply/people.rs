@@ -5,12 +5,19 @@
 use super::Tx;
 use super::{ApplyContext, Audit, Side, audit_with, manager, not_found, scim_error, users};
 use common::{
-    db::{entities::user, reads::org_mapping, stmt},
+    db::{
+        entities::user,
+        reads::{org_mapping, users_with_their_org},
+        sql::now,
+    },
     mapping::{self, CUSTOM_PREFIX, Policy, STANDARD_FIELDS},
     messages::{Envelope, Reply, UpdatePerson, events},
     scim::model::UserInput,
 };
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{
+    ConnectionTrait, DbErr, FromQueryResult,
+    sea_query::{Asterisk, Expr, ExprTrait, LockType, Query, SelectStatement, UpdateStatement},
+};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -54,14 +61,7 @@ pub(super) async fn update(
             format!("{f} must be a string or null"),
         ));
     }
-    let Some(row) = tx
-        .query_one_raw(stmt(
-            "SELECT u.*, o.lock_synced_fields FROM users u JOIN orgs o ON o.id = u.org_id \
-             WHERE u.org_id = $1 AND u.id = $2 FOR UPDATE OF u",
-            [org_id.into(), cmd.user_id.into()],
-        ))
-        .await?
-    else {
+    let Some(row) = tx.query_one(&locked_person(org_id, cmd.user_id)).await? else {
         return Ok(not_found("User", cmd.user_id));
     };
     let old = user::Model::from_query_result(&row, "")?;
@@ -118,21 +118,7 @@ pub(super) async fn update(
         ));
     }
     let row = tx
-        .query_one_raw(stmt(
-            "UPDATE users SET resource = $3, profile = $4, display_name = $5, given_name = $6, family_name = $7, \
-                 email = $8, version = version + 1, updated_at = now() \
-             WHERE org_id = $1 AND id = $2 RETURNING *",
-            [
-                org_id.into(),
-                cmd.user_id.into(),
-                Value::Object(input.resource.clone()).into(),
-                Value::Object(profile.clone()).into(),
-                input.display_name.clone().into(),
-                input.given_name.clone().into(),
-                input.family_name.clone().into(),
-                input.email.clone().into(),
-            ],
-        ))
+        .query_one(&write_person(org_id, cmd.user_id, &input, &profile))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the locked user vanished".into()))?;
     let mut u = user::Model::from_query_result(&row, "")?;
@@ -157,4 +143,55 @@ pub(super) async fn update(
         200,
         json!({"id": u.id, "fields": profile, "version": u.version}),
     ))
+}
+
+/// The person with their org's `lock_synced_fields`, locked (`FOR UPDATE OF u`: the org
+/// row is only read).
+fn locked_person(org_id: Uuid, user_id: Uuid) -> SelectStatement {
+    users_with_their_org()
+        .column(("u", Asterisk))
+        .column(("o", "lock_synced_fields"))
+        .and_where(Expr::col(("u", "org_id")).eq(org_id))
+        .and_where(Expr::col(("u", "id")).eq(user_id))
+        .lock_with_tables(LockType::Update, ["u"])
+        .to_owned()
+}
+
+/// The edited person written, with a new version, `RETURNING *`.
+fn write_person(
+    org_id: Uuid,
+    user_id: Uuid,
+    input: &UserInput,
+    profile: &Map<String, Value>,
+) -> UpdateStatement {
+    Query::update()
+        .table("users")
+        .value("resource", Value::Object(input.resource.clone()))
+        .value("profile", Value::Object(profile.clone()))
+        .value("display_name", input.display_name.clone())
+        .value("given_name", input.given_name.clone())
+        .value("family_name", input.family_name.clone())
+        .value("email", input.email.clone())
+        .value("version", Expr::col("version").add(1))
+        .value("updated_at", now())
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("id").eq(user_id))
+        .returning_all()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::PostgresQueryBuilder;
+
+    #[test]
+    fn the_person_is_locked_but_not_their_org() {
+        let (sql, values) = locked_person(Uuid::nil(), Uuid::nil()).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT "u".*, "o"."lock_synced_fields" FROM "users" AS "u" INNER JOIN "orgs" AS "o" ON "o"."id" = "u"."org_id" WHERE "u"."org_id" = $1 AND "u"."id" = $2 FOR UPDATE OF "u""#
+        );
+        assert_eq!(values.0.len(), 2);
+    }
 }
