@@ -24,11 +24,11 @@
 use super::Tx;
 use super::{Audit, audit};
 use common::{
-    db::{entities::user, stmt},
+    db::entities::user,
     messages::Envelope,
     org_chart::{self, MatchKey},
 };
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
@@ -51,11 +51,7 @@ pub(super) async fn resolve(
     let awaited = old.is_none_or(|o| keys_changed(o, new));
     if raw.is_none() && old_ref.is_some() {
         // Cleared: no link, nothing to wait for; dropping a link needs no lock.
-        tx.execute_raw(stmt(
-            "UPDATE users SET manager_id = NULL, manager_ref = NULL WHERE org_id = $1 AND id = $2",
-            [org_id.into(), new.id.into()],
-        ))
-        .await?;
+        tx.execute(&sql::clear_link(org_id, new.id)).await?;
         new.manager_ref = None;
         new.manager_id = None;
     }
@@ -130,18 +126,7 @@ async fn lock_values(
     arrives_with: &[String],
 ) -> Result<Vec<MatchKey>, DbErr> {
     let row = tx
-        .query_one_raw(stmt(
-            "SELECT to_jsonb(o.manager_match) AS keys, \
-                 (SELECT count(CASE WHEN s.x THEN pg_advisory_xact_lock(s.h) ELSE pg_advisory_xact_lock_shared(s.h) END) \
-                  FROM (SELECT a.h, bool_or(a.x) AS x FROM ( \
-                      SELECT hashtextextended($1::text || ':' || t.v, 7262810515) AS h, false AS x \
-                      FROM jsonb_array_elements_text($2::jsonb) AS t (v) \
-                      UNION ALL SELECT hashtextextended($1::text || ':' || t.v, 7262810515), true \
-                      FROM jsonb_array_elements_text($3::jsonb) AS t (v)) a \
-                  GROUP BY a.h ORDER BY a.h) s) AS locked \
-             FROM orgs o WHERE o.id = $1",
-            [org_id.into(), json!(waits_on).into(), json!(arrives_with).into()],
-        ))
+        .query_one(&sql::lock_values(org_id, waits_on, arrives_with))
         .await?;
     let keys: Json = match row {
         Some(r) => r.try_get("", "keys")?,
@@ -154,38 +139,8 @@ async fn lock_values(
 /// Takes the org's chart lock (until commit), after any value locks: every change that
 /// can close a cycle holds it, so each one's cycle check sees every link made before it.
 async fn lock_chart(tx: &Tx<'_>, org_id: Uuid) -> Result<(), DbErr> {
-    tx.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock(hashtextextended('roster.org_chart:' || $1::text, 0))",
-        [org_id.into()],
-    ))
-    .await?;
+    tx.execute(&sql::lock_chart(org_id)).await?;
     Ok(())
-}
-
-/// The SQL for "the first person matching `$3` by the keys in order" (`$1` the org; an
-/// `id` key adds its UUID as the next parameter).
-fn candidate_sql(keys: &[MatchKey], raw: &str, values: &mut Vec<Value>) -> String {
-    let parts: Vec<String> = org_chart::applicable(keys, raw)
-        .into_iter()
-        .map(|k| {
-            let cond = match k {
-                MatchKey::Id => {
-                    values.push(Uuid::parse_str(raw).unwrap_or_default().into());
-                    format!("id = ${}", values.len())
-                }
-                MatchKey::ExternalId => "external_id = $3".to_owned(),
-                MatchKey::Email => "lower(email) = lower($3)".to_owned(),
-                MatchKey::UserName => "lower(user_name) = lower($3)".to_owned(),
-                MatchKey::EmployeeNumber => "profile->>'employee_number' = $3".to_owned(),
-            };
-            format!("(SELECT id FROM users WHERE org_id = $1 AND {cond} ORDER BY id LIMIT 1)")
-        })
-        .collect();
-    match parts.len() {
-        0 => "NULL::uuid".to_owned(),
-        1 => parts.join(""),
-        _ => format!("COALESCE({})", parts.join(", ")),
-    }
 }
 
 /// Links `u` to the person its raw value names, unless that closes a cycle; no match
@@ -198,23 +153,9 @@ async fn link_own(
     keys: &[MatchKey],
     raw: String,
 ) -> Result<(), DbErr> {
-    let mut values: Vec<Value> = vec![org_id.into(), u.id.into(), raw.clone().into()];
-    let candidate = candidate_sql(keys, &raw, &mut values);
+    let candidate = sql::candidate(org_id, keys, &raw);
     let row = tx
-        .query_one_raw(stmt(
-            &format!(
-                "WITH RECURSIVE cand AS (SELECT {candidate} AS id), \
-                 up (id, manager_id) AS ( \
-                     SELECT u.id, u.manager_id FROM users u JOIN cand ON u.id = cand.id \
-                     UNION SELECT u.id, u.manager_id FROM users u JOIN up ON u.id = up.manager_id), \
-                 decision AS (SELECT cand.id, EXISTS (SELECT 1 FROM up WHERE up.id = $2) AS cycle FROM cand), \
-                 linked AS (UPDATE users SET manager_id = d.id, manager_ref = $3 FROM decision d \
-                     WHERE users.org_id = $1 AND users.id = $2 AND NOT d.cycle RETURNING users.id) \
-                 SELECT d.id AS manager_id, d.cycle, m.user_name AS manager_user_name \
-                 FROM decision d LEFT JOIN users m ON m.id = d.id"
-            ),
-            values,
-        ))
+        .query_one(&sql::link_own(org_id, u.id, &raw, candidate))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("no resolution row".into()))?;
     let manager: Option<Uuid> = row.try_get("", "manager_id")?;
@@ -301,6 +242,7 @@ fn key_values(m: &user::Model, keys: &[MatchKey]) -> (Vec<String>, Vec<String>, 
     (all, exact, folded)
 }
 
+mod sql;
 mod waiting;
 use waiting::{any_waiting, link_waiting};
 

@@ -54,36 +54,3 @@ fn only_keys_someone_may_wait_on_count_as_changed() {
     c.profile = json!({"employee_number": "9"});
     assert!(keys_changed(&a, &c));
 }
-
-#[test]
-fn candidates_follow_the_key_order() {
-    let mut values = vec![
-        Value::from(Uuid::nil()),
-        Value::from(Uuid::nil()),
-        Value::from("x"),
-    ];
-    let sql = candidate_sql(
-        &[MatchKey::Email, MatchKey::Id, MatchKey::ExternalId],
-        "boss@x",
-        &mut values,
-    );
-    assert!(
-        sql.starts_with("COALESCE((SELECT id FROM users WHERE org_id = $1 AND lower(email)"),
-        "{sql}"
-    );
-    assert!(
-        !sql.contains("id = $4"),
-        "no id key for a value that is not a UUID: {sql}"
-    );
-    assert_eq!(values.len(), 3);
-    let id = Uuid::now_v7().to_string();
-    let sql = candidate_sql(&[MatchKey::Id], &id, &mut values);
-    assert_eq!(
-        sql,
-        "(SELECT id FROM users WHERE org_id = $1 AND id = $4 ORDER BY id LIMIT 1)"
-    );
-    assert_eq!(
-        candidate_sql(&[MatchKey::Id], "boss", &mut values),
-        "NULL::uuid"
-    );
-}

@@ -2,36 +2,21 @@
 //! with their events, in one statement however many they are.
 
 use super::super::{Audit, Tx, audit};
-use super::{key_values, refused};
+use super::{key_values, refused, sql};
 use common::{
-    db::{entities::user, stmt},
+    db::entities::user,
     messages::{Envelope, UserEvent, events},
     org_chart::MatchKey,
 };
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, sea_query::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
-/// People of org `$1` other than `$2` waiting on a value among `$3` (lowercased), equal
-/// to one of `$4` (keys compared exactly) or, lowercased, to one of `$5` (the others).
-/// The first test is the `users_waiting_manager` index.
-const WAITING: &str = "r.org_id = $1 AND r.id <> $2 AND r.manager_id IS NULL AND r.manager_ref IS NOT NULL \
-     AND lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
-     AND (r.manager_ref = ANY (ARRAY(SELECT jsonb_array_elements_text($4::jsonb))) \
-          OR lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($5::jsonb))))";
-
-/// The parameters of [`WAITING`] for `m`; `None` when `m` has no value anyone could wait on.
-fn waiting_params(org_id: Uuid, m: &user::Model, keys: &[MatchKey]) -> Option<Vec<Value>> {
-    let (all, exact, folded) = key_values(m, keys);
-    (!all.is_empty()).then(|| {
-        vec![
-            org_id.into(),
-            m.id.into(),
-            json!(all).into(),
-            json!(exact).into(),
-            json!(folded).into(),
-        ]
-    })
+/// The people waiting on one of `m`'s keys ([`sql::waiting`]); `None` when `m` has no value
+/// anyone could wait on.
+fn waiting(org_id: Uuid, m: &user::Model, keys: &[MatchKey]) -> Option<Expr> {
+    let values = key_values(m, keys);
+    (!values.0.is_empty()).then(|| sql::waiting(org_id, m.id, &values))
 }
 
 /// Whether anyone waits on one of `m`'s keys.
@@ -41,15 +26,10 @@ pub(super) async fn any_waiting(
     m: &user::Model,
     keys: &[MatchKey],
 ) -> Result<bool, DbErr> {
-    let Some(params) = waiting_params(org_id, m, keys) else {
+    let Some(waiting) = waiting(org_id, m, keys) else {
         return Ok(false);
     };
-    let row = tx
-        .query_one_raw(stmt(
-            &format!("SELECT EXISTS (SELECT 1 FROM users r WHERE {WAITING}) AS found"),
-            params,
-        ))
-        .await?;
+    let row = tx.query_one(&sql::any_waiting(waiting)).await?;
     match row {
         Some(r) => r.try_get("", "found"),
         None => Ok(false),
@@ -66,28 +46,10 @@ pub(super) async fn link_waiting(
     m: &user::Model,
     keys: &[MatchKey],
 ) -> Result<(), DbErr> {
-    let Some(params) = waiting_params(org_id, m, keys) else {
+    let Some(waiting) = waiting(org_id, m, keys) else {
         return Ok(());
     };
-    let rows = tx
-        .query_all_raw(stmt(
-            &format!("WITH RECURSIVE up (id, manager_id) AS ( \
-                 SELECT id, manager_id FROM users WHERE id = $2 \
-                 UNION SELECT u.id, u.manager_id FROM users u JOIN up ON u.id = up.manager_id), \
-             cand AS ( \
-                 SELECT r.id, r.user_name, r.manager_ref, r.id IN (SELECT id FROM up) AS cycle FROM users r \
-                 WHERE {WAITING}), \
-             linked AS ( \
-                 UPDATE users u SET manager_id = $2, version = u.version + 1, updated_at = now() \
-                 FROM cand WHERE u.id = cand.id AND NOT cand.cycle \
-                   AND u.manager_id IS NULL AND u.manager_ref = cand.manager_ref \
-                 RETURNING u.id, u.version, u.user_name) \
-             SELECT true AS linked, id, version, user_name, NULL::text AS manager_ref FROM linked \
-             UNION ALL \
-             SELECT false, id, NULL, user_name, manager_ref FROM cand WHERE cycle"),
-            params,
-        ))
-        .await?;
+    let rows = tx.query_all(&sql::link_waiting(m.id, waiting)).await?;
     // Their events and activity entries are effects, written in order with the batch's.
     let mut linked = 0;
     for r in &rows {
