@@ -12,7 +12,10 @@ use common::{
         Publisher, Topology, consume::ack, dead_letter::dead_letter, retry::retry_later,
         topology::RetryTarget,
     },
-    db::{is_transient, redact, sql::now},
+    db::{
+        is_transient, redact,
+        sql::{and_key_share, now},
+    },
     messages::{Envelope, UserEvent, events},
     metrics::{INVITE_DELAY, INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED, SMTP_SEND_DURATION},
     secret::{self, TokenKind},
@@ -20,7 +23,7 @@ use common::{
 use lapin::message::Delivery;
 use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
     sea_query::{Expr, JoinType, LockType, Query, UpdateStatement},
 };
 use std::{sync::Arc, time::Duration};
@@ -252,9 +255,7 @@ fn pending_invite(user_id: Uuid, org_id: Uuid) -> Statement {
         .and_where(Expr::col(("i", "sent_at")).is_null())
         .lock_with_tables(LockType::Update, ["i"])
         .to_owned();
-    let mut statement = DbBackend::Postgres.build(&q);
-    statement.sql.push_str(r#" FOR KEY SHARE OF "u""#);
-    statement
+    and_key_share(&q, "u")
 }
 
 /// Records the invite sent, with its link's digest and expiry, unless already recorded.

@@ -3,7 +3,10 @@
 //! still numbered by the builder, never by hand. (`$1` inside a fragment names the
 //! fragment's own first operand.)
 
-use sea_orm::sea_query::Expr;
+use sea_orm::{
+    DbBackend, Statement,
+    sea_query::{Expr, PostgresQueryBuilder, QueryStatementWriter, SelectStatement},
+};
 
 /// `make_interval(secs => …)`: a window in seconds (PostgreSQL's named argument, which
 /// sea-query's function calls cannot spell).
@@ -46,11 +49,31 @@ pub fn text_array(json: impl Into<Expr>) -> Expr {
     )
 }
 
+/// Asserts that `statement` renders as `sql` with `values` bound parameters: for the tests
+/// that pin a statement's SQL.
+#[track_caller]
+pub fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
+    let (built, bound) = statement.build(PostgresQueryBuilder);
+    assert_eq!(built, sql);
+    assert_eq!(bound.0.len(), values, "{built}");
+}
+
+/// `query` rendered for PostgreSQL, with `FOR KEY SHARE OF <table>` added after its own
+/// locking clause: sea-query writes one locking clause a statement. The clause binds no
+/// value, so the builder's numbering holds.
+pub fn and_key_share(query: &SelectStatement, table: &str) -> Statement {
+    let mut statement = DbBackend::Postgres.build(query);
+    statement
+        .sql
+        .push_str(&format!(r#" FOR KEY SHARE OF "{table}""#));
+    statement
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::db::uuid_array;
-    use sea_orm::sea_query::{ExprTrait, PostgresQueryBuilder, Query};
+    use sea_orm::sea_query::{ExprTrait, Query};
 
     #[test]
     fn fragments_take_the_builders_numbering() {

@@ -167,14 +167,7 @@ fn erasure(org_id: Uuid, user_id: Uuid, needles: Value) -> InsertStatement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
-
-    /// `statement` renders as `sql` with `values` bound parameters.
-    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
-        let (built, bound) = statement.build(PostgresQueryBuilder);
-        assert_eq!(built, sql);
-        assert_eq!(bound.0.len(), values, "{built}");
-    }
+    use common::db::sql::assert_sql;
 
     #[test]
     fn the_policy_erases_only_someone_still_due() {

@@ -4,11 +4,14 @@
 
 use super::{Audit, Tx, audit};
 use common::{
-    db::{entities::user, sql::now},
+    db::{
+        entities::user,
+        sql::{and_key_share, now},
+    },
     messages::{AcceptInvite, Envelope, Reply},
 };
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, Statement,
+    ConnectionTrait, DbErr, Statement,
     sea_query::{Expr, ExprTrait, JoinType, LockType, Query, UpdateStatement},
 };
 use serde_json::{Value, json};
@@ -146,9 +149,7 @@ fn invite_by_token(token_hash: &str, org_id: Uuid) -> Statement {
         .and_where(Expr::col(("i", "org_id")).eq(org_id))
         .lock_with_tables(LockType::Update, ["i"])
         .to_owned();
-    let mut statement = DbBackend::Postgres.build(&q);
-    statement.sql.push_str(r#" FOR KEY SHARE OF "u""#);
-    statement
+    and_key_share(&q, "u")
 }
 
 /// Accepts the person's own invite of the token if it is open (not used, not expired):
@@ -179,14 +180,7 @@ fn accepted(user_id: Uuid, detail: Value) -> Audit<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
-
-    /// `statement` renders as `sql` with `values` bound parameters.
-    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
-        let (built, bound) = statement.build(PostgresQueryBuilder);
-        assert_eq!(built, sql);
-        assert_eq!(bound.0.len(), values, "{built}");
-    }
+    use common::db::sql::assert_sql;
 
     #[test]
     fn an_invite_is_read_locked_with_its_person_key_share_locked() {

@@ -207,14 +207,8 @@ fn reply_of(command_id: Uuid, org_id: Option<Uuid>) -> SelectStatement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
-
-    /// `statement` renders as `sql` with `values` bound parameters.
-    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
-        let (built, bound) = statement.build(PostgresQueryBuilder);
-        assert_eq!(built, sql);
-        assert_eq!(bound.0.len(), values, "{built}");
-    }
+    use common::db::sql::assert_sql;
+    use sea_orm::sea_query::PostgresQueryBuilder;
 
     #[test]
     fn an_unapplied_command_claims_its_id_and_logs_it_in_one_statement() {

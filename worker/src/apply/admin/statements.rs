@@ -93,14 +93,7 @@ pub(super) fn settings_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
-
-    /// `statement` renders as `sql` with `values` bound parameters.
-    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
-        let (built, bound) = statement.build(PostgresQueryBuilder);
-        assert_eq!(built, sql);
-        assert_eq!(bound.0.len(), values, "{built}");
-    }
+    use common::db::sql::assert_sql;
 
     #[test]
     fn an_org_comes_with_its_guard_in_one_statement() {

@@ -124,14 +124,7 @@ pub(super) fn sign_out(org_id: Uuid, user_id: Uuid) -> UpdateStatement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
-
-    /// `statement` renders as `sql` with `values` bound parameters.
-    fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
-        let (built, bound) = statement.build(PostgresQueryBuilder);
-        assert_eq!(built, sql);
-        assert_eq!(bound.0.len(), values, "{built}");
-    }
+    use common::db::sql::assert_sql;
 
     #[test]
     fn turning_sign_in_off_forgets_the_client_and_moves_the_generation_on() {

@@ -1,12 +1,5 @@
 use super::*;
-use sea_orm::sea_query::{PostgresQueryBuilder, QueryStatementWriter};
-
-/// `statement` renders as `sql` with `values` bound parameters.
-fn assert_sql(statement: &impl QueryStatementWriter, sql: &str, values: usize) {
-    let (built, bound) = statement.build(PostgresQueryBuilder);
-    assert_eq!(built, sql);
-    assert_eq!(bound.0.len(), values, "{built}");
-}
+use common::db::sql::assert_sql;
 
 /// `expr` as `SELECT <expr>`.
 fn select(expr: Expr) -> SelectStatement {
