@@ -13,7 +13,9 @@ use common::{
         topology::RetryTarget,
     },
     db::{
-        is_transient, redact,
+        is_transient,
+        reads::invites_with_their_person,
+        redact,
         sql::{and_key_share, now},
     },
     messages::{Envelope, UserEvent, events},
@@ -227,7 +229,7 @@ async fn process(
 fn pending_invite(user_id: Uuid, org_id: Uuid) -> Statement {
     // Imported here, not for the module: there it makes `max` on numbers ambiguous.
     use sea_orm::sea_query::ExprTrait;
-    let q = Query::select()
+    let q = invites_with_their_person()
         .columns([
             ("i", "id"),
             ("i", "email"),
@@ -237,13 +239,6 @@ fn pending_invite(user_id: Uuid, org_id: Uuid) -> Statement {
             ("u", "family_name"),
         ])
         .expr_as(Expr::col(("o", "name")), "org_name")
-        .from_as("invites", "i")
-        .join_as(
-            JoinType::InnerJoin,
-            "users",
-            "u",
-            Expr::col(("u", "id")).equals(("i", "user_id")),
-        )
         .join_as(
             JoinType::InnerJoin,
             "orgs",

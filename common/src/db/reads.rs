@@ -98,6 +98,20 @@ pub fn users_with_their_org() -> SelectStatement {
         .to_owned()
 }
 
+/// `SELECT … FROM invites AS i JOIN users AS u ON u.id = i.user_id`: invites with the
+/// person each is for, for the caller to add what it selects and where.
+pub fn invites_with_their_person() -> SelectStatement {
+    Query::select()
+        .from_as("invites", "i")
+        .join_as(
+            JoinType::InnerJoin,
+            "users",
+            "u",
+            Expr::col(("u", "id")).equals(("i", "user_id")),
+        )
+        .to_owned()
+}
+
 fn group_members_query(group_id: Uuid) -> SelectStatement {
     use group_member::{Column as M, Entity as Members};
     use user::{Column as U, Entity as Users};

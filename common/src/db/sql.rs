@@ -5,7 +5,10 @@
 
 use sea_orm::{
     DbBackend, Statement,
-    sea_query::{Expr, PostgresQueryBuilder, QueryStatementWriter, SelectStatement},
+    sea_query::{
+        CommonTableExpression, Expr, PostgresQueryBuilder, QueryStatementWriter, SelectStatement,
+        SubQueryStatement,
+    },
 };
 
 /// `make_interval(secs => …)`: a window in seconds (PostgreSQL's named argument, which
@@ -47,6 +50,15 @@ pub fn text_array(json: impl Into<Expr>) -> Expr {
         "ARRAY(SELECT k FROM jsonb_array_elements_text($1) WITH ORDINALITY AS t (k, n) ORDER BY n)",
         [json.into()],
     )
+}
+
+/// `name AS (statement)`, for a `WITH` clause (the statement may write: PostgreSQL runs a
+/// data-modifying part once, whatever reads it).
+pub fn cte(name: &str, statement: impl Into<SubQueryStatement>) -> CommonTableExpression {
+    CommonTableExpression::new()
+        .table_name(name.to_owned())
+        .query(statement)
+        .to_owned()
 }
 
 /// Asserts that `statement` renders as `sql` with `values` bound parameters: for the tests

@@ -6,13 +6,14 @@ use super::{Audit, Tx, audit};
 use common::{
     db::{
         entities::user,
+        reads::invites_with_their_person,
         sql::{and_key_share, now},
     },
     messages::{AcceptInvite, Envelope, Reply},
 };
 use sea_orm::{
     ConnectionTrait, DbErr, Statement,
-    sea_query::{Expr, ExprTrait, JoinType, LockType, Query, UpdateStatement},
+    sea_query::{Expr, ExprTrait, LockType, Query, UpdateStatement},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -133,18 +134,11 @@ fn invite_by_token(token_hash: &str, org_id: Uuid) -> Statement {
     let expired = Expr::col(("i", "expires_at"))
         .is_null()
         .or(Expr::col(("i", "expires_at")).lte(now()));
-    let q = Query::select()
+    let q = invites_with_their_person()
         .columns([("i", "id"), ("i", "user_id")])
         .expr_as(Expr::col(("i", "accepted_at")).is_not_null(), "used")
         .expr_as(expired, "expired")
         .column(("u", "active"))
-        .from_as("invites", "i")
-        .join_as(
-            JoinType::InnerJoin,
-            "users",
-            "u",
-            Expr::col(("u", "id")).equals(("i", "user_id")),
-        )
         .and_where(Expr::col(("i", "token_hash")).eq(token_hash))
         .and_where(Expr::col(("i", "org_id")).eq(org_id))
         .lock_with_tables(LockType::Update, ["i"])

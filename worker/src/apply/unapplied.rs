@@ -2,12 +2,12 @@
 //! the database — and the answers of commands applied before (their stored replies).
 
 use super::{Applied, audit::actor, to_json};
+use common::db::sql::cte;
 use common::messages::{Envelope, Reply};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr,
     sea_query::{
-        BinOper, CommonTableExpression, Expr, ExprTrait, InsertStatement, OnConflict, Query,
-        SelectStatement, WithClause, WithQuery,
+        BinOper, Expr, ExprTrait, OnConflict, Query, SelectStatement, WithClause, WithQuery,
     },
 };
 use serde_json::Value as Json;
@@ -120,12 +120,6 @@ fn claim_unapplied(env: &Envelope, reply: &Reply, action: &str) -> Result<WithQu
         .select_from(entry)
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .to_owned();
-    let cte = |name: &'static str, insert: InsertStatement| {
-        CommonTableExpression::new()
-            .table_name(name)
-            .query(insert)
-            .to_owned()
-    };
     Ok(WithClause::new()
         .cte(cte("claimed", claim))
         .cte(cte("audit", audit))

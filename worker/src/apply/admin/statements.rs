@@ -1,6 +1,7 @@
 //! The statements of admin commands with more to them than a lookup, built with sea-query
 //! (which numbers their placeholders).
 
+use common::db::sql::cte;
 use common::{
     db::sql::text_array,
     messages::{CreateOrg, UpdateSettings},
@@ -8,8 +9,7 @@ use common::{
 use sea_orm::{
     DbErr,
     sea_query::{
-        BinOper, CommonTableExpression, Expr, ExprTrait, Func, InsertStatement, OnConflict, Query,
-        UpdateStatement, WithClause, WithQuery,
+        BinOper, Expr, ExprTrait, Func, OnConflict, Query, UpdateStatement, WithClause, WithQuery,
     },
 };
 use serde_json::json;
@@ -35,12 +35,6 @@ pub(super) fn insert_org(cmd: &CreateOrg, name: &str) -> Result<WithQuery, DbErr
         .select_from(Query::select().column("id").from("o").to_owned())
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .to_owned();
-    let cte = |name: &'static str, insert: InsertStatement| {
-        CommonTableExpression::new()
-            .table_name(name)
-            .query(insert)
-            .to_owned()
-    };
     Ok(WithClause::new()
         .cte(cte("o", org))
         .cte(cte("g", guard))

@@ -1,21 +1,13 @@
 //! The guard's statements. Those that change several tables are one statement each
 //! (data-modifying `WITH`), so they apply together or not at all.
 
+use common::db::sql::cte;
 use common::db::sql::{ago, minutes, now};
 use sea_orm::sea_query::{
-    Asterisk, CommonTableExpression, DeleteStatement, Expr, ExprTrait, Func, InsertStatement,
-    LockType, OnConflict, Query, SelectStatement, SubQueryStatement, UpdateStatement, WithClause,
-    WithQuery,
+    Asterisk, DeleteStatement, Expr, ExprTrait, Func, InsertStatement, LockType, OnConflict, Query,
+    SelectStatement, UpdateStatement, WithClause, WithQuery,
 };
 use uuid::Uuid;
-
-/// `name AS (statement)`, for a `WITH` clause.
-fn cte(name: &str, statement: impl Into<SubQueryStatement>) -> CommonTableExpression {
-    CommonTableExpression::new()
-        .table_name(name.to_owned())
-        .query(statement)
-        .to_owned()
-}
 
 fn of_org(org_id: Uuid) -> Expr {
     Expr::col("org_id").eq(org_id)

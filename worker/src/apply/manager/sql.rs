@@ -2,24 +2,17 @@
 //! `WITH` whose update links only when the check passes), and so are the links of all the
 //! reports waiting for a manager.
 
+use common::db::sql::cte;
 use common::{
     db::sql::{any, now},
     org_chart::{self, MatchKey},
 };
 use sea_orm::sea_query::{
     CommonTableExpression, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement,
-    SubQueryStatement, TableRef, UnionType, UpdateStatement, WithClause, WithQuery,
+    TableRef, UnionType, UpdateStatement, WithClause, WithQuery,
 };
 use serde_json::json;
 use uuid::Uuid;
-
-/// `name AS (statement)`, for a `WITH` clause.
-fn cte(name: &str, statement: impl Into<SubQueryStatement>) -> CommonTableExpression {
-    CommonTableExpression::new()
-        .table_name(name.to_owned())
-        .query(statement)
-        .to_owned()
-}
 
 /// `up (id, manager_id)`: the person `start` selects, then their manager, and theirs, up
 /// the chart (a recursive `WITH` term).
