@@ -9,6 +9,15 @@ use sea_orm::sea_query::{
 };
 use uuid::Uuid;
 
+/// The org's guard row with `values` set.
+fn guard_set<const N: usize>(org_id: Uuid, values: [(&'static str, Expr); N]) -> UpdateStatement {
+    Query::update()
+        .table("deprovision_guards")
+        .values(values)
+        .and_where(of_org(org_id))
+        .to_owned()
+}
+
 fn of_org(org_id: Uuid) -> Expr {
     Expr::col("org_id").eq(org_id)
 }
@@ -86,11 +95,7 @@ pub(super) fn counts(org_id: Uuid, user_id: Uuid, window_minutes: i32) -> Select
 
 /// A rejection that ran out: cleared, and the holds it refused with it.
 pub(super) fn rearm(org_id: Uuid) -> WithQuery {
-    let guard = Query::update()
-        .table("deprovision_guards")
-        .value("rejected_until", Expr::null())
-        .and_where(of_org(org_id))
-        .to_owned();
+    let guard = guard_set(org_id, [("rejected_until", Expr::null())]);
     let refused = Query::delete()
         .from_table("deprovision_holds")
         .and_where(of_org(org_id))
@@ -166,21 +171,13 @@ pub(super) fn record_hold(
 }
 
 pub(super) fn trip(org_id: Uuid) -> UpdateStatement {
-    Query::update()
-        .table("deprovision_guards")
-        .value("tripped_at", now())
-        .and_where(of_org(org_id))
-        .to_owned()
+    guard_set(org_id, [("tripped_at", now())])
 }
 
 /// What is held, approved: the guard no longer tripped, the count started again, and
 /// the held people (`RETURNING user_id`) pass on their next retry.
 pub(super) fn approve(org_id: Uuid) -> WithQuery {
-    let guard = Query::update()
-        .table("deprovision_guards")
-        .value("tripped_at", Expr::null())
-        .and_where(of_org(org_id))
-        .to_owned();
+    let guard = guard_set(org_id, [("tripped_at", Expr::null())]);
     let counted = Query::delete()
         .from_table("deprovisions")
         .and_where(of_org(org_id))
@@ -194,15 +191,16 @@ pub(super) fn approve(org_id: Uuid) -> WithQuery {
 
 /// What is held, rejected: refused until the window from the trip has passed.
 pub(super) fn reject(org_id: Uuid) -> WithQuery {
-    let guard = Query::update()
-        .table("deprovision_guards")
-        .value("tripped_at", Expr::null())
-        .value(
-            "rejected_until",
-            Expr::col("tripped_at").add(minutes(Expr::col("window_minutes"))),
-        )
-        .and_where(of_org(org_id))
-        .to_owned();
+    let guard = guard_set(
+        org_id,
+        [
+            ("tripped_at", Expr::null()),
+            (
+                "rejected_until",
+                Expr::col("tripped_at").add(minutes(Expr::col("window_minutes"))),
+            ),
+        ],
+    );
     WithClause::new()
         .cte(cte("g", guard))
         .to_owned()
@@ -230,12 +228,13 @@ pub(super) fn uncount(org_id: Uuid, user_id: Uuid) -> DeleteStatement {
 
 /// The guard switched off: nothing tripped, held, refused or counted.
 pub(super) fn switch_off(org_id: Uuid) -> WithQuery {
-    let guard = Query::update()
-        .table("deprovision_guards")
-        .value("tripped_at", Expr::null())
-        .value("rejected_until", Expr::null())
-        .and_where(of_org(org_id))
-        .to_owned();
+    let guard = guard_set(
+        org_id,
+        [
+            ("tripped_at", Expr::null()),
+            ("rejected_until", Expr::null()),
+        ],
+    );
     let counted = Query::delete()
         .from_table("deprovisions")
         .and_where(of_org(org_id))
@@ -260,22 +259,23 @@ pub(super) fn update_settings(
     window_minutes: Option<i32>,
 ) -> UpdateStatement {
     let given = |value: sea_orm::Value, col: &'static str| {
-        Func::coalesce([Expr::val(value), Expr::col(col)])
+        Expr::from(Func::coalesce([Expr::val(value), Expr::col(col)]))
     };
-    Query::update()
-        .table("deprovision_guards")
-        .value("enabled", given(enabled.into(), "enabled"))
-        .value(
-            "threshold_percent",
-            given(threshold_percent.into(), "threshold_percent"),
-        )
-        .value("min_count", given(min_count.into(), "min_count"))
-        .value(
-            "window_minutes",
-            given(window_minutes.into(), "window_minutes"),
-        )
-        .and_where(of_org(org_id))
-        .to_owned()
+    guard_set(
+        org_id,
+        [
+            ("enabled", given(enabled.into(), "enabled")),
+            (
+                "threshold_percent",
+                given(threshold_percent.into(), "threshold_percent"),
+            ),
+            ("min_count", given(min_count.into(), "min_count")),
+            (
+                "window_minutes",
+                given(window_minutes.into(), "window_minutes"),
+            ),
+        ],
+    )
 }
 
 #[cfg(test)]
