@@ -18,6 +18,14 @@ fn guard_set<const N: usize>(org_id: Uuid, values: [(&'static str, Expr); N]) ->
         .to_owned()
 }
 
+/// Every row of the org in `table` removed.
+fn all_of_org(table: &'static str, org_id: Uuid) -> DeleteStatement {
+    Query::delete()
+        .from_table(table)
+        .and_where(of_org(org_id))
+        .to_owned()
+}
+
 fn of_org(org_id: Uuid) -> Expr {
     Expr::col("org_id").eq(org_id)
 }
@@ -178,10 +186,7 @@ pub(super) fn trip(org_id: Uuid) -> UpdateStatement {
 /// the held people (`RETURNING user_id`) pass on their next retry.
 pub(super) fn approve(org_id: Uuid) -> WithQuery {
     let guard = guard_set(org_id, [("tripped_at", Expr::null())]);
-    let counted = Query::delete()
-        .from_table("deprovisions")
-        .and_where(of_org(org_id))
-        .to_owned();
+    let counted = all_of_org("deprovisions", org_id);
     WithClause::new()
         .cte(cte("g", guard))
         .cte(cte("d", counted))
@@ -235,14 +240,8 @@ pub(super) fn switch_off(org_id: Uuid) -> WithQuery {
             ("rejected_until", Expr::null()),
         ],
     );
-    let counted = Query::delete()
-        .from_table("deprovisions")
-        .and_where(of_org(org_id))
-        .to_owned();
-    let holds = Query::delete()
-        .from_table("deprovision_holds")
-        .and_where(of_org(org_id))
-        .to_owned();
+    let counted = all_of_org("deprovisions", org_id);
+    let holds = all_of_org("deprovision_holds", org_id);
     WithClause::new()
         .cte(cte("g", guard))
         .cte(cte("d", counted))
