@@ -6,9 +6,9 @@
 //! what is rare).
 
 use super::{
-    Applied, ApplyContext, Batch, Item, Tx, apply_one, batch_sql,
+    Applied, ApplyContext, Batch, Item, Tx, apply_one,
     effects::{self, Effects},
-    to_json,
+    hot_sql, to_json,
     unapplied::{expire, unclaimed_reply},
 };
 use common::{
@@ -163,7 +163,7 @@ async fn claim<'e>(
         .map(|e| serde_json::json!({"id": e.id, "org_id": e.org_id, "kind": e.kind}))
         .collect();
     let claimed = tx
-        .query_all_raw(stmt(batch_sql::CLAIM, [Json::Array(rows).into()]))
+        .query_all_raw(stmt(hot_sql::CLAIM, [Json::Array(rows).into()]))
         .await?;
     claimed
         .iter()
@@ -194,7 +194,7 @@ async fn lock_in_order<'e>(
         return Ok(());
     }
     tx.query_one_raw(stmt(
-        batch_sql::LOCK_IN_ORDER,
+        hot_sql::LOCK_IN_ORDER,
         [uuid_array(&users), uuid_array(&groups)],
     ))
     .await?;
@@ -222,7 +222,7 @@ async fn store_replies(
         })
         .collect();
     let stored = tx
-        .query_all_raw(stmt(batch_sql::STORE_REPLIES, [Json::Array(rows).into()]))
+        .query_all_raw(stmt(hot_sql::STORE_REPLIES, [Json::Array(rows).into()]))
         .await?;
     stored
         .iter()

@@ -73,7 +73,7 @@ impl Effects {
 
     /// Persists and clears the effects: every audit entry, outbox event and invite in one
     /// statement (data-modifying `WITH` parts run once each), whatever their number.
-    /// The statement is the batch writer's, hand-written on purpose (see `batch_sql`).
+    /// The statement is the batch writer's, hand-written on purpose (see `hot_sql`).
     pub async fn write(&mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
         if self.is_empty() {
             return Ok(());
@@ -90,7 +90,7 @@ impl Effects {
             .collect();
         tx.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            super::batch_sql::WRITE_EFFECTS,
+            super::hot_sql::WRITE_EFFECTS,
             [json(&self.audits), json(&events), json(&self.invites)],
         ))
         .await?;

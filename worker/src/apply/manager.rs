@@ -24,7 +24,7 @@
 use super::Tx;
 use super::{Audit, audit};
 use common::{
-    db::entities::user,
+    db::{entities::user, stmt},
     messages::Envelope,
     org_chart::{self, MatchKey},
 };
@@ -126,7 +126,14 @@ async fn lock_values(
     arrives_with: &[String],
 ) -> Result<Vec<MatchKey>, DbErr> {
     let row = tx
-        .query_one(&sql::lock_values(org_id, waits_on, arrives_with))
+        .query_one_raw(stmt(
+            super::hot_sql::LOCK_VALUES,
+            [
+                org_id.into(),
+                json!(waits_on).into(),
+                json!(arrives_with).into(),
+            ],
+        ))
         .await?;
     let keys: Json = match row {
         Some(r) => r.try_get("", "keys")?,

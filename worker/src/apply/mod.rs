@@ -4,12 +4,12 @@
 
 mod admin;
 mod audit;
-mod batch_sql;
 mod commit;
 mod effects;
 mod erase;
 mod groups;
 mod guard;
+mod hot_sql;
 mod integrations;
 mod invites;
 mod manager;

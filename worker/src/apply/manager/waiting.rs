@@ -1,22 +1,33 @@
 //! The reports waiting for a manager who arrives (or whose keys change): found, and linked
 //! with their events, in one statement however many they are.
 
-use super::super::{Audit, Tx, audit};
-use super::{key_values, refused, sql};
+use super::super::{
+    Audit, Tx, audit,
+    hot_sql::{ANY_WAITING, LINK_WAITING},
+};
+use super::{key_values, refused};
 use common::{
-    db::entities::user,
+    db::{entities::user, stmt},
     messages::{Envelope, UserEvent, events},
     org_chart::MatchKey,
 };
-use sea_orm::{ConnectionTrait, DbErr, sea_query::Expr};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde_json::json;
 use uuid::Uuid;
 
-/// The people waiting on one of `m`'s keys ([`sql::waiting`]); `None` when `m` has no value
-/// anyone could wait on.
-fn waiting(org_id: Uuid, m: &user::Model, keys: &[MatchKey]) -> Option<Expr> {
-    let values = key_values(m, keys);
-    (!values.0.is_empty()).then(|| sql::waiting(org_id, m.id, &values))
+/// The parameters of `hot_sql::ANY_WAITING` and `LINK_WAITING` for `m`; `None` when `m`
+/// has no value anyone could wait on.
+fn waiting(org_id: Uuid, m: &user::Model, keys: &[MatchKey]) -> Option<[Value; 5]> {
+    let (all, exact, folded) = key_values(m, keys);
+    (!all.is_empty()).then(|| {
+        [
+            org_id.into(),
+            m.id.into(),
+            json!(all).into(),
+            json!(exact).into(),
+            json!(folded).into(),
+        ]
+    })
 }
 
 /// Whether anyone waits on one of `m`'s keys.
@@ -29,7 +40,7 @@ pub(super) async fn any_waiting(
     let Some(waiting) = waiting(org_id, m, keys) else {
         return Ok(false);
     };
-    let row = tx.query_one(&sql::any_waiting(waiting)).await?;
+    let row = tx.query_one_raw(stmt(ANY_WAITING, waiting)).await?;
     match row {
         Some(r) => r.try_get("", "found"),
         None => Ok(false),
@@ -49,7 +60,7 @@ pub(super) async fn link_waiting(
     let Some(waiting) = waiting(org_id, m, keys) else {
         return Ok(());
     };
-    let rows = tx.query_all(&sql::link_waiting(m.id, waiting)).await?;
+    let rows = tx.query_all_raw(stmt(LINK_WAITING, waiting)).await?;
     // Their events and activity entries are effects, written in order with the batch's.
     let mut linked = 0;
     for r in &rows {

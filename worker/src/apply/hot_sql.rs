@@ -1,0 +1,117 @@
+//! The statements of the measured hot path, in one place and written by hand on purpose
+//! (docs/performance.md, "Hand-written on the hot path"); everything else the worker runs
+//! is built with sea-query.
+//!
+//! - The batch writer's (group commit): one round trip each per batch however many
+//!   commands it holds. Each sends a batch's rows as one JSON document unpacked by
+//!   `jsonb_to_recordset(…) AS t (column type, …)`, whose column list sea-query cannot
+//!   spell; that keeps nulls and order, and needs one parameter per table, not one per row.
+//! - The org chart's, which every create runs ([`LOCK_VALUES`], [`LINK_WAITING`]): built
+//!   with sea-query they cost the worker 50 µs a create to build and render, and the create
+//!   benchmark lost 10 % of its throughput (the worker's CPU per create rose by a third).
+
+/// Claims the commands' ids (`$1`: `[{id, org_id, kind}]`), key-share locking their orgs;
+/// returns the ids claimed (see `commit::claim`).
+pub(super) const CLAIM: &str = "\
+    WITH t AS (SELECT * FROM jsonb_to_recordset($1) AS t (id uuid, org_id uuid, kind text)), \
+         org AS (SELECT id FROM orgs WHERE id IN (SELECT org_id FROM t) \
+                 ORDER BY id FOR KEY SHARE) \
+    INSERT INTO processed_commands (command_id, org_id, command_type) \
+    SELECT id, org_id, kind FROM t \
+    WHERE org_id IS NULL OR org_id IN (SELECT id FROM org) \
+    ON CONFLICT (command_id) DO NOTHING RETURNING command_id";
+
+/// Locks the users (`$1`) and groups (`$2`) a batch changes, in id order.
+pub(super) const LOCK_IN_ORDER: &str = "\
+    WITH u AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE), \
+         g AS (SELECT id FROM groups WHERE id = ANY($2) ORDER BY id FOR UPDATE) \
+    SELECT (SELECT count(*) FROM u) AS users, (SELECT count(*) FROM g) AS groups";
+
+/// Stores replies (`$1`: `[{id, reply, apply_by}]`) of commands whose deadline has not
+/// passed; returns the ids stored (see `commit::store_replies`).
+pub(super) const STORE_REPLIES: &str = "\
+    UPDATE processed_commands p SET reply = t.reply \
+    FROM jsonb_to_recordset($1) AS t (id uuid, reply jsonb, apply_by timestamptz) \
+    WHERE p.command_id = t.id AND roster_before_deadline(t.id, t.apply_by) \
+    RETURNING p.command_id";
+
+/// Writes a batch's activity entries (`$1`), outbox events (`$2`) and invites (`$3`, kept
+/// only for orgs that send invites) in one statement; data-modifying `WITH` parts run once
+/// each (see `effects::Effects::write`).
+pub(super) const WRITE_EFFECTS: &str = "\
+    WITH audit AS (\
+             INSERT INTO audit_log (org_id, command_id, correlation_id, actor, action, \
+                                    resource_type, resource_id, detail) \
+             SELECT org_id, command_id, correlation_id, actor, action, resource_type, \
+                    resource_id, detail \
+             FROM jsonb_to_recordset($1) AS t (org_id uuid, command_id uuid, \
+                  correlation_id text, actor text, action text, resource_type text, \
+                  resource_id text, detail jsonb)), \
+         event AS (\
+             INSERT INTO outbox (event_id, org_id, routing_key, envelope) \
+             SELECT event_id, org_id, routing_key, envelope \
+             FROM jsonb_to_recordset($2) AS t (event_id uuid, org_id uuid, \
+                  routing_key text, envelope jsonb)) \
+    INSERT INTO invites (id, org_id, user_id, email) \
+    SELECT t.id, o.id, t.user_id, t.email \
+    FROM jsonb_to_recordset($3) AS t (id uuid, org_id uuid, user_id uuid, email text) \
+    JOIN orgs o ON o.id = t.org_id AND o.send_invites \
+    ON CONFLICT (user_id) DO NOTHING";
+
+/// Locks the values a person waits on (`$2`, a JSON array: shared) and arrives with (`$3`:
+/// exclusive) for org `$1`, one advisory lock a value in hash order; returns the org's
+/// match keys (`keys`, JSON) and how many were locked (`locked`). See
+/// `manager::lock_values`.
+pub(super) const LOCK_VALUES: &str = "\
+    SELECT to_jsonb(o.manager_match) AS keys, \
+        (SELECT count(CASE WHEN s.x THEN pg_advisory_xact_lock(s.h) \
+                           ELSE pg_advisory_xact_lock_shared(s.h) END) \
+         FROM (SELECT a.h, bool_or(a.x) AS x FROM ( \
+                 SELECT hashtextextended($1::text || ':' || t.v, 7262810515) AS h, false AS x \
+                 FROM jsonb_array_elements_text($2::jsonb) AS t (v) \
+                 UNION ALL SELECT hashtextextended($1::text || ':' || t.v, 7262810515), true \
+                 FROM jsonb_array_elements_text($3::jsonb) AS t (v)) a \
+               GROUP BY a.h ORDER BY a.h) s) AS locked \
+    FROM orgs o WHERE o.id = $1";
+
+/// People `r` of org `$1` other than `$2` waiting on a value among `$3` (lowercased),
+/// equal to one of `$4` (keys compared exactly) or, lowercased, to one of `$5` (the
+/// others); all three JSON arrays. The first test is the `users_waiting_manager` index.
+macro_rules! waiting {
+    () => {
+        "r.org_id = $1 AND r.id <> $2 AND r.manager_id IS NULL AND r.manager_ref IS NOT NULL \
+         AND lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($3::jsonb))) \
+         AND (r.manager_ref = ANY (ARRAY(SELECT jsonb_array_elements_text($4::jsonb))) \
+              OR lower(r.manager_ref) = ANY (ARRAY(SELECT jsonb_array_elements_text($5::jsonb))))"
+    };
+}
+
+/// Whether anyone is waiting (see `waiting!`): `found`.
+pub(super) const ANY_WAITING: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM users r WHERE ",
+    waiting!(),
+    ") AS found"
+);
+
+/// Links everyone waiting (see `waiting!`) to the manager `$2`, but those above the
+/// manager (a cycle), with a new version. Rows: the linked (`linked` true, `id`, `version`,
+/// `user_name`), then those left waiting (`linked` false, `id`, `user_name`,
+/// `manager_ref`).
+pub(super) const LINK_WAITING: &str = concat!(
+    "WITH RECURSIVE up (id, manager_id) AS ( \
+         SELECT id, manager_id FROM users WHERE id = $2 \
+         UNION SELECT u.id, u.manager_id FROM users u JOIN up ON u.id = up.manager_id), \
+     cand AS ( \
+         SELECT r.id, r.user_name, r.manager_ref, r.id IN (SELECT id FROM up) AS cycle \
+         FROM users r WHERE ",
+    waiting!(),
+    "), \
+     linked AS ( \
+         UPDATE users u SET manager_id = $2, version = u.version + 1, updated_at = now() \
+         FROM cand WHERE u.id = cand.id AND NOT cand.cycle \
+           AND u.manager_id IS NULL AND u.manager_ref = cand.manager_ref \
+         RETURNING u.id, u.version, u.user_name) \
+     SELECT true AS linked, id, version, user_name, NULL::text AS manager_ref FROM linked \
+     UNION ALL \
+     SELECT false, id, NULL, user_name, manager_ref FROM cand WHERE cycle"
+);
