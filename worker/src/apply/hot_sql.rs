@@ -1,6 +1,6 @@
 //! The statements of the measured hot path, in one place and written by hand on purpose
-//! (docs/performance.md, "Hand-written on the hot path"); everything else the worker runs
-//! is built with sea-query.
+//! (docs/performance.md, "Hand-written on the hot path"); the other statements of
+//! `apply` are built with sea-query.
 //!
 //! - The batch writer's (group commit): one round trip each per batch however many
 //!   commands it holds. Each sends a batch's rows as one JSON document unpacked by
