@@ -27,8 +27,9 @@ pub struct Mailer {
     link: Link,
     topology: Topology,
     prefetch: u16,
-    /// Invites sent at once: each holds a database connection across its SMTP exchange
-    /// (the invite row's lock), so one fewer than the pool, and as many SMTP connections.
+    /// Invites sent at once (`MAILER_CONCURRENCY`): each holds a database connection
+    /// across its SMTP exchange (the invite row's lock), so the pool has one more, and
+    /// there are as many SMTP connections.
     concurrency: usize,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -37,12 +38,38 @@ pub struct Mailer {
     invite_key: Arc<[u8]>,
 }
 
+/// How many invites the mailer sends at once, holds unacknowledged, and the database
+/// connections it opens.
+#[derive(Debug, PartialEq)]
+struct Sizes {
+    concurrency: usize,
+    prefetch: u16,
+    connections: u32,
+}
+
+impl Sizes {
+    /// Sends at once are bounded by `MAILER_CONCURRENCY`, not by the database pool, which
+    /// is sized for them: bounded by a small pool, sends waiting on slow SMTP answers held
+    /// up the invites queued behind them (docs/performance.md, "Invites: the mailer's
+    /// concurrency"). The prefetch keeps every slot fed.
+    fn of(settings: &Settings) -> Self {
+        let concurrency = settings.mailer_concurrency.clamp(1, 64);
+        Self {
+            concurrency: usize::from(concurrency),
+            prefetch: settings.worker_prefetch.clamp(1, 64).max(concurrency),
+            connections: settings.db_max_connections.max(u32::from(concurrency) + 1),
+        }
+    }
+}
+
 impl Mailer {
     /// Connects to PostgreSQL and RabbitMQ (retrying) and prepares the SMTP transport.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let prefetch = settings.worker_prefetch.clamp(1, 64);
-        let connections = settings.db_max_connections.max(2);
-        let concurrency = usize::from(prefetch).min(connections as usize - 1);
+        let Sizes {
+            concurrency,
+            prefetch,
+            connections,
+        } = Sizes::of(settings);
         let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.smtp_url.expose())
             .context("SMTP_URL is not a valid SMTP URL")?
             .timeout(Some(Duration::from_secs(15)))
@@ -150,4 +177,36 @@ fn invite_key(settings: &Settings) -> anyhow::Result<Arc<[u8]>> {
     let mut key = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
     Ok(key.to_vec().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_sized_for_the_sends_not_the_sends_for_the_pool() {
+        let mut settings = Settings::defaults();
+        assert_eq!(
+            Sizes::of(&settings),
+            Sizes {
+                concurrency: 15,
+                prefetch: 64,
+                connections: 16
+            }
+        );
+        settings.mailer_concurrency = 4;
+        settings.worker_prefetch = 2;
+        assert_eq!(
+            Sizes::of(&settings),
+            Sizes {
+                concurrency: 4,
+                prefetch: 4,
+                connections: 16
+            }
+        );
+        settings.mailer_concurrency = 32;
+        assert_eq!(Sizes::of(&settings).connections, 33);
+        settings.mailer_concurrency = 500;
+        assert_eq!(Sizes::of(&settings).concurrency, 64);
+    }
 }

@@ -315,6 +315,7 @@ impl TestApp {
         settings.worker_prefetch = 16;
         // Tests run side by side against one PostgreSQL (100 connections by default).
         settings.db_max_connections = 5;
+        settings.mailer_concurrency = 4;
         // Few retry queues: every quorum queue costs the broker file descriptors, and the
         // tests share one broker.
         settings.retry_delays = [300, 2000].map(Duration::from_millis).to_vec();

@@ -66,6 +66,10 @@ pub struct Settings {
     pub scim_rate_limit: u32,
     /// Unacknowledged commands a worker holds at once (`WORKER_PREFETCH`).
     pub worker_prefetch: u16,
+    /// Invites the mailer sends at once (`MAILER_CONCURRENCY`, 1 to 64): each holds a
+    /// PostgreSQL connection (the invite row's lock) and an SMTP connection across its
+    /// exchange, so the mailer opens at least one more database connection than this.
+    pub mailer_concurrency: u16,
     /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).
     pub delivery_limit: u32,
     /// Members each quorum queue starts with (`QUORUM_INITIAL_GROUP_SIZE`, set as

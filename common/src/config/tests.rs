@@ -18,6 +18,7 @@ fn defaults_match_the_contract() {
     assert!(s.session_key.is_none());
     assert!(s.command_timeout < Duration::from_secs(60));
     assert_eq!(s.invite_ttl, Duration::from_secs(7 * 86_400));
+    assert_eq!(s.mailer_concurrency, 15);
 }
 
 #[test]
@@ -101,6 +102,10 @@ fn bad_values_name_the_variable() {
     vars.insert("WORKER_PREFETCH".to_owned(), "lots".to_owned());
     let err = Settings::from_vars(&vars).expect_err("must fail");
     assert_eq!(err.name, "WORKER_PREFETCH");
+    vars.insert("WORKER_PREFETCH".to_owned(), "8".to_owned());
+    vars.insert("MAILER_CONCURRENCY".to_owned(), "many".to_owned());
+    let err = Settings::from_vars(&vars).expect_err("must fail");
+    assert_eq!(err.name, "MAILER_CONCURRENCY");
 }
 
 #[test]
