@@ -16,7 +16,7 @@ use axum::Router;
 use common::{
     db::{
         entities::group,
-        query::{groups_order, groups_where},
+        query::{groups_sort_key, groups_where},
     },
     messages::{Command, CreateGroup, DeleteGroup, PatchGroup, ReplaceGroup},
     scim::{
@@ -58,7 +58,7 @@ impl Resource for Groups {
     const TABLE: Table = Table {
         name: "groups",
         filter: groups_where,
-        order: groups_order,
+        sort_key: groups_sort_key,
     };
     type Model = group::Model;
     /// Each group's members, when the projection keeps them (`None`: not read).

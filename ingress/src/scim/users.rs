@@ -14,7 +14,7 @@ use axum::Router;
 use common::{
     db::{
         entities::user,
-        query::{users_order, users_where},
+        query::{users_sort_key, users_where},
         reads::user_groups,
     },
     messages::{Command, CreateUser, DeleteUser, PatchUser, ReplaceUser},
@@ -42,7 +42,7 @@ impl Resource for Users {
     const TABLE: Table = Table {
         name: "users",
         filter: users_where,
-        order: users_order,
+        sort_key: users_sort_key,
     };
     type Model = user::Model;
     /// Each user's groups: id and display name.

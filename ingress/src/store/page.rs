@@ -11,7 +11,9 @@ use common::{
 use moka::{policy::EvictionPolicy, sync::Cache};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult,
-    sea_query::{Asterisk, Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement},
+    sea_query::{
+        Asterisk, Condition, Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement,
+    },
 };
 use std::{
     sync::LazyLock,
@@ -23,7 +25,8 @@ use uuid::Uuid;
 pub struct Table {
     pub name: &'static str,
     pub filter: fn(&filter::Filter, usize) -> Result<SqlWhere, ScimError>,
-    pub order: fn(Option<&str>, bool) -> Result<String, ScimError>,
+    /// The `sortBy` key's SQL (`None`: by id alone).
+    pub sort_key: fn(Option<&str>) -> Result<Option<String>, ScimError>,
 }
 
 /// What a page asks for: the filter, the sort, and the `startIndex` and `count`.
@@ -88,7 +91,12 @@ pub async fn fetch_page<M: FromQueryResult>(
         None => None,
     };
     let matching = matching(org_id, filter);
-    let order = (table.order)(req.sort_by, req.descending)?;
+    let key = (table.sort_key)(req.sort_by)?;
+    let dir = if req.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
     let name = table.name;
     let total: i64 = db
         .query_one(&count(name, matching.clone()))
@@ -100,7 +108,7 @@ pub async fn fetch_page<M: FromQueryResult>(
         return Ok((total, Vec::new()));
     }
     // Only the id order can be continued by a seek on the id alone.
-    let by_id = order == "id ASC" || order == "id DESC";
+    let by_id = key.is_none();
     let at = |start_index: u64| PageKey {
         table: name,
         org_id,
@@ -114,11 +122,12 @@ pub async fn fetch_page<M: FromQueryResult>(
         None
     };
     let page = match after {
-        Some(last) => seek(name, matching, &order, req.descending, last, req.limit()),
+        Some(last) => seek(name, matching, dir, last, req.limit()),
         None => window(
             name,
             matching,
-            &order,
+            key.as_deref(),
+            dir,
             req.limit(),
             req.offset().unsigned_abs(),
         ),
@@ -147,15 +156,12 @@ fn matching(org_id: Uuid, filter: Option<SqlWhere>) -> Condition {
     }
 }
 
-/// The sort's translation as sea-query's order. sea-query writes a direction after every
-/// order expression, and the translation ends in one (its id tie-breaker's), so the text
-/// before it is the expression. Without one, `ASC` is what PostgreSQL assumes anyway.
-fn sort(order: &str) -> (Expr, Order) {
-    let (head, dir) = match order.strip_suffix(" DESC") {
-        Some(head) => (head, Order::Desc),
-        None => (order.strip_suffix(" ASC").unwrap_or(order), Order::Asc),
-    };
-    (Expr::cust(head.to_owned()), dir)
+/// Sorts `q` by the `sortBy` key in `dir`, nulls last, then by id in `dir`.
+fn sorted(q: &mut SelectStatement, key: Option<&str>, dir: &Order) {
+    if let Some(key) = key {
+        q.order_by_expr_with_nulls(Expr::cust(key.to_owned()), dir.clone(), NullOrdering::Last);
+    }
+    q.order_by("id", dir.clone());
 }
 
 /// `n`: how many rows match.
@@ -171,24 +177,22 @@ fn count(table: &'static str, matching: Condition) -> SelectStatement {
 fn seek(
     table: &'static str,
     matching: Condition,
-    order: &str,
-    descending: bool,
+    dir: Order,
     last: Uuid,
     limit: u64,
 ) -> SelectStatement {
-    let (by, dir) = sort(order);
-    let past = if descending {
-        Expr::col("id").lt(last)
-    } else {
-        Expr::col("id").gt(last)
+    let past = match dir {
+        Order::Desc => Expr::col("id").lt(last),
+        _ => Expr::col("id").gt(last),
     };
-    Query::select()
+    let mut q = Query::select()
         .column(Asterisk)
         .from(table)
         .cond_where(matching.add(past))
-        .order_by_expr(by, dir)
         .limit(limit)
-        .to_owned()
+        .to_owned();
+    sorted(&mut q, None, &dir);
+    q
 }
 
 /// The page at `offset`: its ids chosen first (an index-only scan skips the rows before
@@ -196,25 +200,26 @@ fn seek(
 fn window(
     table: &'static str,
     matching: Condition,
-    order: &str,
+    key: Option<&str>,
+    dir: Order,
     limit: u64,
     offset: u64,
 ) -> SelectStatement {
-    let (by, dir) = sort(order);
-    let ids = Query::select()
+    let mut ids = Query::select()
         .column("id")
         .from(table)
         .cond_where(matching)
-        .order_by_expr(by.clone(), dir.clone())
         .limit(limit)
         .offset(offset)
         .to_owned();
-    Query::select()
+    sorted(&mut ids, key, &dir);
+    let mut q = Query::select()
         .column(Asterisk)
         .from(table)
         .and_where(Expr::col("id").in_subquery(ids))
-        .order_by_expr(by, dir)
-        .to_owned()
+        .to_owned();
+    sorted(&mut q, key, &dir);
+    q
 }
 
 /// Where a page in id order starts: the list (table, org, filter, direction) and the
@@ -274,7 +279,7 @@ impl Continuations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::db::query::{users_order, users_where};
+    use common::db::query::{users_sort_key, users_where};
     use sea_orm::{Value, sea_query::PostgresQueryBuilder};
 
     /// The org's users matching `filter`, its parameters numbered from 1 as `fetch_page`
@@ -316,12 +321,13 @@ mod tests {
 
     #[test]
     fn a_page_is_chosen_by_ids_in_the_sort_order() {
-        let order = users_order(Some("userName"), true).expect("sorts");
+        let key = users_sort_key(Some("userName")).expect("sorts");
         let m = users_matching(r#"userName sw "a""#);
-        let (sql, values) = window("users", m, &order, 100, 200).build(PostgresQueryBuilder);
+        let (sql, values) =
+            window("users", m, key.as_deref(), Order::Desc, 100, 200).build(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"SELECT * FROM "users" WHERE "id" IN (SELECT "id" FROM "users" WHERE "org_id" = $1 AND ((lower(user_name) LIKE $2 ESCAPE '\')) ORDER BY lower(user_name) DESC NULLS LAST, id DESC LIMIT $3 OFFSET $4) ORDER BY lower(user_name) DESC NULLS LAST, id DESC"#
+            r#"SELECT * FROM "users" WHERE "id" IN (SELECT "id" FROM "users" WHERE "org_id" = $1 AND ((lower(user_name) LIKE $2 ESCAPE '\')) ORDER BY lower(user_name) DESC NULLS LAST, "id" DESC LIMIT $3 OFFSET $4) ORDER BY lower(user_name) DESC NULLS LAST, "id" DESC"#
         );
         assert_eq!(values.0[2..], [Value::from(100u64), Value::from(200u64)]);
     }
@@ -330,16 +336,15 @@ mod tests {
     fn a_continued_page_seeks_past_the_last_id() {
         let m = users_matching("active eq true");
         let (sql, values) =
-            seek("users", m.clone(), "id DESC", true, Uuid::nil(), 100).build(PostgresQueryBuilder);
+            seek("users", m.clone(), Order::Desc, Uuid::nil(), 100).build(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"SELECT * FROM "users" WHERE "org_id" = $1 AND ((active = $2)) AND "id" < $3 ORDER BY id DESC LIMIT $4"#
+            r#"SELECT * FROM "users" WHERE "org_id" = $1 AND ((active = $2)) AND "id" < $3 ORDER BY "id" DESC LIMIT $4"#
         );
         assert_eq!(values.0.len(), 4);
-        let (sql, _) =
-            seek("users", m, "id ASC", false, Uuid::nil(), 100).build(PostgresQueryBuilder);
+        let (sql, _) = seek("users", m, Order::Asc, Uuid::nil(), 100).build(PostgresQueryBuilder);
         assert!(
-            sql.contains(r#"AND "id" > $3 ORDER BY id ASC LIMIT $4"#),
+            sql.contains(r#"AND "id" > $3 ORDER BY "id" ASC LIMIT $4"#),
             "{sql}"
         );
     }

@@ -56,30 +56,31 @@ fn build(
 
 type Resolver = fn(&AttrPath) -> Result<Target, ScimError>;
 
-/// The SQL to sort users by `sortBy` (RFC 7644 §3.4.2.3), ties broken by id.
-pub fn users_order(sort_by: Option<&str>, descending: bool) -> Result<String, ScimError> {
-    order(sort_by, descending, user_target)
+/// What users are sorted by for `sortBy` (RFC 7644 §3.4.2.3): the key's SQL, or `None`
+/// when none is asked (the id alone). The caller sorts by the key in the asked direction,
+/// nulls last, then by id.
+pub fn users_sort_key(sort_by: Option<&str>) -> Result<Option<String>, ScimError> {
+    sort_key(sort_by, user_target)
 }
 
-/// The SQL to sort groups by `sortBy`, ties broken by id.
-pub fn groups_order(sort_by: Option<&str>, descending: bool) -> Result<String, ScimError> {
-    order(sort_by, descending, group_target)
+/// What groups are sorted by for `sortBy` (see [`users_sort_key`]).
+pub fn groups_sort_key(sort_by: Option<&str>) -> Result<Option<String>, ScimError> {
+    sort_key(sort_by, group_target)
 }
 
-fn order(sort_by: Option<&str>, descending: bool, resolve: Resolver) -> Result<String, ScimError> {
-    let dir = if descending { "DESC" } else { "ASC" };
+fn sort_key(sort_by: Option<&str>, resolve: Resolver) -> Result<Option<String>, ScimError> {
     let Some(sort_by) = sort_by.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(format!("id {dir}"));
+        return Ok(None);
     };
     let path = AttrPath::parse(sort_by).map_err(|e| ScimError::invalid_value(e.detail))?;
-    let expr = match resolve(&path).map_err(|e| ScimError::invalid_value(e.detail))? {
+    let key = match resolve(&path).map_err(|e| ScimError::invalid_value(e.detail))? {
         Target::Text(c, true) => format!("lower({c})"),
         Target::Text(c, false) => c,
         Target::Bool(c) | Target::Time(c) => c.to_owned(),
         Target::IdText | Target::ResourceType(_) | Target::Members => "id".to_owned(),
         Target::Multi { array, sub, .. } => format!("lower(({array})->0->>'{sub}')"),
     };
-    Ok(format!("{expr} {dir} NULLS LAST, id {dir}"))
+    Ok(Some(key))
 }
 
 #[cfg(test)]
@@ -146,17 +147,22 @@ mod tests {
 
     #[test]
     fn sorting_by_attributes() {
-        assert_eq!(users_order(None, false).expect("ok"), "id ASC");
+        assert_eq!(users_sort_key(None).expect("ok"), None);
         assert_eq!(
-            users_order(Some("userName"), true).expect("ok"),
-            "lower(user_name) DESC NULLS LAST, id DESC"
+            users_sort_key(Some("userName")).expect("ok").as_deref(),
+            Some("lower(user_name)")
         );
         assert!(
-            users_order(Some("title"), false)
+            users_sort_key(Some("title"))
                 .expect("ok")
+                .expect("a key")
                 .starts_with("lower((resource->>'title'))")
         );
-        assert!(users_order(Some("bogus"), false).is_err());
+        assert_eq!(
+            users_sort_key(Some("id")).expect("ok").as_deref(),
+            Some("id")
+        );
+        assert!(users_sort_key(Some("bogus")).is_err());
     }
 
     #[test]
