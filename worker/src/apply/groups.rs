@@ -273,9 +273,6 @@ pub(super) async fn delete(
     Ok(Reply::ok(204, Value::Null))
 }
 
-#[cfg(test)]
-mod tests;
-
 /// The columns a create or a replace writes from the SCIM resource, with their values.
 fn named(input: &GroupInput) -> [Field; 3] {
     [
@@ -284,3 +281,6 @@ fn named(input: &GroupInput) -> [Field; 3] {
         ("resource", Value::Object(input.resource.clone()).into()),
     ]
 }
+
+#[cfg(test)]
+mod tests;

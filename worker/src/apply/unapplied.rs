@@ -2,8 +2,10 @@
 //! the database — and the answers of commands applied before (their stored replies).
 
 use super::{Applied, audit::actor, to_json};
-use common::db::sql::cte;
-use common::messages::{Envelope, Reply};
+use common::{
+    db::sql::cte,
+    messages::{Envelope, Reply},
+};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr,
     sea_query::{

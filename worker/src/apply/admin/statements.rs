@@ -1,9 +1,8 @@
 //! The statements of admin commands with more to them than a lookup, built with sea-query
 //! (which numbers their placeholders).
 
-use common::db::sql::cte;
 use common::{
-    db::sql::text_array,
+    db::sql::{cte, text_array},
     messages::{CreateOrg, UpdateSettings},
 };
 use sea_orm::{

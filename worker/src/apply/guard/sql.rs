@@ -1,8 +1,7 @@
 //! The guard's statements. Those that change several tables are one statement each
 //! (data-modifying `WITH`), so they apply together or not at all.
 
-use common::db::sql::cte;
-use common::db::sql::{ago, minutes, now};
+use common::db::sql::{ago, cte, minutes, now};
 use sea_orm::sea_query::{
     Asterisk, DeleteStatement, Expr, ExprTrait, Func, InsertStatement, LockType, OnConflict, Query,
     SelectStatement, UpdateStatement, WithClause, WithQuery,

@@ -3,8 +3,10 @@
 //! value locks and the links of the reports waiting for a manager — are hand-written in
 //! `hot_sql`.
 
-use common::db::sql::cte;
-use common::org_chart::{self, MatchKey};
+use common::{
+    db::sql::cte,
+    org_chart::{self, MatchKey},
+};
 use sea_orm::sea_query::{
     CommonTableExpression, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement,
     TableRef, UnionType, UpdateStatement, WithClause, WithQuery,
