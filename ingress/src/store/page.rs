@@ -24,7 +24,7 @@ use uuid::Uuid;
 /// How one resource table is queried: its name, and its filter and sort translations.
 pub struct Table {
     pub name: &'static str,
-    pub filter: fn(&filter::Filter, usize) -> Result<SqlWhere, ScimError>,
+    pub filter: fn(&filter::Filter) -> Result<SqlWhere, ScimError>,
     /// The `sortBy` key's SQL (`None`: by id alone).
     pub sort_key: fn(Option<&str>) -> Result<Option<String>, ScimError>,
 }
@@ -87,7 +87,7 @@ pub async fn fetch_page<M: FromQueryResult>(
     req: &PageRequest<'_>,
 ) -> Result<(i64, Vec<M>), PageError> {
     let filter = match req.filter {
-        Some(f) => Some((table.filter)(&filter::parse(f)?, 0)?),
+        Some(f) => Some((table.filter)(&filter::parse(f)?)?),
         None => None,
     };
     let matching = matching(org_id, filter);
@@ -282,10 +282,9 @@ mod tests {
     use common::db::query::{users_sort_key, users_where};
     use sea_orm::{Value, sea_query::PostgresQueryBuilder};
 
-    /// The org's users matching `filter`, its parameters numbered from 1 as `fetch_page`
-    /// translates it.
+    /// The org's users matching `filter`, as `fetch_page` translates it.
     fn users_matching(filter: &str) -> Condition {
-        let w = users_where(&filter::parse(filter).expect("parses"), 0).expect("translates");
+        let w = users_where(&filter::parse(filter).expect("parses")).expect("translates");
         matching(Uuid::nil(), Some(w))
     }
 

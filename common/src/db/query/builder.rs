@@ -14,7 +14,6 @@ use sea_orm::Value;
 
 pub(super) struct Builder {
     pub(super) params: Vec<Value>,
-    pub(super) offset: usize,
     pub(super) resolve: Resolver,
     /// Whether `attr[filter]` over the stored JSON applies (Users).
     pub(super) value_paths: bool,
@@ -23,7 +22,7 @@ pub(super) struct Builder {
 impl Builder {
     fn bind(&mut self, v: Value) -> String {
         self.params.push(v);
-        format!("${}", self.params.len() + self.offset)
+        format!("${}", self.params.len())
     }
 
     pub(super) fn filter(&mut self, f: &Filter) -> Result<String, ScimError> {

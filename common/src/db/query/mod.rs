@@ -3,7 +3,8 @@
 //! on an attribute Roster cannot translate is `400 invalidFilter`.
 //!
 //! [`targets`] says where each attribute is stored, [`builder`] writes the SQL. The SQL is
-//! built by hand, with `$n` placeholders numbered after the caller's: it is the SCIM
+//! built by hand, its `$n` placeholders numbered from 1, and a caller puts it into its
+//! statement as a sea-query fragment, which numbers them after its own: it is the SCIM
 //! search path, and what it writes (JSON paths, `EXISTS` over array elements, `ILIKE`
 //! escapes) is beyond what sea-query expresses without raw fragments anyway.
 
@@ -18,32 +19,26 @@ use builder::Builder;
 use sea_orm::Value;
 use targets::{Target, group_target, user_target};
 
-/// A SQL boolean expression and its parameters (`$n` numbered from `first_param`).
+/// A SQL boolean expression and its parameters (`$1`, `$2`, … in order).
 #[derive(Debug, PartialEq)]
 pub struct SqlWhere {
     pub sql: String,
     pub params: Vec<Value>,
 }
 
-/// Translates a filter on Users; parameters are numbered after `params_before`.
-pub fn users_where(filter: &Filter, params_before: usize) -> Result<SqlWhere, ScimError> {
-    build(filter, params_before, user_target, true)
+/// Translates a filter on Users.
+pub fn users_where(filter: &Filter) -> Result<SqlWhere, ScimError> {
+    build(filter, user_target, true)
 }
 
 /// Translates a filter on Groups (`displayName`, `externalId`, `id`, `members.value`, `meta.*`).
-pub fn groups_where(filter: &Filter, params_before: usize) -> Result<SqlWhere, ScimError> {
-    build(filter, params_before, group_target, false)
+pub fn groups_where(filter: &Filter) -> Result<SqlWhere, ScimError> {
+    build(filter, group_target, false)
 }
 
-fn build(
-    filter: &Filter,
-    params_before: usize,
-    resolve: Resolver,
-    value_paths: bool,
-) -> Result<SqlWhere, ScimError> {
+fn build(filter: &Filter, resolve: Resolver, value_paths: bool) -> Result<SqlWhere, ScimError> {
     let mut b = Builder {
         params: Vec::new(),
-        offset: params_before,
         resolve,
         value_paths,
     };
@@ -89,20 +84,20 @@ mod tests {
     use crate::scim::filter::parse;
 
     fn sql(f: &str) -> SqlWhere {
-        users_where(&parse(f).expect("parses"), 1).expect("translates")
+        users_where(&parse(f).expect("parses")).expect("translates")
     }
 
     #[test]
     fn username_eq_is_case_insensitive_and_bound() {
         let w = sql(r#"userName eq "Jane@Example.com""#);
-        assert_eq!(w.sql, "(lower(user_name) = $2)");
+        assert_eq!(w.sql, "(lower(user_name) = $1)");
         assert_eq!(w.params, vec![Value::from("jane@example.com".to_owned())]);
     }
 
     #[test]
     fn external_id_is_case_exact() {
         let w = sql(r#"externalId eq "00uAbC""#);
-        assert_eq!(w.sql, "(external_id = $2)");
+        assert_eq!(w.sql, "(external_id = $1)");
         assert_eq!(w.params, vec![Value::from("00uAbC".to_owned())]);
     }
 
@@ -116,7 +111,7 @@ mod tests {
     fn other_attributes_are_found_in_the_stored_resource() {
         let w = sql(r#"title co "eng" and nickName pr"#);
         assert!(
-            w.sql.contains("lower((resource->>'title')) LIKE $2"),
+            w.sql.contains("lower((resource->>'title')) LIKE $1"),
             "{}",
             w.sql
         );
@@ -132,17 +127,17 @@ mod tests {
         let w = sql(r#"phoneNumbers.value sw "+1""#);
         assert!(w.sql.contains("jsonb_array_elements"), "{}", w.sql);
         let w = sql(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#);
-        assert_eq!(w.sql, "(updated_at > $2)");
+        assert_eq!(w.sql, "(updated_at > $1)");
     }
 
     #[test]
     fn group_filters() {
-        let w = groups_where(&parse(r#"displayName eq "Eng""#).expect("parses"), 0).expect("ok");
+        let w = groups_where(&parse(r#"displayName eq "Eng""#).expect("parses")).expect("ok");
         assert_eq!(w.sql, "(lower(display_name) = $1)");
-        let w = groups_where(&parse(r#"members.value eq "ABC""#).expect("parses"), 0).expect("ok");
+        let w = groups_where(&parse(r#"members.value eq "ABC""#).expect("parses")).expect("ok");
         assert!(w.sql.contains("group_members"));
-        assert!(groups_where(&parse(r#"title eq "x""#).expect("parses"), 0).is_err());
-        assert!(groups_where(&parse(r#"members[value eq "x"]"#).expect("parses"), 0).is_err());
+        assert!(groups_where(&parse(r#"title eq "x""#).expect("parses")).is_err());
+        assert!(groups_where(&parse(r#"members[value eq "x"]"#).expect("parses")).is_err());
     }
 
     #[test]
@@ -191,7 +186,7 @@ mod tests {
             r#"meta.created gt "yesterday""#,
             r#"emails[nope eq "x"]"#,
         ] {
-            let err = users_where(&parse(f).expect("parses"), 0).expect_err(f);
+            let err = users_where(&parse(f).expect("parses")).expect_err(f);
             assert_eq!(err.scim_type.as_deref(), Some("invalidFilter"), "{f}");
         }
     }
