@@ -37,12 +37,6 @@ pub fn now() -> Expr {
     Expr::cust("now()")
 }
 
-/// `<expr> = ANY(<array>)`: membership in a bound array (one parameter however long the
-/// list, unlike `IN (…)`).
-pub fn any(expr: impl Into<Expr>, array: impl Into<Expr>) -> Expr {
-    Expr::cust_with_exprs("$1 = ANY($2)", [expr.into(), array.into()])
-}
-
 /// `ARRAY(…)` of the strings of a JSON array, in the array's order (a `text[]` from a
 /// `jsonb` list; `WITH ORDINALITY` keeps the order, which the builders cannot spell).
 pub fn text_array(json: impl Into<Expr>) -> Expr {
@@ -84,7 +78,6 @@ pub fn and_key_share(query: &SelectStatement, table: &str) -> Statement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::uuid_array;
     use sea_orm::sea_query::{ExprTrait, Query};
 
     #[test]
@@ -93,12 +86,12 @@ mod tests {
             .expr(Expr::val(7))
             .from("t")
             .and_where(Expr::col("at").lt(ago(minutes(5))))
-            .and_where(any(Expr::col("id"), uuid_array(&[uuid::Uuid::nil()])))
+            .and_where(Expr::col("id").eq(uuid::Uuid::nil()))
             .to_owned();
         let (sql, values) = q.build(PostgresQueryBuilder);
         assert_eq!(
             sql,
-            r#"SELECT $1 FROM "t" WHERE "at" < (now() - make_interval(mins => $2)) AND ("id" = ANY($3))"#
+            r#"SELECT $1 FROM "t" WHERE "at" < (now() - make_interval(mins => $2)) AND "id" = $3"#
         );
         assert_eq!(values.0.len(), 3);
     }

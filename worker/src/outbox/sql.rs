@@ -1,11 +1,10 @@
 //! The relay's statements, built with sea-query.
 
 use super::RELAY_LOCK;
-use common::db::{
-    sql::{any, now},
-    uuid_array,
+use common::db::{sql::now, uuid_array};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, Func, Order, PgFunc, Query, SelectStatement, UpdateStatement,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement, UpdateStatement};
 use uuid::Uuid;
 
 /// The relay's lock, if no other relay holds it (released at the transaction's end).
@@ -35,7 +34,7 @@ pub(super) fn mark(column: &'static str, ids: &[i64]) -> UpdateStatement {
     Query::update()
         .table("outbox")
         .value(column, now())
-        .and_where(any(Expr::col("id"), bigints(ids)))
+        .and_where(Expr::col("id").eq(PgFunc::any(bigints(ids))))
         .to_owned()
 }
 
@@ -44,7 +43,7 @@ pub(super) fn unsent_invites(people: &[Uuid]) -> SelectStatement {
     Query::select()
         .column("user_id")
         .from("invites")
-        .and_where(any(Expr::col("user_id"), uuid_array(people)))
+        .and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(people))))
         .and_where(Expr::col("sent_at").is_null())
         .to_owned()
 }
@@ -83,7 +82,7 @@ mod tests {
         let (invites, _) = unsent_invites(&[Uuid::nil()]).build(PostgresQueryBuilder);
         assert_eq!(
             invites,
-            r#"SELECT "user_id" FROM "invites" WHERE ("user_id" = ANY($1)) AND "sent_at" IS NULL"#
+            r#"SELECT "user_id" FROM "invites" WHERE "user_id" = ANY($1) AND "sent_at" IS NULL"#
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use super::super::Tx;
 use common::{
-    db::{reads::existing_users, sql::any, uuid_array},
+    db::{reads::existing_users, uuid_array},
     messages::Reply,
     scim::{
         filter::{CompValue, CompareOp, Filter},
@@ -13,7 +13,7 @@ use common::{
 use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{
-        DeleteStatement, Expr, ExprTrait, Func, InsertStatement, OnConflict, Order, Query,
+        DeleteStatement, Expr, ExprTrait, Func, InsertStatement, OnConflict, Order, PgFunc, Query,
     },
 };
 use serde_json::Value;
@@ -91,7 +91,7 @@ fn delete(group_id: Uuid, members: &[Uuid]) -> DeleteStatement {
     Query::delete()
         .from_table("group_members")
         .and_where(Expr::col("group_id").eq(group_id))
-        .and_where(any(Expr::col("user_id"), uuid_array(members)))
+        .and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(members))))
         .to_owned()
 }
 
@@ -120,7 +120,7 @@ pub(super) async fn member_ids(
         Scope::All => {}
         Scope::Only(ids) if ids.is_empty() => return Ok(Vec::new()),
         Scope::Only(ids) => {
-            q.and_where(any(Expr::col("user_id"), uuid_array(ids)));
+            q.and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(ids))));
         }
     }
     let rows = tx.query_all(&q).await?;
@@ -219,7 +219,7 @@ mod sql_tests {
         let (remove, _) = delete(Uuid::nil(), &ids).build(PostgresQueryBuilder);
         assert_eq!(
             remove,
-            r#"DELETE FROM "group_members" WHERE "group_id" = $1 AND ("user_id" = ANY($2))"#
+            r#"DELETE FROM "group_members" WHERE "group_id" = $1 AND "user_id" = ANY($2)"#
         );
     }
 }
