@@ -98,6 +98,17 @@ pub fn users_with_their_org() -> SelectStatement {
         .to_owned()
 }
 
+/// `SELECT * FROM <table> WHERE org_id = … AND id = …`: the org's row `id` of a SCIM
+/// resource table (`users`, `groups`), read by the ingress and locked by the worker.
+pub fn org_row(table: &'static str, org_id: Uuid, id: Uuid) -> SelectStatement {
+    Query::select()
+        .column(sea_orm::sea_query::Asterisk)
+        .from(table)
+        .and_where(Expr::col("org_id").eq(org_id))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned()
+}
+
 /// `SELECT … FROM invites AS i JOIN users AS u ON u.id = i.user_id`: invites with the
 /// person each is for, for the caller to add what it selects and where.
 pub fn invites_with_their_person() -> SelectStatement {

@@ -4,10 +4,13 @@
 //! page's ids.
 
 use super::page::Table;
-use common::{db::uuid_array, scim::model::MemberRef};
+use common::{
+    db::{reads::org_row, uuid_array},
+    scim::model::MemberRef,
+};
 use sea_orm::{
     ConnectionTrait, DbErr, FromQueryResult,
-    sea_query::{Asterisk, Expr, ExprTrait, Func, JoinType, Order, PgFunc, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Func, JoinType, Order, PgFunc, Query, SelectStatement},
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -19,7 +22,7 @@ pub async fn by_id<M: FromQueryResult>(
     org_id: Uuid,
     id: Uuid,
 ) -> Result<Option<M>, DbErr> {
-    let row = db.query_one(&by_id_query(table.name, org_id, id)).await?;
+    let row = db.query_one(&org_row(table.name, org_id, id)).await?;
     row.map(|r| M::from_query_result(&r, "")).transpose()
 }
 
@@ -43,16 +46,6 @@ pub async fn group_members(
             });
     }
     Ok(out)
-}
-
-/// Every column of the org's row `id` in `table`.
-fn by_id_query(table: &'static str, org_id: Uuid, id: Uuid) -> SelectStatement {
-    Query::select()
-        .column(Asterisk)
-        .from(table)
-        .and_where(Expr::col("org_id").eq(org_id))
-        .and_where(Expr::col("id").eq(id))
-        .to_owned()
 }
 
 /// `group_id`, member `id` and `display` (display name, else userName) of the groups'
@@ -87,8 +80,7 @@ mod tests {
 
     #[test]
     fn reads_by_id_and_by_a_page_of_groups() {
-        let (sql, values) =
-            by_id_query("groups", Uuid::nil(), Uuid::nil()).build(PostgresQueryBuilder);
+        let (sql, values) = org_row("groups", Uuid::nil(), Uuid::nil()).build(PostgresQueryBuilder);
         assert_eq!(
             sql,
             r#"SELECT * FROM "groups" WHERE "org_id" = $1 AND "id" = $2"#

@@ -2,7 +2,7 @@
 //! hold a versioned SCIM resource whose name (`userName`, a group's `displayName`) is unique
 //! per org in any case, by an index on `(org_id, lower(<name>))`.
 
-use common::db::sql::now;
+use common::db::{reads::org_row, sql::now};
 use sea_orm::sea_query::{
     DeleteStatement, Expr, ExprTrait, Func, InsertStatement, LockType, OnConflict, Query,
     SelectStatement, UpdateStatement,
@@ -32,11 +32,7 @@ pub(super) const GROUPS: Table = Table {
 impl Table {
     /// The row, locked for the transaction.
     pub fn lock(&self, org_id: Uuid, id: Uuid) -> SelectStatement {
-        Query::select()
-            .column(sea_orm::sea_query::Asterisk)
-            .from(self.name)
-            .and_where(Expr::col("org_id").eq(org_id))
-            .and_where(Expr::col("id").eq(id))
+        org_row(self.name, org_id, id)
             .lock(LockType::Update)
             .to_owned()
     }
