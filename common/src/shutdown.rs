@@ -58,6 +58,21 @@ pub async fn close_db(db: &sea_orm::DatabaseConnection) {
     }
 }
 
+/// Waits for tasks that end by themselves once their input is closed (the worker's
+/// appliers, the mailer's senders) for at most `DRAIN_TIMEOUT`, then aborts them: ones
+/// stuck on a broker or database that is gone get their deliveries back when the
+/// connection closes, and a transaction not committed is rolled back.
+pub async fn join_or_abort(mut tasks: tokio::task::JoinSet<()>, what: &str) {
+    let joined = tokio::time::timeout(crate::amqp::consume::DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if joined.is_err() {
+        tracing::warn!("{what} did not stop in time; aborted");
+        tasks.abort_all();
+    }
+}
+
 /// A spawned helper task (outbox relay, health server) that dies with its owner: dropping
 /// the guard aborts it, so a service's `run` future taken down mid-flight leaves nothing
 /// behind, as a crashed process would not.

@@ -196,7 +196,7 @@ impl Worker {
                 // The consume loop has drained (or given up on) the deliveries in hand: the
                 // appliers finish what they hold and stop.
                 drop(batcher);
-                stop_appliers(appliers).await;
+                common::shutdown::join_or_abort(appliers, "appliers").await;
                 let _ = relay_stop.send(true);
                 // A relay stuck on a broker that is gone would hold the relay lock (and its
                 // transaction) for ever: it gets a few seconds, then is aborted and its
@@ -232,17 +232,3 @@ impl Worker {
 
 /// How long the outbox relay gets to stop when its connection is replaced.
 const RELAY_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Waits for the appliers to settle what they hold; ones stuck on a broker or database that
-/// is gone are aborted (their deliveries come back when the connection closes, and a
-/// transaction not committed is rolled back).
-async fn stop_appliers(mut appliers: tokio::task::JoinSet<()>) {
-    let joined = tokio::time::timeout(common::amqp::consume::DRAIN_TIMEOUT, async {
-        while appliers.join_next().await.is_some() {}
-    })
-    .await;
-    if joined.is_err() {
-        tracing::warn!("appliers did not stop in time; aborted");
-        appliers.abort_all();
-    }
-}
