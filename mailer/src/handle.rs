@@ -1,37 +1,40 @@
-//! One event: for a `user.created` or `user.reactivated` event whose invite is pending
-//! (the worker decided it), send the email and mark it sent while holding the invite row's
-//! lock, so a redelivered or concurrent copy of the event sends nothing. Transient failures
-//! are retried in process (`common::retry::smtp_transient`), then through the mailer's
-//! retry queues; permanent ones are dead-lettered.
+//! A batch of events: for each `user.created` or `user.reactivated` event whose invite is
+//! pending (the worker decided it), send the email and record it sent. One transaction
+//! holds the batch's invite rows locked across the SMTP exchanges, so a redelivered or
+//! concurrent copy of an event waits, then finds its invite sent; the mails go out at once
+//! and one commit records them. Transient failures are tried again in process
+//! (`common::retry::smtp_transient`, the locks released in between), then through the
+//! mailer's retry queues; permanent ones are dead-lettered.
 
-use crate::invite::{self, Invite, SendError};
-use backon::Retryable;
+use crate::{
+    invite::{self, Invite, SendError},
+    sql::{Pending, Sent, mark_sent, pending_invites, record_sent},
+};
+use backon::BackoffBuilder;
 use chrono::Utc;
 use common::{
     amqp::{
         Publisher, Topology, consume::ack, dead_letter::dead_letter, retry::retry_later,
         topology::RetryTarget,
     },
-    db::{
-        is_transient,
-        reads::invites_with_their_person,
-        redact,
-        sql::{and_key_share, now},
-    },
+    db::{is_transient, redact},
     messages::{Envelope, UserEvent, events},
     metrics::{INVITE_DELAY, INVITES_FAILED, INVITES_SENT, INVITES_SKIPPED, SMTP_SEND_DURATION},
     secret::{self, TokenKind},
 };
+use futures_util::future::join_all;
 use lapin::message::Delivery;
-use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
-    sea_query::{Expr, JoinType, LockType, Query, UpdateStatement},
+use lettre::{AsyncSmtpTransport, Message, Tokio1Executor, message::Mailbox};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
 };
-use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 use uuid::Uuid;
 
-/// What every handler shares (one per broker connection).
+/// What every sender shares (one per broker connection).
 pub(crate) struct Shared {
     pub(crate) db: DatabaseConnection,
     pub(crate) publisher: Publisher,
@@ -54,26 +57,95 @@ enum Outcome {
     Skipped(&'static str),
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 enum HandleError {
-    #[error("database: {0}")]
-    Db(#[from] DbErr),
+    /// A database error, already redacted.
+    #[error("database: {reason}")]
+    Db { transient: bool, reason: String },
     #[error(transparent)]
     Send(#[from] SendError),
+}
+
+impl From<DbErr> for HandleError {
+    fn from(e: DbErr) -> Self {
+        HandleError::Db {
+            transient: is_transient(&e),
+            reason: redact(&e),
+        }
+    }
 }
 
 impl HandleError {
     fn is_transient(&self) -> bool {
         match self {
-            HandleError::Db(e) => is_transient(e),
+            HandleError::Db { transient, .. } => *transient,
             HandleError::Send(SendError::Transient(_)) => true,
             HandleError::Send(SendError::Permanent(_)) => false,
         }
     }
+
+    fn reason(&self) -> String {
+        match self {
+            HandleError::Db { reason, .. } => reason.clone(),
+            HandleError::Send(s) => s.to_string(),
+        }
+    }
 }
 
-#[tracing::instrument(skip_all, fields(event_id, user_id, correlation_id))]
-pub(crate) async fn handle(shared: Arc<Shared>, delivery: Delivery) {
+/// One decoded event of the batch.
+struct Event {
+    delivery: Delivery,
+    env: Envelope,
+    event: UserEvent,
+    span: tracing::Span,
+}
+
+/// Settles each delivery of the batch: undecodable ones are dead-lettered, other event
+/// types acknowledged, and the invite events handled together, what failed transiently
+/// again after a pause (the locks released meanwhile).
+pub(crate) async fn batch(shared: &Shared, deliveries: Vec<Delivery>) {
+    let mut todo = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        if let Some(event) = decode(shared, delivery).await {
+            todo.push(event);
+        }
+    }
+    let mut pauses = common::retry::smtp_transient().build();
+    while !todo.is_empty() {
+        let results = attempt(shared, &todo).await;
+        let mut again = Vec::new();
+        let mut failed = Vec::new();
+        for (event, result) in todo.into_iter().zip(results) {
+            match result {
+                Err(e) if e.is_transient() => {
+                    failed.push(e);
+                    again.push(event);
+                }
+                other => settle(shared, event, other).await,
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        let Some(pause) = pauses.next() else {
+            for (event, e) in again.into_iter().zip(failed) {
+                settle(shared, event, Err(e)).await;
+            }
+            break;
+        };
+        for (event, e) in again.iter().zip(&failed) {
+            event.span.in_scope(|| {
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "invite failed; retrying")
+            });
+        }
+        tokio::time::sleep(pause).await;
+        todo = again;
+    }
+}
+
+/// The event of an invite, or `None` when the delivery is settled here (undecodable, or
+/// not an event that sends one).
+async fn decode(shared: &Shared, delivery: Delivery) -> Option<Event> {
     let decoded = Envelope::from_bytes(&delivery.data).and_then(|env| {
         serde_json::from_value::<UserEvent>(env.payload.clone())
             .map(|ev| (env, ev))
@@ -90,28 +162,39 @@ pub(crate) async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                 &e.to_string(),
             )
             .await;
-            return;
+            return None;
         }
     };
-    let span = tracing::Span::current();
-    span.record("event_id", tracing::field::display(env.id));
-    span.record("user_id", tracing::field::display(event.user_id));
-    span.record("correlation_id", env.correlation_id.as_str());
     if env.kind != events::USER_CREATED && env.kind != events::USER_REACTIVATED {
         let _ = ack(&delivery).await;
-        return;
+        return None;
     }
+    let span = tracing::info_span!(
+        "invite",
+        event_id = %env.id,
+        user_id = %event.user_id,
+        correlation_id = env.correlation_id.as_str()
+    );
+    Some(Event {
+        delivery,
+        env,
+        event,
+        span,
+    })
+}
 
-    let attempt = || process(&shared, &env, &event);
-    let result = attempt
-        .retry(common::retry::smtp_transient())
-        .when(HandleError::is_transient)
-        .notify(|e, after| tracing::warn!(error = %e, retry_in_ms = after.as_millis() as u64, "invite failed; retrying"))
-        .await;
+/// Acknowledges, retries later or dead-letters one event by its result.
+async fn settle(shared: &Shared, event: Event, result: Result<Outcome, HandleError>) {
+    let Event {
+        delivery,
+        env,
+        span,
+        ..
+    } = event;
+    let prefix = shared.prefix.clone();
     match result {
         Ok(outcome) => {
-            let prefix = shared.prefix.clone();
-            match outcome {
+            span.in_scope(|| match outcome {
                 Outcome::Sent => {
                     // From the commit of the person's creation (the event's time) to now.
                     let delay = (Utc::now() - env.occurred_at).num_milliseconds().max(0);
@@ -124,200 +207,164 @@ pub(crate) async fn handle(shared: Arc<Shared>, delivery: Delivery) {
                     metrics::counter!(INVITES_SKIPPED, "prefix" => prefix).increment(1);
                     tracing::info!(reason = why, "no invite sent");
                 }
-            }
+            });
             let _ = ack(&delivery).await;
         }
         Err(e) if e.is_transient() => {
-            metrics::counter!(INVITES_FAILED, "reason" => "transient", "prefix" => shared.prefix.clone())
+            metrics::counter!(INVITES_FAILED, "reason" => "transient", "prefix" => prefix)
                 .increment(1);
-            let reason = match &e {
-                HandleError::Db(db) => redact(db),
-                HandleError::Send(s) => s.to_string(),
-            };
             retry_later(
                 &shared.publisher,
                 &shared.topology,
                 RetryTarget::Mailer,
                 &delivery,
-                &reason,
+                &e.reason(),
             )
             .await;
         }
         Err(e) => {
-            let reason = match &e {
-                HandleError::Db(db) => redact(db),
-                HandleError::Send(s) => s.to_string(),
-            };
-            metrics::counter!(INVITES_FAILED, "reason" => "permanent", "prefix" => shared.prefix.clone())
+            let reason = e.reason();
+            metrics::counter!(INVITES_FAILED, "reason" => "permanent", "prefix" => prefix)
                 .increment(1);
-            tracing::error!(error = %reason, "invite failed permanently; dead-lettered");
+            span.in_scope(
+                || tracing::error!(error = %reason, "invite failed permanently; dead-lettered"),
+            );
             dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await;
         }
     }
 }
 
-async fn process(
+/// One try at the batch: a result per event, in order. A database error before any mail
+/// went out is every event's.
+async fn attempt(shared: &Shared, events: &[Event]) -> Vec<Result<Outcome, HandleError>> {
+    match send_and_record(shared, events).await {
+        Ok(results) => results,
+        Err(e) => {
+            let e = HandleError::from(e);
+            events.iter().map(|_| Err(e.clone())).collect()
+        }
+    }
+}
+
+/// A mail ready to go, and the event it is for.
+struct Outgoing {
+    at: usize,
+    invite_id: Uuid,
+    token_hash: secret::TokenHash,
+    message: Message,
+}
+
+async fn send_and_record(
     shared: &Shared,
-    env: &Envelope,
-    event: &UserEvent,
-) -> Result<Outcome, HandleError> {
-    let Some(org_id) = env.org_id else {
-        return Ok(Outcome::Skipped("event has no org"));
-    };
+    events: &[Event],
+) -> Result<Vec<Result<Outcome, HandleError>>, DbErr> {
+    let people: Vec<Uuid> = events.iter().map(|e| e.event.user_id).collect();
     let tx = shared.db.begin().await?;
-    // The worker wrote this row when the person was first active and the org had invites
-    // on. Holding its lock while sending makes a concurrent copy of the event wait, then
-    // find it sent; the key-share lock on the person makes a deactivation wait for a send
-    // under way, and a deactivation committed before finds the person inactive here.
-    let pending = tx
-        .query_one_raw(pending_invite(event.user_id, org_id))
-        .await?;
-    let Some(row) = pending else {
-        tx.rollback().await?;
-        return Ok(Outcome::Skipped(
-            "no invite pending (invites off, or already sent)",
-        ));
-    };
-    if !row.try_get::<bool>("", "active")? {
-        tx.rollback().await?;
-        return Ok(Outcome::Skipped(
-            "person not active; the invite waits for their activation",
-        ));
+    // The worker wrote these rows when each person was first active and the org had
+    // invites on. Holding their locks while sending makes a concurrent copy of an event
+    // wait, then find its invite sent; the key-share lock on each person makes a
+    // deactivation wait for a send under way, and a deactivation committed before finds
+    // the person inactive here.
+    let mut pending: HashMap<Uuid, Pending> = HashMap::new();
+    for row in tx.query_all_raw(pending_invites(&people)).await? {
+        let p = Pending::from_row(&row)?;
+        pending.insert(p.user_id, p);
     }
-    let invite_id: Uuid = row.try_get("", "id")?;
-    let address: String = row.try_get("", "email")?;
-    let name = |col: &str| row.try_get::<Option<String>>("", col);
-    // One token per invite: every resend carries the same link and Message-ID.
-    let token = secret::derive(TokenKind::Invite, &shared.invite_key, invite_id.as_bytes());
-    let message = Invite {
-        to_address: address,
-        to_name: invite::greeting_name(
-            name("display_name")?.as_deref(),
-            name("given_name")?.as_deref(),
-            name("family_name")?.as_deref(),
-        ),
-        org_name: row.try_get("", "org_name")?,
-        link: format!("{}/invite/{}", shared.public_url, token.plain.expose()),
-        ttl: shared.invite_ttl,
-        message_id: invite::message_id(invite_id, &shared.public_url),
+    // Every event's result is set below; this one is only the starting value.
+    let mut results: Vec<Result<Outcome, HandleError>> =
+        events.iter().map(|_| Ok(Outcome::Skipped(""))).collect();
+    let mut outgoing = Vec::new();
+    let mut taken = HashSet::new();
+    for (at, e) in events.iter().enumerate() {
+        let skipped = match (e.env.org_id, pending.get(&e.event.user_id)) {
+            (None, _) => Some("event has no org"),
+            (Some(org), Some(p)) if p.org_id == org => {
+                if !p.active {
+                    Some("person not active; the invite waits for their activation")
+                } else if !taken.insert(p.id) {
+                    Some("another copy of this event in the batch sends the invite")
+                } else {
+                    None
+                }
+            }
+            _ => Some("no invite pending (invites off, or already sent)"),
+        };
+        if let Some(why) = skipped {
+            results[at] = Ok(Outcome::Skipped(why));
+            continue;
+        }
+        let p = &pending[&e.event.user_id];
+        // One token per invite: every resend carries the same link and Message-ID.
+        let token = secret::derive(TokenKind::Invite, &shared.invite_key, p.id.as_bytes());
+        let message = Invite {
+            to_address: p.email.clone(),
+            to_name: invite::greeting_name(
+                p.display_name.as_deref(),
+                p.given_name.as_deref(),
+                p.family_name.as_deref(),
+            ),
+            org_name: p.org_name.clone(),
+            link: format!("{}/invite/{}", shared.public_url, token.plain.expose()),
+            ttl: shared.invite_ttl,
+            message_id: invite::message_id(p.id, &shared.public_url),
+        }
+        .message(&shared.from);
+        match message {
+            Ok(message) => outgoing.push(Outgoing {
+                at,
+                invite_id: p.id,
+                token_hash: token.hash,
+                message,
+            }),
+            Err(e) => results[at] = Err(e.into()),
+        }
     }
-    .message(&shared.from)?;
-    let started = std::time::Instant::now();
-    invite::send(&shared.smtp, message).await?;
-    metrics::histogram!(SMTP_SEND_DURATION, "prefix" => shared.prefix.clone())
-        .record(started.elapsed().as_secs_f64());
-    // The mail is out. Recording that must not fail into a retry that would send it again:
-    // if the database drops now, keep trying to record it (the delivery stays unacked).
-    let expires = Utc::now()
+    if outgoing.is_empty() {
+        tx.rollback().await?;
+        return Ok(results);
+    }
+
+    let expires_at = Utc::now()
         + chrono::Duration::from_std(shared.invite_ttl).unwrap_or(chrono::Duration::days(7));
+    let sends = outgoing.into_iter().map(|o| {
+        let span = events[o.at].span.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let result = invite::send(&shared.smtp, o.message).await;
+            metrics::histogram!(SMTP_SEND_DURATION, "prefix" => shared.prefix.clone())
+                .record(started.elapsed().as_secs_f64());
+            let sent = Sent {
+                invite_id: o.invite_id,
+                token_hash: o.token_hash,
+                expires_at,
+                accepted_at: Utc::now(),
+            };
+            (o.at, result.map(|()| sent))
+        }
+        .instrument(span)
+    });
+    let mut sent = Vec::new();
+    for (at, result) in join_all(sends).await {
+        match result {
+            Ok(s) => {
+                results[at] = Ok(Outcome::Sent);
+                sent.push(s);
+            }
+            Err(e) => results[at] = Err(e.into()),
+        }
+    }
+    // The mails are out. Recording that must not fail into a retry that would send them
+    // again: if the database drops now, keep trying to record each (the deliveries stay
+    // unacknowledged meanwhile).
     let record = async {
-        tx.execute(&mark_sent(invite_id, &token.hash, expires))
-            .await?;
+        for s in &sent {
+            tx.execute(&mark_sent(s)).await?;
+        }
         tx.commit().await
     };
     if let Err(e) = record.await {
-        tracing::warn!(error = %redact(&e), "invite sent but not yet recorded; retrying the record");
-        record_sent(&shared.db, invite_id, &token.hash, expires).await;
+        tracing::warn!(error = %redact(&e), invites = sent.len(), "invites sent but not yet recorded; retrying the records");
+        join_all(sent.iter().map(|s| record_sent(&shared.db, s))).await;
     }
-    Ok(Outcome::Sent)
-}
-
-/// The person's unsent invite with what the mail needs (`id`, `email`, `active`, the
-/// names, `org_name`), the invite row locked `FOR UPDATE` and the person's `FOR KEY
-/// SHARE`. sea-query writes one locking clause, so the second is appended to the
-/// rendered SQL; it binds nothing, so the builder's numbering stands.
-fn pending_invite(user_id: Uuid, org_id: Uuid) -> Statement {
-    // Imported here, not for the module: there it makes `max` on numbers ambiguous.
-    use sea_orm::sea_query::ExprTrait;
-    let q = invites_with_their_person()
-        .columns([
-            ("i", "id"),
-            ("i", "email"),
-            ("u", "active"),
-            ("u", "display_name"),
-            ("u", "given_name"),
-            ("u", "family_name"),
-        ])
-        .expr_as(Expr::col(("o", "name")), "org_name")
-        .join_as(
-            JoinType::InnerJoin,
-            "orgs",
-            "o",
-            Expr::col(("o", "id")).equals(("i", "org_id")),
-        )
-        .and_where(Expr::col(("i", "user_id")).eq(user_id))
-        .and_where(Expr::col(("i", "org_id")).eq(org_id))
-        .and_where(Expr::col(("i", "sent_at")).is_null())
-        .lock_with_tables(LockType::Update, ["i"])
-        .to_owned();
-    and_key_share(&q, "u")
-}
-
-/// Records the invite sent, with its link's digest and expiry, unless already recorded.
-fn mark_sent(
-    invite_id: Uuid,
-    token_hash: &secret::TokenHash,
-    expires: chrono::DateTime<Utc>,
-) -> UpdateStatement {
-    use sea_orm::sea_query::ExprTrait;
-    Query::update()
-        .table("invites")
-        .value("token_hash", token_hash.as_str())
-        .value("expires_at", expires)
-        .value("sent_at", now())
-        .and_where(Expr::col("id").eq(invite_id))
-        .and_where(Expr::col("sent_at").is_null())
-        .to_owned()
-}
-
-/// How long a sent invite's record is retried through a database outage.
-const RECORD_PATIENCE: Duration = Duration::from_secs(600);
-
-/// Records a sent invite outside the failed transaction, retrying through a database
-/// outage for up to `RECORD_PATIENCE`. Giving up then (logged as an error) leaves the
-/// invite unrecorded rather than sending it twice.
-async fn record_sent(
-    db: &DatabaseConnection,
-    invite_id: Uuid,
-    token_hash: &secret::TokenHash,
-    expires: chrono::DateTime<Utc>,
-) {
-    let attempt = || async { db.execute(&mark_sent(invite_id, token_hash, expires)).await };
-    let recorded = tokio::time::timeout(
-        RECORD_PATIENCE,
-        attempt
-            .retry(common::retry::until_reachable())
-            .when(is_transient),
-    )
-    .await;
-    match recorded {
-        Ok(Ok(_)) => tracing::info!("sent invite recorded"),
-        Ok(Err(e)) => {
-            tracing::error!(error = %redact(&e), %invite_id, "sent invite could not be recorded")
-        }
-        Err(_) => tracing::error!(%invite_id, "sent invite could not be recorded in time"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sea_orm::sea_query::PostgresQueryBuilder;
-
-    #[test]
-    fn the_pending_invite_is_read_under_both_locks_and_marked_sent_once() {
-        let pending = pending_invite(Uuid::nil(), Uuid::nil());
-        assert_eq!(
-            pending.sql,
-            r#"SELECT "i"."id", "i"."email", "u"."active", "u"."display_name", "u"."given_name", "u"."family_name", "o"."name" AS "org_name" FROM "invites" AS "i" INNER JOIN "users" AS "u" ON "u"."id" = "i"."user_id" INNER JOIN "orgs" AS "o" ON "o"."id" = "i"."org_id" WHERE "i"."user_id" = $1 AND "i"."org_id" = $2 AND "i"."sent_at" IS NULL FOR UPDATE OF "i" FOR KEY SHARE OF "u""#
-        );
-        assert_eq!(pending.values.map(|v| v.0.len()), Some(2));
-        let hash = secret::TokenHash("digest".into());
-        let (sql, values) = mark_sent(Uuid::nil(), &hash, Utc::now()).build(PostgresQueryBuilder);
-        assert_eq!(
-            sql,
-            r#"UPDATE "invites" SET "token_hash" = $1, "expires_at" = $2, "sent_at" = now() WHERE "id" = $3 AND "sent_at" IS NULL"#
-        );
-        assert_eq!(values.0.len(), 3);
-    }
+    Ok(results)
 }

@@ -8,7 +8,7 @@ use lettre::{
 use std::time::Duration;
 
 /// Why an invite could not be sent.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SendError {
     /// Worth trying again: connection refused or lost, timeouts, SMTP 4xx.
     #[error("temporary SMTP failure: {0}")]

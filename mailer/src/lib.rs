@@ -1,7 +1,9 @@
 //! Roster's mailer: one invite email per person created, when the org has invites on.
 
+mod batch;
 mod handle;
 pub mod invite;
 pub mod run;
+mod sql;
 
 pub use run::Mailer;

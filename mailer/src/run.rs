@@ -1,8 +1,8 @@
 //! The mailer's process: its connections, health probes and consume loop over the events
 //! the relay routes to it (those of people with an invite pending); each event is handled
-//! in `crate::handle`.
+//! in batches (`crate::batch`, `crate::handle`).
 
-use crate::handle::{Shared, handle};
+use crate::{batch::Batcher, handle::Shared};
 use anyhow::Context;
 use common::{
     Settings,
@@ -27,10 +27,13 @@ pub struct Mailer {
     link: Link,
     topology: Topology,
     prefetch: u16,
-    /// Invites sent at once (`MAILER_CONCURRENCY`): each holds a database connection
-    /// across its SMTP exchange (the invite row's lock), so the pool has one more, and
-    /// there are as many SMTP connections.
+    /// Invites sent at once (`MAILER_CONCURRENCY`), over as many SMTP connections.
     concurrency: usize,
+    /// Batches sent at once: each holds one database connection across its SMTP
+    /// exchanges (its invite rows' locks).
+    senders: usize,
+    /// Most invites in one batch.
+    batch_max: usize,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     public_url: String,
@@ -38,26 +41,39 @@ pub struct Mailer {
     invite_key: Arc<[u8]>,
 }
 
-/// How many invites the mailer sends at once, holds unacknowledged, and the database
-/// connections it opens.
+/// Most invites one batch sends: a batch holds one database connection, and its locks
+/// until its slowest mail is out.
+const BATCH_MAX: usize = 8;
+
+/// How many invites the mailer sends at once, in how many batches of at most how many,
+/// how many events it holds unacknowledged, and the database connections it opens.
 #[derive(Debug, PartialEq)]
 struct Sizes {
     concurrency: usize,
+    senders: usize,
+    batch_max: usize,
     prefetch: u16,
     connections: u32,
 }
 
 impl Sizes {
-    /// Sends at once are bounded by `MAILER_CONCURRENCY`, not by the database pool, which
-    /// is sized for them: bounded by a small pool, sends waiting on slow SMTP answers held
-    /// up the invites queued behind them (docs/performance.md, "Invites: the mailer's
-    /// concurrency"). The prefetch keeps every slot fed.
+    /// Sends at once are `MAILER_CONCURRENCY`, in batches of at most `BATCH_MAX`, each
+    /// batch over one database connection: sends waiting on slow SMTP answers used to
+    /// hold a connection each, and a small pool held up the invites queued behind them
+    /// (docs/performance.md, "Invites: the mailer's concurrency"). The prefetch keeps
+    /// every send fed.
     fn of(settings: &Settings) -> Self {
         let concurrency = settings.mailer_concurrency.clamp(1, 64);
+        let sends = usize::from(concurrency);
+        let senders = sends.div_ceil(BATCH_MAX);
         Self {
-            concurrency: usize::from(concurrency),
+            concurrency: sends,
+            senders,
+            batch_max: sends.div_ceil(senders),
             prefetch: settings.worker_prefetch.clamp(1, 64).max(concurrency),
-            connections: settings.db_max_connections.max(u32::from(concurrency) + 1),
+            connections: settings
+                .db_max_connections
+                .max(u32::try_from(senders).unwrap_or(u32::MAX) + 1),
         }
     }
 }
@@ -67,6 +83,8 @@ impl Mailer {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let Sizes {
             concurrency,
+            senders,
+            batch_max,
             prefetch,
             connections,
         } = Sizes::of(settings);
@@ -87,6 +105,8 @@ impl Mailer {
             topology: Topology::from_settings(settings),
             prefetch,
             concurrency,
+            senders,
+            batch_max,
             smtp,
             from,
             public_url: settings.public_url.clone(),
@@ -134,7 +154,8 @@ impl Mailer {
                     invite_key: self.invite_key.clone(),
                     prefix: common::metrics::prefix_of(&self.topology),
                 });
-                consume_until(
+                let (batcher, senders) = Batcher::start(shared, self.senders, self.batch_max);
+                let ended = consume_until(
                     &conn,
                     &self.topology,
                     ConsumeOptions {
@@ -146,9 +167,17 @@ impl Mailer {
                         watch,
                     },
                     shutdown.as_mut(),
-                    |delivery| handle(shared.clone(), delivery),
+                    |delivery| {
+                        let batcher = batcher.clone();
+                        async move { batcher.submit(delivery).await }
+                    },
                 )
-                .await
+                .await;
+                // Every delivery handed over is settled by now (the consume loop drained
+                // them); the senders end with the last `Batcher`.
+                drop(batcher);
+                common::shutdown::join_or_abort(senders, "senders").await;
+                ended
             }
             .await;
             if !reconnect_after(&self.link, shutdown.as_mut(), ended).await {
@@ -184,29 +213,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pool_is_sized_for_the_sends_not_the_sends_for_the_pool() {
+    fn sends_go_in_batches_of_at_most_eight_each_over_one_connection() {
         let mut settings = Settings::defaults();
-        assert_eq!(
-            Sizes::of(&settings),
-            Sizes {
-                concurrency: 15,
-                prefetch: 64,
-                connections: 16
-            }
-        );
+        let sizes = |settings: &Settings| {
+            let s = Sizes::of(settings);
+            (
+                s.concurrency,
+                s.senders,
+                s.batch_max,
+                s.prefetch,
+                s.connections,
+            )
+        };
+        // (sends at once, batches at once, batch bound, prefetch, database connections)
+        assert_eq!(sizes(&settings), (32, 4, 8, 64, 16));
         settings.mailer_concurrency = 4;
         settings.worker_prefetch = 2;
-        assert_eq!(
-            Sizes::of(&settings),
-            Sizes {
-                concurrency: 4,
-                prefetch: 4,
-                connections: 16
-            }
-        );
-        settings.mailer_concurrency = 32;
-        assert_eq!(Sizes::of(&settings).connections, 33);
+        assert_eq!(sizes(&settings), (4, 1, 4, 4, 16));
+        settings.mailer_concurrency = 15;
+        assert_eq!(sizes(&settings), (15, 2, 8, 15, 16));
         settings.mailer_concurrency = 500;
-        assert_eq!(Sizes::of(&settings).concurrency, 64);
+        settings.db_max_connections = 4;
+        assert_eq!(
+            sizes(&settings),
+            (64, 8, 8, 64, 9),
+            "clamped; the pool grows to fit"
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! for a 409 and none when the org turned invites off (DESIGN invariant 9); names and
 //! addresses that try to inject headers or markup into the email get nowhere.
 
-use common::amqp::Topology;
+use common::{
+    amqp::{Publisher, Topology, publish::envelope_properties},
+    messages::Envelope,
+};
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -98,6 +101,72 @@ async fn each_created_person_gets_exactly_one_invite_that_accepts() {
             .await,
         0
     );
+    app.stop().await;
+}
+
+/// The mailer sends a backlog in batches (one transaction locks a batch's invites across
+/// its SMTP exchanges): each person gets one mail, even when a copy of their event (as a
+/// redelivery brings) waits in the queue, in the same batch or a later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_goes_out_in_batches_with_one_mail_each_despite_copies_of_its_events() {
+    let mut app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    app.stop_mailer().await;
+    let people: Vec<String> = (0..9).map(|i| app.email(&format!("backlog{i}"))).collect();
+    for p in &people {
+        acme.scim.create_user_201(p, "Pat", "Lee").await;
+    }
+    app.wait_count(
+        "SELECT count(*) FROM outbox WHERE routing_key = 'user.created' AND published_at IS NOT NULL",
+        9,
+        MAIL_WAIT,
+    )
+    .await;
+    // A copy of each event behind the originals, the last person's first, so that copy
+    // can share a batch with its original.
+    let rows = app
+        .db
+        .query_all_raw(common::db::stmt(
+            "SELECT envelope FROM outbox WHERE routing_key = 'user.created' ORDER BY id DESC",
+            [],
+        ))
+        .await
+        .expect("events");
+    assert_eq!(rows.len(), 9);
+    let conn = common::amqp::connect(&app.settings_amqp_direct(), "invites-test").await;
+    let publisher = Publisher::open(&conn).await.expect("publisher");
+    let queue = Topology::from_settings(&app.settings).mailer_queue();
+    for row in &rows {
+        let json: Value = row.try_get("", "envelope").expect("envelope");
+        let env: Envelope = serde_json::from_value(json).expect("an envelope");
+        publisher
+            .publish_raw("", &queue, &env.to_bytes(), envelope_properties(&env), true)
+            .await
+            .expect("the broker takes it");
+    }
+    app.start_mailer().await;
+    assert_eq!(
+        app.wait_count(
+            "SELECT count(*) FROM invites WHERE sent_at IS NOT NULL",
+            9,
+            MAIL_WAIT
+        )
+        .await,
+        9
+    );
+    // Stopped, the mailer settles what it holds: every copy was read and acknowledged
+    // (none waits to send later), and none sent a second mail.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.stop_mailer().await;
+    assert_eq!(app.messages(&queue).await, 0, "every copy was settled");
+    for p in &people {
+        assert_eq!(
+            app.maildev.to(p).await.len(),
+            1,
+            "exactly one invite to {p}"
+        );
+    }
+    let _ = conn.close(200, "done".into()).await;
     app.stop().await;
 }
 

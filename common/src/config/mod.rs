@@ -66,9 +66,9 @@ pub struct Settings {
     pub scim_rate_limit: u32,
     /// Unacknowledged commands a worker holds at once (`WORKER_PREFETCH`).
     pub worker_prefetch: u16,
-    /// Invites the mailer sends at once (`MAILER_CONCURRENCY`, 1 to 64): each holds a
-    /// PostgreSQL connection (the invite row's lock) and an SMTP connection across its
-    /// exchange, so the mailer opens at least one more database connection than this.
+    /// Invites the mailer sends at once (`MAILER_CONCURRENCY`, 1 to 64), each over an SMTP
+    /// connection, in batches of at most eight that each hold one PostgreSQL connection
+    /// (their invite rows' locks) across their SMTP exchanges.
     pub mailer_concurrency: u16,
     /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).
     pub delivery_limit: u32,

@@ -52,7 +52,9 @@ USAGE: loadgen [OPTIONS]
   --database-url URL        measure the baseline (create): the worker's create
                             transaction straight against PostgreSQL, same concurrency
   --baseline-connections N  PostgreSQL connections of the baseline (default min(N, 32))
-  --maildev-url URL         time create→invite in MailDev's API (e.g. http://127.0.0.1:1080)
+  --maildev-url URL         time create→invite in MailDev's API (e.g. http://127.0.0.1:1080);
+                            with --database-url, also to the SMTP server's acceptance that
+                            the mailer records (invites.sent_at), to the millisecond
   --invite-timeout S        how long to wait for every invite (default 120)
   --sample PID[,PID|name:COMM]  sample VmRSS and CPU of these processes during the run
                             (name:COMM sums every process whose comm is COMM)
@@ -847,8 +849,9 @@ async fn invite_timing(ctx: &Ctx, http: &reqwest::Client, base: &str) -> Result<
                 .or_else(|| m["date"].as_str())
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| {
-                    // MailDev stamps whole seconds: count up to the end of that second,
-                    // so the latency is an upper bound.
+                    // MailDev stamps the mail's `Date` header (whole seconds, written
+                    // when the mailer builds the mail) when it has one: count up to the
+                    // end of that second, so the latency is an upper bound, by up to 1 s.
                     let whole = t.timestamp_subsec_millis() == 0;
                     SystemTime::from(t) + Duration::from_millis(if whole { 999 } else { 0 })
                 });
@@ -890,8 +893,9 @@ async fn invite_timing(ctx: &Ctx, http: &reqwest::Client, base: &str) -> Result<
     })
 }
 
-/// A lower bound of the same timing: `invites.sent_at` is the mailer's `now()`, the start
-/// of the transaction that locks the invite, sends it and marks it sent.
+/// The same timing to the millisecond: `invites.sent_at` is when the SMTP server accepted
+/// the mail (the mailer's clock, read as the server's `250` answer arrives). loadgen's
+/// and the mailer's clocks are this machine's one clock when both run here.
 async fn invite_timing_db(ctx: &Ctx, url: &str) -> Result<InviteTiming> {
     let t0 = Instant::now();
     let created = created_by_email(ctx);
@@ -1411,7 +1415,7 @@ async fn main() -> Result<()> {
     }
     if let Some(i) = &invites_db {
         println!(
-            "invites (mailer claimed the invite, lower bound): {}/{}; create→claim p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "invites (SMTP server accepted, the mailer's record): {}/{}; create→accepted p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             i.received, i.expected, i.p50_ms, i.p95_ms, i.p99_ms, i.max_ms
         );
     }
