@@ -25,7 +25,7 @@ use common::{
 use futures_util::future::join_all;
 use lapin::message::Delivery;
 use lettre::{AsyncSmtpTransport, Message, Tokio1Executor, message::Mailbox};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, TransactionTrait};
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -267,7 +267,7 @@ async fn send_and_record(
     // the person inactive here.
     let mut pending: HashMap<Uuid, Pending> = HashMap::new();
     for row in tx.query_all_raw(pending_invites(&people)).await? {
-        let p = Pending::from_row(&row)?;
+        let p = Pending::from_query_result(&row, "")?;
         pending.insert(p.user_id, p);
     }
     // Every event's result is set below; this one is only the starting value.

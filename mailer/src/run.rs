@@ -2,7 +2,7 @@
 //! the relay routes to it (those of people with an invite pending); each event is handled
 //! in batches (`crate::batch`, `crate::handle`).
 
-use crate::{batch::Batcher, handle::Shared};
+use crate::handle::Shared;
 use anyhow::Context;
 use common::{
     Settings,
@@ -154,7 +154,7 @@ impl Mailer {
                     invite_key: self.invite_key.clone(),
                     prefix: common::metrics::prefix_of(&self.topology),
                 });
-                let (batcher, senders) = Batcher::start(shared, self.senders, self.batch_max);
+                let (batches, senders) = crate::batch::start(shared, self.senders, self.batch_max);
                 let ended = consume_until(
                     &conn,
                     &self.topology,
@@ -168,14 +168,14 @@ impl Mailer {
                     },
                     shutdown.as_mut(),
                     |delivery| {
-                        let batcher = batcher.clone();
-                        async move { batcher.submit(delivery).await }
+                        let batches = batches.clone();
+                        async move { batches.submit(delivery).await }
                     },
                 )
                 .await;
                 // Every delivery handed over is settled by now (the consume loop drained
-                // them); the senders end with the last `Batcher`.
-                drop(batcher);
+                // them); the senders end with the last `Batches`.
+                drop(batches);
                 common::shutdown::join_or_abort(senders, "senders").await;
                 ended
             }

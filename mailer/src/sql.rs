@@ -8,14 +8,14 @@ use common::{
     secret::TokenHash,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement,
+    ConnectionTrait, DatabaseConnection, FromQueryResult, Statement,
     sea_query::{Expr, JoinType, LockType, Order, PgFunc, Query, UpdateStatement},
 };
 use std::time::Duration;
 use uuid::Uuid;
 
 /// An unsent invite and what its mail needs.
-#[derive(Debug)]
+#[derive(Debug, FromQueryResult)]
 pub(crate) struct Pending {
     pub(crate) id: Uuid,
     pub(crate) user_id: Uuid,
@@ -26,22 +26,6 @@ pub(crate) struct Pending {
     pub(crate) given_name: Option<String>,
     pub(crate) family_name: Option<String>,
     pub(crate) org_name: String,
-}
-
-impl Pending {
-    pub(crate) fn from_row(row: &QueryResult) -> Result<Self, DbErr> {
-        Ok(Self {
-            id: row.try_get("", "id")?,
-            user_id: row.try_get("", "user_id")?,
-            org_id: row.try_get("", "org_id")?,
-            email: row.try_get("", "email")?,
-            active: row.try_get("", "active")?,
-            display_name: row.try_get("", "display_name")?,
-            given_name: row.try_get("", "given_name")?,
-            family_name: row.try_get("", "family_name")?,
-            org_name: row.try_get("", "org_name")?,
-        })
-    }
 }
 
 /// The unsent invites of these people, with what the mail needs, each invite row locked

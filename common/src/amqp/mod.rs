@@ -1,6 +1,7 @@
 //! AMQP: connecting (retrying, with lapin's automatic recovery), the topology every
 //! service declares, confirmed publishing, and the request/reply client the ingress uses.
 
+pub mod batches;
 pub mod consume;
 pub mod dead_letter;
 pub mod link;

@@ -1,6 +1,7 @@
 //! Gathering a batch: an applier takes the deliveries already waiting and, while another
 //! batch is under way, what arrives until that batch is done (at most [`GATHER_CAP`]).
 
+use common::amqp::batches::take_ready;
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
@@ -16,16 +17,6 @@ pub(super) const GATHER_CAP: Duration = Duration::from_millis(20);
 pub(super) struct Gate {
     pub(super) busy: AtomicUsize,
     pub(super) done: Notify,
-}
-
-/// Adds the deliveries already waiting, up to `max` in all.
-pub(super) fn take_ready<T>(rx: &mut mpsc::UnboundedReceiver<T>, jobs: &mut Vec<T>, max: usize) {
-    while jobs.len() < max {
-        match rx.try_recv() {
-            Ok(job) => jobs.push(job),
-            Err(_) => break,
-        }
-    }
 }
 
 /// While another batch is under way, adds what arrives until that batch is done, the

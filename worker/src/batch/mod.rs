@@ -18,17 +18,18 @@ use crate::{
 };
 use backon::Retryable;
 use common::{
+    amqp::batches::{Batches, Takers, hand_off, unzip},
     db::{is_transient, is_unique_violation, redact},
     messages::{Command, Envelope, Reply},
 };
-use gather::{Gate, gather, take_ready};
+use gather::{Gate, gather};
 use lapin::message::Delivery;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::{
     sync::{Arc, atomic::Ordering},
     time::Instant,
 };
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 
 /// What the appliers share.
 pub struct Shared {
@@ -41,69 +42,45 @@ pub struct Shared {
     pub batch_max: usize,
 }
 
-/// A delivery and the way to tell the consume loop it is settled.
-type Job = (Delivery, oneshot::Sender<()>);
-
 /// The hand-off between the consume loop and the appliers.
 #[derive(Clone)]
 pub struct Batcher {
-    tx: mpsc::UnboundedSender<Job>,
+    batches: Batches,
 }
 
 impl Batcher {
     /// Starts `appliers` appliers; they stop once every `Batcher` clone is dropped and the
     /// deliveries handed over are settled.
     pub fn start(shared: Arc<Shared>, appliers: usize) -> (Self, tokio::task::JoinSet<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(Mutex::new(rx));
+        let (batches, takers) = hand_off();
         let gate = Arc::new(Gate::default());
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..appliers.max(1) {
-            set.spawn(applier(shared.clone(), rx.clone(), gate.clone()));
+            set.spawn(applier(shared.clone(), takers.clone(), gate.clone()));
         }
-        (Self { tx }, set)
+        (Self { batches }, set)
     }
 
     /// Hands the delivery over and waits until it is settled (the consume loop's bound on
     /// deliveries in hand, and its drain on shutdown, count it until then).
     pub async fn submit(&self, delivery: Delivery) {
-        let (done, settled) = oneshot::channel();
-        if self.tx.send((delivery, done)).is_ok() {
-            let _ = settled.await;
-        }
-        // Not handed over (the appliers are gone): the delivery goes back to the queue when
-        // its channel closes.
+        self.batches.submit(delivery).await;
     }
 }
 
-async fn applier(
-    shared: Arc<Shared>,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
-    gate: Arc<Gate>,
-) {
+async fn applier(shared: Arc<Shared>, takers: Arc<Takers>, gate: Arc<Gate>) {
     let max = shared.batch_max.max(1);
-    loop {
-        let mut jobs = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            jobs.push(first);
-            take_ready(&mut rx, &mut jobs, max);
-            if jobs.len() < max && gate.busy.load(Ordering::Acquire) > 0 {
-                gather(&mut rx, &mut jobs, max, &gate).await;
-            }
-            gate.busy.fetch_add(1, Ordering::AcqRel);
+    while let Some((mut jobs, mut waiting)) = takers.take(max).await {
+        if jobs.len() < max && gate.busy.load(Ordering::Acquire) > 0 {
+            gather(&mut waiting, &mut jobs, max, &gate).await;
         }
-        let (deliveries, done): (Vec<Delivery>, Vec<oneshot::Sender<()>>) =
-            jobs.into_iter().unzip();
+        gate.busy.fetch_add(1, Ordering::AcqRel);
+        drop(waiting);
+        let (deliveries, settled) = unzip(jobs);
         process(&shared, deliveries).await;
         gate.busy.fetch_sub(1, Ordering::AcqRel);
         gate.done.notify_waiters();
-        for d in done {
-            let _ = d.send(());
-        }
+        settled.all();
     }
 }
 
