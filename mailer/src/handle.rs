@@ -246,6 +246,31 @@ async fn attempt(shared: &Shared, events: &[Event]) -> Vec<Result<Outcome, Handl
     }
 }
 
+/// What each event of a batch (its org, its person) does with the invites read: sends
+/// one, or nothing, and why. One copy of an event sends the invite; the others in the
+/// batch do not.
+fn plan(
+    events: impl Iterator<Item = (Option<Uuid>, Uuid)>,
+    pending: &HashMap<Uuid, Pending>,
+) -> Vec<Result<&Pending, &'static str>> {
+    let mut taken = HashSet::new();
+    events
+        .map(|(org, person)| match (org, pending.get(&person)) {
+            (None, _) => Err("event has no org"),
+            (Some(org), Some(p)) if p.org_id == org => {
+                if !p.active {
+                    Err("person not active; the invite waits for their activation")
+                } else if !taken.insert(p.id) {
+                    Err("another copy of this event in the batch sends the invite")
+                } else {
+                    Ok(p)
+                }
+            }
+            _ => Err("no invite pending (invites off, or already sent)"),
+        })
+        .collect()
+}
+
 /// A mail ready to go, and the event it is for.
 struct Outgoing {
     at: usize,
@@ -270,30 +295,22 @@ async fn send_and_record(
         let p = Pending::from_query_result(&row, "")?;
         pending.insert(p.user_id, p);
     }
+    let plan = plan(
+        events.iter().map(|e| (e.env.org_id, e.event.user_id)),
+        &pending,
+    );
     // Every event's result is set below; this one is only the starting value.
     let mut results: Vec<Result<Outcome, HandleError>> =
         events.iter().map(|_| Ok(Outcome::Skipped(""))).collect();
     let mut outgoing = Vec::new();
-    let mut taken = HashSet::new();
-    for (at, e) in events.iter().enumerate() {
-        let skipped = match (e.env.org_id, pending.get(&e.event.user_id)) {
-            (None, _) => Some("event has no org"),
-            (Some(org), Some(p)) if p.org_id == org => {
-                if !p.active {
-                    Some("person not active; the invite waits for their activation")
-                } else if !taken.insert(p.id) {
-                    Some("another copy of this event in the batch sends the invite")
-                } else {
-                    None
-                }
+    for (at, planned) in plan.into_iter().enumerate() {
+        let p = match planned {
+            Ok(p) => p,
+            Err(why) => {
+                results[at] = Ok(Outcome::Skipped(why));
+                continue;
             }
-            _ => Some("no invite pending (invites off, or already sent)"),
         };
-        if let Some(why) = skipped {
-            results[at] = Ok(Outcome::Skipped(why));
-            continue;
-        }
-        let p = &pending[&e.event.user_id];
         // One token per invite: every resend carries the same link and Message-ID.
         let token = secret::derive(TokenKind::Invite, &shared.invite_key, p.id.as_bytes());
         let message = Invite {
@@ -367,4 +384,56 @@ async fn send_and_record(
         join_all(sent.iter().map(|s| record_sent(&shared.db, s))).await;
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(org_id: Uuid, active: bool) -> Pending {
+        Pending {
+            id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            org_id,
+            email: "a@x.io".into(),
+            active,
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            org_name: "Acme".into(),
+        }
+    }
+
+    #[test]
+    fn each_invite_goes_once_to_an_active_person_of_the_events_org() {
+        let org = Uuid::new_v4();
+        let (ann, bo) = (pending(org, true), pending(org, false));
+        let (ann_id, ann_invite, bo_id) = (ann.user_id, ann.id, bo.user_id);
+        let read: HashMap<Uuid, Pending> = [(ann_id, ann), (bo_id, bo)].into();
+        let nobody = Uuid::new_v4();
+        let plan = plan(
+            [
+                (Some(org), ann_id),
+                (Some(org), bo_id),
+                (Some(org), ann_id),
+                (None, ann_id),
+                (Some(Uuid::new_v4()), ann_id),
+                (Some(org), nobody),
+            ]
+            .into_iter(),
+            &read,
+        );
+        let got: Vec<Result<Uuid, &str>> = plan.iter().map(|r| r.map(|p| p.id)).collect();
+        assert_eq!(
+            got,
+            [
+                Ok(ann_invite),
+                Err("person not active; the invite waits for their activation"),
+                Err("another copy of this event in the batch sends the invite"),
+                Err("event has no org"),
+                Err("no invite pending (invites off, or already sent)"),
+                Err("no invite pending (invites off, or already sent)"),
+            ]
+        );
+    }
 }
