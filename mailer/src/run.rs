@@ -8,7 +8,8 @@ use common::{
     Settings,
     amqp::{
         Publisher, Topology,
-        consume::{ConsumeOptions, Ended, consume_until, reconnect_after},
+        batches::consume_in_batches,
+        consume::{ConsumeOptions, Ended, reconnect_after},
         link::Link,
     },
     shutdown::unless,
@@ -154,8 +155,7 @@ impl Mailer {
                     invite_key: self.invite_key.clone(),
                     prefix: common::metrics::prefix_of(&self.topology),
                 });
-                let (batches, senders) = crate::batch::start(shared, self.senders, self.batch_max);
-                let ended = consume_until(
+                consume_in_batches(
                     &conn,
                     &self.topology,
                     ConsumeOptions {
@@ -167,17 +167,10 @@ impl Mailer {
                         watch,
                     },
                     shutdown.as_mut(),
-                    |delivery| {
-                        let batches = batches.clone();
-                        async move { batches.submit(delivery).await }
-                    },
+                    crate::batch::start(shared, self.senders, self.batch_max),
+                    "senders",
                 )
-                .await;
-                // Every delivery handed over is settled by now (the consume loop drained
-                // them); the senders end with the last `Batches`.
-                drop(batches);
-                common::shutdown::join_or_abort(senders, "senders").await;
-                ended
+                .await
             }
             .await;
             if !reconnect_after(&self.link, shutdown.as_mut(), ended).await {

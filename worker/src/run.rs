@@ -5,18 +5,14 @@
 //! and lets in-flight commands finish. Beside it: the outbox relay, the provisioning log's
 //! writer, background pruning, queue depth sampling and health.
 
-use crate::{
-    apply::ApplyContext,
-    batch::{self, Batcher},
-    depth, gc, outbox, provisioning_log,
-    settle::Settler,
-};
+use crate::{apply::ApplyContext, batch, depth, gc, outbox, provisioning_log, settle::Settler};
 use common::shutdown::{TaskGuard, unless};
 use common::{
     Settings,
     amqp::{
         Publisher, Topology,
-        consume::{ConsumeOptions, Ended, consume_until, reconnect_after},
+        batches::consume_in_batches,
+        consume::{ConsumeOptions, Ended, reconnect_after},
         link::Link,
     },
     db::redact,
@@ -164,7 +160,6 @@ impl Worker {
                     committed: committed.clone(),
                     batch_max: self.batch_max,
                 });
-                let (batcher, appliers) = Batcher::start(shared, self.concurrency);
                 let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
                 let relay = TaskGuard::spawn(outbox::relay(
                     self.db.clone(),
@@ -174,7 +169,9 @@ impl Worker {
                     relay_rx,
                     unreadable.clone(),
                 ));
-                let ended = consume_until(
+                // The consume loop drains (or gives up on) the deliveries in hand, then
+                // the appliers finish what they hold and stop.
+                let ended = consume_in_batches(
                     &conn,
                     &self.topology,
                     ConsumeOptions {
@@ -187,16 +184,10 @@ impl Worker {
                         watch,
                     },
                     shutdown.as_mut(),
-                    |delivery| {
-                        let batcher = batcher.clone();
-                        async move { batcher.submit(delivery).await }
-                    },
+                    batch::start(shared, self.concurrency),
+                    "appliers",
                 )
                 .await;
-                // The consume loop has drained (or given up on) the deliveries in hand: the
-                // appliers finish what they hold and stop.
-                drop(batcher);
-                common::shutdown::join_or_abort(appliers, "appliers").await;
                 let _ = relay_stop.send(true);
                 // A relay stuck on a broker that is gone would hold the relay lock (and its
                 // transaction) for ever: it gets a few seconds, then is aborted and its

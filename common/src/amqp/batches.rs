@@ -3,8 +3,12 @@
 //! until it is settled, so the consume loop's bound on deliveries in hand counts it until
 //! then; a taker waits for one and takes the others already waiting with it.
 
-use lapin::message::Delivery;
-use std::sync::Arc;
+use super::{
+    Topology,
+    consume::{ConsumeOptions, Ended, consume_until},
+};
+use lapin::{Connection, message::Delivery};
+use std::{pin::Pin, sync::Arc};
 use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
 /// A delivery and the way to tell the consume loop it is settled.
@@ -40,6 +44,31 @@ impl Batches {
         // Not handed over (the takers are gone): the delivery goes back to the queue when
         // its channel closes.
     }
+}
+
+/// Consumes as [`consume_until`] does, handing every delivery to `batches`. Once the
+/// consume loop has drained (or given up on) the deliveries in hand, the takers
+/// (`takers`, named `what` in a log) finish what they hold and stop, or are aborted
+/// (`crate::shutdown::join_or_abort`).
+pub async fn consume_in_batches<S>(
+    conn: &Connection,
+    topology: &Topology,
+    opts: ConsumeOptions<'_>,
+    shutdown: Pin<&mut S>,
+    (batches, takers): (Batches, tokio::task::JoinSet<()>),
+    what: &str,
+) -> lapin::Result<Ended>
+where
+    S: Future<Output = ()>,
+{
+    let ended = consume_until(conn, topology, opts, shutdown, |delivery| {
+        let batches = batches.clone();
+        async move { batches.submit(delivery).await }
+    })
+    .await;
+    drop(batches);
+    crate::shutdown::join_or_abort(takers, what).await;
+    ended
 }
 
 impl Takers {

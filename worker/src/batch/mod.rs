@@ -1,4 +1,4 @@
-//! Group commit: the consume loop hands every delivery to [`Batcher::submit`]; up to
+//! Group commit: the consume loop hands every delivery over (`common::amqp::batches`); up to
 //! `WORKER_CONCURRENCY` appliers each take the deliveries that are ready, at most
 //! `WORKER_BATCH_MAX`, and apply them in one transaction (`apply::apply_batch`): decode →
 //! authorise → apply → commit → reply → ack. An applier never waits for more when no other
@@ -42,30 +42,16 @@ pub struct Shared {
     pub batch_max: usize,
 }
 
-/// The hand-off between the consume loop and the appliers.
-#[derive(Clone)]
-pub struct Batcher {
-    batches: Batches,
-}
-
-impl Batcher {
-    /// Starts `appliers` appliers; they stop once every `Batcher` clone is dropped and the
-    /// deliveries handed over are settled.
-    pub fn start(shared: Arc<Shared>, appliers: usize) -> (Self, tokio::task::JoinSet<()>) {
-        let (batches, takers) = hand_off();
-        let gate = Arc::new(Gate::default());
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..appliers.max(1) {
-            set.spawn(applier(shared.clone(), takers.clone(), gate.clone()));
-        }
-        (Self { batches }, set)
+/// Starts `appliers` appliers; they stop once every `Batches` clone is dropped and the
+/// deliveries handed over are settled.
+pub fn start(shared: Arc<Shared>, appliers: usize) -> (Batches, tokio::task::JoinSet<()>) {
+    let (batches, takers) = hand_off();
+    let gate = Arc::new(Gate::default());
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..appliers.max(1) {
+        set.spawn(applier(shared.clone(), takers.clone(), gate.clone()));
     }
-
-    /// Hands the delivery over and waits until it is settled (the consume loop's bound on
-    /// deliveries in hand, and its drain on shutdown, count it until then).
-    pub async fn submit(&self, delivery: Delivery) {
-        self.batches.submit(delivery).await;
-    }
+    (batches, set)
 }
 
 async fn applier(shared: Arc<Shared>, takers: Arc<Takers>, gate: Arc<Gate>) {
