@@ -8,7 +8,8 @@
 
 use crate::{
     invite::{self, Invite, SendError},
-    sql::{Pending, Sent, mark_sent, pending_invites, record_sent},
+    smtp::Smtp,
+    sql::{Pending, Sent, mark_sent, pending_invites, record_sent, register_links, unsent_invites},
 };
 use backon::BackoffBuilder;
 use chrono::Utc;
@@ -24,7 +25,7 @@ use common::{
 };
 use futures_util::future::join_all;
 use lapin::message::Delivery;
-use lettre::{AsyncSmtpTransport, Message, Tokio1Executor, message::Mailbox};
+use lettre::{Message, message::Mailbox};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, TransactionTrait};
 use std::{
     collections::{HashMap, HashSet},
@@ -39,7 +40,7 @@ pub(crate) struct Shared {
     pub(crate) db: DatabaseConnection,
     pub(crate) publisher: Publisher,
     pub(crate) topology: Topology,
-    pub(crate) smtp: AsyncSmtpTransport<Tokio1Executor>,
+    pub(crate) smtp: Arc<Smtp>,
     pub(crate) from: Mailbox,
     pub(crate) public_url: String,
     /// How long an invite link stays valid (`INVITE_TTL`).
@@ -246,6 +247,12 @@ async fn attempt(shared: &Shared, events: &[Event]) -> Vec<Result<Outcome, Handl
     }
 }
 
+/// An invite's link token: one per invite, so every resend carries the same link (and
+/// Message-ID).
+fn link_of(shared: &Shared, invite_id: Uuid) -> secret::IssuedToken {
+    secret::derive(TokenKind::Invite, &shared.invite_key, invite_id.as_bytes())
+}
+
 /// What each event of a batch (its org, its person) does with the invites read: sends
 /// one, or nothing, and why. One copy of an event sends the invite; the others in the
 /// batch do not.
@@ -284,6 +291,26 @@ async fn send_and_record(
     events: &[Event],
 ) -> Result<Vec<Result<Outcome, HandleError>>, DbErr> {
     let people: Vec<Uuid> = events.iter().map(|e| e.event.user_id).collect();
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(shared.invite_ttl).unwrap_or(chrono::Duration::days(7));
+    // Each link is made valid before its mail can arrive: the batch records its mails
+    // sent only once the last is out, and a link opened at once must not answer 404.
+    // Nobody has a link before its mail, so one registered for a mail never sent is
+    // harmless; recording the send sets its expiry again.
+    let unsent = shared.db.query_all(&unsent_invites(&people)).await?;
+    let links: Vec<(Uuid, secret::TokenHash)> = unsent
+        .iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("", "id")?;
+            Ok((id, link_of(shared, id).hash))
+        })
+        .collect::<Result<_, DbErr>>()?;
+    if !links.is_empty() {
+        shared
+            .db
+            .execute(&register_links(&links, expires_at))
+            .await?;
+    }
     let tx = shared.db.begin().await?;
     // The worker wrote these rows when each person was first active and the org had
     // invites on. Holding their locks while sending makes a concurrent copy of an event
@@ -311,8 +338,7 @@ async fn send_and_record(
                 continue;
             }
         };
-        // One token per invite: every resend carries the same link and Message-ID.
-        let token = secret::derive(TokenKind::Invite, &shared.invite_key, p.id.as_bytes());
+        let token = link_of(shared, p.id);
         let message = Invite {
             to_address: p.email.clone(),
             to_name: invite::greeting_name(
@@ -341,13 +367,11 @@ async fn send_and_record(
         return Ok(results);
     }
 
-    let expires_at = Utc::now()
-        + chrono::Duration::from_std(shared.invite_ttl).unwrap_or(chrono::Duration::days(7));
     let sends = outgoing.into_iter().map(|o| {
         let span = events[o.at].span.clone();
         async move {
             let started = std::time::Instant::now();
-            let result = invite::send(&shared.smtp, o.message).await;
+            let result = shared.smtp.send(o.message).await;
             metrics::histogram!(SMTP_SEND_DURATION, "prefix" => shared.prefix.clone())
                 .record(started.elapsed().as_secs_f64());
             let sent = Sent {

@@ -1,8 +1,8 @@
 //! The invite email: who it is for, its text and HTML parts (every value escaped), and
-//! sending it through SMTP.
+//! the message (sent through `crate::smtp`).
 
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    Message,
     message::{Mailbox, MultiPart},
 };
 use std::time::Duration;
@@ -176,18 +176,6 @@ impl Invite {
             .subject(self.subject())
             .multipart(MultiPart::alternative_plain_html(self.text(), self.html()))
             .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
-    }
-}
-
-/// Sends one message, classifying the failure.
-pub async fn send(
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
-    message: Message,
-) -> Result<(), SendError> {
-    match transport.send(message).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-        Err(e) => Err(SendError::Transient(e.to_string())),
     }
 }
 

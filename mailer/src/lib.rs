@@ -4,6 +4,7 @@ mod batch;
 mod handle;
 pub mod invite;
 pub mod run;
+mod smtp;
 mod sql;
 
 pub use run::Mailer;

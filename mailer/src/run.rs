@@ -2,7 +2,7 @@
 //! the relay routes to it (those of people with an invite pending); each event is handled
 //! in batches (`crate::batch`, `crate::handle`).
 
-use crate::handle::Shared;
+use crate::{handle::Shared, smtp::Smtp};
 use anyhow::Context;
 use common::{
     Settings,
@@ -14,7 +14,7 @@ use common::{
     },
     shutdown::unless,
 };
-use lettre::{AsyncSmtpTransport, Tokio1Executor, message::Mailbox, transport::smtp::PoolConfig};
+use lettre::message::Mailbox;
 use sea_orm::DatabaseConnection;
 use std::{
     future::Future,
@@ -35,12 +35,15 @@ pub struct Mailer {
     senders: usize,
     /// Most invites in one batch.
     batch_max: usize,
-    smtp: AsyncSmtpTransport<Tokio1Executor>,
+    smtp: Arc<Smtp>,
     from: Mailbox,
     public_url: String,
     invite_ttl: Duration,
     invite_key: Arc<[u8]>,
 }
+
+/// The longest one SMTP exchange (connect, or one mail) may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Most invites one batch sends: a batch holds one database connection, and its locks
 /// until its slowest mail is out.
@@ -89,11 +92,11 @@ impl Mailer {
             prefetch,
             connections,
         } = Sizes::of(settings);
-        let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.smtp_url.expose())
-            .context("SMTP_URL is not a valid SMTP URL")?
-            .timeout(Some(Duration::from_secs(15)))
-            .pool_config(PoolConfig::new().max_size(u32::try_from(concurrency).unwrap_or(1)))
-            .build();
+        let smtp = Arc::new(Smtp::from_url(
+            settings.smtp_url.expose(),
+            SMTP_TIMEOUT,
+            concurrency,
+        )?);
         let from: Mailbox = settings
             .mail_from
             .parse()

@@ -9,7 +9,7 @@ use common::{
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, FromQueryResult, Statement,
-    sea_query::{Expr, JoinType, LockType, Order, PgFunc, Query, UpdateStatement},
+    sea_query::{Expr, JoinType, LockType, Order, PgFunc, Query, SelectStatement, UpdateStatement},
 };
 use std::time::Duration;
 use uuid::Uuid;
@@ -61,6 +61,38 @@ pub(crate) fn pending_invites(people: &[Uuid]) -> Statement {
         .lock_with_tables(LockType::Update, ["i"])
         .to_owned();
     and_key_share(&q, "u")
+}
+
+/// The ids of these people's unsent invites, read without a lock.
+pub(crate) fn unsent_invites(people: &[Uuid]) -> SelectStatement {
+    use sea_orm::sea_query::ExprTrait;
+    Query::select()
+        .column("id")
+        .from("invites")
+        .and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(people))))
+        .and_where(Expr::col("sent_at").is_null())
+        .to_owned()
+}
+
+/// Gives unsent invites their links' digests (`links`: invite id, digest) and an expiry,
+/// so a link works from the moment its mail can arrive, before the batch that sends it
+/// has recorded it sent.
+pub(crate) fn register_links(
+    links: &[(Uuid, TokenHash)],
+    expires_at: DateTime<Utc>,
+) -> UpdateStatement {
+    use sea_orm::sea_query::{CaseStatement, ExprTrait};
+    let digests = links.iter().fold(CaseStatement::new(), |case, (id, hash)| {
+        case.case(Expr::col("id").eq(*id), hash.as_str())
+    });
+    let ids: Vec<Uuid> = links.iter().map(|(id, _)| *id).collect();
+    Query::update()
+        .table("invites")
+        .value("token_hash", digests.finally(Expr::col("token_hash")))
+        .value("expires_at", expires_at)
+        .and_where(Expr::col("id").eq(PgFunc::any(uuid_array(&ids))))
+        .and_where(Expr::col("sent_at").is_null())
+        .to_owned()
 }
 
 /// What records one invite sent: its link's digest, when the link expires and when the
@@ -136,5 +168,25 @@ mod tests {
             r#"UPDATE "invites" SET "token_hash" = $1, "expires_at" = $2, "sent_at" = $3 WHERE "id" = $4 AND "sent_at" IS NULL"#
         );
         assert_eq!(values.0.len(), 4);
+    }
+
+    #[test]
+    fn links_are_registered_for_unsent_invites_only() {
+        let (sql, values) = unsent_invites(&[Uuid::nil()]).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"SELECT "id" FROM "invites" WHERE "user_id" = ANY($1) AND "sent_at" IS NULL"#
+        );
+        assert_eq!(values.0.len(), 1);
+        let links = [
+            (Uuid::nil(), TokenHash("a".into())),
+            (Uuid::max(), TokenHash("b".into())),
+        ];
+        let (sql, values) = register_links(&links, Utc::now()).build(PostgresQueryBuilder);
+        assert_eq!(
+            sql,
+            r#"UPDATE "invites" SET "token_hash" = (CASE WHEN ("id" = $1) THEN $2 WHEN ("id" = $3) THEN $4 ELSE "token_hash" END), "expires_at" = $5 WHERE "id" = ANY($6) AND "sent_at" IS NULL"#
+        );
+        assert_eq!(values.0.len(), 6);
     }
 }
