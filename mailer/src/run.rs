@@ -222,12 +222,12 @@ mod tests {
             )
         };
         // (sends at once, batches at once, batch bound, prefetch, database connections)
-        assert_eq!(sizes(&settings), (32, 4, 8, 64, 16));
+        assert_eq!(sizes(&settings), (15, 2, 8, 64, 16));
         settings.mailer_concurrency = 4;
         settings.worker_prefetch = 2;
         assert_eq!(sizes(&settings), (4, 1, 4, 4, 16));
-        settings.mailer_concurrency = 15;
-        assert_eq!(sizes(&settings), (15, 2, 8, 15, 16));
+        settings.mailer_concurrency = 32;
+        assert_eq!(sizes(&settings), (32, 4, 8, 32, 16));
         settings.mailer_concurrency = 500;
         settings.db_max_connections = 4;
         assert_eq!(

@@ -87,7 +87,7 @@ impl Settings {
             amqp_prefix: vars.string("AMQP_PREFIX", "roster"),
             command_timeout: Duration::from_millis(vars.parsed("COMMAND_TIMEOUT_MS", "25000")?),
             worker_prefetch: vars.parsed("WORKER_PREFETCH", "128")?,
-            mailer_concurrency: vars.parsed("MAILER_CONCURRENCY", "32")?,
+            mailer_concurrency: vars.parsed("MAILER_CONCURRENCY", "15")?,
             worker_concurrency: vars.parsed("WORKER_CONCURRENCY", "2")?,
             worker_batch_max: vars.parsed("WORKER_BATCH_MAX", "64")?,
             max_in_flight: vars.parsed("INGRESS_MAX_IN_FLIGHT", "1024")?,

@@ -18,7 +18,7 @@ fn defaults_match_the_contract() {
     assert!(s.session_key.is_none());
     assert!(s.command_timeout < Duration::from_secs(60));
     assert_eq!(s.invite_ttl, Duration::from_secs(7 * 86_400));
-    assert_eq!(s.mailer_concurrency, 32);
+    assert_eq!(s.mailer_concurrency, 15);
 }
 
 #[test]
