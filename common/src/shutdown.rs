@@ -58,12 +58,17 @@ pub async fn close_db(db: &sea_orm::DatabaseConnection) {
     }
 }
 
+/// How long batch takers (the worker's appliers, the mailer's senders) get to stop once
+/// the consume loop has drained: they have had its `DRAIN_TIMEOUT` already, so one still
+/// busy is stuck.
+pub const TAKERS_STOP_TIMEOUT: std::time::Duration = CLOSE_TIMEOUT;
+
 /// Waits for tasks that end by themselves once their input is closed (the worker's
-/// appliers, the mailer's senders) for at most `DRAIN_TIMEOUT`, then aborts them: ones
-/// stuck on a broker or database that is gone get their deliveries back when the
+/// appliers, the mailer's senders) for at most `TAKERS_STOP_TIMEOUT`, then aborts them:
+/// ones stuck on a broker or database that is gone get their deliveries back when the
 /// connection closes, and a transaction not committed is rolled back.
 pub async fn join_or_abort(mut tasks: tokio::task::JoinSet<()>, what: &str) {
-    let joined = tokio::time::timeout(crate::amqp::consume::DRAIN_TIMEOUT, async {
+    let joined = tokio::time::timeout(TAKERS_STOP_TIMEOUT, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;

@@ -46,8 +46,9 @@ pub struct Mailer {
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Most invites one batch sends: a batch holds one database connection, and its locks
-/// until its slowest mail is out.
-const BATCH_MAX: usize = 8;
+/// until its slowest mail is out; a batch waiting to try a failed mail again holds its
+/// sender, so more, smaller batches lose less to one slow recipient.
+const BATCH_MAX: usize = 4;
 
 /// How many invites the mailer sends at once, in how many batches of at most how many,
 /// how many events it holds unacknowledged, and the database connections it opens.
@@ -209,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sends_go_in_batches_of_at_most_eight_each_over_one_connection() {
+    fn sends_go_in_batches_of_at_most_four_each_over_one_connection() {
         let mut settings = Settings::defaults();
         let sizes = |settings: &Settings| {
             let s = Sizes::of(settings);
@@ -222,17 +223,17 @@ mod tests {
             )
         };
         // (sends at once, batches at once, batch bound, prefetch, database connections)
-        assert_eq!(sizes(&settings), (15, 2, 8, 64, 16));
+        assert_eq!(sizes(&settings), (15, 4, 4, 64, 16));
         settings.mailer_concurrency = 4;
         settings.worker_prefetch = 2;
         assert_eq!(sizes(&settings), (4, 1, 4, 4, 16));
         settings.mailer_concurrency = 32;
-        assert_eq!(sizes(&settings), (32, 4, 8, 32, 16));
+        assert_eq!(sizes(&settings), (32, 8, 4, 32, 16));
         settings.mailer_concurrency = 500;
         settings.db_max_connections = 4;
         assert_eq!(
             sizes(&settings),
-            (64, 8, 8, 64, 9),
+            (64, 16, 4, 64, 17),
             "clamped; the pool grows to fit"
         );
     }

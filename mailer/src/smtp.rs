@@ -5,7 +5,7 @@
 //! with Nagle on. The kernel then holds the five bytes of the `.` until the server
 //! acknowledges the body, and servers delay that acknowledgement (40 ms on Linux): every
 //! mail cost 40 ms more, and each connection sent at most ~22 a second (docs/performance.md,
-//! "Invites: 40 ms a mail"; fixed upstream in lettre's pull request 1159, not yet
+//! "Invites in batches, and 40 ms a mail"; fixed upstream in lettre's pull request 1159, not yet
 //! released). lettre builds its own sockets inside its pool, so for `smtp://` URLs (plain,
 //! or STARTTLS with `?tls=required|opportunistic`) the mailer opens the socket itself and
 //! hands it to lettre's client, which speaks SMTP, STARTTLS and AUTH on it. `smtps://`
@@ -24,8 +24,13 @@ use lettre::{
 use std::time::{Duration, Instant};
 use tokio::{net::TcpStream, sync::Mutex};
 
-/// Where and how invites are sent (`SMTP_URL`).
-pub(crate) enum Smtp {
+/// Where and how invites are sent (`SMTP_URL`), each send within a time limit.
+pub(crate) struct Smtp {
+    via: Via,
+    timeout: Duration,
+}
+
+enum Via {
     /// `smtp://`: sockets of our own, with Nagle off.
     Direct(Box<Direct>),
     /// `smtps://`: lettre's pooled transport.
@@ -45,7 +50,6 @@ pub(crate) struct Direct {
     start_tls: StartTls,
     credentials: Option<Credentials>,
     hello: ClientId,
-    timeout: Duration,
     /// Connections not in use, and since when; at most `keep` of them.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
     keep: usize,
@@ -70,7 +74,10 @@ impl Smtp {
             .pool_config(PoolConfig::new().max_size(u32::try_from(keep).unwrap_or(1)));
         let parsed = url::Url::parse(url).context("SMTP_URL is not a valid URL")?;
         if parsed.scheme() != "smtp" {
-            return Ok(Smtp::Pooled(pooled.build()));
+            return Ok(Smtp {
+                via: Via::Pooled(pooled.build()),
+                timeout,
+            });
         }
         let host = parsed
             .host_str()
@@ -89,34 +96,51 @@ impl Smtp {
             Some("opportunistic") => (StartTls::Opportunistic(tls()?), SUBMISSION_PORT),
             Some(other) => anyhow::bail!("SMTP_URL: unknown tls={other}"),
         };
-        let credentials = parsed.password().map(|password| {
-            Credentials::new(percent_decode(parsed.username()), percent_decode(password))
-        });
-        Ok(Smtp::Direct(Box::new(Direct {
+        let credentials = match parsed.password() {
+            Some(password) => Some(Credentials::new(
+                percent_decode(parsed.username())?,
+                percent_decode(password)?,
+            )),
+            None => None,
+        };
+        // As lettre reads it: the URL's path is the name said in EHLO.
+        let path = parsed.path().trim_matches('/');
+        let hello = if path.is_empty() {
+            ClientId::default()
+        } else {
+            ClientId::Domain(path.to_owned())
+        };
+        let direct = Direct {
             port: parsed.port().unwrap_or(default_port),
             host,
             start_tls,
             credentials,
-            hello: query("helo_name").map_or_else(ClientId::default, ClientId::Domain),
-            timeout,
+            hello,
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
-        })))
+        };
+        Ok(Smtp {
+            via: Via::Direct(Box::new(direct)),
+            timeout,
+        })
     }
 
-    /// Sends one message, classifying the failure.
+    /// Sends one message within the time limit (lettre bounds only the connect: a server
+    /// that stops answering would hold the batch's locks for ever), classifying the
+    /// failure.
     pub(crate) async fn send(&self, message: Message) -> Result<(), SendError> {
-        match self {
-            Smtp::Pooled(transport) => transport.send(message).await.map(drop).map_err(classify),
-            Smtp::Direct(direct) => {
-                match tokio::time::timeout(direct.timeout, direct.send(&message)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(SendError::Transient(format!(
-                        "no answer from the SMTP server within {:?}",
-                        direct.timeout
-                    ))),
-                }
+        let sent = async {
+            match &self.via {
+                Via::Pooled(transport) => transport.send(message).await.map(drop).map_err(classify),
+                Via::Direct(direct) => direct.send(&message).await,
             }
+        };
+        match tokio::time::timeout(self.timeout, sent).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Transient(format!(
+                "no answer from the SMTP server within {:?}",
+                self.timeout
+            ))),
         }
     }
 }
@@ -129,11 +153,13 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
     }
 }
 
-/// `%XX` escapes of a URL's user or password, decoded.
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+/// `%XX` escapes of a URL's user or password, decoded; not UTF-8 is refused, as lettre
+/// refuses it.
+fn percent_decode(s: &str) -> anyhow::Result<String> {
+    Ok(percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| anyhow::anyhow!("SMTP_URL: a user or password that is not UTF-8"))?
+        .into_owned())
 }
 
 impl Direct {
@@ -150,8 +176,13 @@ impl Direct {
         Ok(())
     }
 
-    /// An idle connection that still answers (`NOOP`), else a new one.
+    /// An idle connection that still answers (`NOOP`), else a new one. Connections idle
+    /// too long are closed first (the server may have dropped them unseen).
     async fn connection(&self) -> Result<AsyncSmtpConnection, SendError> {
+        self.idle
+            .lock()
+            .await
+            .retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
         loop {
             let parked = self.idle.lock().await.pop();
             let Some((mut conn, since)) = parked else {
@@ -201,9 +232,12 @@ mod tests {
     use super::*;
 
     fn direct(url: &str) -> Direct {
-        match Smtp::from_url(url, Duration::from_secs(1), 4).expect("valid") {
-            Smtp::Direct(d) => *d,
-            Smtp::Pooled(_) => panic!("{url} is sent through lettre's pool"),
+        match Smtp::from_url(url, Duration::from_secs(1), 4)
+            .expect("valid")
+            .via
+        {
+            Via::Direct(d) => *d,
+            Via::Pooled(_) => panic!("{url} is sent through lettre's pool"),
         }
     }
 
@@ -221,19 +255,20 @@ mod tests {
         let expected = Credentials::new("us@er".into(), "p/ss".into());
         assert_eq!(d.credentials, Some(expected));
 
-        let d = direct("smtp://mail.example?tls=opportunistic&helo_name=roster.example");
+        let d = direct("smtp://mail.example/roster.example?tls=opportunistic");
         assert!(matches!(d.start_tls, StartTls::Opportunistic(_)));
         assert_eq!(d.hello, ClientId::Domain("roster.example".into()));
         assert_eq!(direct("smtp://mail.example").port, SMTP_PORT);
 
         assert!(matches!(
-            Smtp::from_url("smtps://u:p@mail.example", Duration::from_secs(1), 4),
-            Ok(Smtp::Pooled(_))
+            Smtp::from_url("smtps://u:p@mail.example", Duration::from_secs(1), 4).map(|s| s.via),
+            Ok(Via::Pooled(_))
         ));
         for bad in [
             "mail.example",
             "http://mail.example",
             "smtp://mail.example?tls=maybe",
+            "smtp://u:%ff@mail.example",
         ] {
             assert!(
                 Smtp::from_url(bad, Duration::from_secs(1), 4).is_err(),
@@ -244,6 +279,7 @@ mod tests {
 
     #[test]
     fn escapes_in_user_and_password_are_decoded() {
-        assert_eq!(percent_decode("a%20b%zz%4"), "a b%zz%4");
+        assert_eq!(percent_decode("a%20b%zz%4").expect("UTF-8"), "a b%zz%4");
+        assert!(percent_decode("%ff").is_err());
     }
 }

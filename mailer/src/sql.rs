@@ -29,11 +29,14 @@ pub(crate) struct Pending {
 }
 
 /// The unsent invites of these people, with what the mail needs, each invite row locked
-/// `FOR UPDATE` and its person `FOR KEY SHARE`, in the people's order. The worker's
-/// batches lock people in that order too (`worker/src/apply/commit.rs`, `lock_in_order`),
-/// so a batch of each never waits on the other in a circle, nor do two mailer batches
-/// that share an invite. sea-query writes one locking clause, so the second is appended
-/// to the rendered SQL; it binds nothing, so the builder's numbering stands.
+/// `FOR UPDATE` and its person `FOR KEY SHARE`, in the people's order, the order the
+/// worker's batches lock people in (`worker/src/apply/commit.rs`, `lock_in_order`), and
+/// the same for two mailer batches that share an invite. That makes waits in a circle
+/// rare, not impossible (a person's delete takes the person, then the invite by cascade;
+/// `register_links` updates in the invites' order): PostgreSQL breaks one with an error
+/// the batch retries as transient, before any of its mail is sent. sea-query writes one
+/// locking clause, so the second is appended to the rendered SQL; it binds nothing, so
+/// the builder's numbering stands.
 pub(crate) fn pending_invites(people: &[Uuid]) -> Statement {
     // Imported here, not for the module: there it makes `max` on numbers ambiguous.
     use sea_orm::sea_query::ExprTrait;

@@ -67,7 +67,7 @@ pub struct Settings {
     /// Unacknowledged commands a worker holds at once (`WORKER_PREFETCH`).
     pub worker_prefetch: u16,
     /// Invites the mailer sends at once (`MAILER_CONCURRENCY`, 1 to 64), each over an SMTP
-    /// connection, in batches of at most eight that each hold one PostgreSQL connection
+    /// connection, in batches of at most four that each hold one PostgreSQL connection
     /// (their invite rows' locks) across their SMTP exchanges.
     pub mailer_concurrency: u16,
     /// Deliveries of one command before the broker dead-letters it (`COMMAND_DELIVERY_LIMIT`).

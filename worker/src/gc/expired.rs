@@ -113,7 +113,9 @@ fn expired_activity(secs: f64) -> SelectStatement {
         .to_owned()
 }
 
-/// Invites accepted, or expired unaccepted, longer ago than the window.
+/// Invites accepted, or sent and expired unaccepted, longer ago than the window. An
+/// unsent invite is pending whatever its `expires_at` (the mailer gives a link an expiry
+/// before its mail leaves, and sets it again once the mail is out), so it stays.
 fn expired_invites(secs: f64) -> SelectStatement {
     let ended = Func::coalesce([
         Expr::col(("t", "accepted_at")),
@@ -123,6 +125,7 @@ fn expired_invites(secs: f64) -> SelectStatement {
         .column(("t", "id"))
         .from_as("invites", "t")
         .and_where(Expr::expr(ended).lt(ago(seconds(secs))))
+        .and_where(Expr::col(("t", "sent_at")).is_not_null())
         .to_owned()
 }
 
@@ -153,7 +156,7 @@ mod tests {
     fn invites_end_when_accepted_else_when_they_expire() {
         assert_sql(
             &TARGETS[3].expired(1.0),
-            r#"SELECT "t"."id" FROM "invites" AS "t" WHERE COALESCE("t"."accepted_at", "t"."expires_at") < (now() - make_interval(secs => $1))"#,
+            r#"SELECT "t"."id" FROM "invites" AS "t" WHERE COALESCE("t"."accepted_at", "t"."expires_at") < (now() - make_interval(secs => $1)) AND "t"."sent_at" IS NOT NULL"#,
             1,
         );
     }
