@@ -4,6 +4,7 @@ mod batch;
 mod handle;
 pub mod invite;
 pub mod run;
+mod send;
 mod smtp;
 mod sql;
 
