@@ -68,12 +68,8 @@ pub(crate) fn pending_invites(people: &[Uuid]) -> Statement {
 
 /// The ids of these people's unsent invites, read without a lock.
 pub(crate) fn unsent_invites(people: &[Uuid]) -> SelectStatement {
-    use sea_orm::sea_query::ExprTrait;
-    Query::select()
+    common::db::reads::unsent_invites_of(people)
         .column("id")
-        .from("invites")
-        .and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(people))))
-        .and_where(Expr::col("sent_at").is_null())
         .to_owned()
 }
 

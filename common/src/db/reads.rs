@@ -109,6 +109,17 @@ pub fn org_row(table: &'static str, org_id: Uuid, id: Uuid) -> SelectStatement {
         .to_owned()
 }
 
+/// `SELECT … FROM invites WHERE` one of `people`'s `AND sent_at IS NULL`: invites not yet
+/// sent, for the caller to add what it selects (the outbox relay routes by them, the
+/// mailer registers their links).
+pub fn unsent_invites_of(people: &[Uuid]) -> SelectStatement {
+    Query::select()
+        .from("invites")
+        .and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(people))))
+        .and_where(Expr::col("sent_at").is_null())
+        .to_owned()
+}
+
 /// `SELECT … FROM invites AS i JOIN users AS u ON u.id = i.user_id`: invites with the
 /// person each is for, for the caller to add what it selects and where.
 pub fn invites_with_their_person() -> SelectStatement {

@@ -1,7 +1,7 @@
 //! The relay's statements, built with sea-query.
 
 use super::RELAY_LOCK;
-use common::db::{sql::now, uuid_array};
+use common::db::sql::now;
 use sea_orm::sea_query::{
     Expr, ExprTrait, Func, Order, PgFunc, Query, SelectStatement, UpdateStatement,
 };
@@ -40,11 +40,8 @@ pub(super) fn mark(column: &'static str, ids: &[i64]) -> UpdateStatement {
 
 /// Which of `people` have an invite not yet sent.
 pub(super) fn unsent_invites(people: &[Uuid]) -> SelectStatement {
-    Query::select()
+    common::db::reads::unsent_invites_of(people)
         .column("user_id")
-        .from("invites")
-        .and_where(Expr::col("user_id").eq(PgFunc::any(uuid_array(people))))
-        .and_where(Expr::col("sent_at").is_null())
         .to_owned()
 }
 
