@@ -102,14 +102,11 @@ pub(crate) async fn batch(shared: &Shared, deliveries: Vec<Delivery>) {
     let mut pauses = common::retry::smtp_transient().build();
     while !todo.is_empty() {
         let results = crate::send::attempt(shared, &todo).await;
+        // What failed transiently, with why.
         let mut again = Vec::new();
-        let mut failed = Vec::new();
         for (event, result) in todo.into_iter().zip(results) {
             match result {
-                Err(e) if e.is_transient() => {
-                    failed.push(e);
-                    again.push(event);
-                }
+                Err(e) if e.is_transient() => again.push((event, e)),
                 other => settle(shared, event, other).await,
             }
         }
@@ -117,18 +114,18 @@ pub(crate) async fn batch(shared: &Shared, deliveries: Vec<Delivery>) {
             break;
         }
         let Some(pause) = pauses.next() else {
-            for (event, e) in again.into_iter().zip(failed) {
+            for (event, e) in again {
                 settle(shared, event, Err(e)).await;
             }
             break;
         };
-        for (event, e) in again.iter().zip(&failed) {
+        for (event, e) in &again {
             event.span.in_scope(|| {
                 tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "invite failed; retrying")
             });
         }
         tokio::time::sleep(pause).await;
-        todo = again;
+        todo = again.into_iter().map(|(event, _)| event).collect();
     }
 }
 

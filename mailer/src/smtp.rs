@@ -4,9 +4,9 @@
 //! lettre 0.11.23 writes a message's body and its closing `.` in two writes, on sockets
 //! with Nagle on. The kernel then holds the five bytes of the `.` until the server
 //! acknowledges the body, and servers delay that acknowledgement (40 ms on Linux): every
-//! mail cost 40 ms more, and each connection sent at most ~22 a second (docs/performance.md,
-//! "Invites in batches, and 40 ms a mail"; fixed upstream in lettre's pull request 1159, not yet
-//! released). lettre builds its own sockets inside its pool, so for `smtp://` URLs (plain,
+//! mail cost 40 ms more, and each connection sent at most ~22 a second
+//! (docs/performance.md, "Invites in batches, and 40 ms a mail"; fixed upstream in
+//! lettre's pull request 1159, not yet released). lettre builds its own sockets inside its pool, so for `smtp://` URLs (plain,
 //! or STARTTLS with `?tls=required|opportunistic`) the mailer opens the socket itself and
 //! hands it to lettre's client, which speaks SMTP, STARTTLS and AUTH on it. `smtps://`
 //! (TLS from the first byte) keeps lettre's own pooled transport.
@@ -177,7 +177,8 @@ impl Direct {
     }
 
     /// An idle connection that still answers (`NOOP`), else a new one. Connections idle
-    /// too long are closed first (the server may have dropped them unseen).
+    /// too long are closed first (the server may have dropped them unseen), so none is
+    /// left at the bottom of the stack for ever.
     async fn connection(&self) -> Result<AsyncSmtpConnection, SendError> {
         self.idle
             .lock()
@@ -185,10 +186,10 @@ impl Direct {
             .retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
         loop {
             let parked = self.idle.lock().await.pop();
-            let Some((mut conn, since)) = parked else {
+            let Some((mut conn, _)) = parked else {
                 return self.connect().await;
             };
-            if since.elapsed() < IDLE_TIMEOUT && conn.test_connected().await {
+            if conn.test_connected().await {
                 return Ok(conn);
             }
             conn.abort().await;
