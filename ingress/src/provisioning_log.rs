@@ -18,7 +18,7 @@ use axum::{
 };
 use chrono::Utc;
 use common::{
-    amqp::{Publisher, Topology, link::Link},
+    amqp::{Publisher, Raw, Topology, link::Link},
     messages::{Envelope, PROVISIONING_LOG, ProvisioningLogEntries, ProvisioningLogEntry},
     metrics::PROVISIONING_LOG_DROPPED,
 };
@@ -162,9 +162,15 @@ async fn publish(
     );
     // `user_id` is checked by the broker: the worker stores only what Roster's own user sent.
     let props = common::amqp::publish::envelope_properties(&env).with_user_id(p.user().into());
-    p.publish_raw("", queue, &env.to_bytes(), props, true)
-        .await
-        .map_err(|e| e.to_string())
+    p.publish_raw(Raw {
+        exchange: "",
+        routing_key: queue,
+        body: &env.to_bytes(),
+        props,
+        mandatory: true,
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// The middleware on `/scim/v2`: after the answer, one entry if the request's org is known.

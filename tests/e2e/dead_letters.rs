@@ -4,7 +4,7 @@
 //! and a replayed command has one effect however often it is replayed; `purge` empties it.
 
 use common::{
-    amqp::{Publisher, Topology, publish::PublishOptions},
+    amqp::{Publisher, Raw, Topology, publish::PublishOptions},
     messages::{Command, CreateUser, Envelope, Reply},
     scim::model::UserInput,
 };
@@ -168,13 +168,13 @@ async fn dead_letters_are_listed_shown_replayed_and_purged() {
     // next is sent, so the queue's order is a, b, c.
     let junk = b"this is not json {".as_slice();
     publisher
-        .publish_raw(
-            &commands,
-            "user.create",
-            junk,
-            BasicProperties::default().with_delivery_mode(2),
-            true,
-        )
+        .publish_raw(Raw {
+            exchange: &commands,
+            routing_key: "user.create",
+            body: junk,
+            props: BasicProperties::default().with_delivery_mode(2),
+            mandatory: true,
+        })
         .await
         .expect("(a) published");
     assert_eq!(
@@ -461,13 +461,13 @@ async fn reading_a_long_dead_letter_queue_keeps_its_order() {
             .with_delivery_mode(2)
             .with_message_id(id.as_str().into());
         publisher
-            .publish_raw(
-                &topology.dead_letter_exchange(),
-                "user.create",
-                b"{}",
+            .publish_raw(Raw {
+                exchange: &topology.dead_letter_exchange(),
+                routing_key: "user.create",
+                body: b"{}",
                 props,
-                true,
-            )
+                mandatory: true,
+            })
             .await
             .expect("published");
         sent.push(id);

@@ -6,7 +6,7 @@
 //! `user.*` sees each user's events in version order.
 
 use common::{
-    amqp::{Publisher, Topology, publish::envelope_properties},
+    amqp::{Publisher, Raw, Topology, publish::envelope_properties},
     messages::{Command, Envelope, Reply},
 };
 use futures_util::future::join_all;
@@ -103,7 +103,13 @@ impl Service {
             "a foreign service sets no user_id"
         );
         self.publisher
-            .publish_raw(&self.topology.commands_exchange(), key, body, props, true)
+            .publish_raw(Raw {
+                exchange: &self.topology.commands_exchange(),
+                routing_key: key,
+                body,
+                props,
+                mandatory: true,
+            })
             .await
             .expect("the broker accepts the command");
     }

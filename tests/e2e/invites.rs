@@ -3,7 +3,7 @@
 //! addresses that try to inject headers or markup into the email get nowhere.
 
 use common::{
-    amqp::{Publisher, Topology, publish::envelope_properties},
+    amqp::{Publisher, Raw, Topology, publish::envelope_properties},
     messages::Envelope,
 };
 use reqwest::Method;
@@ -147,7 +147,13 @@ async fn a_backlog_goes_out_in_batches_with_one_mail_each_despite_copies_of_its_
         let env: Envelope = serde_json::from_value(json).expect("an envelope");
         for _ in 0..2 {
             publisher
-                .publish_raw("", &queue, &env.to_bytes(), envelope_properties(&env), true)
+                .publish_raw(Raw {
+                    exchange: "",
+                    routing_key: &queue,
+                    body: &env.to_bytes(),
+                    props: envelope_properties(&env),
+                    mandatory: true,
+                })
                 .await
                 .expect("the broker takes it");
         }

@@ -325,7 +325,7 @@ async fn entries_past_their_retention_are_pruned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_entries_are_not_stored() {
     use common::{
-        amqp::{Publisher, Topology, publish::envelope_properties},
+        amqp::{Publisher, Raw, Topology, publish::envelope_properties},
         messages::{Envelope, PROVISIONING_LOG, ProvisioningLogEntries, ProvisioningLogEntry},
     };
     let app = TestApp::spawn().await;
@@ -357,7 +357,13 @@ async fn forged_entries_are_not_stored() {
     );
     let queue = Topology::from_settings(&app.settings).provisioning_log_queue();
     publisher
-        .publish_raw("", &queue, &env.to_bytes(), envelope_properties(&env), true)
+        .publish_raw(Raw {
+            exchange: "",
+            routing_key: &queue,
+            body: &env.to_bytes(),
+            props: envelope_properties(&env),
+            mandatory: true,
+        })
         .await
         .expect("the broker takes it");
     // Roster's own entries still arrive (and show the writer is consuming).

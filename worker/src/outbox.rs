@@ -8,7 +8,7 @@
 
 use common::{
     amqp::{
-        Publisher, Topology,
+        Publisher, Raw, Topology,
         publish::{confirmed, envelope_properties},
         topology::INVITE_ROUTE,
     },
@@ -155,7 +155,13 @@ pub async fn drain_once(
         }
         pending.push(
             publisher
-                .send_raw(&exchange, &key, &envelope.to_bytes(), props, false)
+                .send_raw(Raw {
+                    exchange: &exchange,
+                    routing_key: &key,
+                    body: &envelope.to_bytes(),
+                    props,
+                    mandatory: false,
+                })
                 .await?,
         );
         kinds.push(envelope.kind);

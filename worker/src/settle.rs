@@ -4,7 +4,7 @@
 use crate::apply::record_unapplied;
 use common::{
     amqp::{
-        CORRELATION_HEADER, Publisher, Topology,
+        CORRELATION_HEADER, Publisher, Raw, Topology,
         consume::ack,
         dead_letter::dead_letter,
         retry::{Retry, retry_later},
@@ -186,7 +186,13 @@ impl Settler {
         // the deadline); waiting for its confirm would hold the batch's next commands.
         if let Err(e) = self
             .publisher
-            .send_raw("", reply_to.as_str(), &body, props, false)
+            .send_raw(Raw {
+                exchange: "",
+                routing_key: reply_to.as_str(),
+                body: &body,
+                props,
+                mandatory: false,
+            })
             .await
         {
             tracing::warn!(error = %e, "reply not delivered");

@@ -6,7 +6,7 @@
 //! fails the message is returned to its queue instead, so nothing is lost.
 
 use super::{
-    Publisher, Topology,
+    Publisher, Raw, Topology,
     consume::{ack, requeue},
 };
 use lapin::{
@@ -52,13 +52,13 @@ pub async fn dead_letter(
     };
     let props = delivery.properties.clone().with_headers(headers);
     let published = publisher
-        .publish_raw(
-            &topology.dead_letter_exchange(),
-            delivery.routing_key.as_str(),
-            &body,
+        .publish_raw(Raw {
+            exchange: &topology.dead_letter_exchange(),
+            routing_key: delivery.routing_key.as_str(),
+            body: &body,
             props,
-            true,
-        )
+            mandatory: true,
+        })
         .await;
     match published {
         Ok(()) => {

@@ -10,7 +10,7 @@ pub mod retry;
 pub mod rpc;
 pub mod topology;
 
-pub use publish::{PublishError, Publisher};
+pub use publish::{PublishError, Publisher, Raw};
 pub use topology::Topology;
 
 use backon::Retryable;

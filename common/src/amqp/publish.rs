@@ -61,6 +61,16 @@ pub struct Publisher {
     user: Arc<str>,
 }
 
+/// One message as the broker takes it: bytes, their properties, and where they go.
+pub struct Raw<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub props: BasicProperties,
+    /// Returned (a publish error) rather than dropped when no queue is bound.
+    pub mandatory: bool,
+}
+
 impl Publisher {
     pub async fn open(conn: &Connection) -> lapin::Result<Self> {
         let channel = conn.create_channel().await?;
@@ -104,41 +114,31 @@ impl Publisher {
             }
             props = props.with_headers(headers);
         }
-        self.publish_raw(
+        self.publish_raw(Raw {
             exchange,
             routing_key,
-            &envelope.to_bytes(),
+            body: &envelope.to_bytes(),
             props,
-            opts.mandatory,
-        )
+            mandatory: opts.mandatory,
+        })
         .await
     }
 
     /// Publishes bytes with the given properties and waits for the confirm.
-    pub async fn publish_raw(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        props: BasicProperties,
-        mandatory: bool,
-    ) -> Result<(), PublishError> {
-        let pending = self
-            .send_raw(exchange, routing_key, body, props, mandatory)
-            .await?;
-        confirmed(pending).await
+    pub async fn publish_raw(&self, message: Raw<'_>) -> Result<(), PublishError> {
+        confirmed(self.send_raw(message).await?).await
     }
 
     /// Sends without waiting for the confirm, so a batch can be sent in order and then
     /// confirmed together with [`confirmed`].
-    pub async fn send_raw(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        props: BasicProperties,
-        mandatory: bool,
-    ) -> Result<PublisherConfirm, PublishError> {
+    pub async fn send_raw(&self, message: Raw<'_>) -> Result<PublisherConfirm, PublishError> {
+        let Raw {
+            exchange,
+            routing_key,
+            body,
+            props,
+            mandatory,
+        } = message;
         let props = match props.user_id() {
             Some(u) if u.as_str() != self.user() => without_user_id(&props),
             _ => props,

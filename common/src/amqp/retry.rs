@@ -4,7 +4,7 @@
 //! reason. The original delivery is acked only once the copy is safely with the broker.
 
 use super::{
-    Publisher, Topology,
+    Publisher, Raw, Topology,
     consume::{ack, requeue},
     dead_letter::dead_letter,
     topology::RetryTarget,
@@ -73,7 +73,13 @@ pub async fn retry_later(
     let props = delivery.properties.clone().with_headers(headers);
     let queue = topology.retry_queue(target, attempt as usize);
     match publisher
-        .publish_raw("", &queue, &delivery.data, props, true)
+        .publish_raw(Raw {
+            exchange: "",
+            routing_key: &queue,
+            body: &delivery.data,
+            props,
+            mandatory: true,
+        })
         .await
     {
         Ok(()) => {

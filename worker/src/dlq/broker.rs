@@ -21,7 +21,7 @@ use super::{
     cli::Selection,
     message::{DeadLetter, Route, replay_properties},
 };
-use common::amqp::{PublishError, Publisher, Topology};
+use common::amqp::{PublishError, Publisher, Raw, Topology};
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
     message::Delivery,
@@ -342,13 +342,13 @@ async fn replay_one(
         ));
     }
     let published = publisher
-        .publish_raw(
-            &route.exchange,
-            &route.routing_key,
-            &d.data,
-            replay_properties(&d.properties),
-            true,
-        )
+        .publish_raw(Raw {
+            exchange: &route.exchange,
+            routing_key: &route.routing_key,
+            body: &d.data,
+            props: replay_properties(&d.properties),
+            mandatory: true,
+        })
         .await;
     match published {
         Ok(()) => Ok(Ok(route)),
