@@ -6,8 +6,8 @@
 //! for more: a lone event starts at once, and while every sender is busy the next batch
 //! fills by itself.
 
-use crate::handle::{Shared, batch};
-use common::amqp::batches::{Batches, Takers, hand_off, unzip};
+use crate::handle::{Shared, batch, retry};
+use common::amqp::batches::{Batches, Takers, hand_off};
 use std::sync::Arc;
 
 /// Starts `senders` senders taking batches of at most `max`; they stop once every
@@ -26,10 +26,20 @@ pub(crate) fn start(
 }
 
 async fn sender(shared: Arc<Shared>, takers: Arc<Takers>, max: usize) {
+    // Each batch's events that failed transiently are tried again in a task of their own,
+    // so a greylisting recipient's pauses (seconds) do not hold the sender. Their number
+    // is bounded by the consume loop: an event holds its slot until it is settled. Once
+    // the hand-off ends they are waited for (or aborted with the sender, their deliveries
+    // then returned to the queue).
+    let mut retries = tokio::task::JoinSet::new();
     while let Some((jobs, waiting)) = takers.take(max).await {
         drop(waiting);
-        let (deliveries, settled) = unzip(jobs);
-        batch(&shared, deliveries).await;
-        settled.all();
+        while retries.try_join_next().is_some() {}
+        let again = batch(&shared, jobs).await;
+        if !again.is_empty() {
+            let shared = shared.clone();
+            retries.spawn(async move { retry(&shared, again).await });
+        }
     }
+    while retries.join_next().await.is_some() {}
 }

@@ -3,16 +3,18 @@
 //! holds the batch's invite rows locked across the SMTP exchanges, so a redelivered or
 //! concurrent copy of an event waits, then finds its invite sent; the mails go out at once
 //! and one commit records them. Transient failures are tried again in process
-//! (`common::retry::smtp_transient`, the locks released in between), then through the
-//! mailer's retry queues; permanent ones are dead-lettered. One try is `crate::send`.
+//! (`common::retry::smtp_transient`, the locks released in between) in a task of their
+//! own (`crate::batch`), then through the mailer's retry queues; permanent ones are
+//! dead-lettered. One try is `crate::send`. Each event tells the consume loop it is settled
+//! as soon as it is, so it holds its slot of `MAILER_CONCURRENCY` no longer.
 
 use crate::{invite::SendError, smtp::Smtp};
 use backon::BackoffBuilder;
 use chrono::Utc;
 use common::{
     amqp::{
-        Publisher, Topology, consume::ack, dead_letter::dead_letter, retry::retry_later,
-        topology::RetryTarget,
+        Publisher, Topology, batches::Job, consume::ack, dead_letter::dead_letter,
+        retry::retry_later, topology::RetryTarget,
     },
     db::{is_transient, redact},
     messages::{Envelope, UserEvent, events},
@@ -22,6 +24,7 @@ use lapin::message::Delivery;
 use lettre::message::Mailbox;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::{sync::Arc, time::Duration};
+use tokio::sync::oneshot;
 
 /// What every sender shares (one per broker connection).
 pub(crate) struct Shared {
@@ -84,40 +87,41 @@ impl HandleError {
 /// One decoded event of the batch.
 pub(crate) struct Event {
     delivery: Delivery,
+    /// Tells the consume loop the delivery is settled (sent by `settle`).
+    done: oneshot::Sender<()>,
     pub(crate) env: Envelope,
     pub(crate) event: UserEvent,
     pub(crate) span: tracing::Span,
 }
 
-/// Settles each delivery of the batch: undecodable ones are dead-lettered, other event
-/// types acknowledged, and the invite events handled together, what failed transiently
-/// again after a pause (the locks released meanwhile).
-pub(crate) async fn batch(shared: &Shared, deliveries: Vec<Delivery>) {
-    let mut todo = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        if let Some(event) = decode(shared, delivery).await {
+/// Events that failed transiently, each with why, to be tried again ([`retry`]).
+pub(crate) type Again = Vec<(Event, HandleError)>;
+
+/// A batch's first try: undecodable deliveries are dead-lettered, other event types
+/// acknowledged, and the invite events handled together. What is done is settled here;
+/// what failed transiently is returned, for [`retry`] to try again off the sender, so a
+/// pause before a retry holds only its own events (their slots of `MAILER_CONCURRENCY`).
+pub(crate) async fn batch(shared: &Shared, jobs: Vec<Job>) -> Again {
+    let mut todo = Vec::with_capacity(jobs.len());
+    for (delivery, done) in jobs {
+        if let Some(event) = decode(shared, delivery, done).await {
             todo.push(event);
         }
     }
+    try_once(shared, todo).await
+}
+
+/// Tries `again` after pauses (`common::retry::smtp_transient`, the locks released in
+/// between) until each is done or the pauses run out; then what still fails transiently
+/// goes to the mailer's retry queues.
+pub(crate) async fn retry(shared: &Shared, mut again: Again) {
     let mut pauses = common::retry::smtp_transient().build();
-    while !todo.is_empty() {
-        let results = crate::send::attempt(shared, &todo).await;
-        // What failed transiently, with why.
-        let mut again = Vec::new();
-        for (event, result) in todo.into_iter().zip(results) {
-            match result {
-                Err(e) if e.is_transient() => again.push((event, e)),
-                other => settle(shared, event, other).await,
-            }
-        }
-        if again.is_empty() {
-            break;
-        }
+    while !again.is_empty() {
         let Some(pause) = pauses.next() else {
             for (event, e) in again {
                 settle(shared, event, Err(e)).await;
             }
-            break;
+            return;
         };
         for (event, e) in &again {
             event.span.in_scope(|| {
@@ -125,13 +129,29 @@ pub(crate) async fn batch(shared: &Shared, deliveries: Vec<Delivery>) {
             });
         }
         tokio::time::sleep(pause).await;
-        todo = again.into_iter().map(|(event, _)| event).collect();
+        again = try_once(shared, again.into_iter().map(|(event, _)| event).collect()).await;
     }
+}
+
+/// One try at `todo`: settles what is done, returns what failed transiently.
+async fn try_once(shared: &Shared, todo: Vec<Event>) -> Again {
+    if todo.is_empty() {
+        return Vec::new();
+    }
+    let results = crate::send::attempt(shared, &todo).await;
+    let mut again = Vec::new();
+    for (event, result) in todo.into_iter().zip(results) {
+        match result {
+            Err(e) if e.is_transient() => again.push((event, e)),
+            other => settle(shared, event, other).await,
+        }
+    }
+    again
 }
 
 /// The event of an invite, or `None` when the delivery is settled here (undecodable, or
 /// not an event that sends one).
-async fn decode(shared: &Shared, delivery: Delivery) -> Option<Event> {
+async fn decode(shared: &Shared, delivery: Delivery, done: oneshot::Sender<()>) -> Option<Event> {
     let decoded = Envelope::from_bytes(&delivery.data).and_then(|env| {
         serde_json::from_value::<UserEvent>(env.payload.clone())
             .map(|ev| (env, ev))
@@ -148,11 +168,13 @@ async fn decode(shared: &Shared, delivery: Delivery) -> Option<Event> {
                 &e.to_string(),
             )
             .await;
+            let _ = done.send(());
             return None;
         }
     };
     if env.kind != events::USER_CREATED && env.kind != events::USER_REACTIVATED {
         let _ = ack(&delivery).await;
+        let _ = done.send(());
         return None;
     }
     let span = tracing::info_span!(
@@ -163,6 +185,7 @@ async fn decode(shared: &Shared, delivery: Delivery) -> Option<Event> {
     );
     Some(Event {
         delivery,
+        done,
         env,
         event,
         span,
@@ -173,6 +196,7 @@ async fn decode(shared: &Shared, delivery: Delivery) -> Option<Event> {
 async fn settle(shared: &Shared, event: Event, result: Result<Outcome, HandleError>) {
     let Event {
         delivery,
+        done,
         env,
         span,
         ..
@@ -218,4 +242,5 @@ async fn settle(shared: &Shared, event: Event, result: Result<Outcome, HandleErr
             dead_letter(&shared.publisher, &shared.topology, &delivery, &reason).await;
         }
     }
+    let _ = done.send(());
 }

@@ -46,8 +46,8 @@ pub struct Mailer {
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Most invites one batch sends: a batch holds one database connection, and its locks
-/// until its slowest mail is out; a batch waiting to try a failed mail again holds its
-/// sender, so more, smaller batches lose less to one slow recipient.
+/// until its slowest mail is out, so more, smaller batches lose less to one slow
+/// recipient. (Its mails that fail transiently are tried again off the sender.)
 const BATCH_MAX: usize = 4;
 
 /// How many invites the mailer sends at once, in how many batches of at most how many,

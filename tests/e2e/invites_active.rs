@@ -1,15 +1,16 @@
 //! Invites reach only people in the directory (docs/reliability.md, "Invites"): none for a
 //! person created inactive until they are activated; none for one deactivated before the
 //! send until they are reactivated; accepting needs an active person; and a send the SMTP
-//! server took but whose answer was lost is sent again with the same link and Message-ID.
+//! server took but whose answer was lost is sent again with the same link and Message-ID;
+//! a greylisted one is tried again without holding up the invites behind it.
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tests::{
     harness::{Tenant, TestApp},
     okta::create_user_body,
-    proxy::DropAfterData,
+    proxy::{DropAfterData, Greylist},
 };
 
 const MAIL_WAIT: Duration = Duration::from_secs(20);
@@ -165,5 +166,59 @@ async fn an_invite_whose_smtp_answer_was_lost_is_resent_with_the_same_link() {
     assert_eq!(ids[0], ids[1], "the same Message-ID on every send");
     let res = app.http.post(&first).send().await.expect("accept");
     assert_eq!(res.status(), 200, "the first mail's link works");
+    app.stop().await;
+}
+
+/// A recipient's server answers `451` (greylisting): the mailer tries that invite again
+/// after pauses, in a task of its own, so the invites created meanwhile go out at once
+/// rather than after its pauses (the tests' mailer has one sender); once the greylisting
+/// lifts, the person gets their one mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greylisted_invite_is_tried_again_without_holding_up_the_others() {
+    let mut app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    app.stop_mailer().await;
+    let smtp = app.settings.smtp_url.expose().clone();
+    let grey = app.email("grey");
+    let relay = Greylist::start(&smtp.replace("smtp://", ""), &grey).await;
+    app.start_mailer_via(&relay.url()).await;
+
+    create(&acme, &grey, true).await;
+    let start = Instant::now();
+    while relay.refused() == 0 {
+        assert!(
+            start.elapsed() < MAIL_WAIT,
+            "the greylisted invite was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its tries in process: this one, then four more after pauses of at least 0.2, 0.4,
+    // 0.8 and 1.6 s (`common::retry::smtp_transient`), so the fifth comes 3 s or more
+    // after the first. A sender held by them would send the others only after it.
+    let others: Vec<String> = (0..4).map(|n| app.email(&format!("next{n}"))).collect();
+    for p in &others {
+        create(&acme, p, true).await;
+    }
+    for p in &others {
+        assert_eq!(app.maildev.wait_for(p, 1, MAIL_WAIT).await.len(), 1, "{p}");
+    }
+    let refused = relay.refused();
+    assert!(
+        refused < 5,
+        "the others went out only after the greylisted invite's {refused} tries"
+    );
+    assert!(app.maildev.to(&grey).await.is_empty());
+
+    relay.lift();
+    assert_eq!(app.maildev.wait_for(&grey, 1, MAIL_WAIT).await.len(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.maildev.to(&grey).await.len(),
+        1,
+        "one mail, once lifted"
+    );
+    for p in &others {
+        assert_eq!(app.maildev.to(p).await.len(), 1, "{p}: one mail");
+    }
     app.stop().await;
 }

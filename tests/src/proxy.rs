@@ -199,6 +199,126 @@ impl Drop for DropAfterData {
     }
 }
 
+/// An SMTP relay to a real server that greylists: it answers `451` itself to every
+/// `RCPT TO` naming an address that contains `marker` (the server never sees it), until
+/// [`Greylist::lift`], and forwards everything else, both ways, as it is.
+pub struct Greylist {
+    addr: SocketAddr,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+    lifted: Arc<AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Greylist {
+    pub async fn start(upstream: &str, marker: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a proxy port");
+        let addr = listener.local_addr().expect("proxy address");
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lifted = Arc::new(AtomicBool::new(false));
+        let (upstream, marker) = (upstream.to_owned(), marker.to_ascii_lowercase());
+        let (count, lift) = (refused.clone(), lifted.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (marker, count, lift) = (marker.clone(), count.clone(), lift.clone());
+                tokio::spawn(greylist_one(inbound, outbound, marker, count, lift));
+            }
+        });
+        Self {
+            addr,
+            refused,
+            lifted,
+            accept,
+        }
+    }
+
+    /// `smtp://` URL of this relay.
+    pub fn url(&self) -> String {
+        format!("smtp://{}", self.addr)
+    }
+
+    /// How many recipients it has answered `451` so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// From now on, forwards every recipient.
+    pub fn lift(&self) {
+        self.lifted.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Greylist {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// One connection through [`Greylist`]: the client's lines are read one by one (a message's
+/// lines, between `DATA` and its lone `.`, pass through untouched); the server's answers are
+/// copied back, and a `451` of ours is written between them, while the server waits for the
+/// client's next command.
+async fn greylist_one(
+    inbound: TcpStream,
+    outbound: TcpStream,
+    marker: String,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+    lifted: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (client_rx, client_tx) = inbound.into_split();
+    let (mut server_rx, mut server_tx) = outbound.into_split();
+    let client_tx = Arc::new(tokio::sync::Mutex::new(client_tx));
+    let to_client = client_tx.clone();
+    let answers = tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut server_rx, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_client.lock().await.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut lines = BufReader::new(client_rx);
+    let mut line = Vec::new();
+    let mut in_data = false;
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line).to_ascii_lowercase();
+        if in_data {
+            in_data = text.trim_end() != ".";
+        } else if text.starts_with("data") {
+            in_data = true;
+        } else if text.starts_with("rcpt to:")
+            && text.contains(&marker)
+            && !lifted.load(Ordering::SeqCst)
+        {
+            refused.fetch_add(1, Ordering::SeqCst);
+            let answer = b"451 4.7.1 Greylisted, please try again later\r\n";
+            if client_tx.lock().await.write_all(answer).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        if server_tx.write_all(&line).await.is_err() {
+            break;
+        }
+    }
+    answers.abort();
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]
