@@ -16,12 +16,7 @@ async fn provisioning(app: &TestApp, key: &str) -> Value {
 
 /// The status of Okta's `GET /Users` with the SCIM token `token`.
 async fn users_status(app: &TestApp, token: &str) -> reqwest::StatusCode {
-    app.scim(token)
-        .request(Method::GET, "/Users")
-        .send()
-        .await
-        .expect("GET")
-        .status()
+    app.scim(token).get("/Users").await.status()
 }
 
 /// The new secret `field` of a `200` answer.

@@ -33,11 +33,7 @@ async fn wrong_missing_and_revoked_tokens_are_401() {
 
     let wrong = app.scim("rst_scim_not-a-real-token");
     assert_scim_error(wrong.post_user(&body).await, 401).await;
-    let res = wrong
-        .request(Method::GET, "/Users")
-        .send()
-        .await
-        .expect("GET");
+    let res = wrong.get("/Users").await;
     assert!(res.headers().contains_key("www-authenticate"));
     assert_scim_error(res, 401).await;
 
@@ -60,17 +56,9 @@ async fn wrong_missing_and_revoked_tokens_are_401() {
         .await;
     assert_eq!(res.status(), 200);
     assert_scim_error(acme.scim.post_user(&body).await, 401).await;
-    assert_scim_error(
-        acme.scim
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET"),
-        401,
-    )
-    .await;
+    assert_scim_error(acme.scim.get("/Users").await, 401).await;
 
-    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    app.assert_none("SELECT count(*) FROM users").await;
     app.stop().await;
 }
 
@@ -82,14 +70,7 @@ async fn unknown_ids_and_bad_bodies_are_scim_errors_that_store_nothing() {
 
     assert_scim_error(okta.get_user(&uuid::Uuid::new_v4().to_string()).await, 404).await;
     assert_scim_error(okta.get_user("not-a-uuid").await, 404).await;
-    assert_scim_error(
-        okta.request(Method::GET, "/Nope")
-            .send()
-            .await
-            .expect("GET"),
-        404,
-    )
-    .await;
+    assert_scim_error(okta.get("/Nope").await, 404).await;
     assert_scim_error(okta.delete("/Users").await, 405).await;
 
     let malformed = okta
@@ -233,6 +214,28 @@ impl Page {
         let s = self.sign_in(key).await;
         assert_eq!(s.status, 303, "signing in: {}", s.html);
         s.cookie.expect("a session cookie")
+    }
+
+    /// Signs in with `key` and opens `/admin`: the session cookie and the page's HTML.
+    pub(crate) async fn signed_in(&self, key: &str) -> (String, String) {
+        let cookie = self.session(key).await;
+        let (status, html) = self.get(Some(&cookie)).await;
+        assert_eq!(status, 200);
+        (cookie, html)
+    }
+
+    /// Submits a form of the page `html` (its CSRF token added) as `cookie`'s session.
+    pub(crate) async fn submit(
+        &self,
+        path: &str,
+        cookie: &str,
+        html: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let csrf = csrf_in(html);
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post(path, cookie, &form).await
     }
 }
 
@@ -388,18 +391,10 @@ async fn wrong_scim_tokens_are_rate_limited_per_address_and_valid_ones_always_pa
     let guesser = scim_from(&app, guesser_addr, "rst_scim_guess");
 
     for _ in 0..3 {
-        let res = guesser
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET");
+        let res = guesser.get("/Users").await;
         assert_scim_error(res, 401).await;
     }
-    let res = guesser
-        .request(Method::GET, "/Users")
-        .send()
-        .await
-        .expect("GET");
+    let res = guesser.get("/Users").await;
     retry_after(&res);
     let err = assert_scim_error(res, 429).await;
     assert!(
@@ -424,11 +419,7 @@ async fn wrong_scim_tokens_are_rate_limited_per_address_and_valid_ones_always_pa
     assert_eq!(res.status(), 201);
     assert_eq!(app.count("SELECT count(*) FROM users").await, 2);
     // The guesser is still refused.
-    let res = guesser
-        .request(Method::GET, "/Users")
-        .send()
-        .await
-        .expect("GET");
+    let res = guesser.get("/Users").await;
     assert_scim_error(res, 429).await;
     app.stop().await;
 }
@@ -487,13 +478,8 @@ async fn sign_in_issues_a_fresh_session_bound_to_the_admin_key() {
         html.contains("sign-in-form"),
         "the session ended with its key"
     );
-    let csrf = csrf_in(&html);
     let res = page
-        .post(
-            "/admin/settings",
-            &after,
-            &[("csrf", &csrf), ("send_invites", "")],
-        )
+        .submit("/admin/settings", &after, &html, &[("send_invites", "")])
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/admin", "back to sign-in");

@@ -6,7 +6,7 @@
 //! id, while another org's Okta lifecycle runs on undisturbed.
 
 use crate::{
-    auth::{Page, csrf_in},
+    auth::Page,
     dead_letters::{Replies, create_user},
 };
 use common::amqp::{Publisher, Topology, publish::PublishOptions};
@@ -284,7 +284,7 @@ async fn a_deleted_person_leaves_no_trace_in_any_table() {
         "erased everywhere {:?} after the deletes",
         started.elapsed()
     );
-    assert_eq!(app.count("SELECT count(*) FROM erasures").await, 0);
+    app.assert_none("SELECT count(*) FROM erasures").await;
 
     // Integrators learnt of both deletes first.
     let deleted = drain_deleted(&events, &queue).await;
@@ -613,17 +613,12 @@ async fn tables_stay_within_their_windows_under_load() {
     let mut out = Vec::new();
     worker::gc::cli(&gc, false, &mut out).await.expect("gc");
     println!("$ worker gc\n{}", String::from_utf8_lossy(&out));
-    assert_eq!(app.count(&prunable).await, 0);
+    app.assert_none(&prunable).await;
     assert_eq!(app.count(&kept).await, keepco_entries, "Keepco's stay");
-    assert_eq!(
-        app.count("SELECT count(*) FROM processed_commands").await,
-        0
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
-            .await,
-        0
-    );
+    app.assert_none("SELECT count(*) FROM processed_commands")
+        .await;
+    app.assert_none("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+        .await;
     app.stop().await;
 }
 
@@ -734,19 +729,17 @@ async fn the_org_policy_erases_people_deactivated_long_enough() {
 
     // The same choice on the admin page.
     let page = Page::from(&app, [127, 0, 0, 61]);
-    let cookie = page.session(key).await;
-    let (status, html) = page.get(Some(&cookie)).await;
-    assert_eq!(status, 200);
+    let (cookie, html) = page.signed_in(key).await;
     assert!(
         html.contains("id=\"deactivated-keep\"") && html.contains("name=\"erase_after_days\""),
         "the page offers the choice"
     );
     let res = page
-        .post(
+        .submit(
             "/admin/settings",
             &cookie,
+            &html,
             &[
-                ("csrf", &csrf_in(&html)),
                 ("send_invites", "on"),
                 ("deactivated_people", "erase"),
                 ("erase_after_days", "14"),

@@ -1,7 +1,6 @@
 //! Discovery (RFC 7644 §4): what `/ServiceProviderConfig`, `/ResourceTypes` and
 //! `/Schemas` tell a SCIM client, behind the SCIM token like every SCIM call.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use tests::{harness::TestApp, okta::ScimClient};
 
@@ -12,7 +11,7 @@ const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 /// GETs `path`, expects `status` as `application/scim+json`, returns the body.
 async fn get(scim: &ScimClient, path: &str, status: u16) -> Value {
-    let res = scim.request(Method::GET, path).send().await.expect("GET");
+    let res = scim.get(path).await;
     assert_eq!(res.status().as_u16(), status, "GET {path}");
     let ct = res.headers()["content-type"]
         .to_str()

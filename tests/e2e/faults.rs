@@ -158,7 +158,7 @@ pub(crate) async fn assert_consistent(app: &TestApp, results: &[(String, Outcome
         rows,
         "one audit entry per user"
     );
-    assert_eq!(app.count("SELECT count(*) FROM processed_commands WHERE command_type = 'user.create' AND reply IS NULL").await, 0);
+    app.assert_none("SELECT count(*) FROM processed_commands WHERE command_type = 'user.create' AND reply IS NULL").await;
 }
 
 /// Waits for every invite to be sent, then checks MailDev holds exactly one per person.
@@ -490,11 +490,8 @@ async fn an_smtp_outage_delays_invites_and_sends_each_once() {
             "mail got through an SMTP outage"
         );
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM invites WHERE sent_at IS NOT NULL")
-            .await,
-        0
-    );
+    app.assert_none("SELECT count(*) FROM invites WHERE sent_at IS NOT NULL")
+        .await;
     app.smtp_proxy.restore();
     assert_one_invite_each(&app, Duration::from_secs(60)).await;
     app.stop().await;

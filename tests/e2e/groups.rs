@@ -15,11 +15,7 @@ fn patch(ops: Value) -> Value {
 }
 
 async fn member_ids(okta: &ScimClient, group: &str) -> Vec<String> {
-    let res = okta
-        .request(Method::GET, &format!("/Groups/{group}"))
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get(&format!("/Groups/{group}")).await;
     assert_eq!(res.status(), 200);
     let g: Value = res.json().await.expect("JSON");
     let mut ids: Vec<String> = g["members"]
@@ -72,13 +68,7 @@ async fn create_group(okta: &ScimClient, name: &str) -> String {
 
 /// `GET path`, its body as JSON.
 async fn get_json(okta: &ScimClient, path: &str) -> Value {
-    okta.request(Method::GET, path)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON")
+    okta.get(path).await.json().await.expect("JSON")
 }
 
 /// The status of a body-less `method path`.
@@ -346,7 +336,7 @@ async fn one_member_patch_to_a_large_group_touches_one_row() {
     let left = format!(
         "SELECT count(*) FROM group_members WHERE group_id = '{gid}' AND user_id IN ('{leaver}')"
     );
-    assert_eq!(app.count(&left).await, 0);
+    app.assert_none(&left).await;
     app.stop().await;
 }
 
@@ -359,7 +349,7 @@ async fn groups_answer_conditional_requests_as_users_do() {
     let okta = &acme.scim;
     let gid = create_group(okta, "Sales").await;
     let path = format!("/Groups/{gid}");
-    let res = okta.request(Method::GET, &path).send().await.expect("GET");
+    let res = okta.get(&path).await;
     assert_eq!(res.status(), 200);
     let etag = res.headers()["etag"].to_str().expect("ETag").to_owned();
     assert_eq!(etag, "W/\"1\"");

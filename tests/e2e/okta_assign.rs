@@ -1,6 +1,5 @@
 //! Okta's assign flow (OKTA.md "Calls, in the order Okta makes them").
 
-use reqwest::Method;
 use serde_json::Value;
 use tests::{
     harness::TestApp,
@@ -14,11 +13,7 @@ async fn okta_assigns_a_user_and_finds_it_again() {
     let okta = &acme.scim;
 
     // Test connection.
-    let res = okta
-        .request(Method::GET, "/Users?startIndex=1&count=2")
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get("/Users?startIndex=1&count=2").await;
     assert_eq!(res.status(), 200);
     let list: Value = res.json().await.expect("JSON");
     assert_eq!(list["totalResults"], 0);

@@ -10,11 +10,7 @@ use tests::{
 };
 
 async fn get(okta: &tests::okta::ScimClient, path_and_query: &str) -> Value {
-    let res = okta
-        .request(Method::GET, path_and_query)
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get(path_and_query).await;
     assert_eq!(res.status(), 200, "GET {path_and_query}");
     res.json().await.expect("JSON")
 }
@@ -214,22 +210,14 @@ async fn filters_sorting_attributes_and_search() {
         r#"unknownAttr eq "1""#,
         r#"title eq"#,
     ] {
-        let res = okta
-            .request(Method::GET, &q(bad))
-            .send()
-            .await
-            .expect("GET");
+        let res = okta.get(&q(bad)).await;
         assert_eq!(res.status(), 400, "{bad}");
         assert_eq!(
             res.json::<Value>().await.expect("JSON")["scimType"],
             "invalidFilter"
         );
     }
-    let res = okta
-        .request(Method::GET, "/Users?sortBy=nonsense")
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get("/Users?sortBy=nonsense").await;
     assert_eq!(res.status(), 400);
     app.stop().await;
 }

@@ -38,7 +38,7 @@ async fn a_command_waits_in_the_queue_for_a_worker() {
     );
     let err: Value = res.json().await.expect("SCIM error JSON");
     assert_eq!(err["status"], "503");
-    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    app.assert_none("SELECT count(*) FROM users").await;
 
     app.start_worker().await;
     app.wait_count(

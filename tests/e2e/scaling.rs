@@ -43,19 +43,9 @@ async fn four_workers_keep_each_users_changes_in_version_order() {
     let ch = conn.create_channel().await.expect("channel");
     let topology = common::amqp::Topology::from_settings(&app.settings);
     topology.declare(&ch).await.expect("topology");
-    let q = ch
-        .queue_declare(
-            "".into(),
-            lapin::options::QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect("queue");
+    let q = tests::events::exclusive_queue(&ch).await.expect("queue");
     ch.queue_bind(
-        q.name().clone(),
+        q.as_str().into(),
         topology.events_exchange().as_str().into(),
         "user.*".into(),
         Default::default(),
@@ -139,7 +129,7 @@ async fn four_workers_keep_each_users_changes_in_version_order() {
     // Events arrive in version order per user.
     let mut consumer = ch
         .basic_consume(
-            q.name().clone(),
+            q.as_str().into(),
             "scaling".into(),
             lapin::options::BasicConsumeOptions {
                 no_ack: true,
@@ -306,7 +296,7 @@ async fn past_its_bounds_the_ingress_refuses_then_recovers() {
         .await,
         queued
     );
-    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    app.assert_none("SELECT count(*) FROM users").await;
     let res = acme
         .scim
         .post_user(&create_user_body(&app.email("normal"), "N", "P"))
@@ -326,12 +316,7 @@ async fn an_org_over_its_rate_gets_429_and_others_do_not() {
     let calm = app.tenant("Calm").await;
     let mut limited = 0;
     for _ in 0..30 {
-        let res = busy
-            .scim
-            .request(Method::GET, "/Users?count=1")
-            .send()
-            .await
-            .expect("GET");
+        let res = busy.scim.get("/Users?count=1").await;
         if res.status() == 429 {
             limited += 1;
             assert_eq!(res.headers()["retry-after"], "1");
@@ -350,25 +335,9 @@ async fn an_org_over_its_rate_gets_429_and_others_do_not() {
         limited >= 15,
         "the burst is 10; most of 30 quick calls are limited ({limited})"
     );
-    assert_eq!(
-        calm.scim
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        200
-    );
+    assert_eq!(calm.scim.get("/Users").await.status(), 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        busy.scim
-            .request(Method::GET, "/Users")
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        200
-    );
+    assert_eq!(busy.scim.get("/Users").await.status(), 200);
     app.stop().await;
 }
 
@@ -666,11 +635,7 @@ async fn sequential_and_jumped_to_pages_agree() {
     let page = |query: String| {
         let okta = acme.scim.clone();
         async move {
-            let res = okta
-                .request(Method::GET, &format!("/Users?{query}"))
-                .send()
-                .await
-                .expect("GET");
+            let res = okta.get(&format!("/Users?{query}")).await;
             assert_eq!(res.status(), 200);
             let body: Value = res.json().await.expect("JSON");
             let ids: Vec<String> = body["Resources"]

@@ -4,7 +4,7 @@
 //! each attempt.
 
 use crate::{
-    auth::{Page, csrf_in},
+    auth::Page,
     hostile::{assert_api_error, assert_scim_error, snapshot},
 };
 use reqwest::Method;
@@ -155,11 +155,7 @@ async fn one_orgs_scim_token_never_reaches_another_org() {
             "{filter}"
         );
     }
-    let res = okta
-        .request(Method::GET, "/Users?startIndex=1&count=200")
-        .send()
-        .await
-        .expect("GET");
+    let res = okta.get("/Users?startIndex=1&count=200").await;
     let list: Value = res.json().await.expect("JSON");
     assert_eq!(list["totalResults"], 1);
     assert_eq!(list["Resources"][0]["id"], mine.user.as_str());
@@ -325,19 +321,14 @@ async fn one_orgs_admin_key_and_session_never_reach_another_org() {
 
     // The admin page: A's session shows A's data and changes A's settings only.
     let page = Page::from(&app, [127, 0, 0, 41]);
-    let cookie = page.session(key).await;
-    let (status, html) = page.get(Some(&cookie)).await;
-    assert_eq!(status, 200);
+    let (cookie, html) = page.signed_in(key).await;
     assert!(!html.contains(&theirs.user_name) && !html.contains(&theirs.user));
     let res = page
-        .post(
+        .submit(
             "/admin/settings",
             &cookie,
-            &[
-                ("csrf", &csrf_in(&html)),
-                ("send_invites", "on"),
-                ("lock_synced_fields", ""),
-            ],
+            &html,
+            &[("send_invites", "on"), ("lock_synced_fields", "")],
         )
         .await;
     assert_eq!(res.status(), 303);

@@ -162,6 +162,21 @@ pub async fn exclusive_queue(channel: &Channel) -> Result<String, lapin::Error> 
     Ok(queue.name().as_str().to_owned())
 }
 
+/// Publishes `env` straight to `queue` (through the default exchange, with the properties
+/// Roster's services give an envelope) and waits for the broker's confirm.
+pub async fn publish_to_queue(publisher: &common::amqp::Publisher, queue: &str, env: &Envelope) {
+    publisher
+        .publish_raw(common::amqp::Raw {
+            exchange: "",
+            routing_key: queue,
+            body: &env.to_bytes(),
+            props: common::amqp::publish::envelope_properties(env),
+            mandatory: true,
+        })
+        .await
+        .expect("the broker takes it");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -692,6 +692,11 @@ impl TestApp {
         row.try_get_by_index::<i64>(0).expect("a bigint")
     }
 
+    /// Asserts that `sql` (a `count(*)`) counts no row.
+    pub async fn assert_none(&self, sql: &str) {
+        assert_eq!(self.count(sql).await, 0, "{sql}");
+    }
+
     /// Waits until `sql` counts `n`, or the timeout passes; returns the last count.
     pub async fn wait_count(&self, sql: &str, n: i64, timeout: Duration) -> i64 {
         let start = Instant::now();

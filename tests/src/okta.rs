@@ -92,11 +92,13 @@ impl ScimClient {
             .expect("DELETE")
     }
 
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("GET")
+    }
+
     pub async fn get_user(&self, id: &str) -> Response {
-        self.request(Method::GET, &format!("/Users/{id}"))
-            .send()
-            .await
-            .expect("GET /Users/{id}")
+        self.get(&format!("/Users/{id}")).await
     }
 
     /// `GET /Users?filter=userName eq "…"&startIndex=1&count=100`, as Okta looks a user up.
