@@ -21,6 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tests::{
+    events::Tap,
     harness::{Options, TestApp},
     okta::{ScimClient, create_user_body},
 };
@@ -148,29 +149,9 @@ async fn activity(app: &TestApp, key: &str) -> Vec<Value> {
 }
 
 /// A queue of the test's own on the events exchange, to see `user.deleted` go out.
-async fn deleted_events(app: &TestApp) -> (lapin::Connection, lapin::Channel, String) {
-    let conn = lapin::Connection::connect(
-        &app.settings_amqp_direct(),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .expect("broker");
-    let channel = conn.create_channel().await.expect("channel");
-    let queue = tests::events::exclusive_queue(&channel)
-        .await
-        .expect("queue");
+async fn deleted_events(app: &TestApp) -> Tap {
     let exchange = Topology::from_settings(&app.settings).events_exchange();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
-            "user.deleted".into(),
-            lapin::options::QueueBindOptions::default(),
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    (conn, channel, queue)
+    Tap::bind(&app.settings_amqp_direct(), &exchange, "user.deleted").await
 }
 
 /// The `user_id`s of the `user.deleted` events on the queue now.
@@ -195,7 +176,12 @@ async fn a_deleted_person_leaves_no_trace_in_any_table() {
     let app = spawn(Duration::from_millis(500), None).await;
     let acme = app.tenant("Acme").await;
     let okta = &acme.scim;
-    let (_conn, events, queue) = deleted_events(&app).await;
+    // Held to the end: the queue goes with its connection.
+    let Tap {
+        conn: _conn,
+        channel: events,
+        queue,
+    } = deleted_events(&app).await;
     let marker = format!("zq{}", &Uuid::new_v4().simple().to_string()[..12]);
 
     // Someone who stays, in the same group.

@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tests::{
+    events::Tap,
     harness::{Options, TestApp},
     okta::{USER_AGENT, create_user_body},
 };
@@ -39,20 +40,17 @@ async fn four_workers_keep_each_users_changes_in_version_order() {
     app.put_settings(&acme.admin_key, json!({"send_invites": false}))
         .await;
     // Events as another service sees them: a queue of our own bound to user.*.
-    let conn = common::amqp::connect(&app.settings_amqp_direct(), "scaling-test").await;
-    let ch = conn.create_channel().await.expect("channel");
     let topology = common::amqp::Topology::from_settings(&app.settings);
-    topology.declare(&ch).await.expect("topology");
-    let q = tests::events::exclusive_queue(&ch).await.expect("queue");
-    ch.queue_bind(
-        q.as_str().into(),
-        topology.events_exchange().as_str().into(),
-        "user.*".into(),
-        Default::default(),
-        Default::default(),
+    let Tap {
+        conn,
+        channel: ch,
+        queue: q,
+    } = Tap::bind(
+        &app.settings_amqp_direct(),
+        &topology.events_exchange(),
+        "user.*",
     )
-    .await
-    .expect("bind");
+    .await;
 
     // 80 deactivations of 20 people within seconds: load, not a mass deprovisioning.
     let res = app

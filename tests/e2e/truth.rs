@@ -7,8 +7,7 @@
 use common::db::stmt;
 use futures_util::StreamExt;
 use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions},
+    options::{BasicAckOptions, BasicConsumeOptions},
     types::FieldTable,
 };
 use reqwest::{Method, Response};
@@ -16,6 +15,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tests::{
+    events::Tap,
     harness::{Options, Tenant, TestApp},
     okta::{PASSWORD_PLACEHOLDER, create_user_body},
 };
@@ -245,24 +245,12 @@ async fn a_publish_whose_channel_fails_is_never_called_unchanged_when_applied() 
 async fn no_password_reaches_the_commands_exchange() {
     let app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
-    let conn = Connection::connect(&app.settings_amqp_direct(), ConnectionProperties::default())
-        .await
-        .expect("broker");
-    let channel = conn.create_channel().await.expect("channel");
-    let queue = tests::events::exclusive_queue(&channel)
-        .await
-        .expect("queue");
     let exchange = common::amqp::Topology::from_settings(&app.settings).commands_exchange();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
+    let Tap {
+        conn,
+        channel,
+        queue,
+    } = Tap::bind(&app.settings_amqp_direct(), &exchange, "#").await;
 
     let name = app.email("secretive");
     let id = create(&acme, &name, true).await;

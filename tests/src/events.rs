@@ -162,6 +162,39 @@ pub async fn exclusive_queue(channel: &Channel) -> Result<String, lapin::Error> 
     Ok(queue.name().as_str().to_owned())
 }
 
+/// A queue of a test's own, bound to `exchange` with `routing_key`, on a connection of its
+/// own: what another service consuming Roster's messages would see.
+pub struct Tap {
+    pub conn: Connection,
+    pub channel: Channel,
+    pub queue: String,
+}
+
+impl Tap {
+    pub async fn bind(amqp_url: &str, exchange: &str, routing_key: &str) -> Self {
+        let conn = Connection::connect(amqp_url, ConnectionProperties::default())
+            .await
+            .expect("connecting to RabbitMQ");
+        let channel = conn.create_channel().await.expect("channel");
+        let queue = exclusive_queue(&channel).await.expect("queue");
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        Self {
+            conn,
+            channel,
+            queue,
+        }
+    }
+}
+
 /// Publishes `env` straight to `queue` (through the default exchange, with the properties
 /// Roster's services give an envelope) and waits for the broker's confirm.
 pub async fn publish_to_queue(publisher: &common::amqp::Publisher, queue: &str, env: &Envelope) {
