@@ -1,12 +1,14 @@
-"""An SMTP server that demands what a production relay demands: STARTTLS first, then AUTH.
+"""An SMTP server that demands what a production relay demands: TLS, then AUTH.
 
 For .ci/smtp-tls, which points the mailer at it. Usage:
 
-    smtp-tls-server.py PORT CERT KEY USER PASSWORD MAILDIR
+    smtp-tls-server.py MODE PORT CERT KEY USER PASSWORD MAILDIR
 
-It listens on 127.0.0.1:PORT (aiosmtpd), offers STARTTLS with CERT/KEY, refuses MAIL before
-STARTTLS and AUTH (PLAIN or LOGIN, with USER and PASSWORD only), and writes each mail it
-accepts to MAILDIR as a file of its own. It prints "listening" once it answers.
+It listens on 127.0.0.1:PORT (aiosmtpd) with CERT/KEY: MODE `starttls` offers STARTTLS and
+refuses MAIL before it (port 587's way); MODE `smtps` speaks TLS from the first byte (port
+465's way). Either way it refuses MAIL before AUTH (PLAIN or LOGIN, with USER and PASSWORD
+only), and writes each mail it accepts to MAILDIR as a file of its own. It prints
+"listening" once it answers.
 """
 
 import asyncio
@@ -15,6 +17,7 @@ import signal
 import ssl
 import sys
 import uuid
+import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -27,7 +30,7 @@ class Save:
     async def handle_DATA(self, server, session, envelope):
         name = self.maildir / f"{uuid.uuid4()}.eml"
         name.write_bytes(envelope.original_content or envelope.content)
-        print(f"accepted a mail to {', '.join(envelope.rcpt_tos)} (TLS: {session.ssl is not None}, signed in: {session.authenticated})", flush=True)
+        print(f"accepted a mail to {', '.join(envelope.rcpt_tos)} (TLS: {server.transport.get_extra_info('ssl_object') is not None}, signed in: {session.authenticated})", flush=True)
         return "250 2.0.0 OK"
 
 
@@ -46,21 +49,26 @@ def authenticator(user: str, password: str):
 
 
 def main() -> None:
-    port, cert, key, user, password, maildir = sys.argv[1:7]
+    warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+    mode, port, cert, key, user, password, maildir = sys.argv[1:8]
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     folder = pathlib.Path(maildir)
     folder.mkdir(parents=True, exist_ok=True)
+    tls = {
+        "starttls": {"tls_context": context, "require_starttls": True},
+        "smtps": {"ssl_context": context},
+    }[mode]
     controller = Controller(
         Save(folder),
         hostname="127.0.0.1",
         port=int(port),
         server_hostname="localhost",
-        tls_context=context,
-        require_starttls=True,
         auth_required=True,
-        auth_require_tls=True,
+        # aiosmtpd counts only STARTTLS as TLS here; with smtps every byte is TLS anyway.
+        auth_require_tls=mode == "starttls",
         authenticator=authenticator(user, password),
+        **tls,
     )
     controller.start()
     print("listening", flush=True)

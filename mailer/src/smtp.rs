@@ -6,40 +6,43 @@
 //! acknowledges the body, and servers delay that acknowledgement (40 ms on Linux): every
 //! mail cost 40 ms more, and each connection sent at most ~22 a second
 //! (docs/performance.md, "Invites in batches, and 40 ms a mail"; fixed upstream in
-//! lettre's pull request 1159, not yet released). lettre builds its own sockets inside its pool, so for `smtp://` URLs (plain,
-//! or STARTTLS with `?tls=required|opportunistic`) the mailer opens the socket itself and
-//! hands it to lettre's client, which speaks SMTP, STARTTLS and AUTH on it. `smtps://`
-//! (TLS from the first byte) keeps lettre's own pooled transport.
+//! lettre's pull request 1159, not yet released). lettre builds its own sockets inside its
+//! pool, so the mailer opens each socket itself and hands it to lettre's client, which
+//! speaks SMTP, STARTTLS and AUTH on it: for `smtps://` (TLS from the first byte) wrapped
+//! first in lettre's own TLS stream, with lettre's certificate checks ([`Wrapped`]).
 
 use crate::invite::SendError;
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    AsyncSmtpTransport, Message, Tokio1Executor,
     transport::smtp::{
-        PoolConfig,
         authentication::{Credentials, Mechanism},
-        client::{AsyncSmtpConnection, TlsParameters},
+        client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters},
         extension::ClientId,
     },
 };
-use std::time::{Duration, Instant};
-use tokio::{net::TcpStream, sync::Mutex};
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    sync::Mutex,
+};
 
 /// Where and how invites are sent (`SMTP_URL`), each send within a time limit.
 pub(crate) struct Smtp {
-    via: Via,
+    direct: Direct,
     timeout: Duration,
 }
 
-enum Via {
-    /// `smtp://`: sockets of our own, with Nagle off.
-    Direct(Box<Direct>),
-    /// `smtps://`: lettre's pooled transport.
-    Pooled(AsyncSmtpTransport<Tokio1Executor>),
-}
-
-/// STARTTLS, as `?tls=` asks.
-enum StartTls {
+/// TLS, as the URL asks: `smtps://` from the first byte, else STARTTLS as `?tls=` says.
+enum Tls {
     Never,
+    Wrapper(TlsParameters),
     Required(TlsParameters),
     Opportunistic(TlsParameters),
 }
@@ -47,7 +50,7 @@ enum StartTls {
 pub(crate) struct Direct {
     host: String,
     port: u16,
-    start_tls: StartTls,
+    tls: Tls,
     credentials: Option<Credentials>,
     hello: ClientId,
     /// Connections not in use, and since when; at most `keep` of them.
@@ -58,27 +61,21 @@ pub(crate) struct Direct {
 /// A connection idle this long is closed rather than used again (lettre's pool default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// lettre's default ports: 25 for plain SMTP, 587 for submission with STARTTLS.
+/// lettre's default ports: 25 for plain SMTP, 587 for submission with STARTTLS, 465 for
+/// submission over TLS.
 const SMTP_PORT: u16 = 25;
 const SUBMISSION_PORT: u16 = 587;
+const SUBMISSIONS_PORT: u16 = 465;
 
 impl Smtp {
     /// Reads `SMTP_URL` in lettre's syntax, keeping at most `keep` connections open, each
     /// exchange bounded by `timeout`.
     pub(crate) fn from_url(url: &str, timeout: Duration, keep: usize) -> anyhow::Result<Self> {
         use anyhow::Context;
-        // lettre's own reading decides what is valid, so both paths accept the same URLs.
-        let pooled = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .context("SMTP_URL is not a valid SMTP URL")?
-            .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(u32::try_from(keep).unwrap_or(1)));
+        // lettre's own reading decides what is valid, so we accept the URLs lettre does.
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .context("SMTP_URL is not a valid SMTP URL")?;
         let parsed = url::Url::parse(url).context("SMTP_URL is not a valid URL")?;
-        if parsed.scheme() != "smtp" {
-            return Ok(Smtp {
-                via: Via::Pooled(pooled.build()),
-                timeout,
-            });
-        }
         let host = parsed
             .host_str()
             .context("SMTP_URL has no host")?
@@ -90,11 +87,12 @@ impl Smtp {
                 .map(|(_, v)| v.into_owned())
         };
         let tls = || TlsParameters::new(host.clone()).context("SMTP_URL's host for TLS");
-        let (start_tls, default_port) = match query("tls").as_deref() {
-            None => (StartTls::Never, SMTP_PORT),
-            Some("required") => (StartTls::Required(tls()?), SUBMISSION_PORT),
-            Some("opportunistic") => (StartTls::Opportunistic(tls()?), SUBMISSION_PORT),
-            Some(other) => anyhow::bail!("SMTP_URL: unknown tls={other}"),
+        let (tls, default_port) = match (parsed.scheme(), query("tls").as_deref()) {
+            ("smtps", _) => (Tls::Wrapper(tls()?), SUBMISSIONS_PORT),
+            ("smtp", None) => (Tls::Never, SMTP_PORT),
+            ("smtp", Some("required")) => (Tls::Required(tls()?), SUBMISSION_PORT),
+            ("smtp", Some("opportunistic")) => (Tls::Opportunistic(tls()?), SUBMISSION_PORT),
+            (scheme, tls) => anyhow::bail!("SMTP_URL: unknown scheme {scheme} or tls={tls:?}"),
         };
         let credentials = match parsed.password() {
             Some(password) => Some(Credentials::new(
@@ -113,29 +111,20 @@ impl Smtp {
         let direct = Direct {
             port: parsed.port().unwrap_or(default_port),
             host,
-            start_tls,
+            tls,
             credentials,
             hello,
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
         };
-        Ok(Smtp {
-            via: Via::Direct(Box::new(direct)),
-            timeout,
-        })
+        Ok(Smtp { direct, timeout })
     }
 
     /// Sends one message within the time limit (lettre bounds only the connect: a server
     /// that stops answering would hold the batch's locks for ever), classifying the
     /// failure.
     pub(crate) async fn send(&self, message: Message) -> Result<(), SendError> {
-        let sent = async {
-            match &self.via {
-                Via::Pooled(transport) => transport.send(message).await.map(drop).map_err(classify),
-                Via::Direct(direct) => direct.send(&message).await,
-            }
-        };
-        match tokio::time::timeout(self.timeout, sent).await {
+        match tokio::time::timeout(self.timeout, self.direct.send(&message)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Transient(format!(
                 "no answer from the SMTP server within {:?}",
@@ -208,12 +197,16 @@ impl Direct {
             .map_err(unreachable)?;
         // The point of this module: no 40 ms wait before each mail's closing `.`.
         tcp.set_nodelay(true).map_err(unreachable)?;
-        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+        let transport: Box<dyn AsyncTokioStream> = match &self.tls {
+            Tls::Wrapper(tls) => Box::new(Wrapped::over(tcp, tls.clone()).await?),
+            _ => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(transport, &self.hello)
             .await
             .map_err(classify)?;
-        match &self.start_tls {
-            StartTls::Required(tls) => conn.starttls(tls.clone(), &self.hello).await,
-            StartTls::Opportunistic(tls) if conn.can_starttls() => {
+        match &self.tls {
+            Tls::Required(tls) => conn.starttls(tls.clone(), &self.hello).await,
+            Tls::Opportunistic(tls) if conn.can_starttls() => {
                 conn.starttls(tls.clone(), &self.hello).await
             }
             _ => Ok(()),
@@ -228,43 +221,108 @@ impl Direct {
     }
 }
 
+/// TLS from the first byte (`smtps://`) on a socket of ours: lettre's own TLS stream (its
+/// certificate checks, its TLS versions) made over the socket, under lettre's client, which
+/// then speaks SMTP on it as on any stream.
+#[allow(deprecated)] // lettre has no other way to put its TLS on a socket it did not open
+struct Wrapped {
+    inner: lettre::transport::smtp::client::AsyncNetworkStream,
+    peer: SocketAddr,
+}
+
+#[allow(deprecated)]
+impl Wrapped {
+    async fn over(tcp: TcpStream, tls: TlsParameters) -> Result<Self, SendError> {
+        use lettre::transport::smtp::client::AsyncNetworkStream;
+        let peer = tcp
+            .peer_addr()
+            .map_err(|e| SendError::Transient(format!("the SMTP connection: {e}")))?;
+        let mut inner = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+        inner.upgrade_tls(tls).await.map_err(classify)?;
+        Ok(Self { inner, peer })
+    }
+}
+
+impl std::fmt::Debug for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS to {}", self.peer)
+    }
+}
+
+impl AsyncTokioStream for Wrapped {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.peer)
+    }
+}
+
+// lettre's stream speaks the `futures` I/O traits; its client wants tokio's.
+impl AsyncRead for Wrapped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let read = futures_util::AsyncRead::poll_read(
+            Pin::new(&mut self.get_mut().inner),
+            cx,
+            buf.initialize_unfilled(),
+        );
+        let n = ready!(read)?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Wrapped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        futures_util::AsyncWrite::poll_write(Pin::new(&mut self.get_mut().inner), cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_util::AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().inner), cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_util::AsyncWrite::poll_close(Pin::new(&mut self.get_mut().inner), cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn direct(url: &str) -> Direct {
-        match Smtp::from_url(url, Duration::from_secs(1), 4)
+        Smtp::from_url(url, Duration::from_secs(1), 4)
             .expect("valid")
-            .via
-        {
-            Via::Direct(d) => *d,
-            Via::Pooled(_) => panic!("{url} is sent through lettre's pool"),
-        }
+            .direct
     }
 
-    // A runtime, because lettre's pool (for `smtps://`) starts a task when built.
-    #[tokio::test]
-    async fn smtp_urls_read_as_lettre_reads_them() {
+    #[test]
+    fn smtp_urls_read_as_lettre_reads_them() {
         let d = direct("smtp://127.0.0.1:1025");
         assert_eq!((d.host.as_str(), d.port), ("127.0.0.1", 1025));
-        assert!(matches!(d.start_tls, StartTls::Never));
+        assert!(matches!(d.tls, Tls::Never));
         assert!(d.credentials.is_none());
 
         let d = direct("smtp://us%40er:p%2Fss@mail.example?tls=required");
         assert_eq!(d.port, SUBMISSION_PORT);
-        assert!(matches!(d.start_tls, StartTls::Required(_)));
+        assert!(matches!(d.tls, Tls::Required(_)));
         let expected = Credentials::new("us@er".into(), "p/ss".into());
         assert_eq!(d.credentials, Some(expected));
 
         let d = direct("smtp://mail.example/roster.example?tls=opportunistic");
-        assert!(matches!(d.start_tls, StartTls::Opportunistic(_)));
+        assert!(matches!(d.tls, Tls::Opportunistic(_)));
         assert_eq!(d.hello, ClientId::Domain("roster.example".into()));
         assert_eq!(direct("smtp://mail.example").port, SMTP_PORT);
 
-        assert!(matches!(
-            Smtp::from_url("smtps://u:p@mail.example", Duration::from_secs(1), 4).map(|s| s.via),
-            Ok(Via::Pooled(_))
-        ));
+        let d = direct("smtps://u:p@mail.example");
+        assert!(matches!(d.tls, Tls::Wrapper(_)));
+        assert_eq!(d.port, SUBMISSIONS_PORT);
+        assert_eq!(direct("smtps://mail.example:2465").port, 2465);
         for bad in [
             "mail.example",
             "http://mail.example",
