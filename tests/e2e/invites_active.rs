@@ -193,9 +193,7 @@ async fn a_greylisted_invite_is_tried_again_without_holding_up_the_others() {
     // 0.8 and 1.6 s (`common::retry::smtp_transient`), so the fifth comes 3 s or more
     // after the first. A sender held by them would send the others only after it.
     let others: Vec<String> = (0..4).map(|n| app.email(&format!("next{n}"))).collect();
-    for p in &others {
-        create(&acme, p, true).await;
-    }
+    futures_util::future::join_all(others.iter().map(|p| create(&acme, p, true))).await;
     for p in &others {
         assert_eq!(app.maildev.wait_for(p, 1, MAIL_WAIT).await.len(), 1, "{p}");
     }
