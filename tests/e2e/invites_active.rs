@@ -118,8 +118,7 @@ async fn an_invite_whose_smtp_answer_was_lost_is_resent_with_the_same_link() {
     let mut app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     app.stop_mailer().await;
-    let smtp = app.settings.smtp_url.expose().clone();
-    let relay = DropAfterData::start(&smtp.replace("smtp://", "")).await;
+    let relay = DropAfterData::start(&app.smtp_upstream()).await;
     app.start_mailer_via(&relay.url()).await;
 
     let dee = app.email("dee");
@@ -175,9 +174,8 @@ async fn a_greylisted_invite_is_tried_again_without_holding_up_the_others() {
     let mut app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     app.stop_mailer().await;
-    let smtp = app.settings.smtp_url.expose().clone();
     let grey = app.email("grey");
-    let relay = Greylist::start(&smtp.replace("smtp://", ""), &grey).await;
+    let relay = Greylist::start(&app.smtp_upstream(), &grey).await;
     app.start_mailer_via(&relay.url()).await;
 
     create(&acme, &grey, true).await;

@@ -422,6 +422,12 @@ impl TestApp {
         self.stop_named("mailer").await;
     }
 
+    /// The `host:port` the test's mailer sends to (its SMTP proxy), for a relay of a
+    /// test's own to forward to.
+    pub fn smtp_upstream(&self) -> String {
+        self.settings.smtp_url.expose().replace("smtp://", "")
+    }
+
     /// Starts a mailer that sends through `smtp_url` instead of the test's SMTP proxy.
     pub async fn start_mailer_via(&mut self, smtp_url: &str) {
         let mut settings = self.settings.clone();
