@@ -33,12 +33,6 @@ use tokio::{
     sync::Mutex,
 };
 
-/// Where and how invites are sent (`SMTP_URL`), each send within a time limit.
-pub(crate) struct Smtp {
-    direct: Direct,
-    timeout: Duration,
-}
-
 /// TLS, as the URL asks: `smtps://` from the first byte, else STARTTLS as `?tls=` says.
 enum Tls {
     Never,
@@ -47,7 +41,9 @@ enum Tls {
     Opportunistic(TlsParameters),
 }
 
-pub(crate) struct Direct {
+/// Where and how invites are sent (`SMTP_URL`), each send within a time limit, over the
+/// connections kept here.
+pub(crate) struct Smtp {
     host: String,
     port: u16,
     tls: Tls,
@@ -56,6 +52,7 @@ pub(crate) struct Direct {
     /// Connections not in use, and since when; at most `keep` of them.
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
     keep: usize,
+    timeout: Duration,
 }
 
 /// A connection idle this long is closed rather than used again (lettre's pool default).
@@ -108,7 +105,7 @@ impl Smtp {
         } else {
             ClientId::Domain(path.to_owned())
         };
-        let direct = Direct {
+        Ok(Smtp {
             port: parsed.port().unwrap_or(default_port),
             host,
             tls,
@@ -116,15 +113,15 @@ impl Smtp {
             hello,
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
-        };
-        Ok(Smtp { direct, timeout })
+            timeout,
+        })
     }
 
-    /// Sends one message within the time limit (lettre bounds only the connect: a server
-    /// that stops answering would hold the batch's locks for ever), classifying the
-    /// failure.
+    /// Sends one message within the time limit, connecting first if no idle connection
+    /// answers (a server that stops answering must not hold the batch's locks for ever),
+    /// classifying the failure.
     pub(crate) async fn send(&self, message: Message) -> Result<(), SendError> {
-        match tokio::time::timeout(self.timeout, self.direct.send(&message)).await {
+        match tokio::time::timeout(self.timeout, self.send_unbounded(&message)).await {
             Ok(result) => result,
             Err(_) => Err(SendError::Transient(format!(
                 "no answer from the SMTP server within {:?}",
@@ -151,8 +148,8 @@ fn percent_decode(s: &str) -> anyhow::Result<String> {
         .into_owned())
 }
 
-impl Direct {
-    async fn send(&self, message: &Message) -> Result<(), SendError> {
+impl Smtp {
+    async fn send_unbounded(&self, message: &Message) -> Result<(), SendError> {
         let mut conn = self.connection().await?;
         // On an error lettre has already closed the connection; only a good one returns.
         conn.send(message.envelope(), &message.formatted())
@@ -295,34 +292,32 @@ impl AsyncWrite for Wrapped {
 mod tests {
     use super::*;
 
-    fn direct(url: &str) -> Direct {
-        Smtp::from_url(url, Duration::from_secs(1), 4)
-            .expect("valid")
-            .direct
+    fn smtp(url: &str) -> Smtp {
+        Smtp::from_url(url, Duration::from_secs(1), 4).expect("valid")
     }
 
     #[test]
     fn smtp_urls_read_as_lettre_reads_them() {
-        let d = direct("smtp://127.0.0.1:1025");
+        let d = smtp("smtp://127.0.0.1:1025");
         assert_eq!((d.host.as_str(), d.port), ("127.0.0.1", 1025));
         assert!(matches!(d.tls, Tls::Never));
         assert!(d.credentials.is_none());
 
-        let d = direct("smtp://us%40er:p%2Fss@mail.example?tls=required");
+        let d = smtp("smtp://us%40er:p%2Fss@mail.example?tls=required");
         assert_eq!(d.port, SUBMISSION_PORT);
         assert!(matches!(d.tls, Tls::Required(_)));
         let expected = Credentials::new("us@er".into(), "p/ss".into());
         assert_eq!(d.credentials, Some(expected));
 
-        let d = direct("smtp://mail.example/roster.example?tls=opportunistic");
+        let d = smtp("smtp://mail.example/roster.example?tls=opportunistic");
         assert!(matches!(d.tls, Tls::Opportunistic(_)));
         assert_eq!(d.hello, ClientId::Domain("roster.example".into()));
-        assert_eq!(direct("smtp://mail.example").port, SMTP_PORT);
+        assert_eq!(smtp("smtp://mail.example").port, SMTP_PORT);
 
-        let d = direct("smtps://u:p@mail.example");
+        let d = smtp("smtps://u:p@mail.example");
         assert!(matches!(d.tls, Tls::Wrapper(_)));
         assert_eq!(d.port, SUBMISSIONS_PORT);
-        assert_eq!(direct("smtps://mail.example:2465").port, 2465);
+        assert_eq!(smtp("smtps://mail.example:2465").port, 2465);
         for bad in [
             "mail.example",
             "http://mail.example",
