@@ -42,7 +42,7 @@ pub struct Mailer {
     invite_key: Arc<[u8]>,
 }
 
-/// The longest one SMTP exchange (connect, or one mail) may take.
+/// The longest one send may take, a connection made for it (TCP, TLS, AUTH) included.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Most invites one batch sends: a batch holds one database connection, and its locks

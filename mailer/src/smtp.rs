@@ -66,7 +66,7 @@ const SUBMISSIONS_PORT: u16 = 465;
 
 impl Smtp {
     /// Reads `SMTP_URL` in lettre's syntax, keeping at most `keep` connections open, each
-    /// exchange bounded by `timeout`.
+    /// send (with any connection made for it) bounded by `timeout`.
     pub(crate) fn from_url(url: &str, timeout: Duration, keep: usize) -> anyhow::Result<Self> {
         use anyhow::Context;
         // lettre's own reading decides what is valid, so we accept the URLs lettre does.
