@@ -129,116 +129,137 @@ impl Drop for Proxy {
     }
 }
 
-/// An SMTP relay to a real server that, on its first connection only, forwards the end of
-/// a message (`CRLF.CRLF`) and then drops the connection before the server's answer reaches
-/// the client: the server has the mail, while the client sees a reset it calls transient.
-pub struct DropAfterData {
+/// A relay of a test's own in front of a real SMTP server: a free loopback port whose every
+/// connection goes, with a new one of its own to `upstream`, to `serve`. It stops accepting
+/// when dropped.
+struct SmtpRelay {
     addr: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
 }
 
-impl DropAfterData {
-    pub async fn start(upstream: &str) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+impl SmtpRelay {
+    async fn start<F, Fut>(upstream: &str, serve: F) -> Self
+    where
+        F: Fn(TcpStream, TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a proxy port");
         let addr = listener.local_addr().expect("proxy address");
         let upstream = upstream.to_owned();
-        let first = Arc::new(AtomicBool::new(true));
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let Ok(outbound) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
-                let drop_at_end = first.swap(false, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let (mut client_rx, mut client_tx) = inbound.into_split();
-                    let (mut server_rx, mut server_tx) = outbound.into_split();
-                    let answers = tokio::spawn(async move {
-                        let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
-                        client_tx
-                    });
-                    let mut tail: Vec<u8> = Vec::new();
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n) = client_rx.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        tail.extend_from_slice(&buf[..n]);
-                        let ends = tail.windows(5).any(|w| w == b"\r\n.\r\n");
-                        let keep = tail.len().saturating_sub(4);
-                        tail.drain(..keep);
-                        if drop_at_end && ends {
-                            // The server's answer must not reach the client.
-                            answers.abort();
-                            let _ = server_tx.write_all(&buf[..n]).await;
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            return;
-                        }
-                        if server_tx.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    answers.abort();
-                });
+                tokio::spawn(serve(inbound, outbound));
             }
         });
         Self { addr, accept }
     }
 
-    /// `smtp://` URL of this relay.
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
 }
 
-impl Drop for DropAfterData {
+impl Drop for SmtpRelay {
     fn drop(&mut self) {
         self.accept.abort();
     }
+}
+
+/// An SMTP relay to a real server that, on its first connection only, forwards the end of
+/// a message (`CRLF.CRLF`) and then drops the connection before the server's answer reaches
+/// the client: the server has the mail, while the client sees a reset it calls transient.
+pub struct DropAfterData(SmtpRelay);
+
+impl DropAfterData {
+    pub async fn start(upstream: &str) -> Self {
+        let first = Arc::new(AtomicBool::new(true));
+        let relay = SmtpRelay::start(upstream, move |inbound, outbound| {
+            drop_after_data(inbound, outbound, first.swap(false, Ordering::SeqCst))
+        })
+        .await;
+        Self(relay)
+    }
+
+    /// `smtp://` URL of this relay.
+    pub fn url(&self) -> String {
+        self.0.url()
+    }
+}
+
+/// One connection through [`DropAfterData`], dropped after the end of its first message if
+/// `drop_at_end`.
+async fn drop_after_data(inbound: TcpStream, outbound: TcpStream, drop_at_end: bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_rx, mut client_tx) = inbound.into_split();
+    let (mut server_rx, mut server_tx) = outbound.into_split();
+    let answers = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+        client_tx
+    });
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = client_rx.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        let ends = tail.windows(5).any(|w| w == b"\r\n.\r\n");
+        let keep = tail.len().saturating_sub(4);
+        tail.drain(..keep);
+        if drop_at_end && ends {
+            // The server's answer must not reach the client.
+            answers.abort();
+            let _ = server_tx.write_all(&buf[..n]).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return;
+        }
+        if server_tx.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    answers.abort();
 }
 
 /// An SMTP relay to a real server that greylists: it answers `451` itself to every
 /// `RCPT TO` naming an address that contains `marker` (the server never sees it), until
 /// [`Greylist::lift`], and forwards everything else, both ways, as it is.
 pub struct Greylist {
-    addr: SocketAddr,
+    relay: SmtpRelay,
     refused: Arc<std::sync::atomic::AtomicUsize>,
     lifted: Arc<AtomicBool>,
-    accept: tokio::task::JoinHandle<()>,
 }
 
 impl Greylist {
     pub async fn start(upstream: &str, marker: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding a proxy port");
-        let addr = listener.local_addr().expect("proxy address");
         let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let lifted = Arc::new(AtomicBool::new(false));
-        let (upstream, marker) = (upstream.to_owned(), marker.to_ascii_lowercase());
+        let marker = marker.to_ascii_lowercase();
         let (count, lift) = (refused.clone(), lifted.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                let Ok(outbound) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (marker, count, lift) = (marker.clone(), count.clone(), lift.clone());
-                tokio::spawn(greylist_one(inbound, outbound, marker, count, lift));
-            }
-        });
+        let relay = SmtpRelay::start(upstream, move |inbound, outbound| {
+            greylist_one(
+                inbound,
+                outbound,
+                marker.clone(),
+                count.clone(),
+                lift.clone(),
+            )
+        })
+        .await;
         Self {
-            addr,
+            relay,
             refused,
             lifted,
-            accept,
         }
     }
 
     /// `smtp://` URL of this relay.
     pub fn url(&self) -> String {
-        format!("smtp://{}", self.addr)
+        self.relay.url()
     }
 
     /// How many recipients it has answered `451` so far.
@@ -249,12 +270,6 @@ impl Greylist {
     /// From now on, forwards every recipient.
     pub fn lift(&self) {
         self.lifted.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Greylist {
-    fn drop(&mut self) {
-        self.accept.abort();
     }
 }
 
