@@ -35,7 +35,7 @@ pub async fn signal() {
 /// a stopping service.
 pub async fn unless<S, F>(shutdown: std::pin::Pin<&mut S>, work: F) -> Option<F::Output>
 where
-    S: std::future::Future<Output = ()>,
+    S: std::future::Future<Output = ()> + ?Sized,
     F: std::future::Future,
 {
     tokio::select! {

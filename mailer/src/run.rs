@@ -9,11 +9,12 @@ use common::{
     amqp::{
         Publisher, Topology,
         batches::consume_in_batches,
-        consume::{ConsumeOptions, Ended, reconnect_after},
+        consume::{ConsumeOptions, Ended, Session, Shutdown, sessions},
         link::Link,
     },
     shutdown::unless,
 };
+use lapin::Connection;
 use lettre::message::Mailbox;
 use sea_orm::DatabaseConnection;
 use std::{
@@ -124,7 +125,7 @@ impl Mailer {
     pub async fn run(
         self,
         health: TcpListener,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let consuming = Arc::new(AtomicBool::new(false));
         let probes = common::health::Probes {
@@ -137,56 +138,62 @@ impl Mailer {
         let health_server =
             common::shutdown::TaskGuard::new(common::health::serve(health, probes, stop_rx));
         tokio::pin!(shutdown);
-        // Every wait on the broker is raced against the shutdown, so SIGTERM stops the
-        // mailer whatever the broker's state.
-        loop {
-            let conn = self.link.current();
-            let ended = async {
-                let Some(publisher) = unless(shutdown.as_mut(), Publisher::open(&conn)).await
-                else {
-                    return Ok(Ended::Shutdown);
-                };
-                let publisher = publisher?;
-                let watch = vec![publisher.channel().clone()];
-                let shared = Arc::new(Shared {
-                    db: self.db.clone(),
-                    publisher,
-                    topology: self.topology.clone(),
-                    smtp: self.smtp.clone(),
-                    from: self.from.clone(),
-                    public_url: self.public_url.clone(),
-                    invite_ttl: self.invite_ttl,
-                    invite_key: self.invite_key.clone(),
-                    prefix: common::metrics::prefix_of(&self.topology),
-                });
-                consume_in_batches(
-                    &conn,
-                    &self.topology,
-                    ConsumeOptions {
-                        queue: &self.topology.mailer_queue(),
-                        tag_prefix: "mailer",
-                        prefetch: self.prefetch,
-                        concurrency: self.concurrency,
-                        consuming: consuming.clone(),
-                        watch,
-                    },
-                    shutdown.as_mut(),
-                    crate::batch::start(shared, self.senders, self.batch_max),
-                    "senders",
-                )
-                .await
-            }
-            .await;
-            if !reconnect_after(&self.link, shutdown.as_mut(), ended).await {
-                break;
-            }
-        }
+        let events = Events {
+            mailer: &self,
+            consuming,
+        };
+        sessions(&self.link, shutdown.as_mut(), &events).await;
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
         self.link.close("mailer shutting down").await;
         common::shutdown::close_db(&self.db).await;
         tracing::info!("mailer stopped");
         Ok(())
+    }
+}
+
+/// The mailer's session on one connection: its publisher (retries, dead letters) and the
+/// senders.
+struct Events<'a> {
+    mailer: &'a Mailer,
+    consuming: Arc<AtomicBool>,
+}
+
+impl Session for Events<'_> {
+    async fn run(&self, conn: &Connection, mut shutdown: Shutdown<'_>) -> lapin::Result<Ended> {
+        let m = self.mailer;
+        let Some(publisher) = unless(shutdown.as_mut(), Publisher::open(conn)).await else {
+            return Ok(Ended::Shutdown);
+        };
+        let publisher = publisher?;
+        let watch = vec![publisher.channel().clone()];
+        let shared = Arc::new(Shared {
+            db: m.db.clone(),
+            publisher,
+            topology: m.topology.clone(),
+            smtp: m.smtp.clone(),
+            from: m.from.clone(),
+            public_url: m.public_url.clone(),
+            invite_ttl: m.invite_ttl,
+            invite_key: m.invite_key.clone(),
+            prefix: common::metrics::prefix_of(&m.topology),
+        });
+        consume_in_batches(
+            conn,
+            &m.topology,
+            ConsumeOptions {
+                queue: &m.topology.mailer_queue(),
+                tag_prefix: "mailer",
+                prefetch: m.prefetch,
+                concurrency: m.concurrency,
+                consuming: self.consuming.clone(),
+                watch,
+            },
+            shutdown,
+            crate::batch::start(shared, m.senders, m.batch_max),
+            "senders",
+        )
+        .await
     }
 }
 

@@ -12,11 +12,12 @@ use common::{
     amqp::{
         Publisher, Topology,
         batches::consume_in_batches,
-        consume::{ConsumeOptions, Ended, reconnect_after},
+        consume::{ConsumeOptions, Ended, Session, Shutdown, sessions},
         link::Link,
     },
     db::redact,
 };
+use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use std::{
     future::Future,
@@ -85,7 +86,7 @@ impl Worker {
     pub async fn run(
         self,
         health: TcpListener,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let consuming = Arc::new(AtomicBool::new(false));
@@ -122,86 +123,14 @@ impl Worker {
             provisioning_log::PRUNE_INTERVAL,
             stop_rx.clone(),
         ));
-        let committed = Arc::new(Notify::new());
+        let commands = Commands {
+            worker: &self,
+            consuming,
+            unreadable,
+            committed: Arc::new(Notify::new()),
+        };
         tokio::pin!(shutdown);
-        // Every wait on the broker (opening channels, declaring, replacing the connection)
-        // is raced against the shutdown, so SIGTERM stops the worker whatever the
-        // broker's state.
-        loop {
-            let conn = self.link.current();
-            let ended = async {
-                let opened = unless(shutdown.as_mut(), async {
-                    let publisher = Publisher::open(&conn).await?;
-                    let relay_publisher = Publisher::open(&conn).await?;
-                    // The whole topology before the relay's first publish: an event published
-                    // to an exchange declared again but not yet bound to the mailer queue would
-                    // be confirmed and dropped.
-                    self.topology.declare(publisher.channel()).await?;
-                    Ok::<_, lapin::Error>((publisher, relay_publisher))
-                })
-                .await;
-                let Some(opened) = opened else {
-                    return Ok(Ended::Shutdown);
-                };
-                let (publisher, relay_publisher) = opened?;
-                let watch = vec![
-                    publisher.channel().clone(),
-                    relay_publisher.channel().clone(),
-                ];
-                let shared = Arc::new(batch::Shared {
-                    db: self.db.clone(),
-                    settler: Settler {
-                        db: self.db.clone(),
-                        publisher,
-                        topology: self.topology.clone(),
-                        prefix: common::metrics::prefix_of(&self.topology),
-                    },
-                    ctx: self.ctx.clone(),
-                    committed: committed.clone(),
-                    batch_max: self.batch_max,
-                });
-                let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
-                let relay = TaskGuard::spawn(outbox::relay(
-                    self.db.clone(),
-                    relay_publisher,
-                    self.topology.clone(),
-                    committed.clone(),
-                    relay_rx,
-                    unreadable.clone(),
-                ));
-                // The consume loop drains (or gives up on) the deliveries in hand, then
-                // the appliers finish what they hold and stop.
-                let ended = consume_in_batches(
-                    &conn,
-                    &self.topology,
-                    ConsumeOptions {
-                        queue: &self.topology.commands_queue(),
-                        tag_prefix: "worker",
-                        prefetch: self.prefetch,
-                        // Every delivery held goes to the appliers, which batch what is ready.
-                        concurrency: usize::from(self.prefetch),
-                        consuming: consuming.clone(),
-                        watch,
-                    },
-                    shutdown.as_mut(),
-                    batch::start(shared, self.concurrency),
-                    "appliers",
-                )
-                .await;
-                let _ = relay_stop.send(true);
-                // A relay stuck on a broker that is gone would hold the relay lock (and its
-                // transaction) for ever: it gets a few seconds, then is aborted and its
-                // transaction rolled back; the batch is published again by the next relay.
-                if relay.join_within(RELAY_STOP_TIMEOUT).await.is_none() {
-                    tracing::warn!("outbox relay did not stop in time; aborted");
-                }
-                ended
-            }
-            .await;
-            if !reconnect_after(&self.link, shutdown.as_mut(), ended).await {
-                break;
-            }
-        }
+        sessions(&self.link, shutdown.as_mut(), &commands).await;
         let _ = stop_tx.send(true);
         let _ = health_server.join().await;
         // Only metrics: a sample stuck on a broker that is gone is not waited for.
@@ -223,3 +152,85 @@ impl Worker {
 
 /// How long the outbox relay gets to stop when its connection is replaced.
 const RELAY_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The command consumer's session on one connection: its two publishers (replies;
+/// the outbox relay's events), the topology, the relay, and the appliers.
+struct Commands<'a> {
+    worker: &'a Worker,
+    consuming: Arc<AtomicBool>,
+    unreadable: Arc<AtomicU64>,
+    /// Wakes the relay after each commit.
+    committed: Arc<Notify>,
+}
+
+impl Session for Commands<'_> {
+    async fn run(&self, conn: &Connection, mut shutdown: Shutdown<'_>) -> lapin::Result<Ended> {
+        let w = self.worker;
+        let opened = unless(shutdown.as_mut(), async {
+            let publisher = Publisher::open(conn).await?;
+            let relay_publisher = Publisher::open(conn).await?;
+            // The whole topology before the relay's first publish: an event published to an
+            // exchange declared again but not yet bound to the mailer queue would be
+            // confirmed and dropped.
+            w.topology.declare(publisher.channel()).await?;
+            Ok::<_, lapin::Error>((publisher, relay_publisher))
+        })
+        .await;
+        let Some(opened) = opened else {
+            return Ok(Ended::Shutdown);
+        };
+        let (publisher, relay_publisher) = opened?;
+        let watch = vec![
+            publisher.channel().clone(),
+            relay_publisher.channel().clone(),
+        ];
+        let shared = Arc::new(batch::Shared {
+            db: w.db.clone(),
+            settler: Settler {
+                db: w.db.clone(),
+                publisher,
+                topology: w.topology.clone(),
+                prefix: common::metrics::prefix_of(&w.topology),
+            },
+            ctx: w.ctx.clone(),
+            committed: self.committed.clone(),
+            batch_max: w.batch_max,
+        });
+        let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
+        let relay = TaskGuard::spawn(outbox::relay(
+            w.db.clone(),
+            relay_publisher,
+            w.topology.clone(),
+            self.committed.clone(),
+            relay_rx,
+            self.unreadable.clone(),
+        ));
+        // The consume loop drains (or gives up on) the deliveries in hand, then the
+        // appliers finish what they hold and stop.
+        let ended = consume_in_batches(
+            conn,
+            &w.topology,
+            ConsumeOptions {
+                queue: &w.topology.commands_queue(),
+                tag_prefix: "worker",
+                prefetch: w.prefetch,
+                // Every delivery held goes to the appliers, which batch what is ready.
+                concurrency: usize::from(w.prefetch),
+                consuming: self.consuming.clone(),
+                watch,
+            },
+            shutdown,
+            batch::start(shared, w.concurrency),
+            "appliers",
+        )
+        .await;
+        let _ = relay_stop.send(true);
+        // A relay stuck on a broker that is gone would hold the relay lock (and its
+        // transaction) for ever: it gets a few seconds, then is aborted and its transaction
+        // rolled back; the batch is published again by the next relay.
+        if relay.join_within(RELAY_STOP_TIMEOUT).await.is_none() {
+            tracing::warn!("outbox relay did not stop in time; aborted");
+        }
+        ended
+    }
+}

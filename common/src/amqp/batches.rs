@@ -59,7 +59,7 @@ pub async fn consume_in_batches<S>(
     what: &str,
 ) -> lapin::Result<Ended>
 where
-    S: Future<Output = ()>,
+    S: Future<Output = ()> + ?Sized,
 {
     let ended = consume_until(conn, topology, opts, shutdown, |delivery| {
         let batches = batches.clone();

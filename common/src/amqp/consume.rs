@@ -92,28 +92,46 @@ pub enum Ended {
     Lost,
 }
 
-/// What a consumer does after a session on one connection has ended (the worker and the
-/// mailer loop this way): a shutdown ends the loop (`false`); a lost connection or a
-/// failure (logged) is followed by a new connection, raced against the shutdown, and
-/// another session (`true`).
-pub async fn reconnect_after<S>(
-    link: &Link,
-    shutdown: Pin<&mut S>,
-    ended: lapin::Result<Ended>,
-) -> bool
+/// One broker session of a consumer (the worker's commands, the mailer's events): what it
+/// opens on a connection, then its consume loop. [`sessions`] runs one after another.
+pub trait Session {
+    /// Opens what the session needs on `conn`, racing every wait on the broker against
+    /// `shutdown`, and consumes until the connection is lost (`Ended::Lost`) or `shutdown`
+    /// resolves (`Ended::Shutdown`).
+    fn run(
+        &self,
+        conn: &Connection,
+        shutdown: Shutdown<'_>,
+    ) -> impl Future<Output = lapin::Result<Ended>> + Send;
+}
+
+/// The shutdown a [`Session`] races its waits against.
+pub type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send + 'a)>;
+
+/// The consume-with-reconnect loop the worker and the mailer share: `session` runs on
+/// `link`'s connection; a lost connection or a failed session (logged) is followed by a
+/// new connection, raced against the shutdown, and another session; a shutdown ends it.
+pub async fn sessions<S, T>(link: &Link, mut shutdown: Pin<&mut S>, session: &T)
 where
-    S: Future<Output = ()>,
+    S: Future<Output = ()> + Send,
+    T: Session,
 {
-    match ended {
-        Ok(Ended::Shutdown) => return false,
-        Ok(Ended::Lost) => {}
-        Err(e) => {
-            tracing::error!(error = %super::redact(&e), "the broker session failed; connecting again");
+    loop {
+        let conn = link.current();
+        match session.run(&conn, shutdown.as_mut()).await {
+            Ok(Ended::Shutdown) => return,
+            Ok(Ended::Lost) => {}
+            Err(e) => {
+                tracing::error!(error = %super::redact(&e), "the broker session failed; connecting again");
+            }
+        }
+        if crate::shutdown::unless(shutdown.as_mut(), link.reconnect())
+            .await
+            .is_none()
+        {
+            return;
         }
     }
-    crate::shutdown::unless(shutdown, link.reconnect())
-        .await
-        .is_some()
 }
 
 /// Consumes `opts.queue` until `shutdown` resolves (then `Ended::Shutdown`; the future is
@@ -127,7 +145,7 @@ pub async fn consume_until<S, F, Fut>(
     handler: F,
 ) -> lapin::Result<Ended>
 where
-    S: Future<Output = ()>,
+    S: Future<Output = ()> + ?Sized,
     F: Fn(Delivery) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
