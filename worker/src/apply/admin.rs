@@ -223,10 +223,10 @@ pub(super) async fn update_settings(
     {
         return Ok(Reply::error(400, None, e));
     }
-    let row = tx
+    let Some(row) = tx
         .query_one(&statements::settings_update(org_id, cmd, erase_after))
-        .await?;
-    let Some(row) = row else {
+        .await?
+    else {
         return Ok(Reply::error(404, None, "organisation not found"));
     };
     if let Some(g) = &cmd.deprovision_guard {

@@ -89,8 +89,7 @@ async fn lock_needles(
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Vec<String>>, DbErr> {
-    let row = tx.query_one(&lock_with_needles(org_id, user_id)).await?;
-    let Some(row) = row else {
+    let Some(row) = tx.query_one(&lock_with_needles(org_id, user_id)).await? else {
         return Ok(None);
     };
     let mut found: Vec<Option<String>> = Vec::new();

@@ -71,10 +71,10 @@ pub(super) async fn create(
     if let Some(refused) = check_members(tx, org_id, &input.members).await? {
         return Ok(refused);
     }
-    let row = tx
+    let Some(row) = tx
         .query_one(&GROUPS.insert(Uuid::now_v7(), org_id, named(&input)))
-        .await?;
-    let Some(row) = row else {
+        .await?
+    else {
         return Ok(taken(&input.display_name));
     };
     let g = group::Model::from_query_result(&row, "")?;

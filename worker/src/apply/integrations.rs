@@ -27,8 +27,7 @@ pub(super) async fn create_integration(
     if lock_org(tx, org_id).await?.is_none() {
         return Ok(Reply::error(404, None, "organisation not found"));
     }
-    let row = tx.query_one(&insert(org_id, name, cmd)).await?;
-    let Some(row) = row else {
+    let Some(row) = tx.query_one(&insert(org_id, name, cmd)).await? else {
         return Ok(Reply::error(
             409,
             None,
@@ -86,8 +85,7 @@ pub(super) async fn revoke_integration(
         .and_where(Expr::col("org_id").eq(org_id))
         .lock(LockType::Update)
         .to_owned();
-    let row = tx.query_one(&lock).await?;
-    let Some(row) = row else {
+    let Some(row) = tx.query_one(&lock).await? else {
         return Ok(Reply::error(404, None, "integration not found"));
     };
     if row.try_get::<bool>("", "revoked")? {

@@ -55,10 +55,10 @@ pub(super) async fn accept_invite(
     org_id: Uuid,
     cmd: &AcceptInvite,
 ) -> Result<Reply, DbErr> {
-    let row = tx
+    let Some(row) = tx
         .query_one_raw(invite_by_token(cmd.token_hash.as_str(), org_id))
-        .await?;
-    let Some(row) = row else {
+        .await?
+    else {
         return Ok(Reply::error(404, None, "this invite does not exist"));
     };
     if row.try_get::<bool>("", "used")? {

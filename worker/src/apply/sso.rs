@@ -233,10 +233,10 @@ pub(super) async fn sign_out(
     org_id: Uuid,
     cmd: &SignOut,
 ) -> Result<Reply, DbErr> {
-    let row = tx
+    let Some(row) = tx
         .query_one(&statements::sign_out(org_id, cmd.user_id))
-        .await?;
-    let Some(row) = row else {
+        .await?
+    else {
         return Ok(super::not_found("User", cmd.user_id));
     };
     let user_name: String = row.try_get("", "user_name")?;

@@ -50,7 +50,7 @@ pub(super) async fn create(
     let mut resource = input.resource.clone();
     let profile = mapping::apply(&org_map, &mut resource, None);
     let id = Uuid::now_v7();
-    let row = tx
+    let Some(row) = tx
         .query_one(
             &USERS.insert(
                 id,
@@ -60,8 +60,8 @@ pub(super) async fn create(
                     .chain([activated(input.active)]),
             ),
         )
-        .await?;
-    let Some(row) = row else {
+        .await?
+    else {
         return Ok(Reply::error(
             409,
             Some("uniqueness"),
