@@ -21,10 +21,10 @@ pub(super) struct ActivityQuery {
 pub(super) async fn get_activity(
     State(state): State<AppState>,
     org: AdminOrg,
-    Query(q): Query<ActivityQuery>,
+    Query(ActivityQuery { limit, before }): Query<ActivityQuery>,
 ) -> Result<Json<Vec<service::Activity>>, ApiError> {
     Ok(Json(
-        service::activity(&state, org.0, q.limit.unwrap_or(50), q.before).await?,
+        service::activity(&state, org.0, limit.unwrap_or(50), before).await?,
     ))
 }
 
@@ -42,10 +42,15 @@ pub(super) struct LogParams {
 pub(super) async fn get_provisioning_log(
     State(state): State<AppState>,
     org: AdminOrg,
-    Query(q): Query<LogParams>,
+    Query(LogParams {
+        outcome,
+        person,
+        cursor,
+        limit,
+    }): Query<LogParams>,
 ) -> Result<Json<Value>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
-    let failed = match q.outcome.as_deref() {
+    let failed = match outcome.as_deref() {
         None | Some("") | Some("all") => None,
         Some("failed") => Some(true),
         Some("succeeded") => Some(false),
@@ -62,9 +67,9 @@ pub(super) async fn get_provisioning_log(
     };
     let query = service::LogQuery {
         failed,
-        person: id("person", q.person)?,
-        cursor: id("cursor", q.cursor)?,
-        limit: q.limit.unwrap_or(50),
+        person: id("person", person)?,
+        cursor: id("cursor", cursor)?,
+        limit: limit.unwrap_or(50),
     };
     let (entries, next) = service::provisioning_log(&state, org.0, &query).await?;
     Ok(Json(json!({"entries": entries, "next_cursor": next})))

@@ -29,14 +29,18 @@ pub(super) struct PeopleQuery {
 pub(super) async fn list_people(
     State(state): State<AppState>,
     org: AdminOrg,
-    Query(q): Query<PeopleQuery>,
+    Query(PeopleQuery {
+        include_inactive,
+        limit,
+        offset,
+    }): Query<PeopleQuery>,
 ) -> Result<Json<Vec<service::Person>>, ApiError> {
     let people = service::people(
         &state,
         org.0,
-        q.include_inactive,
-        q.limit.unwrap_or(100),
-        q.offset.unwrap_or(0),
+        include_inactive,
+        limit.unwrap_or(100),
+        offset.unwrap_or(0),
     )
     .await?;
     Ok(Json(people))
