@@ -4,8 +4,7 @@
 //! (`crate::gc`) scrubs the rest — their published events, stored replies and activity
 //! details — once their last events are out.
 
-use super::Tx;
-use super::users;
+use super::{ApplyContext, Tx, users};
 use common::{
     db::{
         reads::users_with_their_org,
@@ -23,29 +22,12 @@ use uuid::Uuid;
 /// initial, a two-letter name) would match other people's rows.
 pub const MIN_NEEDLE: usize = 4;
 
-/// `user.delete` (SCIM `DELETE /Users/{id}`, an integration's delete): the delete as
-/// `users::delete` does it, plus the erasure of what the person leaves elsewhere.
-pub(super) async fn delete_user(
-    tx: &Tx<'_>,
-    ctx: &super::ApplyContext,
-    env: &Envelope,
-    org_id: Uuid,
-    cmd: &DeleteUser,
-) -> Result<Reply, DbErr> {
-    let needles = lock_needles(tx, org_id, cmd.user_id).await?;
-    let reply = users::delete(tx, ctx, env, org_id, cmd).await?;
-    if let (Reply::Ok { .. }, Some(needles)) = (&reply, needles) {
-        record(tx, org_id, cmd.user_id, needles).await?;
-    }
-    Ok(reply)
-}
-
 /// `person.delete`: the directory API's delete, or the org's policy for deactivated people
 /// (only if the person is still deactivated and past the org's window: a reactivation
 /// since the pass looked wins).
 pub(super) async fn delete_person(
     tx: &Tx<'_>,
-    ctx: &super::ApplyContext,
+    ctx: &ApplyContext,
     env: &Envelope,
     org_id: Uuid,
     cmd: &DeletePerson,
@@ -64,7 +46,7 @@ pub(super) async fn delete_person(
         user_id: cmd.user_id,
         if_match: None,
     };
-    delete_user(tx, ctx, env, org_id, &delete).await
+    users::delete(tx, ctx, env, org_id, &delete).await
 }
 
 /// The person, locked, if they are deactivated and past their org's window for erasing
@@ -84,7 +66,7 @@ fn lock_if_due(org_id: Uuid, user_id: Uuid) -> SelectStatement {
 
 /// The person's identifying strings, with their row locked; `None` if there is no such
 /// person in the org.
-async fn lock_needles(
+pub(super) async fn lock_needles(
     tx: &Tx<'_>,
     org_id: Uuid,
     user_id: Uuid,
@@ -134,7 +116,7 @@ pub fn needles(values: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 /// Records the erasure for the background pass.
-async fn record(
+pub(super) async fn record(
     tx: &Tx<'_>,
     org_id: Uuid,
     user_id: Uuid,

@@ -145,7 +145,7 @@ async fn apply_one(
         Command::CreateUser(p) => users::create(tx, ctx, env, org(env), p).await?,
         Command::ReplaceUser(p) => users::replace(tx, ctx, env, org(env), p).await?,
         Command::PatchUser(p) => users::patch(tx, ctx, env, org(env), p).await?,
-        Command::DeleteUser(p) => erase::delete_user(tx, ctx, env, org(env), p).await?,
+        Command::DeleteUser(p) => users::delete(tx, ctx, env, org(env), p).await?,
         Command::DeletePerson(p) => erase::delete_person(tx, ctx, env, org(env), p).await?,
         Command::DeleteOrg(p) => org::delete_org(tx, env, p).await?,
         Command::SetOrgRetention(p) => org::set_retention(tx, env, org(env), p).await?,

@@ -8,7 +8,7 @@ use super::rows::{Field, USERS};
 mod resource;
 use super::invites::{first_activation, invite_address};
 use super::{
-    ApplyContext, Audit, Side, audit_with, guard, lock_row, manager, not_found,
+    ApplyContext, Audit, Side, audit_with, erase, guard, lock_row, manager, not_found,
     precondition_failed, record_change, scim_error,
 };
 use common::{
@@ -300,6 +300,9 @@ fn emit(
     record_change(tx, env, org_id, ("User", u.id), &event, detail);
 }
 
+/// `user.delete` (SCIM `DELETE /Users/{id}`, an integration's delete, and `person.delete`
+/// once due): the row goes, and an erasure of what the person leaves elsewhere is
+/// recorded for the background pass (`erase`).
 pub(super) async fn delete(
     tx: &Tx<'_>,
     ctx: &ApplyContext,
@@ -307,6 +310,7 @@ pub(super) async fn delete(
     org_id: Uuid,
     cmd: &DeleteUser,
 ) -> Result<Reply, DbErr> {
+    let needles = erase::lock_needles(tx, org_id, cmd.user_id).await?;
     let Some(old) = lock_row::<user::Model>(tx, &USERS, org_id, cmd.user_id).await? else {
         return Ok(not_found("User", cmd.user_id));
     };
@@ -319,6 +323,9 @@ pub(super) async fn delete(
         return Ok(held);
     }
     tx.execute(&USERS.delete(org_id, cmd.user_id)).await?;
+    if let Some(needles) = needles {
+        erase::record(tx, org_id, cmd.user_id, needles).await?;
+    }
     let gone = user::Model {
         version: old.version + 1,
         ..old
