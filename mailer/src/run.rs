@@ -4,16 +4,11 @@
 
 use crate::{handle::Shared, smtp::Smtp};
 use anyhow::Context;
-use common::{
-    Settings,
-    amqp::{
-        Publisher, Topology,
-        batches::consume_in_batches,
-        consume::{ConsumeOptions, Ended, Session, Shutdown, sessions},
-        link::Link,
-    },
-    shutdown::unless,
-};
+use common::Settings;
+use common::amqp::batches::consume_in_batches;
+use common::amqp::consume::{ConsumeOptions, Ended, Session, Shutdown, sessions};
+use common::amqp::{Publisher, Topology, link::Link};
+use common::shutdown::unless;
 use lapin::Connection;
 use lettre::message::Mailbox;
 use sea_orm::DatabaseConnection;

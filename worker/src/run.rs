@@ -6,17 +6,12 @@
 //! writer, background pruning, queue depth sampling and health.
 
 use crate::{apply::ApplyContext, batch, depth, gc, outbox, provisioning_log, settle::Settler};
+use common::Settings;
+use common::amqp::batches::consume_in_batches;
+use common::amqp::consume::{ConsumeOptions, Ended, Session, Shutdown, sessions};
+use common::amqp::{Publisher, Topology, link::Link};
+use common::db::redact;
 use common::shutdown::{TaskGuard, unless};
-use common::{
-    Settings,
-    amqp::{
-        Publisher, Topology,
-        batches::consume_in_batches,
-        consume::{ConsumeOptions, Ended, Session, Shutdown, sessions},
-        link::Link,
-    },
-    db::redact,
-};
 use lapin::Connection;
 use sea_orm::DatabaseConnection;
 use std::{
