@@ -23,12 +23,13 @@ const NOT_STORED: [&str; 4] = ["id", "meta", "password", "groups"];
 pub struct UserInput {
     pub user_name: String,
     pub external_id: Option<String>,
-    pub active: bool,
     pub display_name: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     /// The primary email, or the first one.
     pub email: Option<String>,
+    /// `active`: `false` takes the person out of the directory (a deactivation).
+    pub active: bool,
     /// The resource as sent, without `id`, `meta`, `password` and `groups`.
     pub resource: Map<String, Value>,
 }
