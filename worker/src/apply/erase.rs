@@ -1,8 +1,9 @@
 //! Deleting a person so that nothing personal stays (docs/data-lifecycle.md): the rows the
 //! person owns (their user row, and by cascade their invite and group memberships) go in
-//! the delete's own transaction, with an `erasures` row naming them; the background pass
+//! the delete's own transaction (`users::delete`), with an `erasures` row naming them
+//! (`lock_needles` before the delete, `record` after it); the background pass
 //! (`crate::gc`) scrubs the rest — their published events, stored replies and activity
-//! details — once their last events are out.
+//! details — once their last events are out. `person.delete` is here too.
 
 use super::{ApplyContext, Tx, users};
 use common::{

@@ -300,9 +300,10 @@ fn emit(
     record_change(tx, env, org_id, ("User", u.id), &event, detail);
 }
 
-/// `user.delete` (SCIM `DELETE /Users/{id}`, an integration's delete, and `person.delete`
-/// once due): the row goes, and an erasure of what the person leaves elsewhere is
-/// recorded for the background pass (`erase`).
+/// `user.delete` (SCIM `DELETE /Users/{id}`, an integration's delete) and `person.delete`
+/// (the directory API's delete, or the org's policy once due; `erase::delete_person`):
+/// the row goes, and an erasure of what the person leaves elsewhere is recorded for the
+/// background pass (`erase`).
 pub(super) async fn delete(
     tx: &Tx<'_>,
     ctx: &ApplyContext,
