@@ -21,6 +21,7 @@ mod okta_assign;
 mod org_chart;
 mod provisioning_log;
 mod queries;
+mod query_plans;
 mod queued_commands;
 mod scaling;
 mod sso;

@@ -221,8 +221,12 @@ async fn store_replies(
             serde_json::json!({"id": env.id, "reply": to_json(reply), "apply_by": env.apply_by})
         })
         .collect();
+    let ids: Vec<Uuid> = applied.iter().map(|&(i, _)| items[i].env.id).collect();
     let stored = tx
-        .query_all_raw(stmt(hot_sql::STORE_REPLIES, [Json::Array(rows).into()]))
+        .query_all_raw(stmt(
+            hot_sql::STORE_REPLIES,
+            [Json::Array(rows).into(), uuid_array(&ids)],
+        ))
         .await?;
     stored
         .iter()

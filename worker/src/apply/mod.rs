@@ -9,7 +9,7 @@ mod effects;
 mod erase;
 mod groups;
 mod guard;
-mod hot_sql;
+pub mod hot_sql;
 mod integrations;
 mod invites;
 mod manager;
