@@ -1,13 +1,14 @@
 //! Deleting a person so that nothing personal stays (docs/data-lifecycle.md): the rows the
 //! person owns (their user row, and by cascade their invite and group memberships) go in
 //! the delete's own transaction (`users::delete`), with an `erasures` row naming them
-//! (`lock_needles` before the delete, `record` after it); the background pass
+//! (`needles_of` the row the delete locked, `record`); the background pass
 //! (`crate::gc`) scrubs the rest — their published events, stored replies and activity
 //! details — once their last events are out. `person.delete` is here too.
 
 use super::{ApplyContext, Tx, users};
 use common::{
     db::{
+        entities::user,
         reads::users_with_their_org,
         sql::{ago, days},
     },
@@ -65,43 +66,23 @@ fn lock_if_due(org_id: Uuid, user_id: Uuid) -> SelectStatement {
         .to_owned()
 }
 
-/// The person's identifying strings, with their row locked; `None` if there is no such
-/// person in the org.
-pub(super) async fn lock_needles(
-    tx: &Tx<'_>,
-    org_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<Vec<String>>, DbErr> {
-    let Some(row) = tx.query_one(&lock_with_needles(org_id, user_id)).await? else {
-        return Ok(None);
-    };
-    let mut found: Vec<Option<String>> = Vec::new();
-    for column in ["user_name", "email", "display_name", "external_id"] {
-        found.push(row.try_get("", column)?);
-    }
-    let emails: Vec<String> = row.try_get("", "emails")?;
-    Ok(Some(needles(found.into_iter().flatten().chain(emails))))
-}
-
-/// The person's row, locked, with what may identify them: `user_name`, `email`,
-/// `display_name`, `external_id` and `emails` (the string values of their SCIM `emails`).
-fn lock_with_needles(org_id: Uuid, user_id: Uuid) -> SelectStatement {
-    // Written as SQL: the builders have no `ARRAY(subquery)`, and would bind the literals
-    // as parameters (`'[]'` must stay a literal for PostgreSQL to read it as jsonb). It
-    // has no operand.
-    let emails = Expr::cust(
-        "ARRAY(SELECT e->>'value' FROM jsonb_array_elements(\
-             CASE WHEN jsonb_typeof(resource->'emails') = 'array' THEN resource->'emails' ELSE '[]' END) e \
-           WHERE jsonb_typeof(e->'value') = 'string')",
-    );
-    Query::select()
-        .columns(["user_name", "email", "display_name", "external_id"])
-        .expr_as(emails, "emails")
-        .from("users")
-        .and_where(Expr::col("org_id").eq(org_id))
-        .and_where(Expr::col("id").eq(user_id))
-        .lock(LockType::Update)
-        .to_owned()
+/// What may identify the person: `user_name`, `email`, `display_name`, `external_id` and
+/// the string values of their SCIM `emails`, as [`needles`] keeps them.
+pub(super) fn needles_of(u: &user::Model) -> Vec<String> {
+    let emails = u
+        .resource
+        .get("emails")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("value").and_then(serde_json::Value::as_str));
+    let found = [
+        Some(u.user_name.as_str()),
+        u.email.as_deref(),
+        u.display_name.as_deref(),
+        u.external_id.as_deref(),
+    ];
+    needles(found.into_iter().flatten().chain(emails).map(str::to_owned))
 }
 
 /// Distinct, trimmed, long enough to identify someone.
@@ -161,12 +142,42 @@ mod tests {
     }
 
     #[test]
-    fn needles_are_read_with_the_row_locked() {
-        assert_sql(
-            &lock_with_needles(Uuid::nil(), Uuid::nil()),
-            r#"SELECT "user_name", "email", "display_name", "external_id", ARRAY(SELECT e->>'value' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(resource->'emails') = 'array' THEN resource->'emails' ELSE '[]' END) e WHERE jsonb_typeof(e->'value') = 'string') AS "emails" FROM "users" WHERE "org_id" = $1 AND "id" = $2 FOR UPDATE"#,
-            2,
+    fn needles_are_the_identifying_columns_and_the_emails_string_values() {
+        let now = chrono::Utc::now();
+        let mut u = user::Model {
+            id: Uuid::nil(),
+            org_id: Uuid::nil(),
+            user_name: "alex.marsh@x.io".into(),
+            external_id: Some("00u123".into()),
+            active: true,
+            display_name: Some("Alexandra Marsh".into()),
+            given_name: Some("Alexandra".into()),
+            family_name: Some("Marsh".into()),
+            email: Some("ALEX.MARSH@X.IO".into()),
+            resource: serde_json::json!({"emails": [
+                {"value": "alex@home.example", "type": "home"},
+                {"value": 42},
+                {"type": "work"},
+            ]}),
+            profile: serde_json::json!({}),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            manager_ref: None,
+            manager_id: None,
+        };
+        assert_eq!(
+            needles_of(&u),
+            [
+                "alex.marsh@x.io",
+                "Alexandra Marsh",
+                "00u123",
+                "alex@home.example"
+            ]
         );
+        u.resource = serde_json::json!({"emails": "alex@home.example"});
+        u.external_id = None;
+        assert_eq!(needles_of(&u), ["alex.marsh@x.io", "Alexandra Marsh"]);
     }
 
     #[test]

@@ -311,7 +311,6 @@ pub(super) async fn delete(
     org_id: Uuid,
     cmd: &DeleteUser,
 ) -> Result<Reply, DbErr> {
-    let needles = erase::lock_needles(tx, org_id, cmd.user_id).await?;
     let Some(old) = lock_row::<user::Model>(tx, &USERS, org_id, cmd.user_id).await? else {
         return Ok(not_found("User", cmd.user_id));
     };
@@ -324,9 +323,7 @@ pub(super) async fn delete(
         return Ok(held);
     }
     tx.execute(&USERS.delete(org_id, cmd.user_id)).await?;
-    if let Some(needles) = needles {
-        erase::record(tx, org_id, cmd.user_id, needles).await?;
-    }
+    erase::record(tx, org_id, cmd.user_id, erase::needles_of(&old)).await?;
     let gone = user::Model {
         version: old.version + 1,
         ..old
