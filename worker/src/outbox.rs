@@ -32,7 +32,7 @@ use std::{
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-mod sql;
+pub mod sql;
 use sql::{mark, try_lock, unpublished, unsent_invites};
 
 const BATCH: usize = 200;

@@ -7,18 +7,31 @@ use sea_orm::sea_query::{
 };
 use uuid::Uuid;
 
-/// The relay's lock, if no other relay holds it (released at the transaction's end).
-pub(super) fn try_lock() -> SelectStatement {
+/// The relay's lock, if no other relay holds it (released at the transaction's end); and,
+/// for the rest of the transaction, neither bitmap nor sequential scans, so that
+/// [`unpublished`] is a plain scan of `outbox_unpublished` whatever PostgreSQL knows of
+/// the table.
+///
+/// Marking events published leaves their old row versions in `outbox_unpublished` until
+/// vacuum (after a fifth of the table has changed). A bitmap scan visits every one of them
+/// on every drain, and a sequential scan every row; a plan cached while the outbox was
+/// small (a sequential scan) serves for good. A plain index scan marks the entries of dead
+/// versions as it passes them, so the next drain skips them (docs/performance.md, "The
+/// relay's scan").
+pub fn try_lock() -> SelectStatement {
+    let off = |setting: &str| Func::cust("set_config").arg(setting).arg("off").arg(true);
     Query::select()
         .expr_as(
             Func::cust("pg_try_advisory_xact_lock").arg(RELAY_LOCK),
             "locked",
         )
+        .expr(off("enable_bitmapscan"))
+        .expr(off("enable_seqscan"))
         .to_owned()
 }
 
 /// The oldest `limit` events not yet published nor set aside, in id order.
-pub(super) fn unpublished(limit: u64) -> SelectStatement {
+pub fn unpublished(limit: u64) -> SelectStatement {
     Query::select()
         .columns(["id", "routing_key", "envelope"])
         .from("outbox")
@@ -65,7 +78,10 @@ mod tests {
     #[test]
     fn the_relay_takes_the_oldest_unpublished_readable_events_under_its_lock() {
         let (lock, _) = try_lock().build(PostgresQueryBuilder);
-        assert_eq!(lock, r#"SELECT pg_try_advisory_xact_lock($1) AS "locked""#);
+        assert_eq!(
+            lock,
+            r#"SELECT pg_try_advisory_xact_lock($1) AS "locked", set_config($2, $3, $4), set_config($5, $6, $7)"#
+        );
         let (batch, _) = unpublished(200).build(PostgresQueryBuilder);
         assert_eq!(
             batch,
