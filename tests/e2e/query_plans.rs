@@ -100,8 +100,9 @@ async fn the_relay_does_not_visit_the_events_it_has_published() {
             plan
         }
     };
-    // The plan a relay caches for good on a worker's connection (a generic plan, after five
-    // runs) is made while the outbox is still small, even empty, and serves it as it grows.
+    // The plan a relay caches on a worker's connection (a generic plan, after five runs) is
+    // made while the outbox is still small, even empty, and serves it as it grows until
+    // autovacuum next analyses the table.
     let generic = {
         let tx = app.db.begin().await.expect("begin");
         tx.query_one(&worker::outbox::sql::try_lock())

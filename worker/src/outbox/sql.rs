@@ -15,9 +15,9 @@ use uuid::Uuid;
 /// Marking events published leaves their old row versions in `outbox_unpublished` until
 /// vacuum (after a fifth of the table has changed). A bitmap scan visits every one of them
 /// on every drain, and a sequential scan every row; a plan cached while the outbox was
-/// small (a sequential scan) serves for good. A plain index scan marks the entries of dead
-/// versions as it passes them, so the next drain skips them (docs/performance.md, "The
-/// relay's scan").
+/// small (a sequential scan) serves until the table is next analysed. A plain index scan
+/// marks the entries of dead versions as it passes them, so the next drain skips them
+/// (docs/performance.md, "The relay's scan").
 pub fn try_lock() -> SelectStatement {
     let off = |setting: &str| Func::cust("set_config").arg(setting).arg("off").arg(true);
     Query::select()
