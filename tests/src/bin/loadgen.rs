@@ -1148,6 +1148,16 @@ struct ProcSample {
     last_rss_mb: f64,
     /// Average CPU over the run, in % of one core.
     cpu_percent: f64,
+    /// CPU time over the run, in seconds (user and system, the kernel's 10 ms ticks).
+    cpu_seconds: f64,
+}
+
+impl ProcSample {
+    /// Milliseconds of CPU per operation of the run: what a change to a process's cost
+    /// shows even when the machine's speed moves the throughput.
+    fn cpu_ms_per(&self, ops: u64) -> f64 {
+        self.cpu_seconds * 1000.0 / ops.max(1) as f64
+    }
 }
 
 fn pids_of(target: &str) -> Vec<u32> {
@@ -1221,6 +1231,7 @@ fn start_sampling(
                 max_rss_mb: max as f64 / 1024.0,
                 last_rss_mb: last as f64 / 1024.0,
                 cpu_percent: (t_end.saturating_sub(t_start)) as f64 / 100.0 / secs * 100.0,
+                cpu_seconds: (t_end.saturating_sub(t_start)) as f64 / 100.0,
             })
             .collect()
     })
@@ -1421,8 +1432,12 @@ async fn main() -> Result<()> {
     }
     for s in &samples {
         println!(
-            "process {}: max RSS {:.1} MB (last {:.1} MB), CPU {:.0}% of a core",
-            s.target, s.max_rss_mb, s.last_rss_mb, s.cpu_percent
+            "process {}: max RSS {:.1} MB (last {:.1} MB), CPU {:.0}% of a core, {:.2} ms a request",
+            s.target,
+            s.max_rss_mb,
+            s.last_rss_mb,
+            s.cpu_percent,
+            s.cpu_ms_per(total.hist.len())
         );
     }
 
