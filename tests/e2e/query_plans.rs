@@ -39,22 +39,19 @@ async fn storing_replies_looks_the_commands_up_by_key_in_a_table_never_analysed(
         .iter()
         .map(|id| serde_json::json!({"id": id, "reply": {"status": 201}, "apply_by": null}))
         .collect();
-    let plan = app
-        .db
-        .query_all_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            format!("EXPLAIN {}", worker::apply::hot_sql::STORE_REPLIES),
-            [
-                Value::from(serde_json::Value::Array(rows)),
-                common::db::uuid_array(&ids),
-            ],
-        ))
-        .await
-        .expect("EXPLAIN")
-        .iter()
-        .map(|r| r.try_get::<String>("", "QUERY PLAN").expect("a plan line"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let plan = plan_text(
+        app.db
+            .query_all_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                format!("EXPLAIN {}", worker::apply::hot_sql::STORE_REPLIES),
+                [
+                    Value::from(serde_json::Value::Array(rows)),
+                    common::db::uuid_array(&ids),
+                ],
+            ))
+            .await
+            .expect("EXPLAIN"),
+    );
     assert!(
         !plan.contains("Seq Scan on processed_commands"),
         "storing replies scans every stored reply:\n{plan}"
@@ -74,28 +71,22 @@ async fn storing_replies_looks_the_commands_up_by_key_in_a_table_never_analysed(
 /// (docs/performance.md, "The relay's scan").
 #[tokio::test]
 async fn the_relay_does_not_visit_the_events_it_has_published() {
-    use sea_orm::{TransactionTrait, sea_query::PostgresQueryBuilder};
+    use sea_orm::sea_query::PostgresQueryBuilder;
     let app = TestApp::spawn().await;
     let (sql, values) = worker::outbox::sql::unpublished(200).build(PostgresQueryBuilder);
     let explain = |options: &'static str| {
         let (db, sql, values) = (&app.db, &sql, &values);
         async move {
-            let tx = db.begin().await.expect("begin");
-            tx.query_one(&worker::outbox::sql::try_lock())
-                .await
-                .expect("the relay's lock statement");
-            let plan = tx
-                .query_all_raw(Statement::from_sql_and_values(
+            let tx = as_the_relay(db).await;
+            let plan = plan_text(
+                tx.query_all_raw(Statement::from_sql_and_values(
                     DatabaseBackend::Postgres,
                     format!("EXPLAIN ({options}) {sql}"),
                     values.clone(),
                 ))
                 .await
-                .expect("EXPLAIN")
-                .iter()
-                .map(|r| r.try_get::<String>("", "QUERY PLAN").expect("a plan line"))
-                .collect::<Vec<_>>()
-                .join("\n");
+                .expect("EXPLAIN"),
+            );
             tx.commit().await.expect("commit");
             plan
         }
@@ -104,27 +95,21 @@ async fn the_relay_does_not_visit_the_events_it_has_published() {
     // made while the outbox is still small, even empty, and serves it as it grows until
     // autovacuum next analyses the table.
     let generic = {
-        let tx = app.db.begin().await.expect("begin");
-        tx.query_one(&worker::outbox::sql::try_lock())
-            .await
-            .expect("the relay's lock statement");
+        let tx = as_the_relay(&app.db).await;
         for step in [
             "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
             format!("PREPARE relay_scan AS {sql}"),
         ] {
             tx.execute_unprepared(&step).await.expect(&step);
         }
-        let plan = tx
-            .query_all_raw(Statement::from_string(
+        let plan = plan_text(
+            tx.query_all_raw(Statement::from_string(
                 DatabaseBackend::Postgres,
                 "EXPLAIN EXECUTE relay_scan(200)",
             ))
             .await
-            .expect("EXPLAIN EXECUTE")
-            .iter()
-            .map(|r| r.try_get::<String>("", "QUERY PLAN").expect("a plan line"))
-            .collect::<Vec<_>>()
-            .join("\n");
+            .expect("EXPLAIN EXECUTE"),
+        );
         tx.execute_unprepared("DEALLOCATE relay_scan")
             .await
             .expect("DEALLOCATE");
@@ -170,6 +155,24 @@ async fn the_relay_does_not_visit_the_events_it_has_published() {
         "drains kept reading {pages} pages for no event to publish:\n{last}"
     );
     app.stop().await;
+}
+
+/// A transaction opened as the relay opens its own: with its lock statement.
+async fn as_the_relay(db: &sea_orm::DatabaseConnection) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await.expect("begin");
+    tx.query_one(&worker::outbox::sql::try_lock())
+        .await
+        .expect("the relay's lock statement");
+    tx
+}
+
+/// An `EXPLAIN`'s rows as one text.
+fn plan_text(rows: Vec<sea_orm::QueryResult>) -> String {
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "QUERY PLAN").expect("a plan line"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The pages a plan's top node read (`Buffers: shared hit=…, read=…`).
