@@ -1226,12 +1226,15 @@ fn start_sampling(
         state
             .into_iter()
             .zip(end_ticks)
-            .map(|((target, max, last, t_start), t_end)| ProcSample {
-                target,
-                max_rss_mb: max as f64 / 1024.0,
-                last_rss_mb: last as f64 / 1024.0,
-                cpu_percent: (t_end.saturating_sub(t_start)) as f64 / 100.0 / secs * 100.0,
-                cpu_seconds: (t_end.saturating_sub(t_start)) as f64 / 100.0,
+            .map(|((target, max, last, t_start), t_end)| {
+                let cpu_seconds = t_end.saturating_sub(t_start) as f64 / 100.0;
+                ProcSample {
+                    target,
+                    max_rss_mb: max as f64 / 1024.0,
+                    last_rss_mb: last as f64 / 1024.0,
+                    cpu_percent: cpu_seconds / secs * 100.0,
+                    cpu_seconds,
+                }
             })
             .collect()
     })
