@@ -191,7 +191,7 @@ async fn exclusive_queue(channel: &Channel) -> String {
 }
 
 /// A command envelope as another service builds it.
-fn command(kind: &str, org: &str, payload: Value, credential: Option<&str>) -> Envelope {
+pub(crate) fn command(kind: &str, org: &str, payload: Value, credential: Option<&str>) -> Envelope {
     let org: Uuid = org.parse().expect("org id");
     let mut env = Envelope::new(kind, Some(org), &format!("hr-{}", Uuid::new_v4()), payload);
     env.credential = credential.map(str::to_owned);
@@ -718,7 +718,8 @@ async fn a_message_twice_in_one_batch_is_applied_once() {
 
 /// A command that meets a database error mid-batch: nothing of it or the commands after
 /// it is committed (they are left to be applied one by one), and the commands before it
-/// are applied and answered.
+/// are applied and answered. Creates that came one after another are written together
+/// (`users::create_run`): those of its run that came before it are left with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
     let (app, hr, credential) = app_with_hr_sync().await;
@@ -732,22 +733,34 @@ async fn a_database_error_mid_batch_keeps_only_the_commands_before_it() {
     }
     let envs = [
         user_create(&hr, &app.email("before"), &credential),
+        command(
+            "group.create",
+            &hr.org_id,
+            json!({"resource": {"schemas": [GROUP_SCHEMA], "displayName": "Before"}}),
+            Some(&credential),
+        ),
+        user_create(&hr, &app.email("ahead"), &credential),
         user_create(&hr, &app.email("boom"), &credential),
         user_create(&hr, &app.email("after"), &credential),
     ];
     let batch = apply_as_one_batch(&app, &envs).await;
-    assert_eq!(batch.settled.len(), 1, "only the command before it");
-    assert_eq!(batch.settled[0].reply.status(), 201);
-    let error = batch.error.expect("the error of the second").to_string();
+    let statuses: Vec<u16> = batch.settled.iter().map(|a| a.reply.status()).collect();
+    assert_eq!(statuses, [201, 201], "only the commands before its run");
+    let error = batch.error.expect("the error of the run").to_string();
     assert!(error.contains("boom"), "{error}");
-    for (name, n) in [("before", 1), ("boom", 0), ("after", 0)] {
+    for (name, n) in [("before", 1), ("ahead", 0), ("boom", 0), ("after", 0)] {
         assert_eq!(users_named(&app, name).await, n, "{name}");
     }
+    let ids: Vec<String> = envs.iter().map(|e| format!("'{}'", e.id)).collect();
     let claims = format!(
-        "SELECT count(*) FROM processed_commands WHERE command_id IN ('{}', '{}', '{}')",
-        envs[0].id, envs[1].id, envs[2].id
+        "SELECT count(*) FROM processed_commands WHERE command_id IN ({})",
+        ids.join(", ")
     );
-    assert_eq!(app.count(&claims).await, 1, "only the applied command's id");
+    assert_eq!(
+        app.count(&claims).await,
+        2,
+        "only the applied commands' ids"
+    );
     assert_eq!(
         user_created_events(&app, &hr.org_id).await,
         1,
@@ -782,7 +795,7 @@ async fn user_created_events(app: &TestApp, org: &str) -> i64 {
 }
 
 /// Applies `envs` as one batch straight through the worker's library (no broker).
-async fn apply_as_one_batch(app: &TestApp, envs: &[Envelope]) -> worker::apply::Batch {
+pub(crate) async fn apply_as_one_batch(app: &TestApp, envs: &[Envelope]) -> worker::apply::Batch {
     let cmds: Vec<Command> = envs
         .iter()
         .map(|e| Command::from_envelope(e).expect("decodes"))

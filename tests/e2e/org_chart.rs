@@ -838,3 +838,122 @@ async fn ten_thousand_people_imported_in_reverse_order() {
     // without a consumer, and this test runs for minutes. Dropping the app cleans up.
     drop(app);
 }
+
+/// Creates that come one after another in a batch are written together (issue 14,
+/// `users::create_run`), and each comes to what it would one at a time, in order: a
+/// `userName` taken earlier in the batch is a `409`; a report waiting on keys of two of
+/// them goes to the first; an email is matched in any case, an Okta id exactly; a person
+/// with a manager value among them finds the people created before them, and one waiting
+/// on a person created after them is linked when that person is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_written_together_come_to_what_they_would_one_at_a_time() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let key = &t.admin_key;
+    let two = app.email("two");
+    let boss = app.email("boss");
+    // Waiting before the batch: Zed on a value that is P1's Okta id and P2's email, Wes
+    // on Boss's email in capitals, Xan on Big's Okta id in another case.
+    let waiting = [
+        ("zed", two.clone()),
+        ("wes", boss.to_uppercase()),
+        ("xan", "00ubig".to_owned()),
+    ];
+    let mut ids = HashMap::new();
+    for (name, manager) in &waiting {
+        let body = okta_user(&app.email(name), &format!("00u{name}"), Some(manager));
+        let p = create(&t.scim, &body).await;
+        ids.insert(*name, p["id"].as_str().expect("id").to_owned());
+    }
+    let user = |name: &str, external_id: &str, manager: Option<&str>| {
+        let user_name = if name == "p2" {
+            two.clone()
+        } else {
+            app.email(name)
+        };
+        let body = okta_user(&user_name, external_id, manager);
+        crate::integrations::command("user.create", &t.org_id, json!({ "resource": body }), None)
+    };
+    let envs = [
+        user("p1", &two, None),
+        user("p2", "00uP2", None),
+        crate::integrations::command(
+            "user.create",
+            &t.org_id,
+            json!({"resource": okta_user(&app.email("p1").to_uppercase(), "00uDUP", None)}),
+            None,
+        ),
+        user("boss", "00uBOSS", None),
+        user("big", "00uBIG", None),
+        user("rae", "00uRAE", Some(&two)),
+        user("tia", "00uTIA", Some("00uSOL")),
+        user("sol", "00uSOL", None),
+    ];
+    let batch = crate::integrations::apply_as_one_batch(&app, &envs).await;
+    assert!(batch.error.is_none(), "{:?}", batch.error);
+    let statuses: Vec<u16> = batch.settled.iter().map(|a| a.reply.status()).collect();
+    assert_eq!(statuses, [201, 201, 409, 201, 201, 201, 201, 201]);
+    let created: Vec<String> = batch
+        .settled
+        .iter()
+        .map(|a| match &a.reply {
+            common::messages::Reply::Ok { body, .. } => body["id"].as_str().unwrap_or("").into(),
+            _ => String::new(),
+        })
+        .collect();
+    let (p1, boss_id, rae, tia, sol) = (
+        &created[0],
+        &created[3],
+        &created[5],
+        &created[6],
+        &created[7],
+    );
+    let manager = |p: Value| manager_of(&p);
+    assert_eq!(
+        manager(person(&app, key, &ids["zed"]).await).as_ref(),
+        Some(p1),
+        "the first of two"
+    );
+    assert_eq!(
+        manager(person(&app, key, &ids["wes"]).await).as_ref(),
+        Some(boss_id),
+        "an email in any case"
+    );
+    let xan = person(&app, key, &ids["xan"]).await;
+    assert_eq!(manager(xan.clone()), None, "an Okta id exactly: {xan}");
+    assert_eq!(xan["manager_ref"], "00ubig");
+    assert_eq!(manager(person(&app, key, rae).await).as_ref(), Some(p1));
+    assert_eq!(manager(person(&app, key, tia).await).as_ref(), Some(sol));
+    // Each link is its report's own user.updated, one version up, and its manager's
+    // activity entry.
+    for (report, to) in [(&ids["zed"], p1), (&ids["wes"], boss_id), (tia, sol)] {
+        let row = app
+            .db
+            .query_one_raw(common::db::stmt(
+                "SELECT envelope FROM outbox WHERE routing_key = 'user.updated' \
+                 AND envelope->'payload'->>'user_id' = $1",
+                [report.clone().into()],
+            ))
+            .await
+            .expect("query")
+            .expect("the report's user.updated");
+        let envelope: Value = row.try_get("", "envelope").expect("envelope");
+        assert_eq!(envelope["payload"]["manager_id"], json!(to), "{envelope}");
+        assert_eq!(envelope["payload"]["version"], 2, "{envelope}");
+    }
+    let linked = app
+        .count(&format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'manager.reports_linked' \
+             AND resource_id IN ('{p1}', '{boss_id}', '{sol}') AND (detail->>'reports')::int = 1"
+        ))
+        .await;
+    assert_eq!(linked, 3);
+    let events = app
+        .count(&format!(
+            "SELECT count(*) FROM outbox WHERE org_id = '{}' AND routing_key = 'user.created'",
+            t.org_id
+        ))
+        .await;
+    assert_eq!(events, 3 + 7, "one user.created a person created");
+    app.stop().await;
+}

@@ -1,5 +1,6 @@
 //! Group commit: a batch of commands in one transaction — ids claimed together, people
-//! and groups locked in one order, the batch's effects written by one statement, replies
+//! and groups locked in one order, creates that come one after another written together
+//! (`users::create_run`), the batch's effects written by one statement, replies
 //! stored and deadlines checked by one statement, one commit. A command that meets a
 //! database error rolls the transaction back; the commands before it are applied again
 //! without it (no savepoints: they would cost two round trips a command, every time, for
@@ -10,10 +11,11 @@ use super::{
     effects::{self, Effects},
     hot_sql, to_json,
     unapplied::{expire, unclaimed_reply},
+    users,
 };
 use common::{
     db::{stmt, uuid_array},
-    messages::{Envelope, Reply},
+    messages::{Command, Envelope, Reply},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde_json::Value as Json;
@@ -96,6 +98,56 @@ enum Run {
     Late(Vec<usize>),
 }
 
+/// Each item's reply and effects, by its place in the batch's `todo`.
+struct Slots {
+    replies: Vec<Option<Reply>>,
+    effects: Vec<Effects>,
+}
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Self {
+            replies: (0..n).map(|_| None).collect(),
+            effects: (0..n).map(|_| Effects::default()).collect(),
+        }
+    }
+
+    fn put(&mut self, place: usize, reply: Reply, effects: Effects) {
+        self.replies[place] = Some(reply);
+        self.effects[place] = effects;
+    }
+}
+
+/// Applies the creates at places `creates` of `todo` together (`users::create_run`) and
+/// empties it; `Err` is the failure to end the batch with.
+async fn create_run(
+    tx: &DatabaseTransaction,
+    shared: &effects::Shared,
+    ctx: &ApplyContext,
+    items: &[Item<'_>],
+    todo: &[usize],
+    creates: &mut Vec<usize>,
+    slots: &mut Slots,
+) -> Result<(), Run> {
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let places = std::mem::take(creates);
+    let run: Vec<Item<'_>> = places.iter().map(|&p| items[todo[p]]).collect();
+    match users::create_run(tx, shared, ctx, &run).await {
+        Ok(done) => {
+            for (&p, (reply, fx)) in places.iter().zip(done) {
+                slots.put(p, reply, fx);
+            }
+            Ok(())
+        }
+        Err((k, error)) => Err(Run::Failed {
+            at: todo[places[k]],
+            error,
+        }),
+    }
+}
+
 async fn run_batch(
     db: &DatabaseConnection,
     ctx: &ApplyContext,
@@ -107,29 +159,49 @@ async fn run_batch(
     if todo.len() > 1 {
         lock_in_order(&tx, todo.iter().map(|&i| items[i].env)).await?;
     }
-    let mut pending = Effects::default();
-    let mut replies: Vec<Option<Reply>> = Vec::with_capacity(todo.len());
+    let mut slots = Slots::new(todo.len());
     // A message published twice can come twice in one batch: its id is claimed once, and
     // only its first delivery runs; the others get the stored reply after the commit.
     let mut taken: HashSet<Uuid> = HashSet::new();
     let shared = effects::Shared::default();
-    for &i in todo {
+    // The places of the creates that came one after another, not yet applied: they are
+    // applied together before the next other command.
+    let mut creates: Vec<usize> = Vec::new();
+    for (p, &i) in todo.iter().enumerate() {
         let Item { env, cmd } = items[i];
         if !claimed.contains(&env.id) || !taken.insert(env.id) {
-            replies.push(None);
             continue;
         }
-        let own = Mutex::new(Effects::default());
-        match apply_one(&Tx::new(&tx, &own, &shared), ctx, env, cmd).await {
+        if matches!(cmd, Command::CreateUser(_)) {
+            creates.push(p);
+            continue;
+        }
+        let run = create_run(&tx, &shared, ctx, items, todo, &mut creates, &mut slots);
+        if let Err(failed) = run.await {
+            tx.rollback().await?;
+            return Ok(failed);
+        }
+        let fx = Mutex::new(Effects::default());
+        match apply_one(&Tx::new(&tx, &fx, &shared), ctx, env, cmd).await {
             Ok(reply) => {
-                pending.append(own.into_inner().unwrap_or_else(PoisonError::into_inner));
-                replies.push(Some(reply));
+                let fx = fx.into_inner().unwrap_or_else(PoisonError::into_inner);
+                slots.put(p, reply, fx);
             }
             Err(error) => {
                 tx.rollback().await?;
                 return Ok(Run::Failed { at: i, error });
             }
         }
+    }
+    let run = create_run(&tx, &shared, ctx, items, todo, &mut creates, &mut slots);
+    if let Err(failed) = run.await {
+        tx.rollback().await?;
+        return Ok(failed);
+    }
+    let Slots { replies, effects } = slots;
+    let mut pending = Effects::default();
+    for fx in effects {
+        pending.append(fx);
     }
     pending.write(&tx).await?;
     let applied: Vec<(usize, &Reply)> = todo

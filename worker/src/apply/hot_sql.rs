@@ -6,7 +6,8 @@
 //!   commands it holds. Each sends a batch's rows as one JSON document unpacked by
 //!   `jsonb_to_recordset(…) AS t (column type, …)`, whose column list sea-query cannot
 //!   spell; that keeps nulls and order, and needs one parameter per table, not one per row.
-//! - The org chart's, which every create runs ([`LOCK_VALUES`], [`LINK_WAITING`]): built
+//! - The org chart's, which every create runs ([`LOCK_VALUES`], [`LINK_WAITING`]; for the
+//!   creates a batch writes together, [`CREATE_USERS`] and [`LINK_ARRIVALS`]): built
 //!   with sea-query they cost the worker 50 µs a create to build and render, and the create
 //!   benchmark lost 10 % of its throughput (the worker's CPU per create rose by a third).
 
@@ -124,3 +125,58 @@ pub(super) const LINK_WAITING: &str = concat!(
      UNION ALL \
      SELECT false, id, NULL, user_name, manager_ref FROM cand WHERE cycle"
 );
+
+/// Links the people waiting on a value of the people a batch creates (`$1`: `[{n, org_id,
+/// manager, v, lv, exact}]`, a row a value: `lv` lowercased, `exact` when the key compares
+/// exactly) to the first of them (lowest `n`) whose value they wait on, with a new
+/// version; returns the linked (`n`, `id`, `version`, `user_name`) in order. No cycle
+/// check: the people created have no manager (see `manager::link_arrivals`). The `ANY`
+/// tests say nothing the join does not; they make the lookup the `users_waiting_manager`
+/// index's, whatever the statistics say and however many people wait (tests/e2e/
+/// query_plans.rs).
+pub const LINK_ARRIVALS: &str = "\
+    WITH k AS (SELECT * FROM jsonb_to_recordset($1) \
+                 AS k (n int, org_id uuid, manager uuid, v text, lv text, exact boolean)), \
+         cand AS (\
+             SELECT DISTINCT ON (r.id) r.id, r.manager_ref, k.manager, k.n \
+             FROM users r JOIN k ON r.org_id = k.org_id AND lower(r.manager_ref) = k.lv \
+                  AND r.id <> k.manager AND (NOT k.exact OR r.manager_ref = k.v) \
+             WHERE r.org_id = ANY (ARRAY(SELECT org_id FROM k)) \
+               AND r.manager_id IS NULL AND r.manager_ref IS NOT NULL \
+               AND lower(r.manager_ref) = ANY (ARRAY(SELECT lv FROM k)) \
+             ORDER BY r.id, k.n), \
+         linked AS (\
+             UPDATE users u SET manager_id = cand.manager, version = u.version + 1, \
+                    updated_at = now() \
+             FROM cand WHERE u.id = cand.id \
+               AND u.manager_id IS NULL AND u.manager_ref = cand.manager_ref \
+             RETURNING cand.n, u.id, u.version, u.user_name) \
+    SELECT n, id, version, user_name FROM linked ORDER BY n, id";
+
+/// Creates people (`$1`: `[{n, id, org_id, user_name, external_id, active, display_name,
+/// given_name, family_name, email, resource, profile}]`) in order of `n`, at version 1,
+/// skipping each whose `userName` the org already has in any case (an earlier one of the
+/// same statement included), and takes the exclusive value locks (`$2`: `[{id, org_id,
+/// v}]`, in hash order) of those it created. Returns the rows created, each with its org's match
+/// keys (`keys`). See `users::together`.
+pub(super) const CREATE_USERS: &str = "\
+    WITH t AS (SELECT * FROM jsonb_to_recordset($1) AS t (n int, id uuid, org_id uuid, \
+                 user_name text, external_id text, active boolean, display_name text, \
+                 given_name text, family_name text, email text, resource jsonb, \
+                 profile jsonb)), \
+         ins AS (\
+             INSERT INTO users (id, org_id, user_name, external_id, active, display_name, \
+                                given_name, family_name, email, resource, profile, version, \
+                                created_at, updated_at, activated_at) \
+             SELECT id, org_id, user_name, external_id, active, display_name, given_name, \
+                    family_name, email, resource, profile, 1, now(), now(), \
+                    CASE WHEN active THEN now() END \
+             FROM t ORDER BY n \
+             ON CONFLICT (org_id, lower(user_name)) DO NOTHING RETURNING *), \
+         locked AS (\
+             SELECT count(pg_advisory_xact_lock(s.h)) AS locks FROM (\
+                 SELECT DISTINCT hashtextextended(v.org_id::text || ':' || v.v, 7262810515) AS h \
+                 FROM jsonb_to_recordset($2) AS v (id uuid, org_id uuid, v text) \
+                 JOIN ins ON ins.id = v.id ORDER BY h) s) \
+    SELECT ins.*, to_jsonb(o.manager_match) AS keys, (SELECT locks FROM locked) AS locks \
+    FROM ins JOIN orgs o ON o.id = ins.org_id";

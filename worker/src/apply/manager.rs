@@ -64,7 +64,7 @@ pub(super) async fn resolve(
         .map(|r| r.to_lowercase())
         .collect();
     let arrives_with = if awaited {
-        key_values(new, &MatchKey::ALL).0
+        arrives_with(new)
     } else {
         Vec::new()
     };
@@ -249,8 +249,17 @@ fn key_values(m: &user::Model, keys: &[MatchKey]) -> (Vec<String>, Vec<String>, 
     (all, exact, folded)
 }
 
+/// The values a new person arrives with (every key's, lowercased): what their create
+/// locks, exclusively, before it looks for the people waiting on one of them.
+pub(super) fn arrives_with(m: &user::Model) -> Vec<String> {
+    key_values(m, &MatchKey::ALL).0
+}
+
 mod sql;
 mod waiting;
+#[cfg(test)]
+use waiting::compared_values;
+pub(super) use waiting::{Report, link_arrivals, reports_linked};
 use waiting::{any_waiting, link_waiting};
 
 #[cfg(test)]

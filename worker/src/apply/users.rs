@@ -6,6 +6,7 @@ use super::Tx;
 use super::rows::{Field, USERS};
 
 mod resource;
+mod together;
 use super::invites::{first_activation, invite_address};
 use super::{
     ApplyContext, Audit, Side, audit_with, erase, guard, lock_row, manager, not_found,
@@ -31,8 +32,12 @@ use common::{
 use resource::{current_resource, diff};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::{Map, Value, json};
+pub(super) use together::create_run;
 use uuid::Uuid;
 
+/// A create one command at a time: a person with a manager value (their link is resolved
+/// as they are written), or one alone. A run of creates in a batch is written together
+/// (`together`).
 pub(super) async fn create(
     tx: &Tx<'_>,
     ctx: &ApplyContext,
@@ -40,50 +45,129 @@ pub(super) async fn create(
     org_id: Uuid,
     cmd: &CreateUser,
 ) -> Result<Reply, DbErr> {
+    match prepare(tx, org_id, cmd).await? {
+        Prepared::Refused(reply) => Ok(reply),
+        Prepared::Row(new) => create_prepared(tx, ctx, env, *new).await,
+    }
+}
+
+/// Writes a prepared create's row, resolves its manager and links those waiting for it.
+async fn create_prepared(
+    tx: &Tx<'_>,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    new: NewUser,
+) -> Result<Reply, DbErr> {
+    let NewUser { row, input } = new;
+    let fields = person(&input, object(&row.resource), object(&row.profile));
+    let Some(written) = tx
+        .query_one(&USERS.insert(
+            row.id,
+            row.org_id,
+            fields.into_iter().chain([activated(input.active)]),
+        ))
+        .await?
+    else {
+        return Ok(taken(&input.user_name));
+    };
+    let mut stored = user::Model::from_query_result(&written, "")?;
+    manager::resolve(tx, env, row.org_id, None, &mut stored).await?;
+    Ok(created(tx, ctx, env, &input, &stored))
+}
+
+/// A create checked and mapped, not yet written: its row as it will be (the statement
+/// sets its version and time stamps), and what the command sent.
+pub(super) struct NewUser {
+    row: user::Model,
+    input: UserInput,
+}
+
+impl NewUser {
+    /// Whether the person has a manager value of their own (their link is resolved as
+    /// they are written, one at a time).
+    fn has_manager_value(&self) -> bool {
+        org_chart_ref(&self.row).is_some()
+    }
+}
+
+/// What a create comes to before anything is written.
+pub(super) enum Prepared {
+    /// Refused: the resource is invalid, or the org is gone.
+    Refused(Reply),
+    Row(Box<NewUser>),
+}
+
+/// Checks and maps a create's resource with the org's mappings (read once a batch).
+pub(super) async fn prepare(
+    tx: &Tx<'_>,
+    org_id: Uuid,
+    cmd: &CreateUser,
+) -> Result<Prepared, DbErr> {
     let input = match UserInput::from_json(cmd.resource.clone()) {
         Ok(u) => u,
-        Err(e) => return Ok(Reply::error(e.status, e.scim_type.as_deref(), e.detail)),
+        Err(e) => return Ok(Prepared::Refused(scim_error(e))),
     };
     let Some(org_map) = tx.org_mapping(org_id).await? else {
-        return Ok(Reply::error(404, None, "organisation not found"));
+        return Ok(Prepared::Refused(Reply::error(
+            404,
+            None,
+            "organisation not found",
+        )));
     };
     let mut resource = input.resource.clone();
     let profile = mapping::apply(&org_map, &mut resource, None);
-    let id = Uuid::now_v7();
-    let Some(row) = tx
-        .query_one(
-            &USERS.insert(
-                id,
-                org_id,
-                person(&input, resource, profile)
-                    .into_iter()
-                    .chain([activated(input.active)]),
-            ),
-        )
-        .await?
-    else {
-        return Ok(Reply::error(
-            409,
-            Some("uniqueness"),
-            format!("a user with userName {:?} already exists", input.user_name),
-        ));
+    let now = chrono::Utc::now();
+    let row = user::Model {
+        id: Uuid::now_v7(),
+        org_id,
+        user_name: input.user_name.clone(),
+        external_id: input.external_id.clone(),
+        active: input.active,
+        display_name: input.display_name.clone(),
+        given_name: input.given_name.clone(),
+        family_name: input.family_name.clone(),
+        email: input.email.clone(),
+        resource: Value::Object(resource),
+        profile: Value::Object(profile),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        manager_ref: None,
+        manager_id: None,
     };
-    let mut stored = user::Model::from_query_result(&row, "")?;
-    manager::resolve(tx, env, org_id, None, &mut stored).await?;
-    let rendered = render_user(&stored.as_stored(), &ctx.scim_base);
+    Ok(Prepared::Row(Box::new(NewUser { row, input })))
+}
 
+/// The `409` of a create whose `userName` the org already has.
+fn taken(user_name: &str) -> Reply {
+    Reply::error(
+        409,
+        Some("uniqueness"),
+        format!("a user with userName {user_name:?} already exists"),
+    )
+}
+
+/// The `201` reply to a create now `stored`, with its event, activity entry and invite.
+fn created(
+    tx: &Tx<'_>,
+    ctx: &ApplyContext,
+    env: &Envelope,
+    input: &UserInput,
+    stored: &user::Model,
+) -> Reply {
+    let rendered = render_user(&stored.as_stored(), &ctx.scim_base);
     let mut changes: Map<String, Value> = input.resource.clone();
     changes.retain(|k, _| !k.eq_ignore_ascii_case("schemas"));
     changes.insert("active".into(), json!(stored.active));
-    let event = user_event(env, org_id, &stored, events::USER_CREATED, changes);
+    let event = user_event(env, stored.org_id, stored, events::USER_CREATED, changes);
     // An invite is due when a person is first active in the directory, decided with the
     // org's setting as it is then; the mailer sends what this row asks for, once, and only
     // while the person is active. One created inactive gets it on activation (`update`).
-    let address = invite_address(&stored).filter(|_| stored.active);
+    let address = invite_address(stored).filter(|_| stored.active);
     audit_with(
         tx,
         env,
-        Some(org_id),
+        Some(stored.org_id),
         Audit {
             action: "user.created",
             resource_type: "User",
@@ -95,7 +179,17 @@ pub(super) async fn create(
             invite: address.map(|email| (stored.id, email)),
         },
     );
-    Ok(Reply::ok(201, rendered))
+    Reply::ok(201, rendered)
+}
+
+/// A JSON object's map (empty for anything else).
+fn object(v: &Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// The person's own manager value, as their mapping gave it.
+fn org_chart_ref(row: &user::Model) -> Option<String> {
+    common::org_chart::manager_ref(&object(&row.profile))
 }
 
 pub(super) async fn replace(
@@ -196,16 +290,12 @@ async fn update(
         Err(e) => return Ok(scim_error(e)),
     };
     if !input.user_name.eq_ignore_ascii_case(&old.user_name) {
-        let taken = tx
+        let in_use = tx
             .query_one(&USERS.name_taken(org_id, &input.user_name, user_id))
             .await?
             .is_some();
-        if taken {
-            return Ok(Reply::error(
-                409,
-                Some("uniqueness"),
-                format!("a user with userName {:?} already exists", input.user_name),
-            ));
+        if in_use {
+            return Ok(taken(&input.user_name));
         }
     }
     if old.active

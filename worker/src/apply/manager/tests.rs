@@ -54,3 +54,33 @@ fn only_keys_someone_may_wait_on_count_as_changed() {
     c.profile = json!({"employee_number": "9"});
     assert!(keys_changed(&a, &c));
 }
+
+#[test]
+fn a_new_persons_values_are_compared_as_their_keys_say() {
+    let m = person(" 00uAbC ", "Boss@X.com", "boss@x.com", Some("E-7"));
+    let keys = [
+        MatchKey::ExternalId,
+        MatchKey::Email,
+        MatchKey::EmployeeNumber,
+    ];
+    assert_eq!(
+        compared_values(&m, &keys),
+        [
+            ("00uAbC".to_owned(), true),
+            ("E-7".to_owned(), true),
+            ("boss@x.com".to_owned(), false),
+        ],
+        "trimmed; exact keys as they are, the others lowercased"
+    );
+    // What a create locks: every key's value, whatever the org's keys.
+    assert_eq!(
+        arrives_with(&m),
+        [
+            m.id.to_string(),
+            "00uabc".to_owned(),
+            "boss@x.com".to_owned(),
+            "boss@x.com".to_owned(),
+            "e-7".to_owned()
+        ]
+    );
+}
