@@ -35,9 +35,9 @@ use serde_json::{Map, Value, json};
 pub(super) use together::create_run;
 use uuid::Uuid;
 
-/// A create one command at a time: a person with a manager value (their link is resolved
-/// as they are written), or one alone. A run of creates in a batch is written together
-/// (`together`).
+/// A create on its own. A batch applies its creates through `create_run` (`together`),
+/// which writes a run of them together and calls `create_prepared` for a person with a
+/// manager value of their own; this is what `apply_one` does with a create.
 pub(super) async fn create(
     tx: &Tx<'_>,
     ctx: &ApplyContext,
