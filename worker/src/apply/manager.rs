@@ -29,7 +29,7 @@ use common::{
     org_chart::{self, MatchKey},
 };
 use sea_orm::{ConnectionTrait, DbErr};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 /// Resolves `new`'s manager after its row was written (`old` is the row before, `None` on
@@ -42,7 +42,7 @@ pub(super) async fn resolve(
     old: Option<&user::Model>,
     new: &mut user::Model,
 ) -> Result<bool, DbErr> {
-    let raw = org_chart::manager_ref(&profile(new));
+    let raw = own_value(new);
     let (old_ref, old_id) = old.map_or((None, None), |o| (o.manager_ref.clone(), o.manager_id));
     new.manager_ref = old_ref.clone();
     new.manager_id = old_id;
@@ -93,12 +93,13 @@ pub(super) async fn resolve(
     Ok(new.manager_id != old_id)
 }
 
-fn profile(u: &user::Model) -> Map<String, Json> {
-    u.profile.as_object().cloned().unwrap_or_default()
+/// The person's own manager value, as their mapping gave it (`org_chart::manager_ref`).
+pub(super) fn own_value(u: &user::Model) -> Option<String> {
+    u.profile.as_object().and_then(org_chart::manager_ref)
 }
 
 fn employee_number(u: &user::Model) -> Option<String> {
-    profile(u)
+    u.profile
         .get("employee_number")
         .and_then(Json::as_str)
         .map(str::to_owned)
@@ -139,8 +140,13 @@ async fn lock_values(
         Some(r) => r.try_get("", "keys")?,
         None => Json::Null,
     };
+    Ok(match_keys(&keys))
+}
+
+/// An org's `manager_match` as a statement returns it (`to_jsonb(o.manager_match)`).
+pub(super) fn match_keys(keys: &Json) -> Vec<MatchKey> {
     let names = keys.as_array().map(Vec::as_slice).unwrap_or_default();
-    Ok(org_chart::from_names(names.iter().filter_map(Json::as_str)))
+    org_chart::from_names(names.iter().filter_map(Json::as_str))
 }
 
 /// Takes the org's chart lock (until commit), after any value locks: every change that
@@ -259,8 +265,8 @@ mod sql;
 mod waiting;
 #[cfg(test)]
 use waiting::compared_values;
-pub(super) use waiting::{Report, link_arrivals, reports_linked};
 use waiting::{any_waiting, link_waiting};
+pub(super) use waiting::{link_arrivals, reports_linked};
 
 #[cfg(test)]
 mod tests;

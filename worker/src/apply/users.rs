@@ -59,7 +59,7 @@ async fn create_prepared(
     new: NewUser,
 ) -> Result<Reply, DbErr> {
     let NewUser { row, input } = new;
-    let fields = person(&input, object(&row.resource), object(&row.profile));
+    let fields = person(&input, into_object(row.resource), into_object(row.profile));
     let Some(written) = tx
         .query_one(&USERS.insert(
             row.id,
@@ -86,7 +86,7 @@ impl NewUser {
     /// Whether the person has a manager value of their own (their link is resolved as
     /// they are written, one at a time).
     fn has_manager_value(&self) -> bool {
-        org_chart_ref(&self.row).is_some()
+        manager::own_value(&self.row).is_some()
     }
 }
 
@@ -182,14 +182,12 @@ fn created(
     Reply::ok(201, rendered)
 }
 
-/// A JSON object's map (empty for anything else).
-fn object(v: &Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
-}
-
-/// The person's own manager value, as their mapping gave it.
-fn org_chart_ref(row: &user::Model) -> Option<String> {
-    common::org_chart::manager_ref(&object(&row.profile))
+/// A JSON object's map, taken (empty for anything else).
+fn into_object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 pub(super) async fn replace(

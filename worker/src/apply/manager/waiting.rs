@@ -65,11 +65,7 @@ pub(super) async fn link_waiting(
     for r in &rows {
         let (id, user_name): (Uuid, String) = (r.try_get("", "id")?, r.try_get("", "user_name")?);
         if r.try_get::<bool>("", "linked")? {
-            linked.push(Report {
-                id,
-                version: r.try_get("", "version")?,
-                user_name,
-            });
+            linked.push(Report::from_row(r)?);
         } else {
             let manager_ref: Option<String> = r.try_get("", "manager_ref")?;
             let reason = format!(
@@ -97,6 +93,17 @@ pub(in super::super) struct Report {
     pub id: Uuid,
     pub version: i64,
     pub user_name: String,
+}
+
+impl Report {
+    /// From a row of `LINK_WAITING` or `LINK_ARRIVALS` (`id`, `version`, `user_name`).
+    fn from_row(r: &sea_orm::QueryResult) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: r.try_get("", "id")?,
+            version: r.try_get("", "version")?,
+            user_name: r.try_get("", "user_name")?,
+        })
+    }
 }
 
 /// The effects of linking `reports` to `m`: each one's `user.updated` event, written in
@@ -171,11 +178,7 @@ pub(in super::super) async fn link_arrivals(
     for r in &rows {
         let n: i32 = r.try_get("", "n")?;
         if let Some(of) = usize::try_from(n).ok().and_then(|n| reports.get_mut(n)) {
-            of.push(Report {
-                id: r.try_get("", "id")?,
-                version: r.try_get("", "version")?,
-                user_name: r.try_get("", "user_name")?,
-            });
+            of.push(Report::from_row(r)?);
         }
     }
     Ok(reports)

@@ -13,7 +13,7 @@ use super::super::{
     ApplyContext, Item, Tx,
     effects::{Effects, Shared},
     hot_sql::CREATE_USERS,
-    manager::{self, Report},
+    manager,
 };
 use super::{NewUser, Prepared, create_prepared, created, prepare, taken};
 use common::{
@@ -98,15 +98,12 @@ async fn write(
         .filter_map(|(_, new)| written.remove(&new.row.id))
         .collect();
     let linked = manager::link_arrivals(db, &arrivals).await.map_err(at)?;
-    let mut done: HashMap<Uuid, (&user::Model, &[Report])> = arrivals
-        .iter()
-        .zip(&linked)
-        .map(|((m, _), reports)| (m.id, (m, reports.as_slice())))
-        .collect();
+    // The arrivals are in `pending`'s order: each one is the next of them, if created.
+    let mut done = arrivals.iter().map(|(m, _)| m).zip(&linked).peekable();
     for (k, new) in pending.drain(..) {
         let env = run[k].env;
         let tx = Tx::new(db, &owns[k], shared);
-        replies[k] = Some(match done.remove(&new.row.id) {
+        replies[k] = Some(match done.next_if(|(m, _)| m.id == new.row.id) {
             Some((stored, reports)) => {
                 manager::reports_linked(&tx, env, stored.org_id, stored, reports);
                 created(&tx, ctx, env, &new.input, stored)
@@ -147,9 +144,7 @@ async fn insert(
         .iter()
         .map(|row| {
             let m = user::Model::from_query_result(row, "")?;
-            let keys: Value = row.try_get("", "keys")?;
-            let names = keys.as_array().map(Vec::as_slice).unwrap_or_default();
-            let keys = org_chart::from_names(names.iter().filter_map(Value::as_str));
+            let keys = manager::match_keys(&row.try_get("", "keys")?);
             Ok((m.id, (m, keys)))
         })
         .collect()
