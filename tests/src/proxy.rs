@@ -227,11 +227,13 @@ async fn drop_after_data(inbound: TcpStream, outbound: TcpStream, drop_at_end: b
 
 /// An SMTP relay to a real server that greylists: it answers `451` itself to every
 /// `RCPT TO` naming an address that contains `marker` (the server never sees it), until
-/// [`Greylist::lift`], and forwards everything else, both ways, as it is.
+/// [`Greylist::lift`], and forwards everything else, both ways, as it is. It notes, for
+/// each message it forwards whole, how many refusals it had answered by then.
 pub struct Greylist {
     relay: SmtpRelay,
     refused: Arc<std::sync::atomic::AtomicUsize>,
     lifted: Arc<AtomicBool>,
+    forwarded: Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
 impl Greylist {
@@ -239,13 +241,14 @@ impl Greylist {
         let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let lifted = Arc::new(AtomicBool::new(false));
         let marker = marker.to_ascii_lowercase();
-        let (count, lift) = (refused.clone(), lifted.clone());
+        let forwarded = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, lift, sent) = (refused.clone(), lifted.clone(), forwarded.clone());
         let relay = SmtpRelay::start(upstream, move |inbound, outbound| {
             greylist_one(
                 inbound,
                 outbound,
                 marker.clone(),
-                count.clone(),
+                (count.clone(), sent.clone()),
                 lift.clone(),
             )
         })
@@ -254,7 +257,14 @@ impl Greylist {
             relay,
             refused,
             lifted,
+            forwarded,
         }
+    }
+
+    /// For each message forwarded whole so far (its closing `.` passed on to the server),
+    /// in order: how many recipients had been answered `451` by then.
+    pub fn forwarded(&self) -> Vec<usize> {
+        self.forwarded.lock().expect("greylist lock").clone()
     }
 
     /// `smtp://` URL of this relay.
@@ -281,7 +291,10 @@ async fn greylist_one(
     inbound: TcpStream,
     outbound: TcpStream,
     marker: String,
-    refused: Arc<std::sync::atomic::AtomicUsize>,
+    (refused, forwarded): (
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::Mutex<Vec<usize>>>,
+    ),
     lifted: Arc<AtomicBool>,
 ) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -312,8 +325,10 @@ async fn greylist_one(
             Ok(_) => {}
         }
         let text = String::from_utf8_lossy(&line).to_ascii_lowercase();
+        let mut ends_message = false;
         if in_data {
             in_data = text.trim_end() != ".";
+            ends_message = !in_data;
         } else if text.starts_with("data") {
             in_data = true;
         } else if text.starts_with("rcpt to:")
@@ -329,6 +344,10 @@ async fn greylist_one(
         }
         if server_tx.write_all(&line).await.is_err() {
             break;
+        }
+        if ends_message {
+            let by_then = refused.load(Ordering::SeqCst);
+            forwarded.lock().expect("greylist lock").push(by_then);
         }
     }
     answers.abort();
