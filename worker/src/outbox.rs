@@ -9,11 +9,11 @@
 use common::{
     amqp::{
         Publisher, Raw, Topology,
-        publish::{confirmed, envelope_properties},
+        publish::{confirmed, envelope_ref_properties},
         topology::INVITE_ROUTE,
     },
     db::{is_transient, redact, stmt},
-    messages::{Envelope, events},
+    messages::{envelope::EnvelopeRef, events},
     metrics::{EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_UNREADABLE, prefix_of},
 };
 use lapin::{
@@ -130,41 +130,47 @@ pub async fn drain_once(
     let exchange = topology.events_exchange();
     let mut ids = Vec::with_capacity(rows.len());
     let mut unreadable = Vec::new();
-    let mut events = Vec::with_capacity(rows.len());
+    let mut texts = Vec::with_capacity(rows.len());
     for row in &rows {
         let id: i64 = row.try_get("", "id").map_err(db_err)?;
         let key: String = row.try_get("", "routing_key").map_err(db_err)?;
-        let json: serde_json::Value = row.try_get("", "envelope").map_err(db_err)?;
-        let Ok(envelope) = serde_json::from_value::<Envelope>(json) else {
+        // The stored JSON as text: checked as an `Envelope` and published as it is, so
+        // each event is parsed once and never serialised again.
+        let text: String = row.try_get("", "envelope").map_err(db_err)?;
+        texts.push((id, key, text));
+    }
+    let mut events = Vec::with_capacity(texts.len());
+    for (id, key, text) in &texts {
+        let Ok(envelope) = EnvelopeRef::parse(text) else {
             // Kept for an operator (docs/operations.md), never marked published: losing
             // an event silently would leave integrators out of step for good.
             tracing::error!(outbox_id = id, "unreadable outbox row set aside");
-            unreadable.push(id);
+            unreadable.push(*id);
             continue;
         };
-        ids.push(id);
-        events.push((key, envelope));
+        ids.push(*id);
+        events.push((key.as_str(), text.as_bytes(), envelope));
     }
     let inviting = pending_invites(&tx, &events).await.map_err(db_err)?;
     let mut pending = Vec::with_capacity(events.len());
     let mut kinds = Vec::with_capacity(events.len());
-    for (key, envelope) in events {
-        let mut props = envelope_properties(&envelope);
-        if invitee(&envelope).is_some_and(|u| inviting.contains(&u)) {
+    for (key, body, envelope) in &events {
+        let mut props = envelope_ref_properties(envelope);
+        if invitee(envelope).is_some_and(|u| inviting.contains(&u)) {
             props = to_the_mailer(props);
         }
         pending.push(
             publisher
                 .send_raw(Raw {
                     exchange: &exchange,
-                    routing_key: &key,
-                    body: &envelope.to_bytes(),
+                    routing_key: key,
+                    body,
                     props,
                     mandatory: false,
                 })
                 .await?,
         );
-        kinds.push(envelope.kind);
+        kinds.push(envelope.kind.clone().into_owned());
     }
     // A confirm that never comes (a connection lost mid-batch) must not hold the relay
     // lock forever: `confirmed` gives up after `CONFIRM_TIMEOUT`, the transaction rolls
@@ -191,11 +197,17 @@ pub async fn drain_once(
 
 /// The person a `user.created` or `user.reactivated` event is about: the events that can
 /// send an invite.
-fn invitee(envelope: &Envelope) -> Option<Uuid> {
+fn invitee(envelope: &EnvelopeRef<'_>) -> Option<Uuid> {
     if envelope.kind != events::USER_CREATED && envelope.kind != events::USER_REACTIVATED {
         return None;
     }
-    envelope.payload.get("user_id")?.as_str()?.parse().ok()
+    #[derive(serde::Deserialize)]
+    struct Person {
+        user_id: Option<Uuid>,
+    }
+    serde_json::from_str::<Person>(envelope.payload.get())
+        .ok()?
+        .user_id
 }
 
 /// Which of the events' people have an invite pending (written in the transaction that
@@ -203,9 +215,9 @@ fn invitee(envelope: &Envelope) -> Option<Uuid> {
 /// mailer.
 async fn pending_invites(
     tx: &sea_orm::DatabaseTransaction,
-    events: &[(String, Envelope)],
+    events: &[(&str, &[u8], EnvelopeRef<'_>)],
 ) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
-    let people: Vec<Uuid> = events.iter().filter_map(|(_, e)| invitee(e)).collect();
+    let people: Vec<Uuid> = events.iter().filter_map(|(_, _, e)| invitee(e)).collect();
     if people.is_empty() {
         return Ok(HashSet::new());
     }

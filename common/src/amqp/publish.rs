@@ -9,7 +9,8 @@
 //! refuse a foreign one, and dropping it never makes a message more trusted.
 
 use super::CORRELATION_HEADER;
-use crate::messages::Envelope;
+use crate::messages::{Envelope, envelope::EnvelopeRef};
+use chrono::{DateTime, Utc};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -207,16 +208,43 @@ pub const SCHEMA_VERSION_HEADER: &str = "x-roster-schema-version";
 
 /// Persistent JSON with the envelope's id, type, time, correlation id and schema version.
 pub fn envelope_properties(envelope: &Envelope) -> BasicProperties {
+    properties(
+        envelope.id,
+        &envelope.kind,
+        envelope.schema_version,
+        &envelope.correlation_id,
+        envelope.occurred_at,
+    )
+}
+
+/// [`envelope_properties`] of an envelope read as [`EnvelopeRef`].
+pub fn envelope_ref_properties(envelope: &EnvelopeRef<'_>) -> BasicProperties {
+    properties(
+        envelope.id,
+        &envelope.kind,
+        envelope.schema_version,
+        &envelope.correlation_id,
+        envelope.occurred_at,
+    )
+}
+
+fn properties(
+    id: uuid::Uuid,
+    kind: &str,
+    schema_version: u32,
+    correlation_id: &str,
+    occurred_at: DateTime<Utc>,
+) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(
         CORRELATION_HEADER.into(),
-        AMQPValue::LongString(LongString::from(envelope.correlation_id.as_str())),
+        AMQPValue::LongString(LongString::from(correlation_id)),
     );
     headers.insert(
         SCHEMA_VERSION_HEADER.into(),
-        AMQPValue::LongInt(i32::try_from(envelope.schema_version).unwrap_or(i32::MAX)),
+        AMQPValue::LongInt(i32::try_from(schema_version).unwrap_or(i32::MAX)),
     );
-    if let Some(tp) = traceparent(&envelope.correlation_id, envelope.id) {
+    if let Some(tp) = traceparent(correlation_id, id) {
         headers.insert(
             "traceparent".into(),
             AMQPValue::LongString(LongString::from(tp)),
@@ -225,10 +253,10 @@ pub fn envelope_properties(envelope: &Envelope) -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
-        .with_message_id(envelope.id.to_string().as_str().into())
-        .with_type(envelope.kind.as_str().into())
+        .with_message_id(id.to_string().as_str().into())
+        .with_type(kind.into())
         .with_app_id("roster".into())
-        .with_timestamp(u64::try_from(envelope.occurred_at.timestamp()).unwrap_or(0))
+        .with_timestamp(u64::try_from(occurred_at.timestamp()).unwrap_or(0))
         .with_headers(headers)
 }
 

@@ -5,7 +5,8 @@ use super::SCHEMA_VERSION;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// What every message on Roster's exchanges looks like.
@@ -101,7 +102,84 @@ impl Envelope {
     }
 }
 
+/// An envelope read without building its payload: each field checked as [`Envelope`]
+/// checks it, the payload left as the JSON text it is. The outbox relay reads a stored
+/// event this way and publishes its text unchanged, parsing it once.
+#[derive(Deserialize)]
+pub struct EnvelopeRef<'a> {
+    pub id: Uuid,
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    pub schema_version: u32,
+    #[serde(default)]
+    pub org_id: Option<Uuid>,
+    #[serde(borrow)]
+    pub correlation_id: Cow<'a, str>,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(borrow)]
+    pub payload: &'a RawValue,
+    #[serde(default)]
+    pub apply_by: Option<DateTime<Utc>>,
+    #[serde(default, borrow)]
+    pub credential: Option<Cow<'a, str>>,
+}
+
+impl<'a> EnvelopeRef<'a> {
+    pub fn parse(text: &'a str) -> Result<Self, DecodeError> {
+        serde_json::from_str(text).map_err(|e| DecodeError(format!("envelope: {e}")))
+    }
+}
+
 /// A message that cannot be understood; it is dead-lettered with this text.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("undecodable message: {0}")]
 pub struct DecodeError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_read_by_reference_is_the_envelope_and_refuses_what_it_refuses() {
+        let mut env = Envelope::new(
+            "user.created",
+            Some(Uuid::new_v4()),
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            serde_json::json!({"user_id": Uuid::new_v4(), "changes": {"name": "Ann \"A\""}}),
+        );
+        env.apply_by = Some(Utc::now());
+        // As PostgreSQL prints a `jsonb`: keys reordered, spaces after `:` and `,`.
+        let stored = serde_json::to_string_pretty(&env).expect("serialises");
+        let read = EnvelopeRef::parse(&stored).expect("readable");
+        assert_eq!(
+            (
+                read.id,
+                read.kind.as_ref(),
+                read.schema_version,
+                read.org_id
+            ),
+            (env.id, env.kind.as_str(), env.schema_version, env.org_id)
+        );
+        assert_eq!(read.correlation_id, env.correlation_id);
+        assert_eq!(
+            (read.occurred_at, read.apply_by),
+            (env.occurred_at, env.apply_by)
+        );
+        let payload: Value = serde_json::from_str(read.payload.get()).expect("payload");
+        assert_eq!(payload, env.payload);
+        assert_eq!(Envelope::from_bytes(stored.as_bytes()).expect("same"), env);
+
+        let mut unreadable = Vec::new();
+        for broken in [
+            r#"{"id": "not-a-uuid"}"#,
+            &stored.replace("\"schema_version\": 1", "\"schema_version\": -1"),
+            &stored.replace("\"payload\"", "\"payloads\""),
+            &stored.replace(&env.id.to_string(), "x"),
+            "[]",
+        ] {
+            assert!(Envelope::from_bytes(broken.as_bytes()).is_err(), "{broken}");
+            unreadable.push(EnvelopeRef::parse(broken).is_err());
+        }
+        assert_eq!(unreadable, [true; 5]);
+    }
+}

@@ -30,10 +30,12 @@ pub fn try_lock() -> SelectStatement {
         .to_owned()
 }
 
-/// The oldest `limit` events not yet published nor set aside, in id order.
+/// The oldest `limit` events not yet published nor set aside, in id order; each envelope
+/// as its JSON text.
 pub fn unpublished(limit: u64) -> SelectStatement {
     Query::select()
-        .columns(["id", "routing_key", "envelope"])
+        .columns(["id", "routing_key"])
+        .expr_as(Expr::col("envelope").cast_as("text"), "envelope")
         .from("outbox")
         .and_where(Expr::col("published_at").is_null())
         .and_where(Expr::col("unreadable_at").is_null())
@@ -85,7 +87,7 @@ mod tests {
         let (batch, _) = unpublished(200).build(PostgresQueryBuilder);
         assert_eq!(
             batch,
-            r#"SELECT "id", "routing_key", "envelope" FROM "outbox" WHERE "published_at" IS NULL AND "unreadable_at" IS NULL ORDER BY "id" ASC LIMIT $1"#
+            r#"SELECT "id", "routing_key", CAST("envelope" AS text) AS "envelope" FROM "outbox" WHERE "published_at" IS NULL AND "unreadable_at" IS NULL ORDER BY "id" ASC LIMIT $1"#
         );
         let (marked, _) = mark("published_at", &[1, 2]).build(PostgresQueryBuilder);
         assert_eq!(
