@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Stops the listener of token announcements (`tokens::listen`).
+    stop_tokens: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -77,9 +79,18 @@ impl Application {
             amqp.clone(),
             &Topology::from_settings(&settings),
         );
+        let tokens = Arc::new(crate::tokens::TokenCache::default());
+        let (stop_tokens, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::tokens::listen(
+            tokens.clone(),
+            settings.database_url.expose().clone(),
+            stopped,
+        ));
         Ok(Self {
             listener,
+            stop_tokens,
             state: AppState {
+                tokens,
                 log,
                 db,
                 rpc,
@@ -110,6 +121,7 @@ impl Application {
         let app = crate::metrics::instrument(router(self.state.clone()), &self.state.settings);
         let limits = serve::Limits::from_settings(&self.state.settings);
         serve::serve(self.listener, app, limits, shutdown, DRAIN_TIMEOUT).await;
+        let _ = self.stop_tokens.send(true);
         self.state.log.flush(LOG_FLUSH_TIMEOUT).await;
         self.state.amqp.close("ingress shutting down").await;
         common::shutdown::close_db(&self.state.db).await;

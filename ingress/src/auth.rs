@@ -175,11 +175,28 @@ async fn org_for_secret(
     presented: &str,
 ) -> Result<Option<Uuid>, sea_orm::DbErr> {
     let presented = TokenHash::of(presented);
-    let found = match kind {
-        Secret::ScimToken => store::auth::scim_token(&state.db, &presented).await?,
-        Secret::AdminKey => store::auth::admin_key(&state.db, &presented).await?,
-    };
-    Ok(found.and_then(|(org, stored)| stored.ct_eq(&presented).then_some(org)))
+    match kind {
+        Secret::ScimToken => scim_org(state, &presented).await,
+        Secret::AdminKey => Ok(store::auth::admin_key(&state.db, &presented)
+            .await?
+            .and_then(|(org, stored)| stored.ct_eq(&presented).then_some(org))),
+    }
+}
+
+/// The org of a SCIM token: kept from a recent lookup (`crate::tokens`), else looked up
+/// and kept.
+async fn scim_org(state: &AppState, presented: &TokenHash) -> Result<Option<Uuid>, sea_orm::DbErr> {
+    if let Some(org) = state.tokens.get(presented) {
+        return Ok(Some(org));
+    }
+    let (generation, started) = (state.tokens.generation(), std::time::Instant::now());
+    let found = store::auth::scim_token(&state.db, presented)
+        .await?
+        .and_then(|(org, stored)| stored.ct_eq(presented).then_some(org));
+    if let Some(org) = found {
+        state.tokens.keep(generation, presented, org, started);
+    }
+    Ok(found)
 }
 
 /// The org whose secret of `kind` the request carries as its bearer token.

@@ -16,6 +16,14 @@ use sea_orm::{DatabaseConnection, DbErr};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The commands that can end a SCIM token's validity: whatever their outcome, this ingress
+/// then forgets the tokens it kept (`crate::tokens`).
+const ENDS_TOKENS: &[&str] = &[
+    "provisioning.set",
+    "provisioning.rotate_token",
+    "org.delete",
+];
+
 pub async fn execute(
     state: &AppState,
     org_id: Option<Uuid>,
@@ -26,6 +34,10 @@ pub async fn execute(
     envelope.apply_by = Some(deadline_after(state.rpc.timeout()));
     let result = state.rpc.call(&envelope).await;
     record(&state.settings.amqp_prefix, &envelope.kind, &result);
+    if ENDS_TOKENS.contains(&envelope.kind.as_str()) {
+        // Its announcement may come after this answer: the change holds here from now on.
+        state.tokens.forget_all();
+    }
     match result {
         Ok(reply) => Ok(reply),
         Err(RpcError::NotAccepted(e)) => {

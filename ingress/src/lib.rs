@@ -18,6 +18,7 @@ pub mod scim;
 pub mod sso;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 pub use app::Application;
 pub use state::AppState;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub sso: crate::sso::SsoState,
     /// Hands SCIM requests' outcomes to the worker (`provisioning_log`).
     pub log: crate::provisioning_log::Recorder,
+    /// The SCIM tokens checked lately (`tokens`).
+    pub tokens: Arc<crate::tokens::TokenCache>,
 }
 
 impl AppState {

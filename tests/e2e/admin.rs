@@ -2,6 +2,7 @@
 //! rotating replaces the token at once, disabling revokes it; secrets are stored hashed.
 
 use reqwest::Method;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tests::harness::TestApp;
 
@@ -111,6 +112,86 @@ async fn tokens_are_shown_once_rotated_and_stored_hashed() {
             .await;
         assert_eq!(n, 0, "a secret is stored in plain text");
     }
+    app.stop().await;
+}
+
+/// A token ended by a change made elsewhere (through another ingress, or by an operator
+/// in psql) is refused by an ingress that had just accepted it, at once: it had kept the
+/// token (`ingress::tokens`, up to `KEEP`), and forgets it when PostgreSQL announces the
+/// change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_ended_elsewhere_is_refused_by_every_ingress_at_once() {
+    let mut app = TestApp::spawn().await;
+    let acme = app.tenant("Acme").await;
+    let other = app.start_ingress().await;
+    let via_other = |token: &str| {
+        let mut client = app.scim(token);
+        client.base = other.clone();
+        client
+    };
+    // Refused within this, well inside the time a kept token is trusted.
+    let at_once = ingress::tokens::KEEP / 4;
+    let refused_at_once = |token: String| {
+        let client = via_other(&token);
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let status = client.get("/Users").await.status();
+                if status == 401 {
+                    return;
+                }
+                assert_eq!(status, 200);
+                assert!(
+                    start.elapsed() < at_once,
+                    "the other ingress still accepted the token after {:?}",
+                    start.elapsed()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+
+    // The other ingress accepts the token (and keeps it); an operator revokes it in psql.
+    for _ in 0..3 {
+        assert_eq!(
+            via_other(&acme.scim.token).get("/Users").await.status(),
+            200
+        );
+    }
+    app.db
+        .execute_unprepared("UPDATE scim_tokens SET revoked_at = now()")
+        .await
+        .expect("revoking in SQL");
+    refused_at_once(acme.scim.token.clone()).await;
+
+    // A new token; then provisioning switched off through the first ingress.
+    let res = app
+        .admin(
+            Method::POST,
+            "/admin/v1/provisioning/token",
+            &acme.admin_key,
+            None,
+        )
+        .await;
+    let token = issued(res, "token").await;
+    for _ in 0..3 {
+        assert_eq!(via_other(&token).get("/Users").await.status(), 200);
+    }
+    let res = app
+        .admin(
+            Method::PUT,
+            "/admin/v1/provisioning",
+            &acme.admin_key,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        users_status(&app, &token).await,
+        401,
+        "the ingress that relayed it"
+    );
+    refused_at_once(token).await;
     app.stop().await;
 }
 

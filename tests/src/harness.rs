@@ -382,6 +382,20 @@ impl TestApp {
         app
     }
 
+    /// Starts another ingress on the same database and broker; its base URL.
+    pub async fn start_ingress(&mut self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let ingress = ingress::Application::with_listener(self.settings.clone(), listener)
+            .await
+            .expect("another ingress");
+        self.tasks
+            .push(Service::spawn("ingress", |stop| ingress.run(stop)));
+        base
+    }
+
     /// Starts a worker with a broker connection of its own (see `kill_workers`).
     pub async fn start_worker(&mut self) {
         self.spawn_worker(self.settings.clone()).await;

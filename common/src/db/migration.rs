@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0008ProvisioningLog),
             Box::new(M0009DeprovisionGuard),
             Box::new(M0010OrgChart),
+            Box::new(M0011TokenChanges),
         ]
     }
 }
@@ -223,6 +224,25 @@ impl MigrationTrait for M0010OrgChart {
         manager
             .get_connection()
             .execute_unprepared(include_str!("m0010_org_chart.sql"))
+            .await?;
+        Ok(())
+    }
+}
+
+struct M0011TokenChanges;
+
+impl MigrationName for M0011TokenChanges {
+    fn name(&self) -> &str {
+        "m0011_token_changes"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0011TokenChanges {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(include_str!("m0011_token_changes.sql"))
             .await?;
         Ok(())
     }
