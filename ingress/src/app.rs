@@ -83,7 +83,8 @@ impl Application {
         let (stop_tokens, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(crate::tokens::listen(
             tokens.clone(),
-            settings.database_url.expose().clone(),
+            settings.database_url.clone(),
+            db.clone(),
             stopped,
         ));
         Ok(Self {

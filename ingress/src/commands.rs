@@ -34,10 +34,21 @@ pub async fn execute(
     envelope.apply_by = Some(deadline_after(state.rpc.timeout()));
     let result = state.rpc.call(&envelope).await;
     record(&state.settings.amqp_prefix, &envelope.kind, &result);
+    let answer = settle(state, &envelope, result).await;
     if ENDS_TOKENS.contains(&envelope.kind.as_str()) {
-        // Its announcement may come after this answer: the change holds here from now on.
+        // Settled (a command that timed out may still have committed by its deadline), and
+        // its announcement may come after this answer: the change holds here from now on.
         state.tokens.forget_all();
     }
+    answer
+}
+
+/// The answer to a command from what its call came to.
+async fn settle(
+    state: &AppState,
+    envelope: &Envelope,
+    result: Result<Reply, RpcError>,
+) -> Result<Reply, ScimApiError> {
     match result {
         Ok(reply) => Ok(reply),
         Err(RpcError::NotAccepted(e)) => {
@@ -48,7 +59,7 @@ pub async fn execute(
         }
         Err(RpcError::Timeout(t)) => {
             tracing::warn!(timeout_ms = t.as_millis() as u64, command_id = %envelope.id, "no reply in time; settling it");
-            match fence(&state.db, &envelope).await {
+            match fence(&state.db, envelope).await {
                 Settled::Committed(reply) => {
                     tracing::info!(command_id = %envelope.id, "committed by its deadline; answered from its stored reply");
                     Ok(reply)

@@ -1,5 +1,7 @@
 //! `/healthz` (alive) and `/readyz` (PostgreSQL reachable; commands can be published and
-//! their replies received) for the ingress.
+//! their replies received) for the ingress. `/readyz` also shows whether SCIM tokens are
+//! kept between requests (`scim_tokens_kept`, `crate::tokens`); without it every request
+//! looks its token up, which is slower but still ready.
 
 use crate::state::AppState;
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
@@ -22,7 +24,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             StatusCode::SERVICE_UNAVAILABLE
         },
         Json(
-            json!({"status": if ready {"ready"} else {"not ready"}, "database": db, "broker": broker}),
+            json!({"status": if ready {"ready"} else {"not ready"}, "database": db, "broker": broker, "scim_tokens_kept": state.tokens.is_keeping()}),
         ),
     )
 }

@@ -1,21 +1,31 @@
 //! The SCIM tokens this ingress has checked, kept for a moment so that a request does not
 //! cost a database lookup (docs/performance.md, "A token checked once").
 //!
-//! A kept token is trusted only while PostgreSQL's announcements reach this ingress: every
-//! change that can end a token's validity (revoked, deleted, provisioning switched, org
-//! deleted) is announced on `roster_scim_tokens` when it commits (migration
-//! `m0011_token_changes`), and hearing one forgets every kept token. While the listening
-//! connection is down, nothing is kept and every request is looked up. A token is kept at
-//! most `KEEP` (should a connection die unseen), and a lookup that began before an
+//! A kept token is trusted only while PostgreSQL's announcements are known to reach this
+//! ingress: every change that can end a token's validity (revoked, deleted, provisioning
+//! switched, org deleted) is announced on `roster_scim_tokens` when it commits (migration
+//! `m0011_token_changes`), and hearing one forgets every kept token. "Known to reach": the
+//! listener checks that the announcing triggers exist and are enabled, and hears a
+//! heartbeat of its own every `HEARTBEAT` sent through the request pool; with none heard
+//! for `HEARD_WITHIN` (a connection dead unseen, a pooler that drops notifications),
+//! nothing kept is trusted. While the listener is down, nothing is kept and every request
+//! is looked up. A token is kept at most `KEEP`, and a lookup that began before an
 //! announcement is not kept (`generation`). The ingress that relays an admin change
 //! forgets its tokens itself before it answers, so the change holds there from the answer
 //! on; elsewhere, from the moment its announcement arrives (milliseconds). Only valid
 //! tokens are kept: a wrong one is always looked up.
 
-use common::secret::TokenHash;
-use sea_orm::sqlx::postgres::PgListener;
+use common::secret::{Secret, TokenHash};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection,
+    sqlx::{
+        self,
+        postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+    },
+};
 use std::{
     collections::HashMap,
+    str::FromStr,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -26,17 +36,33 @@ use uuid::Uuid;
 pub const CHANNEL: &str = "roster_scim_tokens";
 /// How long a checked token is trusted at most.
 pub const KEEP: Duration = Duration::from_secs(2);
+/// How often the listener sends itself a heartbeat.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+/// Kept tokens are trusted only while a heartbeat was heard this recently.
+const HEARD_WITHIN: Duration = Duration::from_secs(1);
 /// Most tokens kept; past it they are all forgotten (an org has one live token).
 const MAX_KEPT: usize = 10_000;
+/// The migration's triggers, which must exist and be enabled for anything to be kept.
+const TRIGGERS_ON: &str = "SELECT count(*) = 2 FROM pg_trigger \
+     WHERE tgname IN ('scim_tokens_changed', 'orgs_provisioning_changed') \
+     AND tgenabled IN ('O', 'A')";
 
 #[derive(Default)]
 struct Kept {
     /// Whether the announcements reach us: only then is anything kept or trusted.
     listening: bool,
+    /// When the listener last heard its own heartbeat.
+    heard: Option<Instant>,
     /// Bumped by every announcement (and every loss of the channel).
     generation: u64,
     /// By the digest of the token presented: its org, and when it was looked up.
     tokens: HashMap<String, (Uuid, Instant)>,
+}
+
+impl Kept {
+    fn trusted(&self) -> bool {
+        self.listening && self.heard.is_some_and(|at| at.elapsed() < HEARD_WITHIN)
+    }
 }
 
 /// The kept tokens. Cheap to share (`Arc`).
@@ -49,11 +75,16 @@ impl TokenCache {
     /// The org of a kept token, if it is kept and still trusted.
     pub fn get(&self, presented: &TokenHash) -> Option<Uuid> {
         let kept = self.kept.read().ok()?;
-        if !kept.listening {
+        if !kept.trusted() {
             return None;
         }
         let (org, at) = kept.tokens.get(presented.as_str())?;
         (at.elapsed() < KEEP).then_some(*org)
+    }
+
+    /// Whether tokens are kept now (`/readyz` shows it).
+    pub fn is_keeping(&self) -> bool {
+        self.kept.read().is_ok_and(|k| k.trusted())
     }
 
     /// Before a lookup: the generation to hand to [`TokenCache::keep`] with its result.
@@ -67,7 +98,7 @@ impl TokenCache {
         let Ok(mut kept) = self.kept.write() else {
             return;
         };
-        if !kept.listening || kept.generation != generation {
+        if !kept.trusted() || kept.generation != generation {
             return;
         }
         if kept.tokens.len() >= MAX_KEPT {
@@ -82,6 +113,13 @@ impl TokenCache {
         self.set_listening(None);
     }
 
+    /// The listener heard its heartbeat.
+    fn heard(&self) {
+        if let Ok(mut kept) = self.kept.write() {
+            kept.heard = Some(Instant::now());
+        }
+    }
+
     /// Forgets every kept token and, with `Some`, says whether announcements reach us.
     fn set_listening(&self, listening: Option<bool>) {
         if let Ok(mut kept) = self.kept.write() {
@@ -89,63 +127,107 @@ impl TokenCache {
             kept.tokens.clear();
             if let Some(listening) = listening {
                 kept.listening = listening;
+                kept.heard = None;
             }
         }
     }
 }
 
-/// Listens on [`CHANNEL`] until `shutdown` turns true, forgetting the kept tokens at each
-/// announcement; while the connection is down (PostgreSQL unreachable), nothing is kept,
-/// and it is opened again after a pause.
-pub async fn listen(cache: Arc<TokenCache>, url: String, mut shutdown: watch::Receiver<bool>) {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        if *shutdown.borrow() {
+/// Why the listener is not listening.
+#[derive(Debug, thiserror::Error)]
+enum Deaf {
+    #[error("{0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("the listening connection was lost")]
+    Lost,
+    #[error("no heartbeat: {0}")]
+    Heartbeat(String),
+    #[error(
+        "the triggers of migration m0011_token_changes are missing or disabled (run `worker migrate`)"
+    )]
+    NoTriggers,
+}
+
+/// Listens on [`CHANNEL`] (on a connection of its own to `url`, `DATABASE_URL`) until
+/// `shutdown` turns true, forgetting the kept tokens at each announcement; while it
+/// cannot listen, nothing is kept, and it tries again after a pause. Heartbeats go
+/// through `db`, the requests' pool.
+pub async fn listen(
+    cache: Arc<TokenCache>,
+    url: Secret<String>,
+    db: DatabaseConnection,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Read once: sqlx warns of what it does not know in a URL, and must not at each retry.
+    let pool = match PgConnectOptions::from_str(url.expose()) {
+        Ok(options) => PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options),
+        Err(_) => {
+            tracing::warn!("DATABASE_URL unreadable for the SCIM token listener; no token is kept");
             return;
         }
-        match follow(&cache, &url, &mut shutdown).await {
-            Ok(()) => return,
+    };
+    let heartbeat = format!("{CHANNEL}_{}", Uuid::new_v4().simple());
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let outcome = tokio::select! {
+            outcome = follow(&cache, &pool, &db, &heartbeat, &mut pause) => outcome,
+            _ = shutdown.changed() => Ok(()),
+        };
+        cache.set_listening(Some(false));
+        match outcome {
+            Ok(()) => break,
             Err(e) => {
-                cache.set_listening(Some(false));
                 tracing::warn!(error = %common::secret::redact_urls(&e.to_string()), retry_in_ms = pause.as_millis() as u64, "SCIM token announcements not heard; every request is looked up meanwhile");
             }
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {},
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
         pause = (pause * 2).min(Duration::from_secs(5));
     }
+    pool.close().await;
 }
 
-/// One listening connection (`DATABASE_URL`), for as long as it lasts. `Ok` at shutdown.
+/// One listening connection, for as long as it lasts (it returns only with why not).
 async fn follow(
     cache: &TokenCache,
-    url: &str,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), sea_orm::sqlx::Error> {
-    // A connection of its own, outside the pool the requests use.
-    let mut listener = PgListener::connect(url).await?;
+    pool: &sqlx::PgPool,
+    db: &DatabaseConnection,
+    heartbeat: &str,
+    pause: &mut Duration,
+) -> Result<(), Deaf> {
+    let mut listener = PgListener::connect_with(pool).await?;
     // A lost connection is reported (`None`) rather than silently replaced, so that what
     // was announced meanwhile is not missed.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, heartbeat]).await?;
+    let triggers: bool = sqlx::query_scalar(TRIGGERS_ON)
+        .fetch_one(&mut listener)
+        .await?;
+    if !triggers {
+        return Err(Deaf::NoTriggers);
+    }
     // Listening from here on: anything kept before may have missed an announcement.
     cache.set_listening(Some(true));
+    *pause = Duration::from_millis(100);
+    let beat = common::db::stmt("SELECT pg_notify($1, '')", [heartbeat.into()]);
+    let mut ticks = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
             got = listener.try_recv() => match got? {
+                Some(n) if n.channel() == heartbeat => cache.heard(),
                 Some(_) => cache.forget_all(),
-                None => {
-                    return Err(sea_orm::sqlx::Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "the listening connection was lost",
-                    )));
-                }
+                None => return Err(Deaf::Lost),
             },
-            _ = shutdown.changed() => {
-                cache.set_listening(Some(false));
-                return Ok(());
+            _ = ticks.tick() => {
+                match tokio::time::timeout(HEARD_WITHIN, db.execute_raw(beat.clone())).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(Deaf::Heartbeat(common::db::redact(&e))),
+                    Err(_) => return Err(Deaf::Heartbeat("no answer in time".into())),
+                }
             }
         }
     }
@@ -171,6 +253,9 @@ mod tests {
         cache.set_listening(Some(true));
         let g = cache.generation();
         cache.keep(g, &a, org, Instant::now());
+        assert_eq!(cache.get(&a), None, "no heartbeat heard yet");
+        cache.heard();
+        cache.keep(g, &a, org, Instant::now());
         assert_eq!(cache.get(&a), Some(org));
         assert_eq!(cache.get(&token("rst_scim_b")), None);
 
@@ -184,8 +269,22 @@ mod tests {
 
         // Kept at most KEEP.
         let g = cache.generation();
-        cache.keep(g, &a, org, Instant::now() - KEEP);
+        cache.keep(
+            g,
+            &a,
+            org,
+            Instant::now().checked_sub(KEEP).expect("uptime"),
+        );
         assert_eq!(cache.get(&a), None);
+
+        // No heartbeat for HEARD_WITHIN: nothing kept is trusted.
+        cache.keep(g, &a, org, Instant::now());
+        assert_eq!(cache.get(&a), Some(org));
+        cache.kept.write().expect("lock").heard = Instant::now().checked_sub(HEARD_WITHIN);
+        assert_eq!(cache.get(&a), None);
+        assert!(!cache.is_keeping());
+        cache.heard();
+        assert!(cache.is_keeping());
 
         // The channel lost: nothing kept is trusted, nothing new is kept.
         cache.keep(g, &a, org, Instant::now());

@@ -4,6 +4,7 @@
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 use tests::harness::TestApp;
 
 /// `GET /admin/v1/provisioning` with `key`, its JSON.
@@ -117,66 +118,114 @@ async fn tokens_are_shown_once_rotated_and_stored_hashed() {
 
 /// A token ended by a change made elsewhere (through another ingress, or by an operator
 /// in psql) is refused by an ingress that had just accepted it, at once: it had kept the
-/// token (`ingress::tokens`, up to `KEEP`), and forgets it when PostgreSQL announces the
-/// change.
+/// token (`ingress::tokens`, up to `KEEP`, shown here by a change nobody announces), and
+/// forgets it when PostgreSQL announces the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_ended_elsewhere_is_refused_by_every_ingress_at_once() {
     let mut app = TestApp::spawn().await;
     let acme = app.tenant("Acme").await;
     let other = app.start_ingress().await;
-    let via_other = |token: &str| {
+    // Both ingresses keep tokens once they hear PostgreSQL's announcements.
+    for base in [&app.base, &other] {
+        let start = Instant::now();
+        loop {
+            let ready: Value = app
+                .http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .expect("readyz")
+                .json()
+                .await
+                .expect("JSON");
+            if ready["scim_tokens_kept"] == true {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{base}: {ready}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let via = |base: &str, token: &str| {
         let mut client = app.scim(token);
-        client.base = other.clone();
+        client.base = base.to_owned();
         client
     };
-    // Refused within this, well inside the time a kept token is trusted.
-    let at_once = ingress::tokens::KEEP / 4;
-    let refused_at_once = |token: String| {
-        let client = via_other(&token);
+    let accepted_by_both = |token: String| {
+        let (first, second) = (via(&app.base, &token), via(&other, &token));
         async move {
-            let start = std::time::Instant::now();
-            loop {
-                let status = client.get("/Users").await.status();
-                if status == 401 {
-                    return;
-                }
-                assert_eq!(status, 200);
-                assert!(
-                    start.elapsed() < at_once,
-                    "the other ingress still accepted the token after {:?}",
-                    start.elapsed()
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            for _ in 0..2 {
+                assert_eq!(first.get("/Users").await.status(), 200);
+                assert_eq!(second.get("/Users").await.status(), 200);
             }
         }
     };
+    // Refused by the other ingress within `within`; accepted until then.
+    let refused_within = |token: String, within: Duration| {
+        let client = via(&other, &token);
+        async move {
+            let start = Instant::now();
+            loop {
+                let status = client.get("/Users").await.status();
+                if status == 401 {
+                    return start.elapsed();
+                }
+                assert_eq!(status, 200);
+                assert!(
+                    start.elapsed() < within,
+                    "the other ingress still accepted the token after {:?}",
+                    start.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // Well inside the time a kept token is trusted: only an announcement explains it.
+    let at_once = ingress::tokens::KEEP / 4;
 
-    // The other ingress accepts the token (and keeps it); an operator revokes it in psql.
-    for _ in 0..3 {
-        assert_eq!(
-            via_other(&acme.scim.token).get("/Users").await.status(),
-            200
-        );
-    }
+    // An operator revokes the token in psql.
+    accepted_by_both(acme.scim.token.clone()).await;
     app.db
         .execute_unprepared("UPDATE scim_tokens SET revoked_at = now()")
         .await
         .expect("revoking in SQL");
-    refused_at_once(acme.scim.token.clone()).await;
+    refused_within(acme.scim.token.clone(), at_once).await;
 
-    // A new token; then provisioning switched off through the first ingress.
-    let res = app
-        .admin(
-            Method::POST,
-            "/admin/v1/provisioning/token",
-            &acme.admin_key,
-            None,
+    // The same change with its trigger disabled is not announced: the other ingress
+    // accepts the token it kept until it lapses.
+    let rotate = || async {
+        let res = app
+            .admin(
+                Method::POST,
+                "/admin/v1/provisioning/token",
+                &acme.admin_key,
+                None,
+            )
+            .await;
+        issued(res, "token").await
+    };
+    let token = rotate().await;
+    accepted_by_both(token.clone()).await;
+    app.db
+        .execute_unprepared(
+            "ALTER TABLE scim_tokens DISABLE TRIGGER scim_tokens_changed; \
+             UPDATE scim_tokens SET revoked_at = now() WHERE revoked_at IS NULL",
         )
-        .await;
-    let token = issued(res, "token").await;
-    for _ in 0..3 {
-        assert_eq!(via_other(&token).get("/Users").await.status(), 200);
-    }
+        .await
+        .expect("revoking unannounced");
+    let took = refused_within(token, ingress::tokens::KEEP + Duration::from_secs(1)).await;
+    assert!(
+        took > Duration::from_millis(200),
+        "refused after {took:?}: nothing was kept"
+    );
+    app.db
+        .execute_unprepared("ALTER TABLE scim_tokens ENABLE TRIGGER scim_tokens_changed")
+        .await
+        .expect("enabling the trigger");
+
+    // Provisioning switched off through the first ingress: refused there from its answer
+    // on, and by the other at once.
+    let token = rotate().await;
+    accepted_by_both(token.clone()).await;
     let res = app
         .admin(
             Method::PUT,
@@ -191,7 +240,7 @@ async fn a_token_ended_elsewhere_is_refused_by_every_ingress_at_once() {
         401,
         "the ingress that relayed it"
     );
-    refused_at_once(token).await;
+    refused_within(token, at_once).await;
     app.stop().await;
 }
 
