@@ -1,5 +1,5 @@
 //! The SCIM tokens this ingress has checked, kept for a moment so that a request does not
-//! cost a database lookup (docs/performance.md, "A token checked once").
+//! cost a database lookup (docs/performance.md, "A token checked once, an event parsed once").
 //!
 //! A kept token is trusted only while PostgreSQL's announcements are known to reach this
 //! ingress: every change that can end a token's validity (revoked, deleted, provisioning
