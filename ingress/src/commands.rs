@@ -16,26 +16,24 @@ use sea_orm::{DatabaseConnection, DbErr};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The commands that can end a SCIM token's validity: whatever their outcome, this ingress
-/// then forgets the tokens it kept (`crate::tokens`).
-const ENDS_TOKENS: &[&str] = &[
-    "provisioning.set",
-    "provisioning.rotate_token",
-    "org.delete",
-];
-
 pub async fn execute(
     state: &AppState,
     org_id: Option<Uuid>,
     request: &RequestId,
     cmd: Command,
 ) -> Result<Reply, ScimApiError> {
+    // The commands that can end a SCIM token's validity: whatever their outcome, this
+    // ingress then forgets the tokens it kept (`crate::tokens`).
+    let ends_tokens = matches!(
+        cmd,
+        Command::SetProvisioning(_) | Command::RotateScimToken(_) | Command::DeleteOrg(_)
+    );
     let mut envelope = cmd.into_envelope(org_id, &request.0);
     envelope.apply_by = Some(deadline_after(state.rpc.timeout()));
     let result = state.rpc.call(&envelope).await;
     record(&state.settings.amqp_prefix, &envelope.kind, &result);
     let answer = settle(state, &envelope, result).await;
-    if ENDS_TOKENS.contains(&envelope.kind.as_str()) {
+    if ends_tokens {
         // Settled (a command that timed out may still have committed by its deadline), and
         // its announcement may come after this answer: the change holds here from now on.
         state.tokens.forget_all();
